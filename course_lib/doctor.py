@@ -1,0 +1,87 @@
+"""`course doctor`: what this machine can do for the course (lesson 00)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+
+import torch
+
+from course_lib.data import data_dir
+from course_lib.models import course_tiny_path, default_model_name, get_device
+
+__all__ = ["doctor", "format_report", "versions_line", "bnb_4bit_works"]
+
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "tokenizers", "accelerate",
+            "matplotlib", "ipywidgets", "jupyterlab", "nbval")
+
+
+def _version(pkg: str) -> str:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions_line() -> str:
+    """One line for the top of every notebook: Python, key packages, device."""
+    keys = ("torch", "transformers", "peft", "bitsandbytes", "datasets")
+    return (f"Python {platform.python_version()} | " + " | ".join(f"{k} {_version(k)}" for k in keys)
+            + f" | device: {get_device().type}")
+
+
+def bnb_4bit_works() -> tuple[bool, str]:
+    """Whether bitsandbytes can quantize and dequantize an NF4 block on this machine's device."""
+    try:
+        import bitsandbytes.functional as F
+        w = torch.randn(64, 64, device=get_device() if get_device().type == "cuda" else "cpu")
+        q, state = F.quantize_4bit(w, blocksize=64, quant_type="nf4")
+        err = (F.dequantize_4bit(q, state) - w).abs().mean().item()
+        return err < 0.2, f"NF4 round trip on {w.device.type}: mean abs error {err:.3f}"
+    except Exception as exc:  # any failure means "not here"; say which
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def doctor() -> dict:
+    """A report of versions, device, GPU memory, 4-bit support and paths."""
+    device = get_device()
+    report = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "device": device.type,
+        "cpu_threads": torch.get_num_threads(),
+        "gpu": None,
+        "bnb_4bit": None,
+        "data_dir": str(data_dir()),
+        "model": default_model_name(),
+        "course_tiny": str(course_tiny_path()),
+        "course_tiny_present": (course_tiny_path() / "model.safetensors").exists(),
+    }
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        report["gpu"] = {"name": torch.cuda.get_device_name(0), "free_bytes": free, "total_bytes": total,
+                         "capability": ".".join(map(str, torch.cuda.get_device_capability(0)))}
+    ok, detail = bnb_4bit_works()
+    report["bnb_4bit"] = {"works": ok, "detail": detail}
+    return report
+
+
+def format_report(r: dict) -> str:
+    """The report as aligned lines for a person."""
+    lines = [f"Python      {r['python']} on {r['platform']}"]
+    lines += [f"{name:11s} {ver}" for name, ver in r["packages"].items()]
+    gpu = r["gpu"]
+    lines.append(f"device      {r['device']} ({r['cpu_threads']} CPU threads)")
+    if gpu:
+        lines.append(f"GPU         {gpu['name']}: {gpu['free_bytes'] / 2**30:.1f} GiB free of "
+                     f"{gpu['total_bytes'] / 2**30:.1f} GiB (compute capability {gpu['capability']})")
+    else:
+        lines.append("GPU         none: lessons run on the CPU; GPU-only cells say so and skip")
+    lines.append(f"4-bit NF4   {'works' if r['bnb_4bit']['works'] else 'NOT available'} "
+                 f"({r['bnb_4bit']['detail']})")
+    lines.append(f"data        {r['data_dir']}")
+    lines.append(f"model       {r['model']} (course-tiny at {r['course_tiny']}"
+                 f"{'' if r['course_tiny_present'] else ' — MISSING: run `course pretrain`'})")
+    return "\n".join(lines)

@@ -1,0 +1,215 @@
+"""The course's training loop: small, readable, with a progress bar and a history (lesson 01).
+
+`train(model, dataset, config)` is the loop every lesson uses. Its settings mirror the names of
+transformers' `TrainingArguments`, so the same run can be repeated with `Trainer` (lesson 01
+shows both). A loss that becomes NaN or explodes stops training with one sentence saying at
+which step and what to do (lesson 02); the history up to that point is kept on the exception.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from course_lib.models import set_seed
+
+__all__ = ["TrainConfig", "History", "TrainingDiverged", "train", "make_optimizer", "make_scheduler",
+           "tokenize_classification", "tokenize_causal", "collator_for", "predict_classes", "evaluate_classifier"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of `train`; names as in transformers.TrainingArguments."""
+
+    learning_rate: float = 5e-5  # peak LR (BERT-style fine-tuning: 2e-5 – 5e-5; LoRA: 1e-4 – 2e-4)
+    max_steps: int = 100  # optimizer steps; the data is cycled through as often as needed
+    per_device_train_batch_size: int = 16
+    lr_scheduler_type: str = "constant"  # any transformers scheduler name: "linear", "cosine", ...
+    warmup_ratio: float = 0.0  # share of max_steps spent warming up linearly from 0
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0  # gradient clipping; 0 disables it
+    eval_steps: int = 0  # evaluate every this many steps (0: only at the end)
+    logging_steps: int = 1  # record the training loss every this many steps
+    seed: int = 0  # data order and any random init made inside the loop
+    divergence_factor: float = 10.0  # stop when loss > this × the first loss (or is NaN/inf)
+    disable_tqdm: bool = False  # True hides the progress bar
+
+
+@dataclass
+class History:
+    """What happened during `train`: one row per logged step and per evaluation."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    eval: list[dict[str, float]] = field(default_factory=list)  # what `evaluate` returned
+
+    def eval_metric(self, name: str) -> list[float]:
+        """One evaluation metric over time, e.g. history.eval_metric("accuracy")."""
+        return [e[name] for e in self.eval]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN, infinite, or exploded; `.history` holds the run up to then."""
+
+    def __init__(self, message: str, history: History):
+        super().__init__(message)
+        self.history = history
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig,
+                   param_groups: Sequence[dict] | None = None) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, or over explicit groups (discriminative LRs, lesson 02)."""
+    groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if not any(p.requires_grad for g in groups for p in g["params"]):
+        raise ValueError("No trainable parameters: every parameter has requires_grad=False. "
+                         "Unfreeze something (e.g. the head) before training.")
+    return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay,
+                             betas=(config.adam_beta1, config.adam_beta2))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """transformers' scheduler by name, with warmup_ratio × max_steps warm-up steps."""
+    from transformers import get_scheduler
+
+    warmup = int(round(config.warmup_ratio * config.max_steps))
+    return get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=warmup,
+                         num_training_steps=config.max_steps)
+
+
+def _batches(dataset, batch_size: int, collate_fn, seed: int):
+    """An endless stream of shuffled batches; each pass over the data reshuffles."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                             collate_fn=collate_fn, generator=gen)
+        yield from loader
+
+
+def train(model: torch.nn.Module, dataset, config: TrainConfig = TrainConfig(), *,
+          collate_fn: Callable | None = None,
+          evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+          optimizer: torch.optim.Optimizer | None = None,
+          extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+          batches=None) -> History:
+    """Train `model` for config.max_steps steps on `dataset` (rows the model's forward accepts, with labels).
+
+    evaluate(model) -> {"name": value} runs every eval_steps and at the end; extra_loss(model)
+    is added to the task loss (e.g. an EWC penalty, lesson 05); `batches` replaces the
+    default shuffled stream with any iterator of batches (e.g. replay mixing, lesson 05).
+    """
+    set_seed(config.seed)
+    device = next(model.parameters()).device
+    optimizer = optimizer or make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
+    stream = batches if batches is not None else _batches(dataset, config.per_device_train_batch_size,
+                                                          collate_fn, config.seed)
+    history, first_loss = History(), None
+
+    def run_eval(step: int) -> None:
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                history.eval.append({k: float(v) for k, v in evaluate(model).items()})
+            history.eval_step.append(step)
+            model.train()
+
+    model.train()
+    bar = tqdm(range(1, config.max_steps + 1), desc="training", disable=config.disable_tqdm, leave=False)
+    for step in bar:
+        batch = {k: v.to(device) for k, v in next(stream).items()}
+        loss = model(**batch).loss
+        if extra_loss is not None:
+            loss = loss + extra_loss(model)
+        value = loss.item()
+        first_loss = value if first_loss is None else first_loss
+        if not math.isfinite(value) or value > config.divergence_factor * max(first_loss, 1e-3):
+            bar.close()
+            lr = optimizer.param_groups[0]["lr"]
+            what = "became NaN" if math.isnan(value) else "became infinite" if math.isinf(value) else \
+                f"exploded to {value:.3g} (it started at {first_loss:.3g})"
+            raise TrainingDiverged(
+                f"Training diverged: the loss {what} at step {step} with learning rate {lr:.2e}. "
+                "Lower the learning rate (try 10× smaller), add warm-up, or keep gradient clipping on.",
+                history)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                           config.max_grad_norm)
+        if step % config.logging_steps == 0 or step == config.max_steps:
+            history.step.append(step)
+            history.loss.append(value)
+            history.learning_rate.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+        if not config.disable_tqdm and step % 10 == 0:
+            bar.set_postfix(loss=f"{value:.3f}")
+        if config.eval_steps and step % config.eval_steps == 0 and step != config.max_steps:
+            run_eval(step)
+    run_eval(config.max_steps)
+    model.eval()
+    return history
+
+
+# ---------------------------------------------------------------- data helpers
+
+def tokenize_classification(tokenizer, rows, max_length: int = 64) -> list[dict]:
+    """Rows with "text" and "label" -> dicts of input_ids, attention_mask, labels (unpadded)."""
+    out = []
+    for row in rows:
+        enc = tokenizer(row["text"], truncation=True, max_length=max_length)
+        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                    "labels": int(row["label"])})
+    return out
+
+
+def tokenize_causal(tokenizer, texts: Sequence[str], max_length: int = 128) -> list[dict]:
+    """Texts -> dicts of input_ids, attention_mask (labels are added by the collator)."""
+    out = []
+    for text in texts:
+        enc = tokenizer(text + tokenizer.eos_token, truncation=True, max_length=max_length)
+        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+    return out
+
+
+def collator_for(tokenizer, task: str):
+    """transformers' padding collator for "classification", its LM collator for "causal-lm"."""
+    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
+
+    if task == "classification":
+        return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    if task == "causal-lm":
+        return DataCollatorForLanguageModeling(tokenizer, mlm=False, return_tensors="pt")
+    raise ValueError(f"task must be 'classification' or 'causal-lm', not {task!r}.")
+
+
+@torch.no_grad()
+def predict_classes(model, tokenizer, texts: Sequence[str], max_length: int = 64,
+                    batch_size: int = 64) -> torch.Tensor:
+    """Argmax class of each text under a sequence-classification model."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    preds = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i:i + batch_size]), truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt").to(device)
+        preds.append(model(**enc).logits.argmax(-1).cpu())
+    model.train(was_training)
+    return torch.cat(preds)
+
+
+def evaluate_classifier(model, tokenizer, rows, max_length: int = 64) -> dict[str, float]:
+    """{"accuracy": share of rows whose label the model predicts}."""
+    preds = predict_classes(model, tokenizer, [r["text"] for r in rows], max_length)
+    labels = torch.tensor([int(r["label"]) for r in rows])
+    return {"accuracy": (preds == labels).float().mean().item()}
+
