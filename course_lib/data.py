@@ -144,6 +144,13 @@ def build_all(config: DataConfig = DataConfig(), out: Path | None = None) -> dic
         by_split[split_of(d.source)].append(d)
     counts: dict[str, dict[str, int]] = {}
 
+    # The same docstring can stand in two files ("Return self==value."): a text seen in an
+    # earlier split is dropped from the later ones, so no text is in two splits.
+    seen_texts: set[str] = set()
+    for s in ("train", "validation", "heldout"):
+        by_split[s] = [d for d in by_split[s] if d.text not in seen_texts]
+        seen_texts |= {d.text for d in by_split[s]}
+
     # (0) pre-training corpus: whole documents of train and validation files.
     for s in ("train", "validation"):
         rows = [{"text": d.text, "source": d.source} for d in by_split[s]]

@@ -35,6 +35,7 @@ class PretrainConfig:
     """Recipe of course-tiny. The defaults are the shipped model's."""
 
     seed: int = 0  # one seed for the tokenizer sample order, init, and batch sampling
+    num_threads: int = 1  # CPU threads; results repeat bit for bit only at the same count
     vocab_size: int = 4096  # byte-level BPE; small vocabularies keep the embedding cheap
     hidden_size: int = 128  # d_model
     intermediate_size: int = 384  # SwiGLU width (3 × d_model)
@@ -107,7 +108,17 @@ def _lr_at(step: int, config: PretrainConfig) -> float:
 
 def pretrain(config: PretrainConfig = PretrainConfig(), resume: bool = True) -> dict:
     """Train tokenizer and model, save both in Hugging Face format with a model card; returns the card's figures."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(config.num_threads)
+    try:
+        return _pretrain(config, resume)
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.set_num_threads(previous[1])
+
+
+def _pretrain(config: PretrainConfig, resume: bool) -> dict:
     corpus = Path(config.corpus_dir) if config.corpus_dir else data_dir() / "corpus"
     out = Path(config.out_dir) if config.out_dir else data_dir() / "models" / "course-tiny"
     ckpt_dir = Path(config.checkpoint_dir)

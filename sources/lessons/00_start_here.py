@@ -1,0 +1,190 @@
+# %% [markdown]
+# # 00 · Start here
+#
+# **Goal:** check that your machine is ready, meet the model you will fine-tune all course long, and
+# see — as a number you compute yourself — what pre-training bought it.
+#
+# **Runtime:** about 20 s on a 2-core laptop CPU, no internet, no GPU needed.
+#
+# ## What this course is
+#
+# Every claim in this course is a measurement you run. The lessons fine-tune a real, genuinely
+# pretrained language model — **course-tiny**, a 1.4-million-parameter Llama that the course trained
+# itself on the English documentation that ships with Python — small enough to fine-tune several times
+# inside one notebook on a laptop CPU. Set the environment variable `COURSE_MODEL` to a Hugging Face
+# model id and the same notebooks run on a real model on a GPU.
+#
+# | lesson | you will measure |
+# |---|---|
+# | 00 start here | what pre-training is worth: perplexity of course-tiny vs the same network at random init |
+# | 01 transfer learning | accuracy vs number of labels: from scratch, linear probe, top blocks, full fine-tuning |
+# | 02 learning-rate choice | an LR range test, schedules, divergence, layer-wise learning rates |
+# | 03 LoRA math | LoRA built by hand, matched against `peft`; rank and target ablations |
+# | 04 QLoRA on a consumer GPU | NF4 built by hand, matched against `bitsandbytes`; will a job fit your GPU? |
+# | 05 catastrophic forgetting | how much general ability fine-tuning destroys, and how to keep it |
+#
+# **How to work:** read a lesson in `lessons/`, then solve its exercise notebook in `exercises/`.
+# Each exercise has visible tests that teach as they fail; run them in the notebook as you go. Your
+# instructor grades the same notebook with `course grade`, which adds hidden tests. To check that a
+# whole notebook still runs: `pytest --nbval-lax exercises/01_transfer_learning.ipynb`.
+
+# %%
+from course_lib.doctor import versions_line
+
+print(versions_line())
+
+# %% [markdown]
+# ## 1 · Is this machine ready?
+#
+# `course doctor` (also a command in your terminal) reports versions, the device the lessons will use,
+# whether `bitsandbytes` can do 4-bit NF4 here (lesson 04), and where the data and model live.
+
+# %% tags=["nbval-ignore-output"]
+from course_lib.doctor import doctor, format_report
+
+report = doctor()
+print(format_report(report))
+
+# %% [markdown]
+# ## 2 · Meet course-tiny
+#
+# `load_base_model()` loads course-tiny from `data/models/course-tiny/` — or, if you set
+# `COURSE_MODEL`, that model instead. It is an ordinary `LlamaForCausalLM`: the module names
+# (`q_proj`, `v_proj`, `down_proj`, …) are the ones LoRA recipes for Llama models target.
+
+# %%
+from course_lib.models import count_parameters, default_model_name, get_device, load_base_model, load_tokenizer, set_seed
+
+device = get_device()
+model = load_base_model().to(device)
+tokenizer = load_tokenizer()
+cfg = model.config
+print(f"model: {default_model_name()} ({type(model).__name__})")
+print(f"layers {cfg.num_hidden_layers}, d_model {cfg.hidden_size}, heads {cfg.num_attention_heads}, "
+      f"vocabulary {cfg.vocab_size}")
+print(f"parameters: {count_parameters(model):,}")
+print("linear modules in one block:", sorted({n.split('.')[-1] for n, m in model.model.layers[0].named_modules()
+                                              if m.__class__.__name__ == 'Linear'}))
+
+# %% [markdown]
+# Text becomes token ids through a byte-level BPE tokenizer trained on the same corpus. Common words
+# are one token; rare ones are split into pieces.
+
+# %%
+sample = "Return the socket's own address."
+ids = tokenizer(sample)["input_ids"]
+print(len(ids), "tokens:", tokenizer.convert_ids_to_tokens(ids))
+
+# %% [markdown]
+# ## 3 · Generate from it
+#
+# A model pretrained on Python's documentation should continue a prompt with documentation-like
+# prose. Sampling is random; we fix the seed so you see what we saw.
+
+# %%
+import torch
+
+prompts = ["Return the", "This module provides", "The socket"]
+for prompt in prompts:
+    set_seed(0)
+    inputs = tokenizer(prompt, return_tensors="pt").to(device)
+    out = model.generate(**inputs, max_new_tokens=30, do_sample=True, top_k=40, temperature=0.8,
+                         pad_token_id=tokenizer.pad_token_id)
+    print(repr(tokenizer.decode(out[0], skip_special_tokens=True)))
+
+# %% [markdown]
+# ## 4 · What did pre-training buy? A random-init twin
+#
+# The fairest comparison is the *same architecture* with the weights it had before training:
+# `course_lib.pretrain.build_model` rebuilds course-tiny's network at random init (same seed).
+#
+# **Perplexity** is exp(mean negative log-likelihood per token): roughly, how many tokens the model is
+# hesitating between at each step. A model that guesses uniformly over a 4,096-token vocabulary has
+# perplexity 4,096. We measure on two texts course-tiny never trained on: the validation split, and the
+# general held-out set that lesson 05 uses to measure forgetting.
+
+# %%
+from course_lib.data import load_course_dataset
+from course_lib.metrics import perplexity
+from course_lib.pretrain import PretrainConfig, build_model
+
+validation = load_course_dataset("corpus", "validation")["text"][:150]
+general = load_course_dataset("general", "test")["text"][:150]
+
+twin = build_model(PretrainConfig()).to(device) if default_model_name() == "course-tiny" else None
+rows = []
+for name, texts in [("validation", validation), ("general held-out", general)]:
+    trained = perplexity(model, tokenizer, texts)
+    random_init = perplexity(twin, tokenizer, texts) if twin is not None else float("nan")
+    rows.append((name, random_init, trained))
+    print(f"{name:17s} random init {random_init:8.1f}   pretrained {trained:6.2f}   "
+          f"ratio {trained / random_init:.4f}")
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+x = range(len(rows))
+ax.bar([i - 0.2 for i in x], [r[1] for r in rows], width=0.4, label="random init", color="#bbbbbb")
+ax.bar([i + 0.2 for i in x], [r[2] for r in rows], width=0.4, label="pretrained (course-tiny)", color="#1f77b4")
+ax.set_yscale("log")
+ax.set_xticks(list(x), [r[0] for r in rows])
+ax.set_ylabel("perplexity (log scale, lower is better)")
+ax.set_title("What pre-training bought: perplexity on unseen text")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The same network, the same tokenizer: the only difference is the pre-training described in
+# section 5. That knowledge is what every later lesson starts from — and what lesson 05 shows
+# fine-tuning can destroy.
+#
+# ## 5 · How it was pretrained
+#
+# `course pretrain` trained the tokenizer and the weights; it writes the loss curve and the model
+# card (`data/models/course-tiny/README.md`) with the corpus, licence, recipe and wall time. Here is
+# the curve it recorded:
+
+# %%
+import json
+
+from course_lib.models import course_tiny_path
+
+log = json.loads((course_tiny_path() / "training_log.json").read_text())
+steps = [r["step"] for r in log["log"]]
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(steps, [r["train_loss"] for r in log["log"]], marker="o", label="train (one batch)")
+ax.plot(steps, [r["val_loss"] for r in log["log"]], marker="o", label="validation")
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("cross-entropy (nats / token)")
+ax.set_title("course-tiny pre-training")
+ax.legend()
+plt.tight_layout()
+plt.show()
+print(f"{log['parameters']:,} parameters, {log['tokens_seen']:,} training tokens seen, "
+      f"{log['train_seconds'] / 60:.0f} min on {log['machine']}")
+
+# %% [markdown]
+# ## 6 · The datasets
+#
+# All data is built by `course build-data` from text that ships with Python, and each folder under
+# `data/` has a data card. Every lesson loads them through `datasets.load_dataset("json", ...)`:
+
+# %%
+for name in ["classification", "alpaca", "chat", "general"]:
+    ds = load_course_dataset(name)
+    print(f"{name:15s}", {split: len(ds[split]) for split in ds})
+example = load_course_dataset("classification", "train")[0]
+print("\nclassification example:", example["area"], "←", repr(example["text"][:90]))
+print("alpaca example:", load_course_dataset("alpaca", "train")[0]["instruction"])
+
+# %% [markdown]
+# ## Summary
+#
+# - `course doctor` tells you what your machine can do; `load_base_model()` gives you course-tiny, or
+#   `COURSE_MODEL` if you set it.
+# - Pre-training is worth a lot: on text it never saw, course-tiny's perplexity is a small fraction of
+#   the same network at random init (the ratio printed in section 4).
+# - Next: **lesson 01** turns that into accuracy on a classification task with few labels, and its
+#   exercise notebook `exercises/01_transfer_learning.ipynb` is your first graded work.

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from course_lib.data import DATASETS, LABELS, DataFormatError, build_all, data_dir, load_course_dataset, read_jsonl
+
+
+def test_every_shipped_dataset_loads_through_datasets():
+    for name, (_, fields, splits) in DATASETS.items():
+        ds = load_course_dataset(name)
+        assert set(ds.keys()) == set(splits)
+        for split in splits:
+            assert len(ds[split]) > 0
+            assert set(fields) <= set(ds[split].column_names)
+
+
+def test_splits_are_disjoint():
+    for name, key in [("classification", "text"), ("alpaca", "instruction"), ("corpus", "text")]:
+        ds = load_course_dataset(name)
+        seen = {}
+        for split in ds:
+            values = set(ds[split][key]) if name != "alpaca" else \
+                {r["instruction"] + r["input"] for r in ds[split]}
+            for other, vals in seen.items():
+                assert not (values & vals), f"{name}: {split} and {other} share rows"
+            seen[split] = values
+
+
+def test_general_set_is_disjoint_from_pretraining_and_finetuning_sources():
+    general = {r["source"] for r in read_jsonl(data_dir() / "general" / "test.jsonl")}
+    corpus = {r["source"] for s in ("train", "validation") for r in read_jsonl(data_dir() / "corpus" / f"{s}.jsonl")}
+    cls = {r["source"].rsplit(":", 1)[0] for r in read_jsonl(data_dir() / "classification" / "train.jsonl")}
+    assert general and not (general & corpus) and not (general & cls)
+
+
+def test_classification_labels_are_balanced_and_named():
+    ds = load_course_dataset("classification", "train")
+    counts = [ds["label"].count(i) for i in range(len(LABELS))]
+    assert min(counts) > 0.6 * max(counts)
+    assert all(LABELS[r["label"]] == r["area"] for r in ds)
+
+
+def test_chat_form_mirrors_alpaca_form():
+    alpaca = read_jsonl(data_dir() / "instructions" / "alpaca" / "validation.jsonl")
+    chat = read_jsonl(data_dir() / "instructions" / "chat" / "validation.jsonl")
+    assert len(alpaca) == len(chat)
+    a, c = alpaca[0], chat[0]["messages"]
+    assert [m["role"] for m in c] == ["user", "assistant"]
+    assert c[0]["content"].startswith(a["instruction"]) and c[1]["content"] == a["output"]
+
+
+def test_build_is_reproducible(tmp_path):
+    counts = build_all(out=tmp_path)
+    for name, (folder, _, splits) in DATASETS.items():
+        for split in splits:
+            shipped = (data_dir() / folder / f"{split}.jsonl").read_text(encoding="utf-8")
+            rebuilt = (tmp_path / folder / f"{split}.jsonl").read_text(encoding="utf-8")
+            assert shipped == rebuilt, f"data/{folder}/{split}.jsonl differs from what `course build-data` makes"
+    assert counts["classification"]["train"] > 1000
+    assert (tmp_path / "general" / "README.md").read_text().startswith("# General held-out text")
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "ok", "label": 1}) + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"bad.jsonl, line 2: not valid JSON"):
+        read_jsonl(bad, {"text": str, "label": int})
+    bad.write_text(json.dumps({"text": "ok", "label": "one"}) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"line 1: field 'label' should be int"):
+        read_jsonl(bad, {"text": str, "label": int})
+    with pytest.raises(FileNotFoundError, match="course build-data"):
+        read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown dataset 'imdb'"):
+        load_course_dataset("imdb")
