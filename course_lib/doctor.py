@@ -70,18 +70,18 @@ def doctor() -> dict:
 
 def format_report(r: dict) -> str:
     """The report as aligned lines for a person."""
-    lines = [f"Python      {r['python']} on {r['platform']}"]
-    lines += [f"{name:11s} {ver}" for name, ver in r["packages"].items()]
+    lines = [f"Python       {r['python']} on {r['platform']}"]
+    lines += [f"{name:12s} {ver}" for name, ver in r["packages"].items()]
     gpu = r["gpu"]
-    lines.append(f"device      {r['device']} ({r['cpu_threads']} CPU threads)")
+    lines.append(f"device       {r['device']} ({r['cpu_threads']} CPU threads)")
     if gpu:
-        lines.append(f"GPU         {gpu['name']}: {gpu['free_bytes'] / 2**30:.1f} GiB free of "
+        lines.append(f"GPU          {gpu['name']}: {gpu['free_bytes'] / 2**30:.1f} GiB free of "
                      f"{gpu['total_bytes'] / 2**30:.1f} GiB (compute capability {gpu['capability']})")
     else:
-        lines.append("GPU         none: lessons run on the CPU; GPU-only cells say so and skip")
-    lines.append(f"4-bit NF4   {'works' if r['bnb_4bit']['works'] else 'NOT available'} "
+        lines.append("GPU          none: lessons run on the CPU; GPU-only cells say so and skip")
+    lines.append(f"4-bit NF4    {'works' if r['bnb_4bit']['works'] else 'NOT available'} "
                  f"({r['bnb_4bit']['detail']})")
-    lines.append(f"data        {r['data_dir']}")
-    lines.append(f"model       {r['model']} (course-tiny at {r['course_tiny']}"
+    lines.append(f"data         {r['data_dir']}")
+    lines.append(f"model        {r['model']} (course-tiny at {r['course_tiny']}"
                  f"{'' if r['course_tiny_present'] else ' — MISSING: run `course pretrain`'})")
     return "\n".join(lines)

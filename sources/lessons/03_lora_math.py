@@ -1,0 +1,346 @@
+# %% [markdown]
+# # Lesson 03 — The mathematics of LoRA
+#
+# **Goal.** Understand LoRA well enough to write it yourself: the update W' = W + BA, how many
+# parameters it trains, why a low rank can be enough, how it is initialised and scaled, and why a
+# merged adapter costs nothing at inference. Then check that our from-scratch layer
+# (`course_lib.lora`) gives the same numbers as 🤗 peft.
+#
+# **Runtime.** About a minute on a 2-core laptop CPU (course-tiny); the full rank ablation is cached
+# in `data/results/lora_rank_ablation.json` by `course lora-ablation` (about 5 minutes).
+#
+# Sources: LoRA is Hu et al., ICLR 2022 (arXiv 2106.09685); rsLoRA is Kalajdzievski 2023
+# (arXiv 2312.03732); DoRA is Liu et al., ICML 2024 (arXiv 2402.09353).
+
+# %%
+from course_lib.doctor import versions_line
+
+print(versions_line())
+
+# %%
+import json
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib.data import data_dir, load_course_dataset
+from course_lib.forgetting import instruction_text
+from course_lib.lora import (ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LinearWithLoRA, LoraConfig, add_lora,
+                             lora_parameter_count, merge_lora, unmerge_lora)
+from course_lib.metrics import perplexity
+from course_lib.models import count_parameters, get_device, load_base_model, load_tokenizer, set_seed
+from course_lib.training import TrainConfig, collator_for, tokenize_causal, train
+from course_lib.vram import PRESETS, model_shape
+
+device = get_device()
+set_seed(0)
+
+# %% [markdown]
+# ## 1. W' = W + BA, and what it costs
+#
+# A linear layer holds a d × k matrix W (d outputs, k inputs). Full fine-tuning learns a change ΔW of
+# the same size. LoRA freezes W and learns ΔW as a product of two thin matrices (Hu et al. §4.1):
+#
+# $$W' = W + \frac{\alpha}{r}\, B A, \qquad B \in \mathbb{R}^{d\times r},\; A \in \mathbb{R}^{r\times k}.$$
+#
+# So each adapted matrix trains r·(d + k) numbers instead of d·k.
+
+# %%
+d = k = 4096
+r = 16
+full, lora = d * k, lora_parameter_count(d, k, r)
+print(f"d·k     = {full:,}")
+print(f"r·(d+k) = {lora:,}")
+print(f"ratio   = {full / lora:.1f}×  (per matrix)")
+
+# %% [markdown]
+# Exactly 128× for one 4096 × 4096 matrix at r = 16 — not "about 127×" as one of the course's seed
+# sources says, and per matrix, not per model. The whole model is a different count: the
+# embeddings, norms and untargeted matrices are frozen, not shrunk. Per model, the totals below
+# use each model's real shapes (Llama-2-7B's published config and course-tiny's own).
+
+# %%
+def lora_total(shape, r, targets):
+    """Trainable LoRA parameters of a whole model: r·(d+k) for each targeted matrix of each layer."""
+    mats = {n: s for n, s in shape.linear_shapes().items() if n in targets}
+    return shape.num_hidden_layers * sum(lora_parameter_count(dd, kk, r) for dd, kk in mats.values())
+
+
+tiny_shape = model_shape(str(data_dir() / "models" / "course-tiny"))
+for name, shape in (("course-tiny", tiny_shape), ("Llama-2-7B", PRESETS["llama-2-7b"])):
+    print(f"{name}: {shape.parameters:,} parameters")
+    for targets, label in ((("q_proj", "v_proj"), "q, v"), (ATTENTION_TARGETS, "q, k, v, o"),
+                           (ALL_LINEAR_TARGETS, "all-linear")):
+        for rr in (8, 64):
+            n = lora_total(shape, rr, targets)
+            print(f"  r={rr:2d} {label:11s} {n:>12,} trainable = {100 * n / shape.parameters:6.3f} % of the model")
+
+# %% [markdown]
+# For Llama-2-7B with r = 8 on q and v, LoRA trains about 4 million numbers — well under a
+# tenth of a percent. On GPT-3 175B the paper reports 10,000× fewer trainable parameters and a
+# checkpoint of 35 MB instead of 350 GB (r = 4 on Wq, Wv; abstract and §4.2). The model itself
+# must still be in memory: lesson 04 does that accounting.
+#
+# ## 2. Why can a low rank be enough?
+#
+# LoRA bets that the *change* a fine-tune needs is close to low rank. We can look: fine-tune all of
+# course-tiny for a few steps on the Alpaca-style instruction set, take ΔW = W_after − W_before of
+# each matrix, and look at its singular values σ₁ ≥ σ₂ ≥ … . The best rank-r approximation of ΔW
+# (Eckart–Young) keeps the share Σ_{i≤r} σᵢ² / Σ σᵢ² of its squared norm.
+
+# %%
+tok = load_tokenizer()
+alpaca = load_course_dataset("alpaca")
+train_rows = tokenize_causal(tok, [instruction_text(r) for r in alpaca["train"]], max_length=128)
+eval_texts = [instruction_text(r) for r in alpaca["validation"].select(range(64))]
+collate = collator_for(tok, "causal-lm")
+
+model = load_base_model().to(device)
+before = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim == 2 and "layers" in n}
+ft_cfg = TrainConfig(learning_rate=5e-4, max_steps=30, per_device_train_batch_size=8, disable_tqdm=True)
+hist = train(model, train_rows, ft_cfg, collate_fn=collate)
+print(f"full fine-tune: loss {hist.loss[0]:.3f} -> {hist.loss[-1]:.3f} in {ft_cfg.max_steps} steps")
+delta = {n: (p.detach() - before[n]).float().cpu() for n, p in model.named_parameters() if n in before}
+del model
+
+
+# %%
+def energy_kept(s: torch.Tensor, r: int) -> float:
+    """Share of ||ΔW||² that the best rank-r approximation keeps."""
+    e = s.pow(2)
+    return (e[:r].sum() / e.sum()).item()
+
+
+name_q = "model.layers.1.self_attn.q_proj.weight"
+name_up = "model.layers.1.mlp.up_proj.weight"
+torch.manual_seed(0)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+for name, style in ((name_q, "-"), (name_up, "--")):
+    s = torch.linalg.svdvals(delta[name])
+    noise = torch.linalg.svdvals(torch.randn_like(delta[name]))  # same shape, no structure
+    label = name.split(".")[-2]
+    ax1.semilogy((s / s[0]).numpy(), style, label=f"ΔW {label}")
+    ax1.semilogy((noise / noise[0]).numpy(), style, color="grey", alpha=0.6, label=f"random {label}")
+    ranks = list(range(1, len(s) + 1))
+    ax2.plot(ranks, [energy_kept(s, r) for r in ranks], style, label=f"ΔW {label}")
+    ax2.plot(ranks, [energy_kept(noise, r) for r in ranks], style, color="grey", alpha=0.6, label=f"random {label}")
+ax1.set(title="Singular values of ΔW (layer 1), normalised", xlabel="index i", ylabel="σᵢ / σ₁")
+ax2.set(title="Share of ||ΔW||² kept by a rank-r approximation", xlabel="rank r", ylabel="share of squared norm")
+ax1.legend(fontsize=8); ax2.legend(fontsize=8)
+plt.tight_layout(); plt.show()
+
+print(f"{'matrix':40s} " + " ".join(f"r={r:<3d}" for r in (1, 4, 16, 64)))
+for name in sorted(delta):
+    if ".layers.1." in name:
+        s = torch.linalg.svdvals(delta[name])
+        print(f"{name:40s} " + " ".join(f"{energy_kept(s, r):5.2f}" for r in (1, 4, 16, 64)))
+
+# %% [markdown]
+# Read the table and plot above rather than a slogan: ΔW's spectrum falls much faster than a random
+# matrix's of the same shape, so a rank far below 128 keeps most of the change — but not all of it.
+# Full fine-tuning does use more than a few directions; Biderman et al. (TMLR 2024, "LoRA Learns
+# Less and Forgets Less") measure 10–100× higher-rank perturbations in full fine-tunes of large
+# models. LoRA's bet is that the low-rank part is what the task needs.
+#
+# ## 3. Initialisation, scaling, dropout
+#
+# - **Init.** A is random (peft and the reference code use `kaiming_uniform_(A, a=√5)`; the paper's
+#   text says Gaussian), **B = 0**. Then BA = 0: at step 0 the adapted model computes exactly what
+#   the base model computes, and training starts from the pretrained behaviour.
+# - **Scaling.** The update is multiplied by α/r. With α fixed you can change r without re-tuning
+#   the learning rate much. rsLoRA (Kalajdzievski 2023) shows α/r shrinks the update too much at
+#   high rank and uses α/√r instead (`use_rslora=True` in peft).
+# - **Dropout** (`lora_dropout`) is applied to the input of the LoRA path only; the frozen path
+#   sees the clean input.
+
+# %%
+model = load_base_model().to(device)
+ids = torch.tensor([tok("def add(a, b):")["input_ids"]], device=device)
+with torch.no_grad():
+    logits_before = model(ids).logits
+wrapped = add_lora(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules="all-linear"))
+model.eval()
+with torch.no_grad():
+    logits_after = model(ids).logits
+print(f"wrapped {len(wrapped)} linear layers; trainable {count_parameters(model, trainable_only=True):,} "
+      f"of {count_parameters(model):,}")
+print(f"max |logits change| at init (B = 0): {(logits_after - logits_before).abs().max().item():.1f}")
+print(model.model.layers[0].self_attn.q_proj)
+
+print("\nscaling for lora_alpha = 16:")
+print(" r    alpha/r   alpha/sqrt(r)")
+for rr in (1, 4, 16, 64):
+    print(f"{rr:2d} {16 / rr:9.3f} {16 / math.sqrt(rr):12.3f}")
+
+# %% [markdown]
+# ## 4. Merging: zero extra latency
+#
+# After training, W ← W + (α/r)·BA turns the adapter back into a plain linear layer: the same
+# shapes and the same cost as the base model (Hu et al. Table 1 shows that adapter layers, which
+# cannot be merged, add 2–30 % latency). `unmerge()` subtracts it again, so one base model can
+# switch between adapters.
+
+# %%
+set_seed(0)
+for m in model.modules():
+    if isinstance(m, LinearWithLoRA):
+        torch.nn.init.normal_(m.lora_B.weight, std=0.02)  # pretend we trained: B ≠ 0
+with torch.no_grad():
+    y_unmerged = model(ids).logits
+    merge_lora(model)
+    y_merged = model(ids).logits
+    unmerge_lora(model)
+    y_again = model(ids).logits
+print(f"merged vs unmerged: max |difference| {(y_merged - y_unmerged).abs().max().item():.1e} (float32 rounding)")
+print(f"after unmerge:      max |difference| {(y_again - y_unmerged).abs().max().item():.1e}")
+
+# %% tags=["nbval-ignore-output"]
+import time
+
+
+def ms_per_forward(m, n=20):
+    with torch.no_grad():
+        m(ids)
+        t = time.perf_counter()
+        for _ in range(n):
+            m(ids)
+    return 1000 * (time.perf_counter() - t) / n
+
+
+t_unmerged = ms_per_forward(model)
+merge_lora(model)
+t_merged = ms_per_forward(model)
+unmerge_lora(model)
+print(f"forward unmerged {t_unmerged:.2f} ms, merged {t_merged:.2f} ms (timings vary from run to run)")
+
+# %% [markdown]
+# ## 5. Which rank? A rank ablation on course-tiny
+#
+# The paper's Table 6 (GPT-3, LoRA on Wq and Wv, WikiSQL) reports 73.4 / 73.3 / 73.7 / 73.8 / 73.5
+# for r = 1 / 2 / 4 / 8 / 64: very low ranks were enough there. Here is a small live version (three
+# ranks, 20 steps each, attention matrices), then the full sweep from the cached file.
+
+# %%
+def lora_run(r, targets, steps=20):
+    set_seed(0)
+    m = load_base_model().to(device)
+    add_lora(m, LoraConfig(r=r, lora_alpha=16, target_modules=targets))
+    train(m, train_rows, TrainConfig(learning_rate=2e-3, max_steps=steps, per_device_train_batch_size=8,
+                                     disable_tqdm=True), collate_fn=collate)
+    return count_parameters(m, trainable_only=True), perplexity(m, tok, eval_texts)
+
+
+base_ppl = perplexity(load_base_model().to(device), tok, eval_texts)
+print(f"base model: validation perplexity {base_ppl:.2f}")
+for rr in (1, 8, 64):
+    n, ppl = lora_run(rr, ATTENTION_TARGETS)
+    print(f"r={rr:2d}: {n:6,} trainable, validation perplexity {ppl:.2f}")
+
+# %%
+results_file = data_dir() / "results" / "lora_rank_ablation.json"
+if results_file.exists():
+    res = json.loads(results_file.read_text())
+    rows = res["ranks"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot([x["r"] for x in rows], [x["perplexity"] for x in rows], "o-", label="LoRA on q, k, v, o")
+    ax.axhline(res["base_perplexity"], color="grey", ls=":", label="base model")
+    ax.set_xscale("log", base=2)
+    ax.set(title=f"Rank ablation, course-tiny, {res['config']['max_steps']} steps (cached)",
+           xlabel="LoRA rank r", ylabel="validation perplexity (lower is better)")
+    for x in rows:
+        ax.annotate(f"{x['trainable_parameters']:,}", (x["r"], x["perplexity"]), fontsize=7,
+                    textcoords="offset points", xytext=(0, 6), ha="center")
+    ax.legend(); plt.tight_layout(); plt.show()
+    print(f"base perplexity {res['base_perplexity']:.2f}")
+    for x in rows + res["budget"]:
+        print(f"{x['targets']:10s} r={x['r']:2d}: {x['trainable_parameters']:7,} trainable, "
+              f"perplexity {x['perplexity']:.2f}")
+else:
+    print(f"No cached ablation at {results_file}: run `course lora-ablation` (about 5 minutes) and re-run this cell.")
+
+# %% [markdown]
+# The last two lines are the fixed-budget question of the paper's Table 5: with the same number of
+# trainable parameters (81,920 on course-tiny), is it better to put a high rank on the attention
+# matrices only, or a lower rank on every linear layer? The QLoRA paper (§4) found LoRA on all
+# linear layers necessary to match full fine-tuning. Compare the two perplexities above.
+#
+# ## 6. A slider: rank against parameters and reconstruction error
+#
+# Move r and see the trainable parameters of one course-tiny matrix and how much of the full
+# fine-tune's ΔW (section 2) the best rank-r matrix fails to capture. (Widgets need a live kernel;
+# the saved page shows the starting position.)
+
+# %% tags=["nbval-ignore-output"]
+import ipywidgets as widgets
+
+s_q = torch.linalg.svdvals(delta[name_q])
+s_up = torch.linalg.svdvals(delta[name_up])
+
+
+def show(r=8):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    dq, kq = delta[name_q].shape
+    du, ku = delta[name_up].shape
+    a1.bar(["q_proj full", "q_proj LoRA", "up_proj full", "up_proj LoRA"],
+           [dq * kq, lora_parameter_count(dq, kq, r), du * ku, lora_parameter_count(du, ku, r)])
+    a1.set(title=f"Trainable parameters at r = {r}", ylabel="parameters")
+    ranks = range(1, len(s_q) + 1)
+    for s, label in ((s_q, "q_proj"), (s_up, "up_proj")):
+        a2.plot(ranks, [math.sqrt(max(0.0, 1 - energy_kept(s, x))) for x in ranks], label=label)
+    a2.axvline(r, color="k", ls=":")
+    a2.set(title="Relative error ||ΔW − ΔW_r|| / ||ΔW||", xlabel="rank r", ylabel="relative Frobenius error")
+    a2.legend(); plt.tight_layout(); plt.show()
+
+
+widgets.interact(show, r=widgets.IntSlider(value=8, min=1, max=64, step=1, description="rank r"));
+
+# %% [markdown]
+# ## 7. Our layer and peft, side by side
+#
+# `course_lib.lora.LinearWithLoRA` uses peft's names (`lora_A`, `lora_B`, `scaling`,
+# `get_delta_weight`, `merge`). Give peft's `lora.Linear` the same A and B and both give the same
+# output (the test suite checks this too, `tests/test_lora.py`).
+
+# %%
+import peft
+from peft.tuners.lora import Linear as PeftLoraLinear
+
+set_seed(0)
+base = torch.nn.Linear(128, 128)
+ours = LinearWithLoRA(base, r=8, lora_alpha=16)
+torch.nn.init.normal_(ours.lora_B.weight, std=0.1)
+theirs = PeftLoraLinear(torch.nn.Linear(128, 128), "default", config=peft.LoraConfig(r=8, lora_alpha=16), r=8,
+                        lora_alpha=16)
+theirs.base_layer.load_state_dict(base.state_dict())
+theirs.lora_A["default"].weight.data.copy_(ours.lora_A.weight)
+theirs.lora_B["default"].weight.data.copy_(ours.lora_B.weight)
+x = torch.randn(4, 128)
+with torch.no_grad():
+    print(f"scaling: ours {ours.scaling}, peft {theirs.scaling['default']}")
+    print(f"output max |difference|: {(ours(x) - theirs(x)).abs().max().item():.1e}")
+    print(f"ΔW max |difference|:     {(ours.get_delta_weight() - theirs.get_delta_weight('default')).abs().max().item():.1e}")
+
+# %% [markdown]
+# ## 8. Beyond plain LoRA: DoRA
+#
+# **DoRA** is *Weight-Decomposed Low-Rank Adaptation* (Liu et al., ICML 2024) — not "double
+# low-rank", as one of the course's seed sources calls it. It writes each weight as a magnitude
+# times a direction, W = m · V/‖V‖ (per output column), trains the magnitude vector m directly and
+# applies LoRA to the direction V. Like LoRA it can be merged after training. In peft it is one
+# flag: `LoraConfig(..., use_dora=True)`.
+#
+# ## Summary
+#
+# - LoRA trains r·(d+k) instead of d·k per adapted matrix: exactly 128× fewer for 4096 × 4096 at
+#   r = 16; per model the share is far below 1 %.
+# - The change a full fine-tune makes is concentrated in few directions (section 2), which is why a
+#   low rank can work; it is not exactly low rank.
+# - B = 0 at init keeps the model unchanged at step 0; α/r (or α/√r with rsLoRA) scales the update;
+#   dropout acts on the LoRA path only; merging removes all inference overhead.
+# - Our from-scratch layer and peft agree to float32 rounding.
+#
+# **Exercises:** `exercises/03_lora_math.ipynb` — count LoRA parameters, write a LoRA forward pass,
+# merge an adapter, compare scalings, and budget ranks. Next, lesson 04 shrinks the frozen base
+# model to 4 bits (QLoRA).

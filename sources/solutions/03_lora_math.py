@@ -1,0 +1,140 @@
+# %% [markdown]
+# # Exercises 03 — The mathematics of LoRA
+#
+# Five graded parts, after lesson 03. Fill in each `### BEGIN SOLUTION` region, run the test cell
+# below it. Runtime: a few seconds on a CPU.
+
+# %%
+from course_lib.doctor import versions_line
+
+print(versions_line())
+
+# %%
+import math
+
+import torch
+
+from course_lib.grading import check
+from course_lib.models import set_seed
+
+set_seed(0)
+
+# %% [markdown]
+# ## Q1 (2 points) — LoRA parameter count
+# Return the number of trainable parameters LoRA adds to one d × k matrix at rank r.
+
+# %%
+def count_lora_params(d: int, k: int, r: int) -> int:
+    """Trainable parameters of B (d × r) and A (r × k)."""
+    ### BEGIN SOLUTION
+    return r * (d + k)
+    ### END SOLUTION
+
+# %% course={"grade_id": "q1_lora_params", "points": 2}
+from course_lib.grading import check
+
+check.equal("lora_params_4096_r16", count_lora_params(4096, 4096, 16), 131072,
+            hint="B is d×r and A is r×k: r·(d+k), not d·k")
+check.equal("lora_params_512_r128", count_lora_params(d=512, k=512, r=128), 131072, hint="r·(d+k)")
+### BEGIN HIDDEN TESTS
+check.equal("lora_params_rect", count_lora_params(d=256, k=1024, r=4))
+check.equal("lora_params_r1", count_lora_params(d=11008, k=4096, r=1))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q2 (2 points) — scaling
+# Return the factor LoRA multiplies BA by: alpha / r, or alpha / √r when `use_rslora` is True.
+
+# %%
+def lora_scaling(alpha: float, r: int, use_rslora: bool = False) -> float:
+    """peft's `scaling`."""
+    ### BEGIN SOLUTION
+    return alpha / (math.sqrt(r) if use_rslora else r)
+    ### END SOLUTION
+
+# %% course={"grade_id": "q2_scaling", "points": 2}
+from course_lib.grading import check
+
+check.close("scaling_16_8", lora_scaling(16, 8), 2.0, rel_tol=1e-9, hint="alpha / r")
+check.close("rs_scaling_16_16", lora_scaling(16, 16, use_rslora=True), 4.0, rel_tol=1e-9,
+            hint="rsLoRA divides by the square root of r")
+### BEGIN HIDDEN TESTS
+check.close("scaling_big", lora_scaling(64, 4), rel_tol=1e-9)
+check.close("rs_scaling_odd", lora_scaling(8, 3, use_rslora=True), rel_tol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q3 (3 points) — a LoRA forward pass
+# Given x (n × k), the frozen W (d × k), A (r × k), B (d × r) and `scaling`, return
+# y = x Wᵀ + scaling · x Aᵀ Bᵀ (n × d). Do not form W + BA.
+
+# %%
+def lora_forward(x: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float) -> torch.Tensor:
+    """The output of a LoRA-adapted linear layer without bias."""
+    ### BEGIN SOLUTION
+    return x @ W.T + scaling * (x @ A.T) @ B.T
+    ### END SOLUTION
+
+# %% course={"grade_id": "q3_forward", "points": 3}
+from course_lib.grading import check
+from course_lib.lora import LinearWithLoRA
+
+torch.manual_seed(0)
+x, W, A, B = torch.randn(5, 12), torch.randn(8, 12), torch.randn(4, 12), torch.randn(8, 4)
+y = lora_forward(x, W, A, B, 0.5)
+check.shape("y_shape", y, (5, 8), hint="(n, k) in, (n, d) out")
+ref = LinearWithLoRA(torch.nn.Linear(12, 8, bias=False), r=4, lora_alpha=2)
+with torch.no_grad():
+    ref.base_layer.weight.copy_(W); ref.lora_A.weight.copy_(A); ref.lora_B.weight.copy_(B)
+    check.close("y", y, ref(x), abs_tol=1e-5, hint="x Wᵀ + scaling · (x Aᵀ) Bᵀ")
+check.close("y_at_init", lora_forward(x, W, A, torch.zeros(8, 4), 2.0), x @ W.T, abs_tol=1e-6,
+            hint="with B = 0 the output must equal the base layer's")
+### BEGIN HIDDEN TESTS
+x2, W2, A2, B2 = torch.randn(3, 6), torch.randn(7, 6), torch.randn(2, 6), torch.randn(7, 2)
+check.close("y_hidden", lora_forward(x2, W2, A2, B2, 3.0), abs_tol=1e-5)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q4 (3 points) — merge
+# Return the merged weight W + scaling · B A, a new tensor (W itself must not change).
+
+# %%
+def merge_weight(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float) -> torch.Tensor:
+    """The weight that makes the adapter free at inference."""
+    ### BEGIN SOLUTION
+    return W + scaling * (B @ A)
+    ### END SOLUTION
+
+# %% course={"grade_id": "q4_merge", "points": 3}
+from course_lib.grading import check
+
+torch.manual_seed(1)
+x, W, A, B = torch.randn(5, 12), torch.randn(8, 12), torch.randn(4, 12), torch.randn(8, 4)
+W_before = W.clone()
+merged = merge_weight(W, A, B, 0.25)
+check.shape("merged_shape", merged, (8, 12), hint="the merged weight has W's shape, d × k")
+check.close("merged_output", x @ merged.T, x @ W.T + 0.25 * (x @ A.T) @ B.T, abs_tol=1e-5,
+            hint="merged and unmerged layers must give the same output")
+check.close("W_unchanged", W, W_before, abs_tol=0.0, hint="return a new tensor; don't add into W in place")
+### BEGIN HIDDEN TESTS
+check.close("merged_hidden", merge_weight(torch.ones(3, 2), torch.ones(1, 2), torch.ones(3, 1), 2.0))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q5 (2 points) — a parameter budget
+# course-tiny has 4 layers, hidden size 128 and MLP width 384. LoRA on all seven linear layers
+# (q, k, v, o: 128 × 128; gate, up: 384 × 128; down: 128 × 384) at r = 8 trains how many
+# parameters? Which rank on q, k, v, o only trains exactly as many? Set both variables.
+
+# %%
+### BEGIN SOLUTION
+all_linear_r8 = 4 * (4 * count_lora_params(128, 128, 8) + 3 * count_lora_params(384, 128, 8))
+attention_rank_same_budget = all_linear_r8 // (4 * 4 * (128 + 128))
+### END SOLUTION
+
+# %% course={"grade_id": "q5_budget", "points": 2}
+from course_lib.grading import check
+
+check.equal("all_linear_r8", all_linear_r8, 81920, hint="4 layers × (4 attention + 3 MLP matrices) × r·(d+k)")
+check.equal("attention_rank_same_budget", attention_rank_same_budget, 20,
+            hint="budget / (4 layers × 4 matrices × (128 + 128))")

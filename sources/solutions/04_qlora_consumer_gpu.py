@@ -1,0 +1,149 @@
+# %% [markdown]
+# # Exercises 04 — QLoRA and training memory
+#
+# Five graded parts, after lesson 04. Fill in each `### BEGIN SOLUTION` region and run the test
+# cell below it. Runtime: a few seconds on a CPU.
+
+# %%
+from course_lib.doctor import versions_line
+
+print(versions_line())
+
+# %%
+import torch
+
+from course_lib.grading import check
+from course_lib.models import set_seed
+from course_lib.quant import nf4_table
+
+set_seed(0)
+NF4 = nf4_table()  # the 16 NF4 values, sorted from -1 to 1
+
+# %% [markdown]
+# ## Q1 (3 points) — NF4-quantize one block
+# For a 1-D tensor `block` of 64 weights, return `(codes, absmax)`: absmax is the largest |w| (a
+# 0-d float tensor), and codes (uint8, same shape as block) are the index of the NF4 value nearest
+# to w / absmax.
+
+# %%
+def quantize_block(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """NF4 codes and the absmax of one block."""
+    ### BEGIN SOLUTION
+    absmax = block.abs().max()
+    codes = (block[:, None] / absmax - NF4[None, :]).abs().argmin(dim=1).to(torch.uint8)
+    return codes, absmax
+    ### END SOLUTION
+
+# %% course={"grade_id": "q1_nf4_block", "points": 3}
+from course_lib.grading import check
+from course_lib.quant import quantize_nf4
+
+torch.manual_seed(0)
+block = torch.randn(64) * 0.02
+codes, absmax = quantize_block(block)
+check.shape("codes_shape", codes, (64,), hint="one code per weight")
+check.equal("codes_dtype", str(codes.dtype), "torch.uint8", hint="codes are small integers: use .to(torch.uint8)")
+ref_codes, ref_absmax = quantize_nf4(block)
+check.close("absmax", absmax, ref_absmax[0], rel_tol=1e-6, hint="absmax is the largest |w| of the block")
+check.equal("codes", codes.tolist(), ref_codes.tolist(), hint="nearest NF4 value to w / absmax")
+### BEGIN HIDDEN TESTS
+b2 = torch.linspace(-3, 1, 64)
+check.equal("codes_hidden", quantize_block(b2)[0].tolist())
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q2 (2 points) — dequantize
+# Return the float32 weights that `codes` and `absmax` stand for.
+
+# %%
+def dequantize_block(codes: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
+    """NF4[codes] × absmax."""
+    ### BEGIN SOLUTION
+    return NF4[codes.long()] * absmax
+    ### END SOLUTION
+
+# %% course={"grade_id": "q2_dequant", "points": 2}
+from course_lib.grading import check
+from course_lib.quant import dequantize_nf4
+
+back = dequantize_block(codes, absmax)
+check.shape("back_shape", back, (64,))
+check.close("back", back, dequantize_nf4(ref_codes, ref_absmax), abs_tol=1e-7, hint="look codes up in NF4, times absmax")
+### BEGIN HIDDEN TESTS
+check.close("back_hidden", dequantize_block(torch.tensor([0, 7, 15], dtype=torch.uint8), torch.tensor(2.0)))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q3 (2 points) — bits per parameter
+# Return the storage cost in bits per weight of 4-bit codes with one float32 constant per block of
+# `blocksize`; with `double_quant`, the constants are 8-bit with one float32 per 256 of them.
+
+# %%
+def bits_per_param(blocksize: int = 64, double_quant: bool = False) -> float:
+    """4 bits plus each weight's share of the constants."""
+    ### BEGIN SOLUTION
+    if double_quant:
+        return 4 + 8 / blocksize + 32 / (blocksize * 256)
+    return 4 + 32 / blocksize
+    ### END SOLUTION
+
+# %% course={"grade_id": "q3_bits", "points": 2}
+from course_lib.grading import check
+
+check.close("bits_plain", bits_per_param(), 4.5, rel_tol=1e-9, hint="32 bits of absmax shared by 64 weights: +0.5")
+check.close("bits_dq", bits_per_param(double_quant=True), 4.126953125, rel_tol=1e-9,
+            hint="8/64 + 32/(64·256) on top of 4")
+### BEGIN HIDDEN TESTS
+check.close("bits_128", bits_per_param(128), rel_tol=1e-9)
+check.close("bits_128_dq", bits_per_param(128, True), rel_tol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q4 (3 points) — memory of full fine-tuning, before activations
+# Mixed-precision AdamW keeps, per parameter, a 16-bit weight, a 16-bit gradient, and fp32 master
+# weight, m and v (ZeRO §3.1). Return the bytes for `n_params` parameters (weights + gradients +
+# optimizer states, no activations).
+
+# %%
+def full_ft_bytes(n_params: int) -> int:
+    """Bytes of weights, gradients and optimizer states."""
+    ### BEGIN SOLUTION
+    return n_params * (2 + 2 + 4 + 4 + 4)
+    ### END SOLUTION
+
+# %% course={"grade_id": "q4_full_ft", "points": 3}
+from course_lib.grading import check
+from course_lib.vram import PRESETS, VramConfig, estimate_memory
+
+check.equal("full_1000", full_ft_bytes(1000), 16000, hint="2 + 2 + 12 = 16 bytes per parameter")
+e = estimate_memory(PRESETS["llama-2-7b"], VramConfig(method="full", precision="mixed"))
+check.equal("full_7b", full_ft_bytes(6_738_415_616), e.weights + e.gradients + e.optimizer_states,
+            hint="Llama-2-7B has 6,738,415,616 parameters")
+### BEGIN HIDDEN TESTS
+check.equal("full_13b", full_ft_bytes(13_015_864_320))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Q5 (2 points) — a stated configuration
+# Use `course_lib.vram.estimate_memory` for Llama-2-13B with QLoRA (r = 16, all-linear), bf16,
+# paged 8-bit AdamW, batch 2 × 1024 tokens, gradient checkpointing. Set `total_gb` to the total in
+# GB (1e9 bytes) and `fits_10gb` to whether it fits a 10 GB card.
+
+# %%
+### BEGIN SOLUTION
+est = estimate_memory(PRESETS["llama-2-13b"], VramConfig(method="qlora", precision="bf16", optimizer="paged-adamw-8bit",
+                                                         batch_size=2, seq_len=1024, gradient_checkpointing=True,
+                                                         lora_r=16))
+total_gb = est.total / 1e9
+fits_10gb = total_gb <= 10
+### END SOLUTION
+print(f"{total_gb:.2f} GB, fits: {fits_10gb}")
+
+# %% course={"grade_id": "q5_estimate", "points": 2}
+from course_lib.grading import check
+
+expected = estimate_memory(PRESETS["llama-2-13b"], VramConfig(
+    method="qlora", precision="bf16", optimizer="paged-adamw-8bit", batch_size=2, seq_len=1024,
+    gradient_checkpointing=True, lora_r=16)).total / 1e9
+check.close("total_gb", total_gb, expected, rel_tol=1e-6, hint="GB means 1e9 bytes here; use the stated batch and length")
+check.equal("fits_10gb", fits_10gb, expected <= 10)

@@ -1,0 +1,123 @@
+"""course_lib.lora: the from-scratch layer keeps peft's names and numbers (lesson 03)."""
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.lora import (LinearWithLoRA, LoraConfig, add_lora, lora_parameter_count, lora_state_dict,
+                             merge_lora, unmerge_lora)
+
+
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=32)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_parameter_count_is_exactly_128x_for_4096_r16():
+    assert lora_parameter_count(4096, 4096, 16) == 131_072
+    assert 4096 * 4096 // lora_parameter_count(4096, 4096, 16) == 128
+
+
+@pytest.mark.parametrize("r", [0, -1])
+def test_bad_rank_is_a_value_error(r):
+    with pytest.raises(ValueError, match="positive"):
+        LinearWithLoRA(nn.Linear(4, 4), r=r, lora_alpha=1)
+
+
+def test_output_unchanged_at_init():
+    model, ids = tiny_llama(), torch.randint(0, 64, (2, 10))
+    before = model(ids).logits
+    add_lora(model, LoraConfig(r=4, target_modules="all-linear"))
+    assert torch.equal(model(ids).logits, before)
+
+
+def test_only_lora_parameters_train():
+    model = tiny_llama()
+    names = add_lora(model, LoraConfig(r=4, target_modules=("q_proj", "v_proj")))
+    assert len(names) == 4  # 2 layers × (q, v)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_A" in n or "lora_B" in n for n in trainable)
+    assert len(trainable) == 8
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    loss = model(torch.randint(0, 64, (2, 10)), labels=torch.randint(0, 64, (2, 10))).loss
+    loss.backward()
+    opt.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if not p.requires_grad)
+    assert set(lora_state_dict(model)) == {n for n in dict(model.named_parameters()) if "lora_" in n}
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 5e-2)])
+def test_merged_equals_unmerged(dtype, tol):
+    torch.manual_seed(0)
+    layer = LinearWithLoRA(nn.Linear(16, 24).to(dtype), r=4, lora_alpha=8)
+    nn.init.normal_(layer.lora_B.weight, std=0.1)
+    w0 = layer.base_layer.weight.detach().clone()
+    x = torch.randn(3, 16, dtype=dtype)
+    y = layer(x)
+    layer.merge()
+    assert layer.merged
+    torch.testing.assert_close(layer(x), y, atol=tol, rtol=tol)
+    layer.unmerge()
+    torch.testing.assert_close(layer.base_layer.weight, w0, atol=tol, rtol=0)
+
+
+def test_scaling_alpha_over_r_and_rslora():
+    assert LinearWithLoRA(nn.Linear(4, 4), r=16, lora_alpha=32).scaling == 2.0
+    assert LinearWithLoRA(nn.Linear(4, 4), r=16, lora_alpha=32, use_rslora=True).scaling == 8.0
+
+
+def test_dropout_only_on_the_lora_path():
+    torch.manual_seed(0)
+    layer = LinearWithLoRA(nn.Linear(8, 8), r=2, lora_alpha=2, lora_dropout=0.5).train()
+    x = torch.randn(4, 8)
+    assert torch.equal(layer(x), layer.base_layer(x))  # B = 0: dropout cannot change anything yet
+
+
+@pytest.mark.parametrize("use_rslora", [False, True])
+def test_matches_peft_lora_layer(use_rslora):
+    import peft
+    from peft.tuners.lora import Linear as PeftLoraLinear
+    torch.manual_seed(0)
+    base = nn.Linear(32, 48)
+    ours = LinearWithLoRA(base, r=8, lora_alpha=16, use_rslora=use_rslora)
+    nn.init.normal_(ours.lora_B.weight, std=0.2)
+    cfg = peft.LoraConfig(r=8, lora_alpha=16, use_rslora=use_rslora, lora_dropout=0.0)
+    theirs = PeftLoraLinear(nn.Linear(32, 48), "default", config=cfg, r=8, lora_alpha=16)
+    theirs.base_layer.load_state_dict(base.state_dict())
+    theirs.lora_A["default"].weight.data.copy_(ours.lora_A.weight)
+    theirs.lora_B["default"].weight.data.copy_(ours.lora_B.weight)
+    assert theirs.scaling["default"] == ours.scaling
+    x = torch.randn(5, 32)
+    torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.get_delta_weight(), theirs.get_delta_weight("default"), atol=1e-5, rtol=0)
+
+
+def test_model_matches_peft_get_peft_model():
+    import peft
+    model = tiny_llama()
+    twin = tiny_llama()
+    add_lora(model, LoraConfig(r=4, lora_alpha=8, target_modules=("q_proj", "v_proj")))
+    twin = peft.get_peft_model(twin, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(1)
+    for name, m in model.named_modules():
+        if isinstance(m, LinearWithLoRA):
+            nn.init.normal_(m.lora_B.weight, std=0.1)
+            peft_layer = twin.base_model.model.get_submodule(name)
+            peft_layer.lora_A["default"].weight.data.copy_(m.lora_A.weight)
+            peft_layer.lora_B["default"].weight.data.copy_(m.lora_B.weight)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == \
+        sum(p.numel() for p in twin.parameters() if p.requires_grad)
+    ids = torch.randint(0, 64, (2, 10))
+    torch.testing.assert_close(model(ids).logits, twin(ids).logits, atol=1e-5, rtol=0)
+    merge_lora(model)
+    torch.testing.assert_close(model(ids).logits, twin(ids).logits, atol=1e-5, rtol=0)
+    unmerge_lora(model)
+
+
+def test_no_target_found_says_so():
+    with pytest.raises(ValueError, match="print\\(model\\)"):
+        add_lora(tiny_llama(), LoraConfig(target_modules=("query",)))

@@ -1,0 +1,134 @@
+"""course_lib.vram: the estimator against FACTS.md, the CLI's contract, the CPU measurement (lesson 04)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course_lib.vram import PARTS, PRESETS, VramConfig, estimate_memory, measure_peak_memory, model_shape
+
+ROOT = Path(__file__).resolve().parent.parent
+L7 = PRESETS["llama-2-7b"]
+
+
+def est(**kw):
+    return estimate_memory(L7, VramConfig(**kw))
+
+
+def test_llama_shapes_have_published_parameter_counts():
+    assert L7.parameters == 6_738_415_616  # Llama-2-7b-hf
+    assert round(PRESETS["llama-2-13b"].parameters / 1e9, 1) == 13.0
+    assert round(PRESETS["llama-2-70b"].parameters / 1e9, 0) == 69
+
+
+def test_weights_only_figures():
+    assert abs(est(method="full", precision="fp16").weights - 14e9) / 14e9 < 0.05  # "7B fp16 14 GB"
+    assert abs(est(method="full", precision="fp32").weights - 28e9) / 28e9 < 0.05  # "7B fp32 28 GB"
+    qlora = est(method="qlora")
+    assert 3.3e9 < qlora.weights + qlora.quantization_constants < 4.2e9  # NF4 + DQ ≈ 3.6–3.9 GB
+
+
+def test_mixed_adamw_is_16_bytes_per_parameter():
+    e = est(method="full", precision="mixed", optimizer="adamw")
+    assert (e.weights + e.gradients + e.optimizer_states) == 16 * L7.parameters  # ZeRO §3.1
+    assert 100e9 < e.weights + e.gradients + e.optimizer_states < 126e9
+
+
+def test_optimizer_state_bytes():
+    full = dict(method="full", precision="mixed")
+    assert est(**full, optimizer="adamw-8bit").optimizer_states == (2 + 4) * L7.parameters
+    assert est(**full, optimizer="sgd").optimizer_states == 4 * L7.parameters  # the fp32 master copy only
+
+
+def test_activations_linear_in_batch_and_cut_by_checkpointing():
+    a1, a2, a4 = (est(batch_size=b, seq_len=1024).activations for b in (1, 2, 4))
+    assert 2 * (a2 - a1) == a4 - a2 and a4 == 4 * a1
+    assert est(batch_size=4, seq_len=1024, gradient_checkpointing=True).activations < a4 / 4
+
+
+def test_lora_and_qlora_orders():
+    full, lora, qlora = (est(method=m, precision="bf16") for m in ("full", "lora", "qlora"))
+    assert qlora.total < lora.total < full.total
+    assert lora.trainable_parameters == 32 * 16 * sum(d + k for d, k in L7.linear_shapes().values())
+    assert est(method="lora", precision="bf16").weights >= 13e9  # LoRA can't be below the fp16 weights
+
+
+def test_json_fields_and_total():
+    j = est().to_json()
+    assert set(j) >= {f"{p}_bytes" for p in PARTS} | {"total_bytes"}
+    assert j["total_bytes"] == sum(j[f"{p}_bytes"] for p in PARTS)
+
+
+@pytest.mark.parametrize("kw", [dict(lora_r=0), dict(batch_size=0), dict(seq_len=-5), dict(method="prefix"),
+                                dict(precision="int8"), dict(optimizer="adam")])
+def test_invalid_config_is_value_error(kw):
+    with pytest.raises(ValueError):
+        est(**kw)
+
+
+def test_model_shape_from_folder(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=100)))
+    assert model_shape(str(tmp_path)).num_key_value_heads == 4
+    with pytest.raises(ValueError, match="unknown model"):
+        model_shape("no/such-model-anywhere")
+
+
+def test_course_tiny_preset_matches_its_config():
+    path = ROOT / "data" / "models" / "course-tiny"
+    if not (path / "config.json").exists():
+        pytest.skip("course-tiny is not built yet")
+    assert model_shape(str(path)) == PRESETS["course-tiny"]
+
+
+def course(capsys, *args):
+    from course_lib.cli import main
+    code = main(["vram", *args])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
+def test_cli_json(capsys):
+    r = course(capsys, "--model", "llama-2-7b", "--method", "qlora", "--batch-size", "2", "--seq-len", "512", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["total_bytes"] == sum(j[f"{p}_bytes"] for p in PARTS)
+
+
+@pytest.mark.parametrize("args", [["--lora-r", "0"], ["--batch-size", "-1"], ["--seq-len", "0"],
+                                  ["--model", "gpt-17"], ["--method", "prefix"], ["--optimizer", "lion"],
+                                  ["--batch-size", "four"]])
+def test_cli_errors_are_one_line(args, capsys):
+    r = course(capsys, *args)
+    assert r.returncode != 0
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_cli_process_exit_code():
+    r = subprocess.run([sys.executable, "-m", "course_lib.cli", "vram", "--lora-r", "-2"], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.strip() == "course vram: error: lora_r must be a positive integer, got -2"
+
+
+def test_measure_peak_memory_cpu_sees_a_big_tensor():
+    import torch
+    peak = measure_peak_memory(lambda: torch.ones(64 * 2**20 // 4).sum(), device="cpu")  # 64 MiB
+    assert "substitute" in peak.method
+    assert 48 * 2**20 < peak.peak_bytes < 256 * 2**20
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_writes_an_honest_receipt(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("vram_benchmark", ROOT / "benchmarks" / "vram_benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "vram-smoke.json"
+    assert bench.main(["--smoke", "--steps", "1", "--out", str(out)]) == 0
+    receipt = json.loads(out.read_text())
+    assert receipt["device"] == "cpu" and "SUBSTITUTE" in receipt["measurement"]
+    assert set(receipt["versions"]) == {"torch", "transformers", "peft", "bitsandbytes"}
+    assert [r["config"]["method"] for r in receipt["runs"]] == ["full", "lora", "qlora"]
+    assert all(r["predicted_bytes"] > 0 and r["measured_peak_bytes"] >= 0 for r in receipt["runs"])
