@@ -101,7 +101,8 @@ for prompt in prompts:
 # **Perplexity** is exp(mean negative log-likelihood per token): roughly, how many tokens the model is
 # hesitating between at each step. A model that guesses uniformly over a 4,096-token vocabulary has
 # perplexity 4,096. We measure on two texts course-tiny never trained on: the validation split, and the
-# general held-out set that lesson 05 uses to measure forgetting.
+# general held-out set that lesson 05 uses to measure forgetting — the first 150 documents of each, to
+# stay quick (the model card, `data/models/course-tiny/README.md`, reports the full sets).
 
 # %%
 from course_lib.data import load_course_dataset
