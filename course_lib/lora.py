@@ -157,8 +157,8 @@ class AblationConfig:
     budget_rank_all_linear: int = 8  # ... all-linear at r=8 on course-tiny (81,920) (Table 5's fixed-budget question)
     lora_alpha: float = 16.0  # fixed alpha, so the scaling alpha / r changes with r (as in most recipes)
     learning_rate: float = 2e-3  # LoRA on a 1.4M-parameter model tolerates a large LR
-    max_steps: int = 150  # optimizer steps per run
-    batch_size: int = 16
+    max_steps: int = 120  # optimizer steps per run (was 150 × 16: ≈ 3 min per run on a busy 2-core machine)
+    batch_size: int = 8  # 120 × 8 sequences per run: all 9 runs ≈ 3 CPU-minutes, 6 min wall on a shared 2-core box
     max_length: int = 128  # tokens per example
     eval_examples: int = 200  # validation examples for the perplexity
     seed: int = 0
@@ -231,6 +231,6 @@ def _ablation_run(args) -> int:
 
 COMMANDS = {
     "lora-ablation": ("train course-tiny with LoRA at ranks 1-64 and two target sets; writes "
-                      "data/results/lora_rank_ablation.json (lesson 03, ~5 min on 2 CPU cores)",
+                      "data/results/lora_rank_ablation.json (lesson 03, ~3-6 min on 2 CPU cores)",
                       _ablation_args, _ablation_run),
 }

@@ -98,12 +98,14 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig = TrainConfig(), 
           evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
           optimizer: torch.optim.Optimizer | None = None,
           extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None,
-          batches=None) -> History:
+          batches=None,
+          on_step_begin: Callable[[int, torch.nn.Module], None] | None = None) -> History:
     """Train `model` for config.max_steps steps on `dataset` (rows the model's forward accepts, with labels).
 
     evaluate(model) -> {"name": value} runs every eval_steps and at the end; extra_loss(model)
     is added to the task loss (e.g. an EWC penalty, lesson 05); `batches` replaces the
-    default shuffled stream with any iterator of batches (e.g. replay mixing, lesson 05).
+    default shuffled stream with any iterator of batches (e.g. replay mixing, lesson 05);
+    on_step_begin(step, model) runs before each step (e.g. gradual unfreezing, lesson 01).
     """
     set_seed(config.seed)
     device = next(model.parameters()).device
@@ -124,6 +126,8 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig = TrainConfig(), 
     model.train()
     bar = tqdm(range(1, config.max_steps + 1), desc="training", disable=config.disable_tqdm, leave=False)
     for step in bar:
+        if on_step_begin is not None:
+            on_step_begin(step, model)
         batch = {k: v.to(device) for k, v in next(stream).items()}
         loss = model(**batch).loss
         if extra_loss is not None:

@@ -210,6 +210,15 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _release_freed_memory() -> None:
+    """Ask glibc to give freed heap memory back to the OS (no-op elsewhere), so RSS starts from what is in use."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure_peak_memory(fn: Callable[[], object], device: str | None = None) -> PeakMemory:
     """Run fn() once and return its peak memory: exact tensor bytes on CUDA, an RSS substitute on CPU."""
     import torch
@@ -227,6 +236,7 @@ def measure_peak_memory(fn: Callable[[], object], device: str | None = None) -> 
     # it also counts Python objects and allocator caches, so read it as an upper bound.
     import gc
     gc.collect()
+    _release_freed_memory()  # else memory freed by an earlier run is reused unseen and the increase reads ≈ 0
     base, peak, done = _rss_bytes(), [0], threading.Event()
 
     def sample():

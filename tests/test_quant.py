@@ -60,8 +60,9 @@ def test_round_trip_equals_bitsandbytes_real_weights():
         w = p.detach()
         packed, state = F.quantize_4bit(w, blocksize=64, quant_type="nf4")
         codes, absmax = quantize_nf4(w)
-        torch.testing.assert_close(dequantize_nf4(codes, absmax), F.dequantize_4bit(packed, state),
-                                   atol=1e-6, rtol=0, msg=lambda m: f"{name}: {m}")
+        theirs = F.dequantize_4bit(packed, state).reshape(w.shape)  # 1-D weights (norms) come back as (1, n)
+        torch.testing.assert_close(dequantize_nf4(codes, absmax), theirs, atol=1e-6, rtol=0,
+                                   msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_double_quantization_equals_bitsandbytes():
@@ -97,3 +98,23 @@ def test_bits_per_parameter():
 def test_bad_blocksize():
     with pytest.raises(ValueError, match="blocksize"):
         quantize_nf4(torch.randn(4), blocksize=0)
+
+
+def test_cpu_4bit_layer_still_backpropagates_after_an_evaluation():
+    import bitsandbytes as bnb
+    from course_lib.quant import keep_cpu_4bit_trainable
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(128, 64, bias=False)
+    layer = bnb.nn.Linear4bit(128, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+    layer.weight = bnb.nn.Params4bit(dense.weight.data, requires_grad=False, quant_type="nf4")
+    layer = layer.to("cpu")  # quantizes the weight
+    model = torch.nn.Sequential(layer)
+    assert keep_cpu_4bit_trainable(model) == 1
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(3, 128))  # an evaluation: what would trigger the inference-only repacking
+    model.train()
+    x = torch.randn(3, 128, requires_grad=True)
+    model(x).sum().backward()
+    w = F.dequantize_4bit(layer.weight.data, layer.weight.quant_state)  # (64, 128)
+    torch.testing.assert_close(x.grad, w.sum(0).expand(3, -1), atol=1e-4, rtol=1e-4)

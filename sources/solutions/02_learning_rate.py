@@ -1,0 +1,189 @@
+# %% [markdown]
+# # Exercises 02 — The learning rate
+#
+# Work through `lessons/02_learning_rate.ipynb` first. Each part has an answer cell (replace
+# `raise NotImplementedError()` with your code) and a test cell that checks it. About 20 s on a
+# 2-core CPU.
+
+# %%
+import math
+
+import torch
+
+from course_lib.doctor import versions_line
+
+print(versions_line())
+
+# %% [markdown]
+# ## Part 1 — The exponential sweep
+#
+# The LR range test tries `num_steps` learning rates spaced evenly **on a log scale** from
+# `start_lr` to `end_lr` (both included): each is the previous one times a constant factor. Write
+# `exponential_sweep(start_lr, end_lr, num_steps)` returning them as a list of floats.
+
+# %%
+def exponential_sweep(start_lr: float, end_lr: float, num_steps: int) -> list[float]:
+    """`num_steps` LRs from start_lr to end_lr, each a constant factor times the previous one."""
+    ### BEGIN SOLUTION
+    factor = (end_lr / start_lr) ** (1 / (num_steps - 1))
+    return [start_lr * factor ** i for i in range(num_steps)]
+    ### END SOLUTION
+
+
+# %% course={"grade_id": "q1_exponential_sweep", "points": 2}
+from course_lib.grading import check
+
+lrs = exponential_sweep(1e-7, 10.0, 100)
+check.equal("sweep_length", len(lrs), 100, hint="one LR per step, both ends included")
+check.close("sweep_ends", [lrs[0], lrs[-1]], [1e-7, 10.0], rel_tol=1e-9,
+            hint="the first LR is start_lr and the last is end_lr")
+check.close("sweep_middle", exponential_sweep(1e-4, 1e-2, 3)[1], 1e-3, rel_tol=1e-9,
+            hint="on a log scale the midpoint of 1e-4 and 1e-2 is 1e-3, not 5e-3")
+### BEGIN HIDDEN TESTS
+from course_lib.lr_finder import exponential_lrs
+
+check.close("sweep_matches_library", exponential_sweep(1e-6, 1.0, 37), exponential_lrs(1e-6, 1.0, 37), rel_tol=1e-9)
+check.equal("sweep_type", type(exponential_sweep(1e-3, 1e-1, 5)).__name__, "list")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 2 — Warm-up and cosine decay
+#
+# Write `cosine_lr(t, eta_max, warmup, total, eta_min=0.0)`, the learning rate at step `t`
+# (counted from 0): for `t < warmup` it rises linearly, `eta_max * t / warmup`; after that it is
+# $\eta_{min} + \tfrac12(\eta_{max} - \eta_{min})(1 + \cos(\pi\,(t - warmup)/(total - warmup)))$.
+# With `eta_min=0` it must match transformers' `get_cosine_schedule_with_warmup`.
+
+# %%
+def cosine_lr(t: int, eta_max: float, warmup: int, total: int, eta_min: float = 0.0) -> float:
+    """Learning rate at step t: linear warm-up, then cosine decay from eta_max to eta_min."""
+    ### BEGIN SOLUTION
+    if t < warmup:
+        return eta_max * t / warmup
+    progress = (t - warmup) / (total - warmup)
+    return eta_min + 0.5 * (eta_max - eta_min) * (1 + math.cos(math.pi * progress))
+    ### END SOLUTION
+
+
+# %% course={"grade_id": "q2_cosine", "points": 3}
+from transformers import get_cosine_schedule_with_warmup
+
+from course_lib.grading import check
+
+opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
+sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=10, num_training_steps=100)
+reference = []
+for _ in range(100):
+    reference.append(opt.param_groups[0]["lr"])
+    opt.step()
+    sched.step()
+mine = [cosine_lr(t, 2e-3, 10, 100) for t in range(100)]
+check.close("warmup_part", mine[:10], reference[:10], rel_tol=1e-9, abs_tol=1e-12,
+            hint="during warm-up the LR is eta_max * t / warmup, starting at 0")
+check.close("cosine_part", mine[10:], reference[10:], rel_tol=1e-9, abs_tol=1e-12,
+            hint="after warm-up, measure progress from the end of warm-up: (t - warmup) / (total - warmup)")
+check.close("eta_min_at_end", cosine_lr(100, 1.0, 0, 100, eta_min=0.1), 0.1, rel_tol=1e-9,
+            hint="at t = total the cosine term is -1, leaving eta_min")
+### BEGIN HIDDEN TESTS
+check.close("halfway", cosine_lr(60, 1.0, 20, 100, eta_min=0.2), 0.6, rel_tol=1e-9)
+check.close("peak", cosine_lr(5, 3e-4, 5, 50), 3e-4, rel_tol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 3 — Discriminative learning rates
+#
+# Write `layerwise_lrs(lr, n_groups, factor=2.6)`: the learning rate of each of `n_groups` layer
+# groups, **bottom group first**, where the top group gets `lr` and each group gets the LR of the
+# group above it divided by `factor` (ULMFiT).
+
+# %%
+def layerwise_lrs(lr: float, n_groups: int, factor: float = 2.6) -> list[float]:
+    """LR per layer group, bottom first; the top group gets `lr`, each lower one ÷ factor."""
+    ### BEGIN SOLUTION
+    return [lr / factor ** (n_groups - 1 - i) for i in range(n_groups)]
+    ### END SOLUTION
+
+
+# %% course={"grade_id": "q3_layerwise", "points": 2}
+from course_lib.grading import check
+
+check.close("three_groups", layerwise_lrs(1e-3, 3), [1e-3 / 2.6 ** 2, 1e-3 / 2.6, 1e-3], rel_tol=1e-9,
+            hint="bottom first: the last entry is the top group's lr, unchanged")
+check.close("factor_two", layerwise_lrs(8.0, 4, factor=2.0), [1.0, 2.0, 4.0, 8.0], rel_tol=1e-9)
+### BEGIN HIDDEN TESTS
+from transformers import LlamaConfig, LlamaForSequenceClassification
+
+from course_lib.freezing import discriminative_lr_groups
+
+torch.manual_seed(0)
+tiny = LlamaForSequenceClassification(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+                                                  num_hidden_layers=2, num_attention_heads=2,
+                                                  num_key_value_heads=2, pad_token_id=0, num_labels=3))
+lib = [g["lr"] for g in discriminative_lr_groups(tiny, 3e-4)]
+check.close("matches_library", layerwise_lrs(3e-4, len(lib)), lib, rel_tol=1e-9)
+check.equal("one_group", len(layerwise_lrs(1.0, 1)), 1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 4 — The embeddings' learning rate
+#
+# course-tiny as a classifier has 6 layer groups (embeddings, 4 blocks, head). With ULMFiT's factor
+# 2.6, how many times smaller than the head's LR is the embeddings' LR? Set `answer_q4` to a float
+# (within 1 %).
+
+# %%
+### BEGIN SOLUTION
+answer_q4 = 2.6 ** 5
+### END SOLUTION
+
+# %% course={"grade_id": "q4_embedding_ratio", "points": 1}
+from course_lib.grading import check
+
+check.close("answer_q4", answer_q4, 118.81376, rel_tol=0.01,
+            hint="five divisions by 2.6 separate the head (group 5) from the embeddings (group 0)")
+
+# %% [markdown]
+# ## Part 5 — What the LR range test does
+#
+# Which statement about `lr_find` (and fastai's `lr_find`) is **true**? Set `answer_q5` to `"A"`,
+# `"B"`, `"C"` or `"D"`.
+#
+# - A) It trains the model with the best learning rate it found and returns the trained model.
+# - B) It sweeps the LR upwards on a short run, then restores the original weights; the suggested
+#   LRs lie below the point where the loss blew up.
+# - C) The best LR is the one at the lowest loss of the sweep, exactly.
+# - D) NaN losses are kept in the curve so that the plot shows where training failed.
+
+# %%
+### BEGIN SOLUTION
+answer_q5 = "B"
+### END SOLUTION
+
+# %% course={"grade_id": "q5_range_test", "points": 1}
+from course_lib.grading import check
+
+check.equal("answer_q5", answer_q5, "B",
+            hint="the sweep is a measurement: what happens to the weights afterwards, and to NaN points?")
+
+# %% [markdown]
+# ## Part 6 — Reading the LR comparison
+#
+# From the lesson's table of learning rates (`data/results/lr_sweep.json`, section
+# `learning_rates`), which LR has the **lowest final validation loss** among the runs that did
+# not diverge? Set `answer_q6` to that LR as a float (e.g. `3e-4`).
+
+# %%
+### BEGIN SOLUTION
+from course_lib.transfer import load_results
+
+runs = [r for r in load_results("lr_sweep")["learning_rates"] if not r["diverged"]]
+answer_q6 = min(runs, key=lambda r: r["val_loss"][-1])["learning_rate"]
+### END SOLUTION
+
+# %% course={"grade_id": "q6_best_lr", "points": 2}
+from course_lib.grading import check
+from course_lib.transfer import load_results
+
+runs = [r for r in load_results("lr_sweep")["learning_rates"] if not r["diverged"]]
+check.close("answer_q6", answer_q6, min(runs, key=lambda r: r["val_loss"][-1])["learning_rate"], rel_tol=1e-6,
+            hint="look at the 'final val loss' column and skip the diverged run")

@@ -1,0 +1,87 @@
+"""course_lib.transfer: subsets, the evaluator, result files, the `course` commands."""
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForSequenceClassification
+
+from course_lib import transfer
+from course_lib.models import course_tiny_path
+from course_lib.transfer import (METHODS, TransferConfig, classification_evaluator, curve_summary, load_results,
+                                 subset)
+
+
+def test_subsets_are_nested_and_seeded():
+    rows = [{"i": i} for i in range(100)]
+    small, large = subset(rows, 10, seed=1), subset(rows, 40, seed=1)
+    assert small == large[:10]
+    assert subset(rows, 10, seed=1) == small and subset(rows, 10, seed=2) != small
+
+
+def test_config_learning_rate_per_method():
+    c = TransferConfig(lr_probe=0.5)
+    assert c.learning_rate("linear_probe") == 0.5
+    tc = c.train_config("full", seed=3)
+    assert tc.learning_rate == c.lr_full and tc.seed == 3 and tc.max_steps == c.max_steps
+    assert set(METHODS) == {"scratch", "linear_probe", "top_blocks", "full"}
+
+
+def test_evaluator_matches_manual_loss_and_accuracy():
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=32, pad_token_id=0, num_labels=3)).eval()
+    g = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": torch.randint(1, 64, (6,), generator=g), "attention_mask": torch.ones(6, dtype=torch.long),
+             "labels": torch.tensor(i % 3)} for i in range(10)]
+    collate = lambda b: {k: torch.stack([r[k] for r in b]) for k in b[0]}  # noqa: E731 (equal lengths)
+    got = classification_evaluator(rows, collate, batch_size=4)(model)
+    batch = collate(rows)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert math.isclose(got["loss"], torch.nn.functional.cross_entropy(logits, batch["labels"]).item(), rel_tol=1e-5)
+    assert got["accuracy"] == (logits.argmax(-1) == batch["labels"]).sum().item() / 10
+
+
+def test_curve_summary_mean_and_std():
+    res = {"runs": [{"method": "full", "size": 10, "seed": s, "accuracy": a} for s, a in enumerate([0.5, 0.7, 0.6])]}
+    mean, std = curve_summary(res)["full"][10]
+    assert math.isclose(mean, 0.6) and math.isclose(std, 0.1)
+
+
+def test_missing_results_name_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="course learning-curve"):
+        load_results("learning_curve")
+    path = transfer.save_results("lr_sweep", {"x": 1})
+    assert json.loads(path.read_text())["x"] == 1 and load_results("lr_sweep")["x"] == 1
+
+
+def test_commands_registered_in_cli(capsys):
+    from course_lib.cli import main
+    assert set(transfer.COMMANDS) == {"learning-curve", "lr-sweep"}
+    with pytest.raises(SystemExit):
+        main(["learning-curve", "--help"])
+    assert "--sizes" in capsys.readouterr().out
+
+
+def test_committed_results_are_well_formed():
+    for name, key in (("learning_curve", "runs"), ("lr_sweep", "learning_rates")):
+        try:
+            res = load_results(name)
+        except FileNotFoundError:
+            pytest.skip(f"{name}.json not built yet")
+        assert res[key] and "config" in res and "command" in res
+
+
+@pytest.mark.skipif(not (course_tiny_path() / "model.safetensors").exists(), reason="course-tiny not built")
+def test_linear_probe_trains_only_the_head_on_course_tiny():
+    from course_lib.data import load_course_dataset
+    ds = load_course_dataset("classification")
+    config = TransferConfig(max_steps=3, model="")
+    run = transfer.fine_tune_classifier("linear_probe", list(ds["train"])[:32], list(ds["validation"])[:32],
+                                        config, seed=0)
+    assert run.trainable == 128 * 6 and run.total > 1_000_000
+    assert 0.0 <= run.accuracy <= 1.0 and len(run.history.step) == 3
