@@ -21,6 +21,11 @@ __all__ = ["COURSE_TINY", "default_model_name", "load_base_model", "load_tokeniz
            "set_seed", "ModelNotAvailable", "count_parameters"]
 
 COURSE_TINY = "course-tiny"
+
+# One CPU thread unless COURSE_THREADS says otherwise: course-tiny's small matrices gain little
+# from more, two jobs on two cores stop thrashing, and a fixed count makes every printed number
+# repeat bit for bit on any laptop, so a lesson's stored outputs match what a student gets.
+torch.set_num_threads(int(os.environ.get("COURSE_THREADS", "1")))
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 

@@ -39,7 +39,9 @@ print(versions_line())
 # afterwards. It returns three suggestions: `valley` (fastai's default), `steep` (fastest descent)
 # and `minimum` (the LR of the lowest loss, divided by 10).
 
-# %%
+# %% tags=["nbval-ignore-output"]
+# The end of the sweep is chaotic (the loss is blowing up), so the last digits of `steep` and the
+# number of recorded steps can change between runs: nbval does not compare this cell's output.
 import matplotlib.pyplot as plt
 import torch
 
@@ -62,7 +64,9 @@ finder = lr_find(model, train_enc, LRFinderConfig(start_lr=1e-6, end_lr=10.0, nu
                  collate_fn=collate)
 print(finder)
 print(f"{len(finder.lrs)} of 60 sweep steps recorded before the loss blew up")
-print("weights restored exactly:", all(torch.equal(before[k], v) for k, v in model.state_dict().items()))
+restored = all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+print("weights restored exactly:", restored)
+assert restored
 
 # %%
 plot_lr_find(finder, title="LR range test: course-tiny classifier, full fine-tuning")
