@@ -35,12 +35,7 @@ from course_lib.models import count_parameters, get_device, load_base_model, loa
 from course_lib.training import TrainConfig, collator_for, tokenize_causal, train
 from course_lib.vram import PRESETS, model_shape
 
-device = get_device()
-if device.type == "cpu":
-    # course-tiny's matrices are so small that a second CPU thread costs more in synchronisation than
-    # it saves: on a shared 2-core machine this notebook took 220 s with 2 threads, about 30 s with one.
-    # One thread also makes every printed number repeat exactly from run to run.
-    torch.set_num_threads(1)
+device = get_device()  # course_lib runs the CPU with one thread (COURSE_THREADS): same numbers everywhere
 set_seed(0)
 
 # %% [markdown]

@@ -163,13 +163,6 @@ print(f"{absmax_all.numel():,} absmax constants; worst relative error after doub
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import BitsAndBytesConfig
 
-# On a CPU, course-tiny's matrices are so small that a second thread costs more in
-# synchronisation than it saves; on a shared 2-core machine this cell took ≈ 60 s with 2 threads
-# and ≈ 5 s with one. One thread also makes the bf16 results repeat exactly. Restored below.
-threads = torch.get_num_threads()
-if device.type == "cpu":
-    torch.set_num_threads(1)
-
 tok = load_tokenizer()
 alpaca = load_course_dataset("alpaca")
 train_rows = tokenize_causal(tok, [instruction_text(r) for r in alpaca["train"].select(range(400))], max_length=64)
@@ -250,7 +243,6 @@ def one_step(build):
 for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model)):
     peak = one_step(build)
     print(f"{name:12s} peak {peak.peak_bytes / 1e6:7.1f} MB  [{peak.method}]")
-torch.set_num_threads(threads)  # back to the default after the live training
 
 # %% [markdown]
 # On a CPU this is the course's *substitute* measurement (the growth of the process's resident
