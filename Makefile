@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lab: install
-	$(VENV)/bin/jupyter lab lessons/
+	$(VENV)/bin/jupyter lab lessons/ $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
 
 # Whole suite: unit tests, lessons and solutions with --nbval, exercises with --nbval-lax.
 test: install
