@@ -3,43 +3,76 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-TORCH_VERSION ?= 2.13.0
-# Extra pip arguments for torch, e.g. a CPU-only package index on a Linux laptop.
+# Every package the course installs, pinned with hashes (`make lock` writes it). torch is pinned in
+# requirements/torch.in; its CPU build is in the lock, a CUDA machine swaps in the CUDA build.
+LOCK := requirements/lock.txt
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements/torch.in)
+# Extra pip arguments for torch's CPU build where no wheel is on disk, e.g.
+# TORCH_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 KERNEL := fine-tuning-course
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
+PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install lab test unit notebooks-test notebooks release clean
+.PHONY: install lab test unit notebooks-test notebooks release clean lock test-latest
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-	  echo "CUDA GPU found: installing the CUDA build of torch"; \
-	  $(PY) -m pip install --quiet "torch>=2.4"; \
+	  echo "CUDA GPU found: the locked packages, with the CUDA build of torch $(TORCH_VERSION)"; \
+	  $(PYTHON) -m course_lib.lockfile $(LOCK) --without torch > $(VENV)/lock-without-torch.txt && \
+	  $(PY) -m pip install $(PIP_QUIET) --no-deps --require-hashes -r $(VENV)/lock-without-torch.txt && \
+	  $(PY) -m pip install $(PIP_QUIET) "torch==$(TORCH_VERSION)"; \
 	else \
-	  echo "No CUDA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
-	  $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS); \
+	  echo "No CUDA GPU: the locked packages, with the CPU build of torch $(TORCH_VERSION)"; \
+	  $(PY) -m pip install $(PIP_QUIET) --no-deps --require-hashes -r $(LOCK) $(TORCH_PIP_ARGS); \
 	fi
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Fine-tuning course (.venv)" >/dev/null
 	@touch $@
+
+# Re-resolve every dependency (pyproject.toml's bounds, requirements/torch.in) into $(LOCK) with hashes.
+# Then rebuild the notebooks (`make notebooks`) so their outputs match the new versions.
+lock:
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/pip install $(PIP_QUIET) pip-tools
+	.venv-tools/bin/pip-compile --quiet --upgrade --extra dev --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-find-links --no-emit-index-url $(TORCH_PIP_ARGS) \
+	  --output-file $(LOCK) pyproject.toml requirements/torch.in
+	@echo "$(LOCK): $$(grep -c '==' $(LOCK)) packages pinned"
 
 lab: install
 	$(VENV)/bin/jupyter lab lessons/ $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
 
 # Whole suite: unit tests, lessons and solutions with --nbval, exercises with --nbval-lax.
-test: install
-	time $(PY) -m pytest -q --durations=0 --durations-min=1.0 \
+# $(1): the venv's python; $(2): extra pytest arguments.
+suite-main = time $(1) -m pytest -q --durations=0 --durations-min=1.0 $(2) \
 	  tests \
 	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg lessons solutions \
 	  -o addopts="-p no:cacheprovider"
-	$(PY) -m pytest -q --durations=0 --durations-min=1.0 \
+suite-exercises = $(1) -m pytest -q --durations=0 --durations-min=1.0 $(2) \
 	  --nbval-lax --nbval-current-env exercises
+
+test: install
+	$(call suite-main,$(PY))
+	$(call suite-exercises,$(PY))
+
+# Drift lane for maintainers (not CI): a separate venv with the newest releases pyproject.toml allows
+# (torch stays at requirements/torch.in), the whole suite, then which notebooks and tests changed.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install $(PIP_QUIET) --upgrade --upgrade-strategy eager -e ".[dev]" \
+	  "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) >/dev/null
+	-$(call suite-main,$(LATEST)/bin/python,--junitxml=$(LATEST)/main.xml)
+	-$(call suite-exercises,$(LATEST)/bin/python,--junitxml=$(LATEST)/exercises.xml)
+	$(LATEST)/bin/python tools/drift_report.py --lock $(LOCK) $(LATEST)/main.xml $(LATEST)/exercises.xml
 
 unit: install
 	$(PY) -m pytest -q --durations=10 tests
@@ -53,4 +86,4 @@ release: install
 	$(VENV)/bin/course release
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-tools $(LATEST) build *.egg-info
