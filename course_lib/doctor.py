@@ -9,6 +9,7 @@ import sys
 import torch
 
 from course_lib.data import data_dir
+from course_lib.lockfile import lock_differences
 from course_lib.models import course_tiny_path, default_model_name, get_device
 
 __all__ = ["doctor", "format_report", "versions_line", "bnb_4bit_works"]
@@ -58,6 +59,7 @@ def doctor() -> dict:
         "model": default_model_name(),
         "course_tiny": str(course_tiny_path()),
         "course_tiny_present": (course_tiny_path() / "model.safetensors").exists(),
+        "lock_differences": lock_differences(),
     }
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info()
@@ -84,4 +86,6 @@ def format_report(r: dict) -> str:
     lines.append(f"data         {r['data_dir']}")
     lines.append(f"model        {r['model']} (course-tiny at {r['course_tiny']}"
                  f"{'' if r['course_tiny_present'] else ' — MISSING: run `course pretrain`'})")
+    drift = r["lock_differences"]
+    lines += [f"versions     {d}" for d in drift] or ["versions     exactly the lock the lessons were executed with"]
     return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""The lock: parsed, filtered for the CUDA install, and compared with what is installed."""
+
+import sys
+import textwrap
+
+import pytest
+
+from course_lib.lockfile import LOCK_PATH, lock_differences, locked_versions, main, without
+
+LOCK = textwrap.dedent("""\
+    #    pip-compile --generate-hashes ...
+    pytest==1.0.0 \\
+        --hash=sha256:aaa
+        # via fine-tuning-course (pyproject.toml)
+    torch==2.13.0+cpu \\
+        --hash=sha256:bbb \\
+        --hash=sha256:ccc
+        # via
+        #   -r requirements/torch.in
+    Typing_Extensions==4.0.0 \\
+        --hash=sha256:ddd
+        # via torch
+    """)
+
+
+@pytest.fixture
+def lock(tmp_path):
+    path = tmp_path / "lock.txt"
+    path.write_text(LOCK)
+    return path
+
+
+def test_parses_pins_with_canonical_names(lock):
+    assert locked_versions(lock) == {"pytest": "1.0.0", "torch": "2.13.0+cpu", "typing-extensions": "4.0.0"}
+
+
+def test_without_drops_the_whole_block_and_nothing_else(lock, capsys):
+    text = without(lock, {"torch"})
+    assert "torch==" not in text and "bbb" not in text and "ccc" not in text
+    assert "--hash=sha256:aaa" in text and "Typing_Extensions==4.0.0" in text and "sha256:ddd" in text
+    assert main([str(lock), "--without", "torch"]) == 0
+    assert capsys.readouterr().out == text
+
+
+def test_differences_name_the_package_and_both_versions(lock):
+    lines = lock_differences(lock)  # this environment has none of these exact versions
+    assert any(line.startswith("pytest ") and "executed with 1.0.0: numbers may differ slightly" in line
+               for line in lines)
+    assert not any(line.startswith("torch ") for line in lines)  # 2.13.0+cpu or a CUDA build: same release
+
+
+def test_missing_lock_says_so(tmp_path):
+    (line,) = lock_differences(tmp_path / "nope.txt")
+    assert "no lock file" in line
+
+
+def test_the_real_lock_pins_the_course_stack():
+    pins = locked_versions(LOCK_PATH)
+    for name in ("torch", "transformers", "peft", "bitsandbytes", "datasets", "nbval", "pytest"):
+        assert name in pins, name
+    assert len(pins) > 100  # transitive dependencies too
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="not in a virtual environment")
+def test_this_environment_is_exactly_the_lock():
+    """What `make install` promises: every locked package at its locked version (torch: any build)."""
+    assert lock_differences() == []
