@@ -1,121 +1,115 @@
 """The `course` command: one entry point for everything the course builds or checks.
 
     course doctor              what this machine has (versions, device, 4-bit support, paths)
-    course build-data          rebuild data/ from the Python standard library
-    course pretrain            rebuild data/models/course-tiny (tokenizer + weights + card)
+    course COMMAND --help      every option of a command, with its true default
 
-Each subcommand lives next to the concept it belongs to; this file only parses arguments.
-Mistakes a user can make end in one line on stderr and exit code 2, never a traceback.
+Every subcommand is declared where its concept lives, as a module-level
+`COMMANDS = {name: (help, (ConfigClass, ...), run)}`: the options are the fields of typed
+dataclasses (help text in each field's metadata, as peft does), parsed by transformers'
+`HfArgumentParser` (a first config class may name one field `POSITIONAL: ClassVar[str]`), and `run(*configs) -> int` receives the filled-in dataclasses. This file only
+dispatches. Mistakes a user can make end in one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["main"]
+__all__ = ["main", "commands", "DoctorArgs"]
 
-# name -> (help, add_arguments, run); other modules contribute theirs as a COMMANDS dict.
-_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+# Modules that declare `COMMANDS`; each is imported only when `course` runs.
+COMMAND_MODULES = ("course_lib.cli", "course_lib.data", "course_lib.pretrain", "course_lib.vram",
+                   "course_lib.experiments.learning_curve", "course_lib.experiments.lr_sweep",
+                   "course_lib.experiments.lora_ablation", "course_lib.experiments.forgetting",
+                   "course_lib.grading.cli")
 
-
-def _add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
-    for f in fields(cls):
-        if f.type in ("int", "float", "str", int, float, str):
-            typ = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=typ, default=None, dest=f.name)
+Spec = tuple[str, tuple[type, ...], Callable[..., int]]
 
 
-def _from_args(cls, args: argparse.Namespace):
-    given = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
-    return cls(**given)
+@dataclass
+class DoctorArgs:
+    """Options of `course doctor`."""
+
+    json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
 
 
-def _doctor_args(p):
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-
-
-def _doctor_run(args) -> int:
-    from course_lib.doctor import doctor, format_report
+def _doctor(args: DoctorArgs) -> int:
     import json
+
+    from course_lib.doctor import doctor, format_report
+
     report = doctor()
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
 
 
-def _build_data_args(p):
-    from course_lib.data import DataConfig
-    _add_dataclass_args(p, DataConfig)
+COMMANDS: dict[str, Spec] = {
+    "doctor": ("show Python and package versions, device, GPU memory, 4-bit support, data paths, and "
+               "whether the installed versions are the locked ones", (DoctorArgs,), _doctor),
+}
 
 
-def _build_data_run(args) -> int:
-    from course_lib.data import DataConfig, build_all
-    counts = build_all(_from_args(DataConfig, args))
-    for name, splits in counts.items():
-        print(f"{name:15s} " + ", ".join(f"{s} {n}" for s, n in splits.items()))
-    return 0
+class _UsageError(Exception):
+    """An option the parser could not read (unknown choice, not a number, ...)."""
 
 
-def _pretrain_args(p):
-    from course_lib.pretrain import PretrainConfig
-    _add_dataclass_args(p, PretrainConfig)
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+def _parser(config_types: tuple[type, ...], name: str, description: str):
+    """transformers' HfArgumentParser, with parse errors raised instead of printed with the usage."""
+    from transformers import HfArgumentParser
+
+    class Parser(HfArgumentParser):
+        def error(self, message):
+            raise _UsageError(message)
+
+    return Parser(config_types, prog=f"course {name}", description=description)
 
 
-def _pretrain_run(args) -> int:
-    from course_lib.pretrain import PretrainConfig, pretrain
-    pretrain(_from_args(PretrainConfig, args), resume=not args.no_resume)
-    return 0
+def commands() -> dict[str, Spec]:
+    """Every subcommand, by name, in the order of COMMAND_MODULES."""
+    found: dict[str, Spec] = {}
+    for module in COMMAND_MODULES:
+        found.update(importlib.import_module(module).COMMANDS)
+    return found
 
 
-_COMMANDS.update({
-    "doctor": ("show Python and package versions, device, GPU memory, 4-bit support, data paths",
-               _doctor_args, _doctor_run),
-    "build-data": ("rebuild the datasets and data cards under data/ from Python's own text",
-                   _build_data_args, _build_data_run),
-    "pretrain": ("pretrain course-tiny (tokenizer, weights, model card) from data/corpus",
-                 _pretrain_args, _pretrain_run),
-})
-
-
-# Modules that contribute subcommands through a module-level COMMANDS dict.
-_PLUGINS = ("course_lib.vram", "course_lib.transfer", "course_lib.lr_finder", "course_lib.forgetting",
-            "course_lib.lora", "course_lib.grading.cli")
-
-
-def _load_plugins() -> None:
-    """Subcommands defined by other course_lib modules (each optional, added by its lesson)."""
-    import importlib
-    for module in _PLUGINS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        for name, spec in getattr(mod, "COMMANDS", {}).items():
-            _COMMANDS[name] = spec
+def _usage(specs: dict[str, Spec]) -> str:
+    width = max(map(len, specs))
+    lines = ["usage: course COMMAND [options]     (course COMMAND --help lists a command's options)", "",
+             "The fine-tuning course's command line.", "", "commands:"]
+    lines += [f"  {name:{width}s}  {help_}" for name, (help_, _, _) in specs.items()]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    _load_plugins()
-    parser = argparse.ArgumentParser(prog="course", description="The fine-tuning course's command line.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_, add_arguments, _) in _COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_, description=help_))
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
+    from course_lib.models import set_threads
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    specs = commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(specs))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in specs:
+        print(f"course: error: unknown command {name!r}; `course --help` lists them.", file=sys.stderr)
         return 2
+    help_, config_types, run = specs[name]
+    positional = getattr(config_types[0], "POSITIONAL", None)  # `course grade FOLDER` = `--submissions FOLDER`
+    if positional and rest and not rest[0].startswith("-"):
+        rest = [f"--{positional}", *rest]
     try:
-        return _COMMANDS[args.command][2](args) or 0
+        configs = _parser(config_types, name, help_).parse_args_into_dataclasses(rest)  # --help exits here
+        set_threads()
+        return run(*configs) or 0
+    except _UsageError as exc:
+        print(f"course {name}: error: {exc} (`course {name} --help` lists the options)", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as exc:  # a user's mistake: one line, no traceback
-        print(f"course {args.command}: error: {exc}", file=sys.stderr)
+        print(f"course {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"course {args.command}: interrupted (anything written so far is kept).", file=sys.stderr)
+        print(f"course {name}: interrupted (anything written so far is kept).", file=sys.stderr)
         return 130
 
 

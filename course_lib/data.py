@@ -12,12 +12,13 @@ import json
 import os
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from course_lib.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
 
-__all__ = ["DATASETS", "LABELS", "data_dir", "load_course_dataset", "read_jsonl", "build_all", "DataConfig"]
+__all__ = ["DATASETS", "LABELS", "data_dir", "load_course_dataset", "read_jsonl", "build_all", "DataConfig",
+           "instruction_text", "area_text", "prompt_of", "alpaca_to_chat", "COMMANDS"]
 
 LABELS: list[str] = list(AREAS)  # label i of the classification set is LABELS[i]
 
@@ -37,11 +38,13 @@ DATASETS: dict[str, tuple[str, dict[str, type], tuple[str, ...]]] = {
 class DataConfig:
     """How `course build-data` cuts the shipped text into datasets."""
 
-    seed: int = 0  # shuffling and capping are seeded, so the build is reproducible
-    per_class: int = 450  # classification examples kept per label (balanced classes)
-    max_example_chars: int = 600  # longer classification / instruction texts are dropped
-    max_instructions: int = 3000  # size of the instruction set before splitting
-    passage_chars: int = 700  # general held-out text is packed into passages of about this size
+    seed: int = field(default=0, metadata={"help": "shuffling and capping are seeded: the build is reproducible"})
+    per_class: int = field(default=450, metadata={"help": "classification examples kept per label (balanced)"})
+    max_example_chars: int = field(default=600, metadata={"help": "longer classification / instruction texts "
+                                                                  "are dropped"})
+    max_instructions: int = field(default=3000, metadata={"help": "size of the instruction set before splitting"})
+    passage_chars: int = field(default=700, metadata={"help": "general held-out text is packed into passages "
+                                                              "of about this many characters"})
 
 
 def data_dir() -> Path:
@@ -84,9 +87,14 @@ def read_jsonl(path: Path, fields: dict[str, type] | None = None) -> list[dict]:
     return rows
 
 
-def load_course_dataset(name: str, split: str | None = None):
-    """One of the course's datasets as a `datasets.DatasetDict` (or a `Dataset` for one split)."""
+def load_course_dataset(name: str, split: str | None = None, progress: bool = False):
+    """One of the course's datasets as a `datasets.DatasetDict` (or a `Dataset` for one split).
+
+    progress=False hides `datasets`' own progress bars for this call only (they are noise in a
+    lesson's saved outputs); the library's setting is restored afterwards.
+    """
     import datasets
+    from datasets.utils import logging as ds_logging
 
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; the course ships {sorted(DATASETS)}.")
@@ -96,9 +104,37 @@ def load_course_dataset(name: str, split: str | None = None):
         if s not in files:
             raise ValueError(f"Dataset {name!r} has splits {list(splits)}, not {s!r}.")
         read_jsonl(Path(files[s]), fields)  # validate first: clear errors, not pyarrow's
-    datasets.disable_progress_bars()
-    ds = datasets.load_dataset("json", data_files=files)
+    enabled_before = ds_logging.is_progress_bar_enabled()
+    if not progress:
+        ds_logging.disable_progress_bar()
+    try:
+        ds = datasets.load_dataset("json", data_files=files)
+    finally:
+        if enabled_before:
+            ds_logging.enable_progress_bar()
     return ds[split] if split else ds
+
+
+# ---------------------------------------------------------------- rows as training texts
+
+RESPONSE_MARKER = "### Response:\n"
+
+
+def instruction_text(row: dict) -> str:
+    """An Alpaca row as one training text in the course's prompt format (lessons 03, 05)."""
+    prompt = row["instruction"] + (f"\n\n{row['input']}" if row["input"] else "")
+    return f"### Instruction:\n{prompt}\n\n{RESPONSE_MARKER}{row['output']}"
+
+
+def area_text(row: dict) -> str:
+    """A classification row as an instruction whose answer is the area's name (task B of lesson 05)."""
+    return (f"### Instruction:\nWhich area of the standard library is this from?\n\n{row['text']}"
+            f"\n\n{RESPONSE_MARKER}{row['area']}")
+
+
+def prompt_of(text: str) -> str:
+    """The prompt part of an `instruction_text` / `area_text`: everything up to the response."""
+    return text[:text.index(RESPONSE_MARKER) + len(RESPONSE_MARKER)]
 
 
 # ---------------------------------------------------------------- building
@@ -134,8 +170,9 @@ def _pack_passages(docs: list[Doc], size: int) -> list[dict]:
     return out
 
 
-def build_all(config: DataConfig = DataConfig(), out: Path | None = None) -> dict[str, dict[str, int]]:
+def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict[str, dict[str, int]]:
     """Build every dataset and data card under data/; returns the row count of each split."""
+    config = config or DataConfig()
     out = out or data_dir()
     rng = random.Random(config.seed)
     docs = stdlib_docstrings() + pydoc_topics()
@@ -277,3 +314,13 @@ def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) 
         table = f"| split | rows |\n|---|---|\n{sizes(name)}"
         text = f"# {title}\n\n{body}\n\n## Size\n\n{table}\n\n## How it was built\n\n{common}"
         (out / folder / "README.md").write_text(text, encoding="utf-8")
+
+
+def _build_data(config: DataConfig) -> int:
+    for name, splits in build_all(config).items():
+        print(f"{name:15s} " + ", ".join(f"{s} {n}" for s, n in splits.items()))
+    return 0
+
+
+COMMANDS = {"build-data": ("rebuild the datasets and data cards under data/ from Python's own text",
+                           (DataConfig,), _build_data)}

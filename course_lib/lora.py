@@ -2,24 +2,21 @@
 
 W' = W + (alpha / r) · B A, with A (r × k) and B (d × r), B = 0 at the start (Hu et al. 2022, §4.1).
 `LinearWithLoRA` wraps one nn.Linear; `add_lora(model, config)` wraps the named target modules
-of a model and freezes everything else. `course lora-ablation` trains course-tiny with LoRA at
-several ranks and targets and writes data/results/lora_rank_ablation.json for lesson 03's plots.
+of a model and freezes everything else. The rank ablation that uses it is
+`course_lib.experiments.lora_ablation` (`course lora-ablation`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
 __all__ = ["LoraConfig", "LinearWithLoRA", "add_lora", "merge_lora", "unmerge_lora", "lora_parameter_count",
-           "lora_state_dict", "ATTENTION_TARGETS", "ALL_LINEAR_TARGETS", "AblationConfig", "rank_ablation",
-           "COMMANDS"]
+           "lora_state_dict", "ATTENTION_TARGETS", "ALL_LINEAR_TARGETS"]
 
 ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR_TARGETS = ATTENTION_TARGETS + ("gate_proj", "up_proj", "down_proj")  # peft's "all-linear" on Llama
@@ -144,93 +141,3 @@ def lora_parameter_count(d: int, k: int, r: int) -> int:
     """Trainable parameters of LoRA on one d × k matrix: r·(d + k) instead of d·k (lesson 03)."""
     _check_rank(r)
     return r * (d + k)
-
-
-# ---------------------------------------------------------------- rank ablation (cached for lesson 03)
-
-@dataclass
-class AblationConfig:
-    """What `course lora-ablation` runs: course-tiny + LoRA on the alpaca set, one run per rank."""
-
-    ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)  # attention-only LoRA (q, k, v, o) at each rank
-    budget_rank_attention: int = 20  # attention-only at r=20 has exactly the parameters of ...
-    budget_rank_all_linear: int = 8  # ... all-linear at r=8 on course-tiny (81,920) (Table 5's fixed-budget question)
-    lora_alpha: float = 16.0  # fixed alpha, so the scaling alpha / r changes with r (as in most recipes)
-    learning_rate: float = 2e-3  # LoRA on a 1.4M-parameter model tolerates a large LR
-    max_steps: int = 120  # optimizer steps per run (was 150 × 16: ≈ 3 min per run on a busy 2-core machine)
-    batch_size: int = 8  # 120 × 8 sequences per run: all 9 runs ≈ 3 CPU-minutes, 6 min wall on a shared 2-core box
-    max_length: int = 128  # tokens per example
-    eval_examples: int = 200  # validation examples for the perplexity
-    seed: int = 0
-    out: str = "data/results/lora_rank_ablation.json"  # relative to the repository root
-
-
-def _alpaca_texts(rows) -> list[str]:
-    from course_lib.forgetting import instruction_text  # the course's one Alpaca prompt format
-    return [instruction_text(r) for r in rows]
-
-
-def _one_run(config: AblationConfig, lora: LoraConfig | None, train_rows, eval_texts) -> dict:
-    from course_lib.metrics import perplexity
-    from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed
-    from course_lib.training import TrainConfig, collator_for, tokenize_causal, train
-
-    set_seed(config.seed)
-    tok, model = load_tokenizer(), load_base_model()
-    if lora is not None:
-        add_lora(model, lora)
-    train_cfg = TrainConfig(learning_rate=config.learning_rate, max_steps=config.max_steps,
-                            per_device_train_batch_size=config.batch_size, seed=config.seed, disable_tqdm=True)
-    train(model, tokenize_causal(tok, _alpaca_texts(train_rows), config.max_length), train_cfg,
-          collate_fn=collator_for(tok, "causal-lm"))
-    return {"trainable_parameters": count_parameters(model, trainable_only=True),
-            "perplexity": perplexity(model, tok, eval_texts, max_length=config.max_length)}
-
-
-def rank_ablation(config: AblationConfig = AblationConfig()) -> dict:
-    """Validation perplexity and trainable parameters of LoRA runs at each rank and target set."""
-    from course_lib.data import load_course_dataset
-    from course_lib.metrics import perplexity
-    from course_lib.models import load_base_model, load_tokenizer
-
-    ds = load_course_dataset("alpaca")
-    train_rows, eval_texts = list(ds["train"]), _alpaca_texts(list(ds["validation"])[: config.eval_examples])
-    base = perplexity(load_base_model(), load_tokenizer(), eval_texts, max_length=config.max_length)
-    result = {"config": asdict(config), "base_perplexity": base, "ranks": [], "budget": []}
-    for r in config.ranks:
-        row = _one_run(config, LoraConfig(r=r, lora_alpha=config.lora_alpha, target_modules=ATTENTION_TARGETS),
-                       train_rows, eval_texts)
-        result["ranks"].append({"r": r, "targets": "attention", **row})
-        print(f"attention r={r:3d}: {row['trainable_parameters']:8d} trainable, perplexity {row['perplexity']:.2f}")
-    for name, r, targets in (("attention", config.budget_rank_attention, ATTENTION_TARGETS),
-                             ("all-linear", config.budget_rank_all_linear, ALL_LINEAR_TARGETS)):
-        row = _one_run(config, LoraConfig(r=r, lora_alpha=config.lora_alpha, target_modules=targets),
-                       train_rows, eval_texts)
-        result["budget"].append({"r": r, "targets": name, **row})
-        print(f"{name:10s} r={r:3d}: {row['trainable_parameters']:8d} trainable, perplexity {row['perplexity']:.2f}")
-    return result
-
-
-def _ablation_args(p) -> None:
-    p.add_argument("--max-steps", type=int, default=AblationConfig.max_steps, help="optimizer steps per run")
-    p.add_argument("--out", default=AblationConfig.out, help="where to write the JSON results")
-
-
-def _ablation_run(args) -> int:
-    from course_lib.data import data_dir
-    if args.max_steps <= 0:
-        raise ValueError(f"--max-steps must be positive, got {args.max_steps}.")
-    result = rank_ablation(AblationConfig(max_steps=args.max_steps, out=args.out))
-    out = Path(args.out)
-    out = out if out.is_absolute() else data_dir().parent / out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
-    return 0
-
-
-COMMANDS = {
-    "lora-ablation": ("train course-tiny with LoRA at ranks 1-64 and two target sets; writes "
-                      "data/results/lora_rank_ablation.json (lesson 03, ~3-6 min on 2 CPU cores)",
-                      _ablation_args, _ablation_run),
-}

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from course_lib.models import set_seed
-from course_lib.training import _batches
+from course_lib.training import shuffled_batches
 
 __all__ = ["LRFinderConfig", "SuggestedLRs", "lr_find", "suggest", "plot_lr_find", "exponential_lrs"]
 
@@ -93,9 +93,10 @@ def suggest(lrs: list[float], losses: list[float]) -> SuggestedLRs:
     return SuggestedLRs(valley=x[_valley(y)], steep=x[i_steep], minimum=x[i_min] / 10, lrs=lrs, losses=losses)
 
 
-def lr_find(model: torch.nn.Module, dataset, config: LRFinderConfig = LRFinderConfig(), *,
+def lr_find(model: torch.nn.Module, dataset, config: LRFinderConfig | None = None, *,
             collate_fn: Callable | None = None) -> SuggestedLRs:
     """Run the LR range test on `model`'s trainable parameters and restore its weights (lesson 02)."""
+    config = config or LRFinderConfig()
     device = next(model.parameters()).device
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}  # exact copy to restore
     was_training = model.training
@@ -104,7 +105,7 @@ def lr_find(model: torch.nn.Module, dataset, config: LRFinderConfig = LRFinderCo
     if not params:
         raise ValueError("No trainable parameters: unfreeze something before running lr_find.")
     optimizer = torch.optim.AdamW(params, lr=config.start_lr, weight_decay=config.weight_decay)
-    stream = _batches(dataset, config.per_device_train_batch_size, collate_fn, config.seed)
+    stream = shuffled_batches(dataset, config.per_device_train_batch_size, collate_fn, config.seed)
     lrs_planned = exponential_lrs(config.start_lr, config.end_lr, config.num_steps)
     lrs, smoothed, avg, best = [], [], 0.0, math.inf
     model.train()

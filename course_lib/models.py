@@ -18,19 +18,27 @@ import torch
 from course_lib.data import data_dir
 
 __all__ = ["COURSE_TINY", "default_model_name", "load_base_model", "load_tokenizer", "get_device",
-           "set_seed", "ModelNotAvailable", "count_parameters"]
+           "set_seed", "set_threads", "ModelNotAvailable", "count_parameters"]
 
 COURSE_TINY = "course-tiny"
 
-# One CPU thread unless COURSE_THREADS says otherwise: course-tiny's small matrices gain little
-# from more, two jobs on two cores stop thrashing, and a fixed count makes every printed number
-# repeat bit for bit on any laptop, so a lesson's stored outputs match what a student gets.
-torch.set_num_threads(int(os.environ.get("COURSE_THREADS", "1")))
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
 class ModelNotAvailable(RuntimeError):
     """The requested model is neither shipped, cached, nor reachable."""
+
+
+def set_threads(n: int | None = None) -> int:
+    """Use `n` CPU threads ($COURSE_THREADS, else 1); returns the count (every lesson's first cell).
+
+    One thread by default: course-tiny's small matrices gain little from more, two jobs on two
+    cores stop thrashing, and a fixed count makes every printed number repeat bit for bit on any
+    laptop, so a lesson's stored outputs match what a student gets.
+    """
+    n = n or int(os.environ.get("COURSE_THREADS", "1"))
+    torch.set_num_threads(n)
+    return n
 
 
 def course_tiny_path() -> Path:

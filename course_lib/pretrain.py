@@ -22,7 +22,7 @@ from course_lib.data import data_dir, read_jsonl
 from course_lib.metrics import perplexity
 from course_lib.models import count_parameters, set_seed
 
-__all__ = ["PretrainConfig", "train_tokenizer", "build_model", "pretrain"]
+__all__ = ["PretrainConfig", "PretrainArgs", "train_tokenizer", "build_model", "pretrain", "COMMANDS"]
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0, 1, 2, 3, as in Llama
 CHAT_TEMPLATE = (
@@ -34,29 +34,34 @@ CHAT_TEMPLATE = (
 class PretrainConfig:
     """Recipe of course-tiny. The defaults are the shipped model's."""
 
-    seed: int = 0  # one seed for the tokenizer sample order, init, and batch sampling
-    num_threads: int = 1  # CPU threads; results repeat bit for bit only at the same count
-    vocab_size: int = 4096  # byte-level BPE; small vocabularies keep the embedding cheap
-    hidden_size: int = 128  # d_model
-    intermediate_size: int = 384  # SwiGLU width (3 × d_model)
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4  # head_dim 32
-    num_key_value_heads: int = 4  # no grouped-query attention at this size
-    max_position_embeddings: int = 256
-    seq_len: int = 128  # tokens per training window
-    batch_size: int = 16  # windows per step: 2,048 tokens
-    max_steps: int = 2000  # ≈ 4.1 M tokens, about 6 passes over the corpus
-    lr: float = 2e-3  # tiny models tolerate (and need) a large peak learning rate
-    min_lr_ratio: float = 0.1  # cosine decays to lr × this
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 250  # validation loss and a resumable checkpoint this often
-    eval_texts: int = 200  # validation documents used for the running validation loss
-    out_dir: str = ""  # "" means data/models/course-tiny
-    checkpoint_dir: str = ".pretrain"  # where the resumable checkpoint lives (git-ignored)
-    corpus_dir: str = ""  # "" means data/corpus
-    extra: dict = field(default_factory=dict)  # free-form notes written into the card
+    seed: int = field(default=0, metadata={"help": "one seed for the tokenizer sample order, init and batches"})
+    num_threads: int = field(default=1, metadata={"help": "CPU threads; results repeat bit for bit only at the "
+                                                          "same count"})
+    vocab_size: int = field(default=4096, metadata={"help": "byte-level BPE; a small vocabulary keeps the "
+                                                            "embedding cheap"})
+    hidden_size: int = field(default=128, metadata={"help": "d_model"})
+    intermediate_size: int = field(default=384, metadata={"help": "SwiGLU width (3 × d_model)"})
+    num_hidden_layers: int = field(default=4, metadata={"help": "decoder blocks"})
+    num_attention_heads: int = field(default=4, metadata={"help": "head_dim = hidden_size / heads = 32"})
+    num_key_value_heads: int = field(default=4, metadata={"help": "no grouped-query attention at this size"})
+    max_position_embeddings: int = field(default=256, metadata={"help": "longest context"})
+    seq_len: int = field(default=128, metadata={"help": "tokens per training window"})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "windows per step: 2,048 tokens"})
+    max_steps: int = field(default=2000, metadata={"help": "≈ 4.1 M tokens, about 6 passes over the corpus"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "peak LR: tiny models tolerate (and need) "
+                                                                 "a large one"})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine decays to learning_rate × this"})
+    warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW decoupled weight decay (matrices only)"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    eval_steps: int = field(default=250, metadata={"help": "validation loss and a resumable checkpoint this "
+                                                           "often"})
+    eval_texts: int = field(default=200, metadata={"help": "validation documents for the running validation "
+                                                           "loss"})
+    out_dir: str = field(default="", metadata={"help": "'' means data/models/course-tiny"})
+    checkpoint_dir: str = field(default=".pretrain", metadata={"help": "where the resumable checkpoint lives "
+                                                                       "(git-ignored)"})
+    corpus_dir: str = field(default="", metadata={"help": "'' means data/corpus"})
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -101,13 +106,14 @@ def _token_stream(tokenizer, texts: list[str]) -> torch.Tensor:
 
 def _lr_at(step: int, config: PretrainConfig) -> float:
     if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+        return config.learning_rate * (step + 1) / config.warmup_steps
     t = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    return config.learning_rate * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def pretrain(config: PretrainConfig = PretrainConfig(), resume: bool = True) -> dict:
+def pretrain(config: PretrainConfig | None = None, resume: bool = True) -> dict:
     """Train tokenizer and model, save both in Hugging Face format with a model card; returns the card's figures."""
+    config = config or PretrainConfig()
     previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(config.num_threads)
@@ -142,7 +148,7 @@ def _pretrain(config: PretrainConfig, resume: bool) -> dict:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(config.seed)
     step, log, elapsed_before = 0, [], 0.0
     ckpt = ckpt_dir / "checkpoint.pt"
@@ -161,19 +167,19 @@ def _pretrain(config: PretrainConfig, resume: bool) -> dict:
     model.train()
     bar = tqdm(total=config.max_steps, initial=step, desc="pretrain", unit="step")
     while step < config.max_steps:
-        starts = torch.randint(0, len(stream) - config.seq_len - 1, (config.batch_size,), generator=gen)
+        starts = torch.randint(0, len(stream) - config.seq_len - 1, (config.per_device_train_batch_size,), generator=gen)
         batch = torch.stack([stream[s:s + config.seq_len + 1] for s in starts.tolist()])  # (B, T+1)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, config)
         loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1]).loss  # HF shifts the labels
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         opt.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % config.eval_every == 0 or step == config.max_steps:
+        if step % config.eval_steps == 0 or step == config.max_steps:
             val_loss = math.log(perplexity(model, tokenizer, val_texts[: config.eval_texts]))
             model.train()
             log.append({"step": step, "train_loss": round(loss.item(), 4), "val_loss": round(val_loss, 4),
@@ -194,7 +200,7 @@ def _pretrain(config: PretrainConfig, resume: bool) -> dict:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     figures = {"parameters": n_params, "train_tokens": len(stream), "steps": config.max_steps,
-               "tokens_seen": config.max_steps * config.batch_size * config.seq_len,
+               "tokens_seen": config.max_steps * config.per_device_train_batch_size * config.seq_len,
                "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - start, 1),
                "validation_perplexity": round(ppl_val, 2), "random_init_validation_perplexity": round(ppl_random_val, 1),
                "general_perplexity": round(ppl_general, 2),
@@ -247,8 +253,8 @@ shared under the same terms.
 | architecture | Llama: {c['num_hidden_layers']} layers, d_model {c['hidden_size']}, {c['num_attention_heads']} heads, SwiGLU {c['intermediate_size']}, RoPE, RMSNorm, tied embeddings |
 | parameters | {f['parameters']:,} |
 | tokenizer | byte-level BPE (`tokenizers`), vocabulary {c['vocab_size']}, trained on the train split |
-| training | {c['max_steps']} steps × {c['batch_size']} windows × {c['seq_len']} tokens = {f['tokens_seen']:,} tokens |
-| optimiser | AdamW (β = 0.9, 0.95), weight decay {c['weight_decay']}, peak LR {c['lr']}, {c['warmup_steps']} warm-up steps, cosine to {c['min_lr_ratio']} × peak, gradient clip {c['grad_clip']} |
+| training | {c['max_steps']} steps × {c['per_device_train_batch_size']} windows × {c['seq_len']} tokens = {f['tokens_seen']:,} tokens |
+| optimiser | AdamW (β = 0.9, 0.95), weight decay {c['weight_decay']}, peak LR {c['learning_rate']}, {c['warmup_steps']} warm-up steps, cosine to {c['min_lr_ratio']} × peak, gradient clip {c['max_grad_norm']} |
 | seed | {c['seed']} (deterministic on one machine) |
 | wall time | {f['train_seconds']:.0f} s of training ({f['total_seconds']:.0f} s in all) on {f['machine']} |
 
@@ -268,3 +274,20 @@ Samples (top-k 40, temperature 0.8, seed {c['seed']}):
 Reproduce every figure here with `course pretrain` (about the same wall time on a 2-core CPU).
 The loss curve is in `training_log.json`.
 """
+
+
+@dataclass
+class PretrainArgs:
+    """How `course pretrain` runs (not part of the recipe)."""
+
+    resume: bool = field(default=True, metadata={"help": "continue from the checkpoint in checkpoint_dir when "
+                                                         "it was made with the same recipe"})
+
+
+def _pretrain_command(config: PretrainConfig, args: PretrainArgs) -> int:
+    pretrain(config, resume=args.resume)
+    return 0
+
+
+COMMANDS = {"pretrain": ("pretrain course-tiny (tokenizer, weights, model card) from data/corpus "
+                         "(≈20–30 min on 2 cores; resumable)", (PretrainConfig, PretrainArgs), _pretrain_command)}

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from course_lib.models import set_seed
 
 __all__ = ["TrainConfig", "History", "TrainingDiverged", "train", "make_optimizer", "make_scheduler",
-           "tokenize_classification", "tokenize_causal", "collator_for", "predict_classes", "evaluate_classifier"]
+           "shuffled_batches"]
 
 
 @dataclass
@@ -39,6 +39,24 @@ class TrainConfig:
     seed: int = 0  # data order and any random init made inside the loop
     divergence_factor: float = 10.0  # stop when loss > this × the first loss (or is NaN/inf)
     disable_tqdm: bool = False  # True hides the progress bar
+
+    def to_training_arguments(self, output_dir: str, **overrides):
+        """The same run as transformers' `TrainingArguments` (lesson 01): every shared name carried over.
+
+        `divergence_factor` has no counterpart (the Trainer does not stop on a blown-up loss);
+        `eval_steps` > 0 turns on step-wise evaluation. `overrides` are passed through.
+        """
+        from transformers import TrainingArguments
+
+        kwargs = dict(output_dir=output_dir, learning_rate=self.learning_rate, max_steps=self.max_steps,
+                      per_device_train_batch_size=self.per_device_train_batch_size,
+                      lr_scheduler_type=self.lr_scheduler_type,
+                      warmup_steps=self.warmup_ratio,  # transformers 5: a float below 1 is a ratio of max_steps
+                      weight_decay=self.weight_decay, adam_beta1=self.adam_beta1, adam_beta2=self.adam_beta2,
+                      max_grad_norm=self.max_grad_norm, logging_steps=self.logging_steps, seed=self.seed,
+                      disable_tqdm=self.disable_tqdm, save_strategy="no", report_to="none",
+                      eval_strategy="steps" if self.eval_steps else "no", eval_steps=self.eval_steps or None)
+        return TrainingArguments(**{**kwargs, **overrides})
 
 
 @dataclass
@@ -84,8 +102,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
                          num_training_steps=config.max_steps)
 
 
-def _batches(dataset, batch_size: int, collate_fn, seed: int):
-    """An endless stream of shuffled batches; each pass over the data reshuffles."""
+def shuffled_batches(dataset, batch_size: int, collate_fn, seed: int):
+    """An endless stream of shuffled batches; each pass over the data reshuffles (also used by lr_find)."""
     gen = torch.Generator().manual_seed(seed)
     while True:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
@@ -93,7 +111,7 @@ def _batches(dataset, batch_size: int, collate_fn, seed: int):
         yield from loader
 
 
-def train(model: torch.nn.Module, dataset, config: TrainConfig = TrainConfig(), *,
+def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
           collate_fn: Callable | None = None,
           evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
           optimizer: torch.optim.Optimizer | None = None,
@@ -107,11 +125,12 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig = TrainConfig(), 
     default shuffled stream with any iterator of batches (e.g. replay mixing, lesson 05);
     on_step_begin(step, model) runs before each step (e.g. gradual unfreezing, lesson 01).
     """
+    config = config or TrainConfig()
     set_seed(config.seed)
     device = next(model.parameters()).device
     optimizer = optimizer or make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config)
-    stream = batches if batches is not None else _batches(dataset, config.per_device_train_batch_size,
+    stream = batches if batches is not None else shuffled_batches(dataset, config.per_device_train_batch_size,
                                                           collate_fn, config.seed)
     history, first_loss = History(), None
 
@@ -161,59 +180,3 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig = TrainConfig(), 
     run_eval(config.max_steps)
     model.eval()
     return history
-
-
-# ---------------------------------------------------------------- data helpers
-
-def tokenize_classification(tokenizer, rows, max_length: int = 64) -> list[dict]:
-    """Rows with "text" and "label" -> dicts of input_ids, attention_mask, labels (unpadded)."""
-    out = []
-    for row in rows:
-        enc = tokenizer(row["text"], truncation=True, max_length=max_length)
-        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                    "labels": int(row["label"])})
-    return out
-
-
-def tokenize_causal(tokenizer, texts: Sequence[str], max_length: int = 128) -> list[dict]:
-    """Texts -> dicts of input_ids, attention_mask (labels are added by the collator)."""
-    out = []
-    for text in texts:
-        enc = tokenizer(text + tokenizer.eos_token, truncation=True, max_length=max_length)
-        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
-    return out
-
-
-def collator_for(tokenizer, task: str):
-    """transformers' padding collator for "classification", its LM collator for "causal-lm"."""
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
-
-    if task == "classification":
-        return DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    if task == "causal-lm":
-        return DataCollatorForLanguageModeling(tokenizer, mlm=False, return_tensors="pt")
-    raise ValueError(f"task must be 'classification' or 'causal-lm', not {task!r}.")
-
-
-@torch.no_grad()
-def predict_classes(model, tokenizer, texts: Sequence[str], max_length: int = 64,
-                    batch_size: int = 64) -> torch.Tensor:
-    """Argmax class of each text under a sequence-classification model."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    preds = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i:i + batch_size]), truncation=True, max_length=max_length,
-                        padding=True, return_tensors="pt").to(device)
-        preds.append(model(**enc).logits.argmax(-1).cpu())
-    model.train(was_training)
-    return torch.cat(preds)
-
-
-def evaluate_classifier(model, tokenizer, rows, max_length: int = 64) -> dict[str, float]:
-    """{"accuracy": share of rows whose label the model predicts}."""
-    preds = predict_classes(model, tokenizer, [r["text"] for r in rows], max_length)
-    labels = torch.tensor([int(r["label"]) for r in rows])
-    return {"accuracy": (preds == labels).float().mean().item()}
-

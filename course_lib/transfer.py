@@ -1,36 +1,30 @@
-"""Transfer-learning experiments: learning curves and learning-rate comparisons (lessons 01, 02).
+"""Transfer learning: a pretrained body with a new classification head, trained four ways (lessons 01, 02).
 
-    course learning-curve   accuracy vs number of labelled examples for four ways of training
-                            -> data/results/learning_curve.json                      (lesson 01)
-    course lr-sweep         train/validation curves for several LRs, schedules, layer-wise LRs
-                            -> data/results/lr_sweep.json                            (lesson 02)
-
-Each run is `fine_tune_classifier(method, train_rows, val_rows, config, seed)`, the same call
-the lessons make live for one point, so a lesson can check its live run against the file.
+Each run is `fine_tune_classifier(method, train_rows, val_rows, config, seed)`: the call the
+lessons make live for one point, and the one the experiments in `course_lib.experiments`
+(learning curve, LR sweep) repeat over sizes, seeds and learning rates.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Callable
+from dataclasses import asdict, dataclass, field
 
 import torch
 
-from course_lib.data import LABELS, data_dir, load_course_dataset
+from course_lib.data import LABELS
+from course_lib.encoding import collator_for, tokenize_classification
 from course_lib.freezing import (discriminative_lr_groups, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
-from course_lib.models import default_model_name, get_device, load_base_model, load_tokenizer, set_seed
-from course_lib.training import (History, TrainConfig, TrainingDiverged, collator_for, make_optimizer,
-                                 tokenize_classification, train)
+from course_lib.metrics import classification_evaluator
+from course_lib.models import get_device, load_base_model, load_tokenizer, set_seed
+from course_lib.training import History, TrainConfig, make_optimizer, train
 
 __all__ = ["METHODS", "TransferConfig", "TransferRun", "fine_tune_classifier", "build_classifier",
-           "classification_evaluator", "subset", "learning_curve", "lr_sweep", "results_path",
-           "save_results", "load_results", "curve_summary", "plot_learning_curve", "COMMANDS"]
+           "set_trainable_for", "subset",
+           "curve_summary", "plot_learning_curve"]
 
 # method -> what trains; the plot labels of lesson 01
 METHODS = {
@@ -45,18 +39,21 @@ METHODS = {
 class TransferConfig:
     """One fine-tuning run of lessons 01–02 (course-tiny defaults; larger models want smaller LRs)."""
 
-    model: str = ""  # "" means $COURSE_MODEL or course-tiny
-    max_steps: int = 80  # the same compute for every method and size: 1,280 examples seen
-    per_device_train_batch_size: int = 16
-    max_length: int = 64  # tokens per text; the docstrings are short
-    lr_scratch: float = 1e-3  # random init needs pre-training-sized steps
-    lr_probe: float = 1e-2  # only the head trains: a large LR is safe
-    lr_top_blocks: float = 1e-3
-    lr_full: float = 5e-4  # course-tiny is small; BERT-sized models use 2e-5 – 5e-5 (lesson 02)
-    top_n: int = 2  # blocks trained by "top_blocks"
-    lr_scheduler_type: str = "linear"
-    warmup_ratio: float = 0.1
-    eval_steps: int = 0  # 0: evaluate only at the end
+    model: str = field(default="", metadata={"help": "a model folder or hub id; '' means $COURSE_MODEL or "
+                                                     "course-tiny"})
+    max_steps: int = field(default=80, metadata={"help": "optimizer steps, the same for every method and size "
+                                                         "(80 × 16 = 1,280 examples seen)"})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "examples per step"})
+    max_length: int = field(default=64, metadata={"help": "tokens per text; the docstrings are short"})
+    lr_scratch: float = field(default=1e-3, metadata={"help": "LR from random init: pre-training-sized steps"})
+    lr_probe: float = field(default=1e-2, metadata={"help": "LR of a linear probe: only the head trains"})
+    lr_top_blocks: float = field(default=1e-3, metadata={"help": "LR when the top blocks and head train"})
+    lr_full: float = field(default=5e-4, metadata={"help": "LR of full fine-tuning (course-tiny is small; "
+                                                           "BERT-sized models use 2e-5 – 5e-5, lesson 02)"})
+    top_n: int = field(default=2, metadata={"help": "blocks trained by the top_blocks method"})
+    lr_scheduler_type: str = field(default="linear", metadata={"help": "a transformers scheduler name"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of max_steps warming up from 0"})
+    eval_steps: int = field(default=0, metadata={"help": "evaluate every this many steps (0: only at the end)"})
 
     def learning_rate(self, method: str) -> float:
         return {"scratch": self.lr_scratch, "linear_probe": self.lr_probe,
@@ -96,23 +93,12 @@ def subset(rows, size: int, seed: int) -> list[dict]:
     return [rows[i] for i in order[:size]]
 
 
-def classification_evaluator(model_rows: list[dict], collate_fn: Callable,
-                             batch_size: int = 64) -> Callable[[torch.nn.Module], dict[str, float]]:
-    """evaluate(model) -> {"loss", "accuracy"} on tokenized rows, for `train(evaluate=...)`."""
-    batches = [collate_fn(model_rows[i:i + batch_size]) for i in range(0, len(model_rows), batch_size)]
-
-    @torch.no_grad()
-    def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        device = next(model.parameters()).device
-        total_loss, correct, n = 0.0, 0, 0
-        for batch in batches:
-            out = model(**{k: v.to(device) for k, v in batch.items()})
-            labels = batch["labels"].to(device)
-            total_loss += torch.nn.functional.cross_entropy(out.logits.float(), labels, reduction="sum").item()
-            correct += (out.logits.argmax(-1) == labels).sum().item()
-            n += len(labels)
-        return {"loss": total_loss / n, "accuracy": correct / n}
-    return evaluate
+def set_trainable_for(model: torch.nn.Module, method: str, top_n: int) -> None:
+    """What trains under `method`: the head only (linear_probe), the top_n blocks and the head (top_blocks),
+    everything (full, scratch) (lesson 01)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}.")
+    unfreeze_top_blocks(model, {"linear_probe": 0, "top_blocks": top_n}.get(method, len(layer_groups(model)) - 1))
 
 
 def build_classifier(method: str, config: TransferConfig, seed: int) -> torch.nn.Module:
@@ -126,14 +112,11 @@ def build_classifier(method: str, config: TransferConfig, seed: int) -> torch.nn
     if method == "scratch":  # same architecture and config, every weight random
         set_seed(seed)
         model = AutoModelForSequenceClassification.from_config(model.config)
-    elif method == "linear_probe":
-        unfreeze_top_blocks(model, 0)
-    elif method == "top_blocks":
-        unfreeze_top_blocks(model, config.top_n)
+    set_trainable_for(model, method, config.top_n)
     return model.to(get_device())
 
 
-def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConfig = TransferConfig(),
+def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConfig | None = None,
                          seed: int = 0, tokenizer=None, train_config: TrainConfig | None = None,
                          layerwise: str = "none") -> TransferRun:
     """Build the classifier for `method`, train it on `train_rows`, evaluate on `val_rows` (lessons 01, 02).
@@ -141,6 +124,7 @@ def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConf
     layerwise: "none" (one LR), "discriminative" (LR / 2.6 per lower group), or "gradual"
     (discriminative and one more group unfrozen every max_steps / number-of-groups steps).
     """
+    config = config or TransferConfig()
     tokenizer = tokenizer or load_tokenizer(config.model or None)
     collate = collator_for(tokenizer, "classification")
     train_enc = tokenize_classification(tokenizer, train_rows, config.max_length)
@@ -165,93 +149,6 @@ def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConf
     return TransferRun(method=method, size=len(train_rows), seed=seed, accuracy=final["accuracy"],
                        loss=final["loss"], trainable=report.trainable, total=report.total,
                        seconds=time.perf_counter() - start, history=history)
-
-
-# ---------------------------------------------------------------- cached experiments
-
-def results_path(name: str) -> Path:
-    """data/results/<name>.json"""
-    return data_dir() / "results" / f"{name}.json"
-
-
-def save_results(name: str, payload: dict) -> Path:
-    from course_lib.doctor import versions_line
-
-    path = results_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": default_model_name(), "versions": versions_line(), **payload}
-    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    return path
-
-
-def load_results(name: str) -> dict:
-    """A results file written by a `course` command; a missing file says which command makes it."""
-    path = results_path(name)
-    if not path.exists():
-        command = {"learning_curve": "course learning-curve", "lr_sweep": "course lr-sweep"}.get(name, "course")
-        raise FileNotFoundError(f"{path} does not exist: run `{command}` to produce it.")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _progress(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def learning_curve(config: TransferConfig, sizes: list[int], seeds: list[int], methods: list[str],
-                   log: Callable[[str], None] = _progress) -> list[dict]:
-    """Every (method, size, seed) run of lesson 01's learning curve, as records."""
-    ds = load_course_dataset("classification")
-    train_rows, val_rows = list(ds["train"]), list(ds["validation"])
-    tokenizer = load_tokenizer(config.model or None)
-    records = []
-    for seed in seeds:
-        for size in sizes:
-            for method in methods:
-                run = fine_tune_classifier(method, subset(train_rows, size, seed), val_rows, config, seed, tokenizer)
-                records.append(run.record())
-                log(f"{method:13s} size {size:5d} seed {seed}: accuracy {run.accuracy:.3f} ({run.seconds:.1f} s)")
-    return records
-
-
-def _curve(history: History) -> dict:
-    return {"step": history.step, "train_loss": [round(v, 4) for v in history.loss],
-            "lr_at_step": history.learning_rate, "eval_step": history.eval_step,
-            "val_loss": [round(v, 4) for v in history.eval_metric("loss")],
-            "val_accuracy": [round(v, 4) for v in history.eval_metric("accuracy")]}
-
-
-def lr_sweep(config: TransferConfig, learning_rates: list[float], seeds: list[int],
-             log: Callable[[str], None] = _progress) -> dict:
-    """Lesson 02's experiments: LRs (constant schedule), schedules, layer-wise LRs; full fine-tuning."""
-    ds = load_course_dataset("classification")
-    train_rows, val_rows = list(ds["train"]), list(ds["validation"])
-    tokenizer = load_tokenizer(config.model or None)
-    out: dict = {"learning_rates": [], "schedules": [], "layerwise": []}
-    for lr in learning_rates:  # constant LR, no warm-up: only the LR differs between runs
-        tc = replace(config.train_config("full", 0), learning_rate=lr, lr_scheduler_type="constant",
-                     warmup_ratio=0.0)
-        try:
-            run = fine_tune_classifier("full", train_rows, val_rows, config, 0, tokenizer, tc)
-            row = {"learning_rate": lr, "diverged": None, **_curve(run.history)}
-        except TrainingDiverged as exc:
-            row = {"learning_rate": lr, "diverged": str(exc), **_curve(exc.history)}
-        out["learning_rates"].append(row)
-        log(f"lr {lr:.0e}: " + ("diverged" if row["diverged"] else f"val accuracy {row['val_accuracy'][-1]:.3f}"))
-    for schedule in ("constant", "linear", "cosine"):
-        for seed in seeds:
-            tc = replace(config.train_config("full", seed), lr_scheduler_type=schedule,
-                         warmup_ratio=0.0 if schedule == "constant" else config.warmup_ratio)
-            run = fine_tune_classifier("full", train_rows, val_rows, config, seed, tokenizer, tc)
-            out["schedules"].append({"schedule": schedule, "seed": seed, **_curve(run.history)})
-            log(f"{schedule:8s} seed {seed}: val accuracy {run.accuracy:.3f}")
-    for layerwise in ("none", "discriminative", "gradual"):
-        for seed in seeds:  # only the final accuracy matters here: no evaluation on the way
-            tc = replace(config.train_config("full", seed), eval_steps=0)
-            run = fine_tune_classifier("full", train_rows, val_rows, config, seed, tokenizer, tc, layerwise)
-            out["layerwise"].append({"layerwise": layerwise, "seed": seed, "accuracy": round(run.accuracy, 4),
-                                     "loss": round(run.loss, 4)})
-            log(f"{layerwise:14s} seed {seed}: val accuracy {run.accuracy:.3f}")
-    return out
 
 
 # ---------------------------------------------------------------- reading and plotting the files
@@ -291,70 +188,3 @@ def plot_learning_curve(results: dict, ax=None, chance: float | None = None):
     ax.set_title(f"Learning curves: mean ± 1 std over {n_seeds} seeds, {results['config']['max_steps']} steps each")
     ax.legend(fontsize=8)
     return ax
-
-
-# ---------------------------------------------------------------- `course` commands
-
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x]
-
-
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x]
-
-
-def _common_args(p) -> None:
-    from course_lib.cli import _add_dataclass_args
-    _add_dataclass_args(p, TransferConfig)
-    p.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
-
-
-def _learning_curve_args(p) -> None:
-    _common_args(p)
-    p.add_argument("--sizes", type=_ints, default=[25, 100, 400, 1500],
-                   help="comma-separated numbers of labelled examples")
-    p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS),
-                   help=f"comma-separated, from {','.join(METHODS)}")
-
-
-def _learning_curve_run(args) -> int:
-    from course_lib.cli import _from_args
-    config = _from_args(TransferConfig, args)
-    start = time.perf_counter()
-    records = learning_curve(config, args.sizes, args.seeds, args.methods)
-    path = save_results("learning_curve", {
-        "command": "course learning-curve", "config": asdict(config), "sizes": args.sizes,
-        "seeds": args.seeds, "methods": args.methods, "seconds": round(time.perf_counter() - start),
-        "runs": records})
-    print(f"wrote {path}")
-    return 0
-
-
-def _lr_sweep_args(p) -> None:
-    _common_args(p)
-    p.add_argument("--learning-rates", type=_floats, default=[1e-5, 2e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-1],
-                   help="comma-separated LRs for the LR comparison (constant schedule)")
-
-
-def _lr_sweep_run(args) -> int:
-    from course_lib.cli import _from_args
-    config = _from_args(TransferConfig, args)
-    if args.eval_steps is None:
-        config = replace(config, eval_steps=15)
-    if args.max_steps is None:
-        config = replace(config, max_steps=60)
-    start = time.perf_counter()
-    out = lr_sweep(config, args.learning_rates, args.seeds)
-    path = save_results("lr_sweep", {"command": "course lr-sweep", "config": asdict(config),
-                                     "seeds": args.seeds, "seconds": round(time.perf_counter() - start), **out})
-    print(f"wrote {path}")
-    return 0
-
-
-COMMANDS = {
-    "learning-curve": ("lesson 01: accuracy vs labelled examples for scratch / linear probe / top blocks / "
-                       "full fine-tuning -> data/results/learning_curve.json",
-                       _learning_curve_args, _learning_curve_run),
-    "lr-sweep": ("lesson 02: learning rates, schedules and layer-wise LRs compared -> data/results/lr_sweep.json",
-                 _lr_sweep_args, _lr_sweep_run),
-}

@@ -13,16 +13,19 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal, Sequence
 
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape",
-           "measure_peak_memory", "PeakMemory", "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "COMMANDS"]
+           "measure_peak_memory", "PeakMemory", "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
+           "ALL_LINEAR", "VramArgs", "COMMANDS"]
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
 PARTS = ("weights", "gradients", "optimizer_states", "activations", "quantization_constants", "lora_parameters",
          "overhead")
 
@@ -62,6 +65,11 @@ class ModelShape:
     def parameters(self) -> int:
         return self.linear_parameters + self.other_parameters
 
+    def lora_parameters(self, r: int, targets: Sequence[str] = ATTENTION) -> int:
+        """Trainable LoRA parameters of the whole model: r·(d + k) per targeted matrix per layer (lesson 03)."""
+        return self.num_hidden_layers * sum(r * (d + k) for name, (d, k) in self.linear_shapes().items()
+                                            if name in targets)
+
 
 PRESETS: dict[str, ModelShape] = {  # the published config.json of each model
     "llama-2-7b": ModelShape(4096, 11008, 32, 32, 32, 32000),
@@ -98,16 +106,22 @@ def model_shape(name: str) -> ModelShape:
 class VramConfig:
     """One training set-up to estimate (names as in the `course vram` options)."""
 
-    method: str = "lora"  # "full", "lora" or "qlora"
-    precision: str = "bf16"  # "fp32", "fp16", "bf16" (pure 16-bit) or "mixed" (16-bit compute, fp32 master)
-    optimizer: str = "adamw"  # "adamw", "adamw-8bit", "paged-adamw-8bit" or "sgd" (no momentum)
-    batch_size: int = 1  # sequences per step (activations grow linearly with it)
-    seq_len: int = 512  # tokens per sequence
-    gradient_checkpointing: bool = False  # keep only each layer's input, recompute the rest
-    lora_r: int = 16  # LoRA rank (lora and qlora)
-    lora_targets: str = "all-linear"  # "all-linear" or "attention" (q, k, v, o)
-    double_quant: bool = True  # QLoRA: 8-bit absmax constants (0.127 instead of 0.5 bit/param)
-    overhead_bytes: int = 1 << 30  # CUDA context, cuBLAS workspace, allocator slack: an assumption, ≈1 GiB
+    method: Literal["full", "lora", "qlora"] = field(default="lora", metadata={"help": "what trains"})
+    precision: Literal["fp32", "fp16", "bf16", "mixed"] = field(
+        default="bf16", metadata={"help": "fp32, pure 16-bit, or mixed (16-bit compute, fp32 master weights)"})
+    optimizer: Literal["adamw", "adamw-8bit", "paged-adamw-8bit", "sgd"] = field(
+        default="adamw", metadata={"help": "sgd means no momentum: no optimizer state"})
+    batch_size: int = field(default=1, metadata={"help": "sequences per step (activations grow linearly)"})
+    seq_len: int = field(default=512, metadata={"help": "tokens per sequence"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "keep only each layer's input, "
+                                                                          "recompute the rest"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (lora and qlora)"})
+    lora_targets: Literal["all-linear", "attention"] = field(
+        default="all-linear", metadata={"help": "attention means q, k, v, o only"})
+    double_quant: bool = field(default=True, metadata={"help": "QLoRA: 8-bit absmax constants (0.127 instead "
+                                                               "of 0.5 bit per parameter)"})
+    overhead_bytes: int = field(default=1 << 30, metadata={"help": "CUDA context, cuBLAS workspace, allocator "
+                                                                   "slack: an assumption, about 1 GiB"})
 
     def validate(self) -> None:
         for name, value, allowed in (("method", self.method, METHODS), ("precision", self.precision, PRECISIONS),
@@ -165,17 +179,16 @@ def _activation_bytes(s: ModelShape, c: VramConfig) -> int:
     return int(body * scale + logits)
 
 
-def estimate_memory(shape: ModelShape, config: VramConfig = VramConfig()) -> MemoryEstimate:
+def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> MemoryEstimate:
     """Training memory of `shape` under `config`, part by part in bytes (lesson 04)."""
+    config = config or VramConfig()
     config.validate()
     c, n = config, shape.parameters
     half = 4 if c.precision == "fp32" else 2  # bytes of a weight / gradient in the working precision
     if c.method == "full":
-        trainable, lora = n, 0
+        trainable = n
     else:
-        targets = shape.linear_shapes() if c.lora_targets == "all-linear" else \
-            {k: v for k, v in shape.linear_shapes().items() if k.endswith(("q_proj", "k_proj", "v_proj", "o_proj"))}
-        trainable = shape.num_hidden_layers * sum(c.lora_r * (d + k) for d, k in targets.values())
+        trainable = shape.lora_parameters(c.lora_r, ALL_LINEAR if c.lora_targets == "all-linear" else ATTENTION)
     # frozen or trainable base weights; QLoRA keeps the decoder's linear layers in 4 bits
     if c.method == "qlora":
         weights = shape.linear_parameters // 2 + shape.other_parameters * half
@@ -257,30 +270,16 @@ def measure_peak_memory(fn: Callable[[], object], device: str | None = None) -> 
 
 # ---------------------------------------------------------------- `course vram`
 
-def _vram_args(p) -> None:
-    p.add_argument("--model", default="llama-2-7b",
-                   help=f"{', '.join(PRESETS)}, or a folder with config.json, or a cached hub id")
-    p.add_argument("--method", default="lora", help="full, lora or qlora")
-    p.add_argument("--precision", default="bf16", help="fp32, fp16, bf16 or mixed")
-    p.add_argument("--optimizer", default="adamw", help="adamw, adamw-8bit, paged-adamw-8bit or sgd")
-    p.add_argument("--batch-size", default="1", help="sequences per step")
-    p.add_argument("--seq-len", default="512", help="tokens per sequence")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--lora-r", default="16", help="LoRA rank")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+@dataclass
+class VramArgs:
+    """What to estimate and how to print it."""
+
+    model: str = field(default="llama-2-7b", metadata={"help": f"{', '.join(PRESETS)}, a folder with a "
+                                                              "config.json, or a hub id in the local cache"})
+    json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
 
 
-def _int(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"--{name} must be a positive integer, got {text!r}") from None
-
-
-def _vram_run(args) -> int:
-    config = VramConfig(method=args.method, precision=args.precision, optimizer=args.optimizer,
-                        batch_size=_int("batch-size", args.batch_size), seq_len=_int("seq-len", args.seq_len),
-                        gradient_checkpointing=args.gradient_checkpointing, lora_r=_int("lora-r", args.lora_r))
+def _vram(args: VramArgs, config: VramConfig) -> int:
     est = estimate_memory(model_shape(args.model), config)
     if args.json:
         print(json.dumps({"model": args.model, "config": asdict(config), **est.to_json()}, indent=1))
@@ -294,5 +293,5 @@ def _vram_run(args) -> int:
 
 COMMANDS = {
     "vram": ("estimate training memory part by part (weights, gradients, optimizer, activations, ...); lesson 04",
-             _vram_args, _vram_run),
+             (VramArgs, VramConfig), _vram),
 }

@@ -1,19 +1,77 @@
+"""The `course` command: every subcommand registered, `--help` shows the dataclasses' true defaults, errors are one line."""
+
+import dataclasses
+import json
 import subprocess
 import sys
 
-from course_lib.cli import main
+import pytest
+
+from course_lib.cli import _parser, commands, main
+
+EXPECTED = {"doctor", "build-data", "pretrain", "vram", "learning-curve", "lr-sweep", "lora-ablation", "forgetting",
+            "release", "grade"}
 
 
-def test_every_subcommand_has_help(capsys):
-    main([])
+def test_every_subcommand_is_listed(capsys):
+    assert main([]) == 2
     listing = capsys.readouterr().out
-    for name in ("doctor", "build-data", "pretrain", "vram", "release", "grade", "learning-curve", "forgetting"):
-        assert name in listing, f"`course {name}` is not registered"
+    assert set(commands()) == EXPECTED
+    for name in EXPECTED:
+        assert f"  {name} " in listing, f"`course {name}` is not listed"
 
 
-def test_user_error_is_one_line_and_nonzero():
-    proc = subprocess.run([sys.executable, "-m", "course_lib.cli", "vram", "--model", "llama-2-7b",
-                           "--method", "lora", "--batch-size", "0"], capture_output=True, text=True)
-    assert proc.returncode != 0
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_help_shows_every_field_with_its_true_default(name, capsys):
+    help_, config_types, _ = commands()[name]
+    actions = {}
+    for a in _parser(config_types, name, help_)._actions:
+        actions.setdefault(a.dest, a)  # argparse takes a shared dest's default from its first option
+    for cls in config_types:
+        for f in dataclasses.fields(cls):
+            assert f.name in actions, f"{cls.__name__}.{f.name} has no option"
+            if f.default is not dataclasses.MISSING:
+                assert actions[f.name].default == f.default, f.name
+            elif f.default_factory is not dataclasses.MISSING:
+                assert actions[f.name].default == f.default_factory(), f.name
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0 and "(default:" in capsys.readouterr().out
+
+
+def test_sweep_defaults_differ_from_the_transfer_defaults_and_help_says_so():
+    from course_lib.experiments.lr_sweep import SweepTransferConfig
+    from course_lib.transfer import TransferConfig
+    assert (SweepTransferConfig().max_steps, TransferConfig().max_steps) == (60, 80)
+    help_, types, _ = commands()["lr-sweep"]
+    assert next(a for a in _parser(types, "lr-sweep", help_)._actions if a.dest == "max_steps").default == 60
+
+
+def test_bool_options_are_parsed_not_skipped(capsys):
+    assert main(["doctor", "--json"]) == 0
+    assert "packages" in json.loads(capsys.readouterr().out)
+    help_, types, _ = commands()["pretrain"]
+    (config, args) = _parser(types, "pretrain", help_).parse_args_into_dataclasses(["--no-resume", "--max-steps", "5"])
+    assert args.resume is False and config.max_steps == 5
+
+
+def test_lists_are_space_separated_everywhere():
+    for name, field in (("learning-curve", "seeds"), ("lr-sweep", "seeds"), ("forgetting", "seeds")):
+        help_, types, _ = commands()[name]
+        configs = _parser(types, name, help_).parse_args_into_dataclasses(["--seeds", "4", "5"])
+        assert [getattr(c, field) for c in configs if hasattr(c, field)] == [[4, 5]], name
+
+
+@pytest.mark.parametrize("args", [["vram", "--batch-size", "0"], ["vram", "--method", "prefix"],
+                                  ["vram", "--batch-size", "four"], ["nonsense"], ["vram", "--no-such-option"]])
+def test_user_errors_are_one_line_and_exit_2(args):
+    proc = subprocess.run([sys.executable, "-m", "course_lib.cli", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_grade_takes_its_folder_first(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "missing"), "--out", str(tmp_path / "g.csv")]) == 2
+    assert "missing" in capsys.readouterr().err

@@ -2,28 +2,18 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 from course_lib.freezing import (discriminative_lr_groups, freeze_all_but, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
 from course_lib.models import count_parameters
 from course_lib.training import TrainConfig, make_optimizer, train
 
-CFG = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
-           num_key_value_heads=2, max_position_embeddings=32, pad_token_id=0)
-
-
-def tiny_classifier(num_labels=3):
-    torch.manual_seed(0)
-    return LlamaForSequenceClassification(LlamaConfig(**CFG, num_labels=num_labels))
-
-
 def trainable_names(model):
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_layer_groups_partition_bottom_to_top():
-    model = tiny_classifier()
+def test_layer_groups_partition_bottom_to_top(tiny_classifier):
+    model = tiny_classifier(layers=3)
     groups = layer_groups(model)
     assert len(groups) == 3 + 2  # embeddings, 3 blocks, head
     assert groups[0] == ["model.embed_tokens.weight"]
@@ -34,16 +24,16 @@ def test_layer_groups_partition_bottom_to_top():
     assert sorted(flat) == sorted(n for n, _ in model.named_parameters())  # each parameter exactly once
 
 
-def test_tied_weights_counted_once():
+def test_tied_weights_counted_once(tiny_llama):
     torch.manual_seed(0)
-    lm = LlamaForCausalLM(LlamaConfig(**CFG, tie_word_embeddings=True))
+    lm = tiny_llama(layers=3, tie_word_embeddings=True)
     flat = [n for g in layer_groups(lm) for n in g]
     assert len(flat) == len(set(flat)) and "lm_head.weight" not in flat
     assert trainable_report(lm).total == count_parameters(lm)
 
 
-def test_freeze_all_but_patterns():
-    model = tiny_classifier()
+def test_freeze_all_but_patterns(tiny_classifier):
+    model = tiny_classifier(layers=3)
     names = freeze_all_but(model, [r"^score\.", r"layers\.2\.self_attn"])
     assert set(names) == trainable_names(model)
     assert "score.weight" in names and all(n == "score.weight" or "layers.2.self_attn" in n for n in names)
@@ -51,8 +41,8 @@ def test_freeze_all_but_patterns():
         freeze_all_but(model, ["no_such_module"])
 
 
-def test_unfreeze_top_blocks_and_linear_probe():
-    model = tiny_classifier(num_labels=3)
+def test_unfreeze_top_blocks_and_linear_probe(tiny_classifier):
+    model = tiny_classifier(layers=3)
     assert unfreeze_top_blocks(model, 0) == ["score.weight"]
     assert trainable_report(model).trainable == 16 * 3  # d_model × num_labels, no bias
     names = set(unfreeze_top_blocks(model, 1))
@@ -64,8 +54,8 @@ def test_unfreeze_top_blocks_and_linear_probe():
         set_trainable_groups(model, 99)
 
 
-def test_trainable_report_reads_like_peft():
-    model = tiny_classifier()
+def test_trainable_report_reads_like_peft(tiny_classifier):
+    model = tiny_classifier(layers=3)
     unfreeze_top_blocks(model, 0)
     report = trainable_report(model)
     assert report.total == sum(p.numel() for p in model.parameters())
@@ -73,8 +63,8 @@ def test_trainable_report_reads_like_peft():
     assert str(report).startswith("trainable params: 48 || all params: ")
 
 
-def test_gradual_unfreezing_hook_opens_one_group_per_period():
-    model = tiny_classifier()
+def test_gradual_unfreezing_hook_opens_one_group_per_period(tiny_classifier):
+    model = tiny_classifier(layers=3)
     hook = gradual_unfreezing(every=2)
     counts = []
     for step in range(1, 12):
@@ -83,8 +73,8 @@ def test_gradual_unfreezing_hook_opens_one_group_per_period():
     assert counts == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5]
 
 
-def test_gradual_unfreezing_in_train_leaves_frozen_groups_untouched():
-    model = tiny_classifier()
+def test_gradual_unfreezing_in_train_leaves_frozen_groups_untouched(tiny_classifier):
+    model = tiny_classifier(layers=3)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     rows = [{"input_ids": torch.randint(1, 64, (8,)), "attention_mask": torch.ones(8, dtype=torch.long),
              "labels": torch.tensor(i % 3)} for i in range(16)]
@@ -97,8 +87,8 @@ def test_gradual_unfreezing_in_train_leaves_frozen_groups_untouched():
     assert not (set(groups[0]) | set(groups[1])) & changed  # embeddings and block 0 never unfrozen
 
 
-def test_discriminative_lr_groups_divide_by_factor():
-    model = tiny_classifier()
+def test_discriminative_lr_groups_divide_by_factor(tiny_classifier):
+    model = tiny_classifier(layers=3)
     groups = discriminative_lr_groups(model, lr=1e-3, factor=2.6)
     lrs = [g["lr"] for g in groups]
     assert lrs[-1] == 1e-3

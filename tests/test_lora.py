@@ -8,14 +8,6 @@ from course_lib.lora import (LinearWithLoRA, LoraConfig, add_lora, lora_paramete
                              merge_lora, unmerge_lora)
 
 
-def tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=32)
-    return LlamaForCausalLM(cfg).eval()
-
-
 def test_parameter_count_is_exactly_128x_for_4096_r16():
     assert lora_parameter_count(4096, 4096, 16) == 131_072
     assert 4096 * 4096 // lora_parameter_count(4096, 4096, 16) == 128
@@ -27,15 +19,15 @@ def test_bad_rank_is_a_value_error(r):
         LinearWithLoRA(nn.Linear(4, 4), r=r, lora_alpha=1)
 
 
-def test_output_unchanged_at_init():
-    model, ids = tiny_llama(), torch.randint(0, 64, (2, 10))
+def test_output_unchanged_at_init(tiny_llama):
+    model, ids = tiny_llama(hidden_size=32, heads=4), torch.randint(0, 64, (2, 10))
     before = model(ids).logits
     add_lora(model, LoraConfig(r=4, target_modules="all-linear"))
     assert torch.equal(model(ids).logits, before)
 
 
-def test_only_lora_parameters_train():
-    model = tiny_llama()
+def test_only_lora_parameters_train(tiny_llama):
+    model = tiny_llama(hidden_size=32, heads=4)
     names = add_lora(model, LoraConfig(r=4, target_modules=("q_proj", "v_proj")))
     assert len(names) == 4  # 2 layers × (q, v)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -75,6 +67,17 @@ def test_dropout_only_on_the_lora_path():
     layer = LinearWithLoRA(nn.Linear(8, 8), r=2, lora_alpha=2, lora_dropout=0.5).train()
     x = torch.randn(4, 8)
     assert torch.equal(layer(x), layer.base_layer(x))  # B = 0: dropout cannot change anything yet
+    nn.init.normal_(layer.lora_B.weight)
+    # p = 1 drops every input of the LoRA path and none of the base path's: in training the
+    # output is exactly the base layer's; in eval mode (no dropout) the LoRA update is back.
+    layer.lora_dropout.p = 1.0
+    assert torch.equal(layer(x), layer.base_layer(x)), "dropout must act on the LoRA path's input"
+    assert not torch.equal(layer.eval()(x), layer.base_layer(x))
+    layer.train().lora_dropout.p = 0.5
+    torch.manual_seed(1)
+    first = layer(x)
+    torch.manual_seed(2)
+    assert not torch.equal(first, layer(x)), "dropout at p = 0.5 should vary with the random draw"
 
 
 @pytest.mark.parametrize("use_rslora", [False, True])
@@ -96,10 +99,10 @@ def test_matches_peft_lora_layer(use_rslora):
     torch.testing.assert_close(ours.get_delta_weight(), theirs.get_delta_weight("default"), atol=1e-5, rtol=0)
 
 
-def test_model_matches_peft_get_peft_model():
+def test_model_matches_peft_get_peft_model(tiny_llama):
     import peft
-    model = tiny_llama()
-    twin = tiny_llama()
+    model = tiny_llama(hidden_size=32, heads=4)
+    twin = tiny_llama(hidden_size=32, heads=4)
     add_lora(model, LoraConfig(r=4, lora_alpha=8, target_modules=("q_proj", "v_proj")))
     twin = peft.get_peft_model(twin, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     torch.manual_seed(1)
@@ -118,6 +121,6 @@ def test_model_matches_peft_get_peft_model():
     unmerge_lora(model)
 
 
-def test_no_target_found_says_so():
+def test_no_target_found_says_so(tiny_llama):
     with pytest.raises(ValueError, match="print\\(model\\)"):
-        add_lora(tiny_llama(), LoraConfig(target_modules=("query",)))
+        add_lora(tiny_llama(hidden_size=32, heads=4), LoraConfig(target_modules=("query",)))

@@ -5,22 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForSequenceClassification
 
 from course_lib.lr_finder import LRFinderConfig, SuggestedLRs, _valley, exponential_lrs, lr_find, suggest
-
-
-def tiny_classifier():
-    torch.manual_seed(0)
-    return LlamaForSequenceClassification(LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=32, pad_token_id=0, num_labels=3))
-
-
-def rows(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(1, 64, (8,), generator=g), "attention_mask": torch.ones(8, dtype=torch.long),
-             "labels": torch.tensor(i % 3)} for i in range(n)]
 
 
 FAST = LRFinderConfig(num_steps=40, start_lr=1e-5, end_lr=100.0, smoothing=0.9, per_device_train_batch_size=8,
@@ -36,27 +22,30 @@ def test_exponential_lrs():
         exponential_lrs(1.0, 0.1, 10)
 
 
-def test_weights_and_mode_restored_exactly():
+def test_weights_and_mode_restored_exactly(tiny_classifier, classification_rows):
     model = tiny_classifier().eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = lr_find(model, rows(), FAST)
+    result = lr_find(model, classification_rows(), FAST)
     assert isinstance(result, SuggestedLRs)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model.training
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_early_stop_when_loss_blows_up():
-    result = lr_find(tiny_classifier(), rows(), FAST)
+def test_early_stop_when_loss_blows_up(tiny_classifier, classification_rows):
+    result = lr_find(tiny_classifier(), classification_rows(), FAST)
     assert len(result.lrs) < FAST.num_steps  # LRs above ~1 wreck a tiny model before the sweep ends
     assert result.losses[-1] > FAST.stop_factor * min(result.losses)
 
 
-def test_suggestions_in_range_and_ordered():
-    result = lr_find(tiny_classifier(), rows(), FAST)
-    lo, hi = min(result.lrs), max(result.lrs)
-    assert lo <= result.valley <= hi and lo <= result.steep <= hi
-    assert lo / 10 <= result.minimum <= hi / 10
+def test_suggestions_in_range_and_ordered(tiny_classifier, classification_rows):
+    result = lr_find(tiny_classifier(), classification_rows(), FAST)
+    lrs, losses = result.lrs, result.losses
+    assert result.valley in lrs and result.steep in lrs and result.minimum * 10 in lrs
+    assert losses[lrs.index(result.valley)] < losses[0], "the valley lies below where the sweep started"
+    i_steep = lrs.index(result.steep)
+    assert losses[i_steep + 1] < losses[i_steep], "the loss falls right after the steep point"
+    assert losses[lrs.index(result.minimum * 10)] == min(losses[len(lrs) // 10:len(lrs) - 5])
     assert "valley=" in str(result)
 
 

@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -54,9 +56,30 @@ def test_missing_or_corrupt_model_folder_names_the_folder(tmp_path, monkeypatch)
         load_base_model()
 
 
-def test_seed_repeats_and_device_is_cpu_here():
+def test_seed_repeats():
     set_seed(3)
     a = torch.randn(4)
     set_seed(3)
     assert torch.equal(a, torch.randn(4))
-    assert get_device().type in ("cpu", "cuda", "mps")
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert get_device().type == expected
+
+
+def test_threads_are_set_explicitly_not_at_import(monkeypatch):
+    code = ("import pkgutil, importlib, torch, course_lib; torch.set_num_threads(2); "
+            "[importlib.import_module(m.name) for m in pkgutil.walk_packages(course_lib.__path__, 'course_lib.')]; "
+            "print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "2", "importing course_lib must not change torch's thread count"
+    previous = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("COURSE_THREADS", "3")
+        assert models.set_threads() == 3 == torch.get_num_threads()
+        assert models.set_threads(1) == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)

@@ -18,8 +18,8 @@ def tiny(tmp_path, monkeypatch):
     for split, part in (("train", rows[:100]), ("validation", rows[100:])):
         (corpus / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
     return lambda name: PretrainConfig(vocab_size=300, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                       num_attention_heads=2, num_key_value_heads=2, seq_len=16, batch_size=4,
-                                       max_steps=4, warmup_steps=1, eval_every=2, eval_texts=5,
+                                       num_attention_heads=2, num_key_value_heads=2, seq_len=16, per_device_train_batch_size=4,
+                                       max_steps=4, warmup_steps=1, eval_steps=2, eval_texts=5,
                                        out_dir=str(tmp_path / name / "model"), checkpoint_dir=str(tmp_path / name / "ckpt"),
                                        corpus_dir=str(corpus))
 

@@ -4,22 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForSequenceClassification
 
 from course_lib.training import History, TrainConfig, TrainingDiverged, make_scheduler, train
-
-
-def tiny_classifier():
-    torch.manual_seed(0)
-    return LlamaForSequenceClassification(LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=32, pad_token_id=0, num_labels=3))
-
-
-def rows(n=32):
-    g = torch.Generator().manual_seed(0)
-    return [{"input_ids": torch.randint(1, 64, (8,), generator=g), "attention_mask": torch.ones(8, dtype=torch.long),
-             "labels": torch.tensor(i % 3)} for i in range(n)]
 
 
 def cfg(**kw):
@@ -27,7 +13,7 @@ def cfg(**kw):
                           "disable_tqdm": True, **kw})
 
 
-def test_history_and_eval_callback():
+def test_history_and_eval_callback(tiny_classifier, classification_rows):
     calls = []
 
     def evaluate(model):
@@ -35,21 +21,21 @@ def test_history_and_eval_callback():
         calls.append(1)
         return {"accuracy": 0.5}
 
-    h = train(tiny_classifier(), rows(), cfg(logging_steps=2, eval_steps=2), evaluate=evaluate)
+    h = train(tiny_classifier(), classification_rows(), cfg(logging_steps=2, eval_steps=2), evaluate=evaluate)
     assert isinstance(h, History)
     assert h.step == [2, 4, 6] and len(h.loss) == 3 and len(h.learning_rate) == 3
     assert h.eval_step == [2, 4, 6] and h.eval_metric("accuracy") == [0.5] * 3 and len(calls) == 3
 
 
-def test_same_seed_same_run():
-    a = train(tiny_classifier(), rows(), cfg())
-    b = train(tiny_classifier(), rows(), cfg())
+def test_same_seed_same_run(tiny_classifier, classification_rows):
+    a = train(tiny_classifier(), classification_rows(), cfg())
+    b = train(tiny_classifier(), classification_rows(), cfg())
     assert a.loss == b.loss
 
 
-def test_on_step_begin_sees_every_step():
+def test_on_step_begin_sees_every_step(tiny_classifier, classification_rows):
     seen = []
-    train(tiny_classifier(), rows(), cfg(), on_step_begin=lambda step, model: seen.append(step))
+    train(tiny_classifier(), classification_rows(), cfg(), on_step_begin=lambda step, model: seen.append(step))
     assert seen == [1, 2, 3, 4, 5, 6]
 
 
@@ -73,9 +59,9 @@ def test_nan_raises_one_sentence_with_the_step_and_keeps_history():
     assert info.value.history.step == [1, 2, 3]
 
 
-def test_too_high_learning_rate_explodes_with_the_step():
+def test_too_high_learning_rate_explodes_with_the_step(tiny_classifier, classification_rows):
     with pytest.raises(TrainingDiverged, match=r"at step \d+ with learning rate 1\.00e\+02"):
-        train(tiny_classifier(), rows(), cfg(learning_rate=100.0, max_steps=30, max_grad_norm=0.0))
+        train(tiny_classifier(), classification_rows(), cfg(learning_rate=100.0, max_steps=30, max_grad_norm=0.0))
 
 
 def test_scheduler_warmup_then_cosine():
@@ -88,3 +74,16 @@ def test_scheduler_warmup_then_cosine():
         opt.step()
         sched.step()
     assert lrs[0] == 0.0 and lrs[2] == pytest.approx(1.0) and lrs[-1] < 0.01
+
+
+def test_to_training_arguments_carries_every_shared_name(tmp_path):
+    tc = TrainConfig(learning_rate=3e-4, max_steps=7, per_device_train_batch_size=4, lr_scheduler_type="cosine",
+                     warmup_ratio=0.25, weight_decay=0.01, adam_beta1=0.8, adam_beta2=0.95, max_grad_norm=0.5,
+                     eval_steps=5, logging_steps=3, seed=11, disable_tqdm=True)
+    args = tc.to_training_arguments(str(tmp_path), report_to="none")
+    for name in ("learning_rate", "max_steps", "per_device_train_batch_size", "weight_decay", "adam_beta1",
+                 "adam_beta2", "max_grad_norm", "eval_steps", "logging_steps", "seed", "disable_tqdm"):
+        assert getattr(args, name) == getattr(tc, name), name
+    assert args.lr_scheduler_type == "cosine" and args.get_warmup_steps(tc.max_steps) == 2  # 0.25 × 7, rounded
+    assert args.eval_strategy == "steps" and args.save_strategy == "no"
+    assert tc.to_training_arguments(str(tmp_path), seed=3).seed == 3  # overrides win

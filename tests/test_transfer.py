@@ -1,16 +1,14 @@
-"""course_lib.transfer: subsets, the evaluator, result files, the `course` commands."""
+"""course_lib.transfer and its experiments: subsets, per-method configs, summaries, one real run."""
 
-import json
 import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForSequenceClassification
-
 from course_lib import transfer
+from course_lib.metrics import classification_evaluator
 from course_lib.models import course_tiny_path
-from course_lib.transfer import (METHODS, TransferConfig, classification_evaluator, curve_summary, load_results,
-                                 subset)
+from course_lib.results import load_results
+from course_lib.transfer import METHODS, TransferConfig, curve_summary, subset
 
 
 def test_subsets_are_nested_and_seeded():
@@ -28,14 +26,9 @@ def test_config_learning_rate_per_method():
     assert set(METHODS) == {"scratch", "linear_probe", "top_blocks", "full"}
 
 
-def test_evaluator_matches_manual_loss_and_accuracy():
-    torch.manual_seed(0)
-    model = LlamaForSequenceClassification(LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=32, pad_token_id=0, num_labels=3)).eval()
-    g = torch.Generator().manual_seed(0)
-    rows = [{"input_ids": torch.randint(1, 64, (6,), generator=g), "attention_mask": torch.ones(6, dtype=torch.long),
-             "labels": torch.tensor(i % 3)} for i in range(10)]
+def test_evaluator_matches_manual_loss_and_accuracy(tiny_classifier, classification_rows):
+    model = tiny_classifier(layers=1)
+    rows = classification_rows(10)
     collate = lambda b: {k: torch.stack([r[k] for r in b]) for k in b[0]}  # noqa: E731 (equal lengths)
     got = classification_evaluator(rows, collate, batch_size=4)(model)
     batch = collate(rows)
@@ -49,22 +42,6 @@ def test_curve_summary_mean_and_std():
     res = {"runs": [{"method": "full", "size": 10, "seed": s, "accuracy": a} for s, a in enumerate([0.5, 0.7, 0.6])]}
     mean, std = curve_summary(res)["full"][10]
     assert math.isclose(mean, 0.6) and math.isclose(std, 0.1)
-
-
-def test_missing_results_name_the_command(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="course learning-curve"):
-        load_results("learning_curve")
-    path = transfer.save_results("lr_sweep", {"x": 1})
-    assert json.loads(path.read_text())["x"] == 1 and load_results("lr_sweep")["x"] == 1
-
-
-def test_commands_registered_in_cli(capsys):
-    from course_lib.cli import main
-    assert set(transfer.COMMANDS) == {"learning-curve", "lr-sweep"}
-    with pytest.raises(SystemExit):
-        main(["learning-curve", "--help"])
-    assert "--sizes" in capsys.readouterr().out
 
 
 def test_committed_results_are_well_formed():

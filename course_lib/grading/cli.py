@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-__all__ = ["COMMANDS"]
-
-
-def _release_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--solutions", type=Path, default=Path("solutions"), help="folder of solution notebooks")
-    p.add_argument("--exercises", type=Path, default=Path("exercises"), help="folder to write exercises to")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if exercises/ has drifted")
+__all__ = ["ReleaseArgs", "GradeArgs", "COMMANDS"]
 
 
-def _release_run(args: argparse.Namespace) -> int:
+@dataclass
+class ReleaseArgs:
+    """Options of `course release`."""
+
+    solutions: Path = field(default=Path("solutions"), metadata={"help": "folder of solution notebooks"})
+    exercises: Path = field(default=Path("exercises"), metadata={"help": "folder to write exercises to"})
+    check: bool = field(default=False, metadata={"help": "write nothing; exit 1 if exercises/ has drifted"})
+
+
+def _release_run(args: ReleaseArgs) -> int:
     from course_lib.grading.release import ReleaseConfig, check_release, release
     config = ReleaseConfig(solutions=args.solutions, exercises=args.exercises)
     if not config.solutions.is_dir():
@@ -32,19 +36,25 @@ def _release_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grade_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("submissions", type=Path, help="folder of <student>/<NN_topic>.ipynb, or one notebook")
-    p.add_argument("--out", type=Path, default=Path("gradebook.csv"), help="gradebook CSV (one row per test)")
-    p.add_argument("--solutions", type=Path, default=Path("solutions"), help="folder of solution notebooks")
-    p.add_argument("--feedback", type=Path, default=None, help="folder for one Markdown file per student")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
-    p.add_argument("--timeout", type=int, default=60, help="seconds per cell")
-    p.add_argument("--memory-mb", type=int, default=4096, help="memory limit of each kernel (0: none)")
-    p.add_argument("--resume", action="store_true", help="keep the gradebook's rows, grade what is missing")
-    p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+@dataclass
+class GradeArgs:
+    """Options of `course grade SUBMISSIONS`."""
+
+    POSITIONAL: ClassVar[str] = "submissions"
+
+    submissions: Path = field(metadata={"help": "folder of <student>/<NN_topic>.ipynb, or one notebook "
+                                                "(may be given first, without --submissions)"})
+    out: Path = field(default=Path("gradebook.csv"), metadata={"help": "gradebook CSV (one row per test)"})
+    solutions: Path = field(default=Path("solutions"), metadata={"help": "folder of solution notebooks"})
+    feedback: Path | None = field(default=None, metadata={"help": "folder for one Markdown file per student"})
+    jobs: int = field(default=1, metadata={"help": "submissions graded in parallel"})
+    timeout: int = field(default=60, metadata={"help": "seconds per cell"})
+    memory_mb: int = field(default=4096, metadata={"help": "memory limit of each kernel (0: none)"})
+    resume: bool = field(default=False, metadata={"help": "keep the gradebook's rows, grade what is missing"})
+    json: bool = field(default=False, metadata={"help": "print a JSON report on stdout"})
 
 
-def _grade_run(args: argparse.Namespace) -> int:
+def _grade_run(args: GradeArgs) -> int:
     from course_lib.grading.batch import GradeConfig, grade_batch, report_json, summarize
     from course_lib.grading.runner import RunConfig
     if args.jobs < 1 or args.timeout < 1:
@@ -64,7 +74,7 @@ def _grade_run(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "release": ("regenerate exercises/ from solutions/ (or --check that they are in sync)",
-                _release_args, _release_run),
+                (ReleaseArgs,), _release_run),
     "grade": ("grade student notebooks against solutions/ in fresh kernels; write a gradebook CSV",
-              _grade_args, _grade_run),
+              (GradeArgs,), _grade_run),
 }

@@ -30,7 +30,9 @@
 
 # %%
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %% [markdown]

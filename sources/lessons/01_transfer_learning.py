@@ -16,8 +16,10 @@
 import transformers
 
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
 transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %% [markdown]
@@ -121,17 +123,12 @@ print(f"check: d_model × labels = {d_model} × {n_labels} = {d_model * n_labels
 # The four methods of the experiment, as trainable-parameter counts:
 
 # %%
-from course_lib.transfer import METHODS
+from course_lib.transfer import METHODS, set_trainable_for
 
 config = TransferConfig()
 rows = []
 for method, label in METHODS.items():
-    if method == "linear_probe":
-        unfreeze_top_blocks(model, 0)
-    elif method == "top_blocks":
-        unfreeze_top_blocks(model, config.top_n)
-    else:  # full fine-tuning and from-scratch both train everything
-        unfreeze_top_blocks(model, len(layer_groups(model)) - 1)
+    set_trainable_for(model, method, config.top_n)  # the call build_classifier makes for each method
     r = trainable_report(model)
     print(f"{label:40s} {r.trainable:>10,} trainable ({r.percent:6.2f} %)")
 
@@ -147,7 +144,8 @@ for method, label in METHODS.items():
 # %%
 import matplotlib.pyplot as plt
 
-from course_lib.transfer import curve_summary, load_results, plot_learning_curve
+from course_lib.results import load_results
+from course_lib.transfer import curve_summary, plot_learning_curve
 
 results = load_results("learning_curve")
 print(f"{results['model']}, {len(results['runs'])} runs, {results['seconds']} s when it was made; "
@@ -198,22 +196,18 @@ for method in ("full",):  # one point live; the other methods work the same way
 # %%
 import tempfile
 
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer
 
 from course_lib.models import load_tokenizer
-from course_lib.training import collator_for, evaluate_classifier, tokenize_classification
+from course_lib.encoding import collator_for, tokenize_classification
+from course_lib.metrics import evaluate_classifier
 from course_lib.transfer import build_classifier
 
 tokenizer = load_tokenizer()
 tc = config.train_config("full", seed)
 hf_model = build_classifier("full", config, seed)
-args = TrainingArguments(
-    output_dir=tempfile.mkdtemp(), learning_rate=tc.learning_rate, max_steps=tc.max_steps,
-    per_device_train_batch_size=tc.per_device_train_batch_size, lr_scheduler_type=tc.lr_scheduler_type,
-    warmup_steps=tc.warmup_ratio,  # transformers 5: a float below 1 is a ratio of max_steps
-    weight_decay=tc.weight_decay, max_grad_norm=tc.max_grad_norm, seed=seed,
-    logging_steps=20, save_strategy="no", report_to="none", disable_tqdm=True, remove_unused_columns=False,
-    dataloader_pin_memory=False)
+args = tc.to_training_arguments(  # every shared setting carried over by name; then Trainer-only options
+    tempfile.mkdtemp(), logging_steps=20, remove_unused_columns=False, dataloader_pin_memory=False)
 trainer = Trainer(model=hf_model, args=args, data_collator=collator_for(tokenizer, "classification"),
                   train_dataset=tokenize_classification(tokenizer, subset(train_rows, size, seed)))
 trainer.remove_callback(PrinterCallback)  # its log lines include timings; we print what we need below

@@ -13,9 +13,11 @@
 import transformers
 
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
 transformers.logging.set_verbosity_error()  # the new head's "missing weights" report, once is enough
 transformers.utils.logging.disable_progress_bar()
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %% [markdown]
@@ -48,7 +50,7 @@ import torch
 from course_lib.data import load_course_dataset
 from course_lib.lr_finder import LRFinderConfig, lr_find, plot_lr_find
 from course_lib.models import default_model_name, load_tokenizer
-from course_lib.training import collator_for, tokenize_classification
+from course_lib.encoding import collator_for, tokenize_classification
 from course_lib.transfer import TransferConfig, build_classifier
 
 ds = load_course_dataset("classification")
@@ -86,7 +88,7 @@ plt.show()
 # the same batches. `course lr-sweep` saved a curve for each.
 
 # %%
-from course_lib.transfer import load_results
+from course_lib.results import load_results
 
 sweep = load_results("lr_sweep")
 steps = sweep["config"]["max_steps"]

@@ -15,24 +15,24 @@
 
 # %%
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %%
-import json
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.data import data_dir, load_course_dataset
-from course_lib.forgetting import instruction_text
+from course_lib.data import data_dir, instruction_text, load_course_dataset
 from course_lib.lora import (ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LinearWithLoRA, LoraConfig, add_lora,
                              lora_parameter_count, merge_lora, unmerge_lora)
 from course_lib.metrics import perplexity
 from course_lib.models import count_parameters, get_device, load_base_model, load_tokenizer, set_seed
-from course_lib.training import TrainConfig, collator_for, tokenize_causal, train
+from course_lib.encoding import collator_for, tokenize_causal
+from course_lib.training import TrainConfig, train
 from course_lib.vram import PRESETS, model_shape
 
 device = get_device()  # course_lib runs the CPU with one thread (COURSE_THREADS): same numbers everywhere
@@ -63,19 +63,13 @@ print(f"ratio   = {full / lora:.1f}×  (per matrix)")
 # use each model's real shapes (Llama-2-7B's published config and course-tiny's own).
 
 # %%
-def lora_total(shape, r, targets):
-    """Trainable LoRA parameters of a whole model: r·(d+k) for each targeted matrix of each layer."""
-    mats = {n: s for n, s in shape.linear_shapes().items() if n in targets}
-    return shape.num_hidden_layers * sum(lora_parameter_count(dd, kk, r) for dd, kk in mats.values())
-
-
 tiny_shape = model_shape(str(data_dir() / "models" / "course-tiny"))
 for name, shape in (("course-tiny", tiny_shape), ("Llama-2-7B", PRESETS["llama-2-7b"])):
     print(f"{name}: {shape.parameters:,} parameters")
     for targets, label in ((("q_proj", "v_proj"), "q, v"), (ATTENTION_TARGETS, "q, k, v, o"),
                            (ALL_LINEAR_TARGETS, "all-linear")):
         for rr in (8, 64):
-            n = lora_total(shape, rr, targets)
+            n = shape.lora_parameters(rr, targets)  # r·(d+k) per targeted matrix, per layer
             print(f"  r={rr:2d} {label:11s} {n:>12,} trainable = {100 * n / shape.parameters:6.3f} % of the model")
 
 # %% [markdown]
@@ -235,46 +229,42 @@ print(f"forward unmerged {t_unmerged:.2f} ms, merged {t_merged:.2f} ms (timings 
 # the cached file (120 steps per run, 200 validation examples).
 
 # %%
-def lora_run(r, targets, steps=20):
-    set_seed(0)
-    m = load_base_model().to(device)
-    add_lora(m, LoraConfig(r=r, lora_alpha=16, target_modules=targets))
-    train(m, train_rows, TrainConfig(learning_rate=2e-3, max_steps=steps, per_device_train_batch_size=8,
-                                     disable_tqdm=True), collate_fn=collate)
-    return count_parameters(m, trainable_only=True), perplexity(m, tok, eval_texts)
+from course_lib.experiments.lora_ablation import AblationConfig, lora_run
+
+live = AblationConfig(max_steps=20)  # the cached sweep's settings, with 20 steps instead of 120
 
 
 base_ppl = perplexity(load_base_model().to(device), tok, eval_texts)
 print(f"base model: validation perplexity {base_ppl:.2f}")
 for rr in (1, 8, 64):
-    n, ppl = lora_run(rr, ATTENTION_TARGETS)
+    run = lora_run(live, LoraConfig(r=rr, lora_alpha=live.lora_alpha, target_modules=ATTENTION_TARGETS),
+                   alpaca["train"], eval_texts, tok)
+    n, ppl = run["trainable_parameters"], run["perplexity"]
     print(f"r={rr:2d}: {n:6,} trainable, validation perplexity {ppl:.2f}")
 
 # %%
-results_file = data_dir() / "results" / "lora_rank_ablation.json"
-if results_file.exists():
-    res = json.loads(results_file.read_text())
-    rows = res["ranks"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    ax.plot([x["r"] for x in rows], [x["perplexity"] for x in rows], "o-", label="LoRA on q, k, v, o")
-    for x, marker in zip(res["budget"], ("s", "*")):  # the same 81,920 parameters, two ways
-        ax.plot([x["r"]], [x["perplexity"]], marker, ms=9, ls="none",
-                label=f"{x['targets']}, r = {x['r']} ({x['trainable_parameters']:,} parameters)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([x["r"] for x in rows], [str(x["r"]) for x in rows])
-    ax.set(title=f"Rank ablation, course-tiny, {res['config']['max_steps']} steps (cached)\n"
-                 f"base model before training: {res['base_perplexity']:.1f} (off the chart)",
-           xlabel="LoRA rank r (log scale)", ylabel="validation perplexity (lower is better)")
-    for x in rows:
-        ax.annotate(f"{x['trainable_parameters']:,}", (x["r"], x["perplexity"]), fontsize=7,
-                    textcoords="offset points", xytext=(0, 6), ha="center")
-    ax.legend(fontsize=8); plt.tight_layout(); plt.show()
-    print(f"base perplexity {res['base_perplexity']:.2f}")
-    for x in rows + res["budget"]:
-        print(f"{x['targets']:10s} r={x['r']:2d}: {x['trainable_parameters']:7,} trainable, "
-              f"perplexity {x['perplexity']:.2f}")
-else:
-    print(f"No cached ablation at {results_file}: run `OMP_NUM_THREADS=1 course lora-ablation` (3–6 minutes) and re-run this cell.")
+from course_lib.results import load_results
+
+res = load_results("lora_rank_ablation")  # made by `course lora-ablation` (3–6 minutes)
+rows = res["ranks"]
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+ax.plot([x["r"] for x in rows], [x["perplexity"] for x in rows], "o-", label="LoRA on q, k, v, o")
+for x, marker in zip(res["budget"], ("s", "*")):  # the same 81,920 parameters, two ways
+    ax.plot([x["r"]], [x["perplexity"]], marker, ms=9, ls="none",
+            label=f"{x['targets']}, r = {x['r']} ({x['trainable_parameters']:,} parameters)")
+ax.set_xscale("log", base=2)
+ax.set_xticks([x["r"] for x in rows], [str(x["r"]) for x in rows])
+ax.set(title=f"Rank ablation, course-tiny, {res['config']['max_steps']} steps (cached)\n"
+             f"base model before training: {res['base_perplexity']:.1f} (off the chart)",
+       xlabel="LoRA rank r (log scale)", ylabel="validation perplexity (lower is better)")
+for x in rows:
+    ax.annotate(f"{x['trainable_parameters']:,}", (x["r"], x["perplexity"]), fontsize=7,
+                textcoords="offset points", xytext=(0, 6), ha="center")
+ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+print(f"base perplexity {res['base_perplexity']:.2f}")
+for x in rows + res["budget"]:
+    print(f"{x['targets']:10s} r={x['r']:2d}: {x['trainable_parameters']:7,} trainable, "
+          f"perplexity {x['perplexity']:.2f}")
 
 # %% [markdown]
 # What the cached sweep shows: every rank takes the validation perplexity from 147.66 to below

@@ -13,7 +13,9 @@
 
 # %%
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %%
@@ -22,14 +24,14 @@ import json
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.data import data_dir, load_course_dataset
-from course_lib.forgetting import instruction_text
+from course_lib.data import data_dir, instruction_text, load_course_dataset
 from course_lib.models import count_parameters, get_device, load_base_model, load_tokenizer, set_seed
 from course_lib.metrics import perplexity
 from course_lib.quant import (bits_per_parameter, dequantize_blockwise, dequantize_nf4, double_dequantize,
                               double_quantize, fp4_table, int4_table, keep_cpu_4bit_trainable, nf4_table,
                               quantize_blockwise, quantize_nf4)
-from course_lib.training import TrainConfig, collator_for, tokenize_causal, train
+from course_lib.encoding import collator_for, tokenize_causal
+from course_lib.training import TrainConfig, train
 from course_lib.vram import PRESETS, VramConfig, estimate_memory, measure_peak_memory
 
 device = get_device()

@@ -26,20 +26,24 @@
 # `LoraConfig`, and the training loop `course_lib.training.train` from lesson 01.
 
 # %%
-import json
 import logging
 
 import matplotlib.pyplot as plt
 from transformers.utils import logging as hf_logging
 
 from course_lib import forgetting as fg
-from course_lib.data import LABELS, data_dir
+from course_lib.data import prompt_of
+from course_lib.experiments.forgetting import ExperimentConfig, RunSpec, run_one
+from course_lib.results import load_results
+from course_lib.data import LABELS
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 from course_lib.metrics import mean_nll
 from course_lib.models import count_parameters, default_model_name, get_device, load_base_model, load_tokenizer, set_seed
 
 hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # a CPU-kernel notice some machines print
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %% [markdown]
@@ -87,19 +91,18 @@ print(f"forgetting if general perplexity grew 10 %: {fg.forgetting(100.0, 110.0)
 # to a few thousandths.
 
 # %%
-results_path = data_dir() / "results" / "forgetting.json"
-results = json.loads(results_path.read_text())
+results = load_results("forgetting")
 meta = results["meta"]
 settings = {k: v for k, v in meta["config"].items() if k != "runs"}
-config = fg.ExperimentConfig(**settings, runs=[])
-print(f"{results_path.name}: made by `{meta['command']}` on {meta['model'] or 'course-tiny'}, "
+config = ExperimentConfig(**settings)
+print(f"forgetting.json: made by `{meta['command']}` on {meta['model'] or 'course-tiny'}, "
       f"{len(results['runs'])} runs, seeds {settings['seeds']}, {settings['max_steps']} steps each, "
       f"{settings['curve_texts']} texts per curve point, {meta['seconds'] / 60:.0f} min")
 
 curve_n = config.curve_texts
 base_curve = {"target_nll": mean_nll(model, tokenizer, data.target_val[:curve_n]),
               "general_nll": mean_nll(model, tokenizer, data.general[:curve_n])}
-live = fg.run_one(model, tokenizer, data, fg.RunSpec("full"), seed=0, config=config, base=base)
+live = run_one(model, tokenizer, data, RunSpec("full"), seed=0, config=config, base=base)
 cached = next(r for r in results["runs"] if r["name"] == "full" and r["seed"] == 0)
 for key in ("gain", "forgetting", "acc_drop"):
     print(f"{key:11s} live {live[key]:+.3f}   file (seed 0) {cached[key]:+.3f}")
@@ -229,7 +232,7 @@ print(f"drop on A: {mean([r['drop_on_a'] for r in seq]):+.3f} nats/token; genera
       f"{mean([r['forgetting'] for r in seq]):+.3f}, after B {mean([r['forgetting_after_b'] for r in seq]):+.3f}")
 print("\nGreedy answers to task-A prompts (seed 0):")
 for prompt, a, b in zip(data.target_val, seq[0]["answers_after_a"], seq[0]["answers_after_b"]):
-    print(f"  {fg.prompt_of(prompt).splitlines()[1][:60]:60s}\n     after A: {a[:60]!r}\n     after B: {b[:60]!r}")
+    print(f"  {prompt_of(prompt).splitlines()[1][:60]:60s}\n     after A: {a[:60]!r}\n     after B: {b[:60]!r}")
 
 # %% [markdown]
 # Task B uses the same `### Instruction … ### Response` frame as task A, so training on B rewrites
@@ -246,7 +249,7 @@ for prompt, a, b in zip(data.target_val, seq[0]["answers_after_a"], seq[0]["answ
 # ## 5 · Replay, EWC and the learning rate
 #
 # **Replay** mixes old data into every batch: here a quarter of each batch of 16 is pre-training
-# text (`data/corpus`, never the yardstick). `fg.replay_batches` builds the stream and
+# text (`data/corpus`, never the yardstick). `course_lib.replay.replay_batches` builds the stream and
 # `train(..., batches=...)` consumes it. At scale much less is enough: replaying about 1 % of old
 # data preserved earlier tasks in CT0 (Scialom et al. 2022).
 #
@@ -292,7 +295,7 @@ for name in ("full", "full + replay 25%", "full + EWC", "full, lr/10", "top bloc
 runs_full = [r for r in results["runs"] if r["name"] == "full"]
 last_train = mean([mean(r["train_loss"][-5:]) for r in runs_full])
 last_val = mean([r["curve"]["target_nll"][-1] for r in runs_full])
-rows_seen = settings["max_steps"] * settings["batch_size"]
+rows_seen = settings["max_steps"] * settings["per_device_train_batch_size"]
 print(f"forgetting  : full fine-tuning, {full['forgetting'][0]:+.3f} nats/token on general text, "
       f"next-token accuracy {-full['acc_drop'][0]:+.2%}")
 print(f"overfitting : training loss (last 5 steps) {last_train:.3f} vs validation {last_val:.3f}; "

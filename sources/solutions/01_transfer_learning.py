@@ -11,8 +11,10 @@ import transformers
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
 transformers.logging.set_verbosity_error()
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 
@@ -154,7 +156,8 @@ check.equal("answer_q4", answer_q4, "C",
 
 # %%
 ### BEGIN SOLUTION
-from course_lib.transfer import curve_summary, load_results
+from course_lib.results import load_results
+from course_lib.transfer import curve_summary
 
 summary = curve_summary(load_results("learning_curve"))
 smallest = min(summary["scratch"])
@@ -164,7 +167,8 @@ answer_q5_gap = summary[answer_q5][smallest][0] - summary["scratch"][smallest][0
 
 # %% course={"grade_id": "q5_learning_curve", "points": 2}
 from course_lib.grading import check
-from course_lib.transfer import curve_summary, load_results
+from course_lib.results import load_results
+from course_lib.transfer import curve_summary
 
 summary = curve_summary(load_results("learning_curve"))
 smallest = min(summary["scratch"])

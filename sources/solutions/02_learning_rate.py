@@ -11,7 +11,9 @@ import math
 import torch
 
 from course_lib.doctor import versions_line
+from course_lib.models import set_threads
 
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %% [markdown]
@@ -174,7 +176,7 @@ check.equal("answer_q5", answer_q5, "B",
 
 # %%
 ### BEGIN SOLUTION
-from course_lib.transfer import load_results
+from course_lib.results import load_results
 
 runs = [r for r in load_results("lr_sweep")["learning_rates"] if not r["diverged"]]
 answer_q6 = min(runs, key=lambda r: r["val_loss"][-1])["learning_rate"]
@@ -182,7 +184,7 @@ answer_q6 = min(runs, key=lambda r: r["val_loss"][-1])["learning_rate"]
 
 # %% course={"grade_id": "q6_best_lr", "points": 2}
 from course_lib.grading import check
-from course_lib.transfer import load_results
+from course_lib.results import load_results
 
 runs = [r for r in load_results("lr_sweep")["learning_rates"] if not r["diverged"]]
 check.close("answer_q6", answer_q6, min(runs, key=lambda r: r["val_loss"][-1])["learning_rate"], rel_tol=1e-6,

@@ -19,17 +19,19 @@
 # CPU; nothing here trains course-tiny.
 
 # %%
-import json
 import math
 import random
 
 import torch
 
+from course_lib import ewc
 from course_lib import forgetting as fg
-from course_lib.data import data_dir
 from course_lib.doctor import versions_line
 from course_lib.grading import check
+from course_lib.models import set_threads
+from course_lib.results import load_results
 
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
 # %% [markdown]
@@ -155,7 +157,7 @@ check.close("grad_bias", layer.bias.grad.tolist(), [10.0 * 4.0 * -0.2, 0.0], rel
 ### BEGIN HIDDEN TESTS
 only_bias = ewc_penalty(dict(layer.named_parameters()), anchor, {"bias": fisher["bias"]}, lam=3.0)
 check.close("only_named", only_bias.item(), 1.5 * 0.04 * 4, rel_tol=1e-5)
-lib = fg.ewc_penalty(dict(layer.named_parameters()), anchor, fisher, 7.0).item()
+lib = ewc.ewc_penalty(dict(layer.named_parameters()), anchor, fisher, 7.0).item()
 check.close("matches_library", ewc_penalty(dict(layer.named_parameters()), anchor, fisher, lam=7.0).item(), lib,
             rel_tol=1e-5)
 ### END HIDDEN TESTS
@@ -173,7 +175,7 @@ check.close("matches_library", ewc_penalty(dict(layer.named_parameters()), ancho
 #    mean forgetting / mean gain. A negative value (general text got *better*) counts as smallest.
 
 # %%
-results = json.loads((data_dir() / "results" / "forgetting.json").read_text())
+results = load_results("forgetting")
 summary = fg.summarize(results)
 ### BEGIN SOLUTION
 replay_removed = 1 - summary["full + replay 25%"]["forgetting"][0] / summary["full"]["forgetting"][0]

@@ -1,0 +1,11 @@
+"""The course's long experiments: one module each, each a `course` command that writes a results file.
+
+    learning_curve   course learning-curve  -> data/results/learning_curve.json      (lesson 01)
+    lr_sweep         course lr-sweep        -> data/results/lr_sweep.json            (lesson 02)
+    lora_ablation    course lora-ablation   -> data/results/lora_rank_ablation.json  (lesson 03)
+    forgetting       course forgetting      -> data/results/forgetting.json          (lesson 05)
+
+A runner repeats the call its lesson makes live for one point (over sizes, seeds, ranks, ...), so a
+lesson can check a reduced live run against the file; files are written and read through
+`course_lib.results`.
+"""

@@ -1,0 +1,50 @@
+"""Results files: what the long `course` experiments write and the lessons read (data/results/*.json).
+
+    save_results("lr_sweep", payload)   # by a runner in course_lib/experiments/
+    load_results("lr_sweep")            # by a lesson; a missing file names the command that makes it
+
+Every file records the model, the versions line and the command that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from course_lib.data import data_dir
+
+__all__ = ["RESULTS", "results_path", "save_results", "load_results"]
+
+# results file name -> the command that writes it (and the lesson that reads it)
+RESULTS = {
+    "learning_curve": "course learning-curve",  # lesson 01
+    "lr_sweep": "course lr-sweep",  # lesson 02
+    "lora_rank_ablation": "course lora-ablation",  # lesson 03
+    "forgetting": "course forgetting",  # lesson 05
+}
+
+
+def results_path(name: str) -> Path:
+    """data/results/<name>.json"""
+    return data_dir() / "results" / f"{name}.json"
+
+
+def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:
+    """Write `payload` with the model, versions and command on top, to `out` or data/results/<name>.json."""
+    from course_lib.doctor import versions_line
+    from course_lib.models import default_model_name
+
+    path = Path(out) if out else results_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"model": default_model_name(), "versions": versions_line(),
+               "command": RESULTS.get(name, "course"), **payload}
+    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def load_results(name: str) -> dict:
+    """A results file written by a `course` command; a missing file says which command makes it."""
+    path = results_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `{RESULTS.get(name, 'course')}` to produce it.")
+    return json.loads(path.read_text(encoding="utf-8"))
