@@ -75,3 +75,24 @@ def test_malformed_row_names_file_and_line(tmp_path):
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown dataset 'imdb'"):
         load_course_dataset("imdb")
+
+
+def test_loading_leaves_the_datasets_progress_setting_as_it_found_it():
+    from datasets.utils import logging as ds_logging
+    try:
+        for enabled in (True, False):
+            (ds_logging.enable_progress_bar if enabled else ds_logging.disable_progress_bar)()
+            load_course_dataset("general", "test")
+            assert ds_logging.is_progress_bar_enabled() is enabled
+    finally:
+        ds_logging.enable_progress_bar()
+
+
+def test_prompt_formats_put_the_answer_after_the_one_marker():
+    from course_lib.data import RESPONSE_MARKER, area_text, instruction_text, prompt_of
+    row = {"instruction": "Explain `f`.", "input": "", "output": "Returns x."}
+    text = instruction_text(row)
+    assert text.count(RESPONSE_MARKER) == 1 and text.endswith(RESPONSE_MARKER + "Returns x.")
+    assert "\n\n\n" not in text, "an empty input adds no blank section"
+    area = area_text({"text": "Open a socket.", "area": "networking"})
+    assert prompt_of(area) + "networking" == area
