@@ -15,7 +15,7 @@ from course_lib.grading.verdict import KINDS
 
 __all__ = ["BEGIN_SOLUTION", "END_SOLUTION", "BEGIN_HIDDEN", "END_HIDDEN", "TestSpec",
            "test_spec", "is_answer_cell", "strip_solution", "strip_hidden", "hidden_lines",
-           "rewrite_test_cell", "count_checks"]
+           "rewrite_test_cell", "count_checks", "nbgrader_metadata"]
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -41,6 +41,22 @@ def test_spec(cell: Any) -> TestSpec | None:
 def is_answer_cell(cell: Any) -> bool:
     """True for a cell holding a `### BEGIN SOLUTION` region."""
     return any(line.strip() == BEGIN_SOLUTION for line in cell.get("source", "").splitlines())
+
+
+def nbgrader_metadata(cell: Any) -> dict | None:
+    """nbgrader's cell metadata (schema 3) for a test or answer cell, else None.
+
+    Written into solutions/ by tools/build_notebooks.py, so each is a valid `nbgrader
+    generate_assignment` source, and into exercises/ by `course release`.
+    """
+    spec = test_spec(cell)
+    if spec is not None:
+        return {"grade": True, "solution": False, "locked": True, "grade_id": spec.grade_id,
+                "points": spec.points, "schema_version": 3}
+    if is_answer_cell(cell):
+        return {"grade": False, "solution": True, "locked": False, "grade_id": f"answer-{cell['id']}",
+                "schema_version": 3}
+    return None
 
 
 def _regions(source: str, begin: str, end: str) -> list[tuple[int, int]]:
