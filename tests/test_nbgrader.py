@@ -30,12 +30,12 @@ BIN = Path(sys.executable).parent  # nbgrader calls `alembic` by name: the venv'
 ASSIGNMENT = "course"
 NOTEBOOK = "03_lora_math"
 
-# Right on every visible test, wrong on the hidden ones: square matrices only in q1 (d == k), and
+# Right on every visible test, wrong on the hidden ones (keyed by a line of the answer cell they replace): square matrices only in q1 (d == k), and
 # a scaling that happens to be √16 = 4 in q2; q5's numbers typed in rather than computed.
 VISIBLE_ONLY = {
-    "count_lora_params": "def count_lora_params(d: int, k: int, r: int) -> int:\n    return 2 * r * d",
-    "lora_scaling": "def lora_scaling(alpha, r, use_rslora=False):\n    return alpha / (4 if use_rslora else r)",
-    "all_linear_r8": "all_linear_r8 = 81920\nattention_rank_same_budget = 20",
+    "def count_lora_params(": "def count_lora_params(d: int, k: int, r: int) -> int:\n    return 2 * r * d",
+    "def lora_scaling(": "def lora_scaling(alpha, r, use_rslora=False):\n    return alpha / (4 if use_rslora else r)",
+    "all_linear_r8 =": "all_linear_r8 = 81920\nattention_rank_same_budget = 20",
 }
 EXPECTED = {"correct": 12, "blank": 0, "visible_only": 8}  # visible_only: q3 + q4 + q5 = 3 + 3 + 2
 
