@@ -114,3 +114,45 @@ def test_inline_course_commands_exist():
     cli._load_plugins()
     mentioned = set(re.findall(r"`(?:\.venv/bin/)?course ([a-z][a-z-]*)", README))
     assert mentioned and mentioned <= set(cli._COMMANDS), mentioned - set(cli._COMMANDS)
+
+
+@pytest.mark.slow
+def test_make_lab_serves_the_course_root_with_the_course_kernel(tmp_path):
+    """Run what `make -n lab` prints (headless, on a free port) and ask the server what a browser would see."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    done = subprocess.run(["make", "-n", "lab"], cwd=REPO, env=fresh_env(), capture_output=True, text=True, timeout=60)
+    recipe = done.stdout[done.stdout.index(".venv/bin/jupyter lab"):].replace("\\\n", " ")
+    command = shlex.split(recipe.split("#")[0].splitlines()[0])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command += ["--no-browser", f"--ServerApp.port={port}", "--IdentityProvider.token=readme-test",
+                "--allow-root", f"--ServerApp.runtime_dir={tmp_path}"]
+    server = subprocess.Popen(command, cwd=REPO, env=fresh_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str):
+        url = f"http://127.0.0.1:{port}{path}?token=readme-test"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                root = get("/api/contents")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "jupyter lab did not start"
+                time.sleep(1)
+        names = {item["name"] for item in root["content"]}
+        assert {"lessons", "exercises", "solutions", "README.md"} <= names, names
+        assert get("/api/contents/exercises/03_lora_math.ipynb")["type"] == "notebook"
+        kernel = get("/api/contents/lessons/00_start_here.ipynb")["content"]["metadata"]["kernelspec"]["name"]
+        assert kernel in get("/api/kernelspecs")["kernelspecs"], kernel
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
