@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from course_lib.grading.markers import is_answer_cell
+from course_lib.grading.markers import hidden_checks_without_expected, is_answer_cell, test_spec
 
 pytestmark = pytest.mark.slow
 
@@ -121,3 +121,18 @@ def test_nbgrader_and_course_grade_agree(course, tmp_path):
 
     assert nbgrader_scores == EXPECTED
     assert _course_grade(tmp_path / "subs", tmp_path / "gradebook.csv") == EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "solutions").glob("*.ipynb")))
+def test_hidden_checks_state_their_expected_values(name):
+    """Without one, a hidden check only tests the value's type in nbgrader's plain kernel (EXERCISES.md)."""
+    nb = nbformat.read(REPO / "solutions" / f"{name}.ipynb", as_version=4)
+    missing = {test_spec(c).grade_id: hidden_checks_without_expected(c.source) for c in nb.cells if test_spec(c)}
+    assert not any(missing.values()), {k: v for k, v in missing.items() if v}
+
+
+def test_hidden_checks_without_expected_are_found():
+    source = ('check.equal("seen", f(1), 2)\n### BEGIN HIDDEN TESTS\ncheck.close("a", f(2))\n'
+              'check.close("b", f(3), expected=4.0)\ncheck.equal("c", f(4), 5)\n'
+              'check.shape("d", t, hint="x")\n### END HIDDEN TESTS')
+    assert hidden_checks_without_expected(source) == ["'a'", "'d'"]

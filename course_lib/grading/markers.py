@@ -15,7 +15,7 @@ from course_lib.grading.verdict import KINDS
 
 __all__ = ["BEGIN_SOLUTION", "END_SOLUTION", "BEGIN_HIDDEN", "END_HIDDEN", "TestSpec",
            "test_spec", "is_answer_cell", "strip_solution", "strip_hidden", "hidden_lines",
-           "rewrite_test_cell", "count_checks", "nbgrader_metadata"]
+           "rewrite_test_cell", "count_checks", "hidden_checks_without_expected", "nbgrader_metadata"]
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -108,6 +108,18 @@ def count_checks(source: str) -> int:
         return sum(_is_check_call(n) for n in ast.walk(ast.parse(source)))
     except SyntaxError:
         return 0
+
+
+def hidden_checks_without_expected(source: str) -> list[str]:
+    """Names of the hidden `check.*` calls that give no expected value (they only check a type under nbgrader)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    hidden = hidden_lines(source)
+    return [ast.unparse(n.args[0]) if n.args else "?" for n in ast.walk(tree)
+            if _is_check_call(n) and n.lineno in hidden
+            and len(n.args) < 3 and not any(k.arg == "expected" for k in n.keywords)]
 
 
 class _ToRecorder(ast.NodeTransformer):

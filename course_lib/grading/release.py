@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading.markers import (count_checks, is_answer_cell, nbgrader_metadata, strip_hidden,
-                                        strip_solution, test_spec)
+from course_lib.grading.markers import (count_checks, hidden_checks_without_expected, is_answer_cell,
+                                        nbgrader_metadata, strip_hidden, strip_solution, test_spec)
 
 __all__ = ["ReleaseConfig", "release_notebook", "release", "check_release"]
 
@@ -59,6 +59,9 @@ def release_notebook(solution: nbformat.NotebookNode, stem: str = "notebook",
             if warn and cell.cell_type == "code" and count_checks(cell.source) == 0:
                 print(f"warning: {stem} {spec.grade_id}: no check.* call, graded on 'no exception' only",
                       file=sys.stderr)
+            for name in hidden_checks_without_expected(cell.source) if warn else ():
+                print(f"warning: {stem} {spec.grade_id}: hidden check {name} has no expected value, so "
+                      "nbgrader only checks its type", file=sys.stderr)
             cell.metadata["nbgrader"] = nbgrader_metadata(cell)
             cell.metadata.update(deletable=False, editable=False)
             cell.source = strip_hidden(cell.source)
