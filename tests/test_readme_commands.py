@@ -76,6 +76,11 @@ def test_make_commands_exist(command):
     done = subprocess.run(["make", "-n", *args], cwd=REPO, env={**fresh_env(), **env},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    installed = subprocess.run(["make", "-q", "install"], cwd=REPO, env=fresh_env(), timeout=60).returncode == 0
+    if args == ["doctor"] and installed:  # cheap enough to run for real once the venv is up to date
+        real = subprocess.run(["make", "doctor"], cwd=REPO, env=fresh_env(), capture_output=True, text=True,
+                              timeout=300)
+        assert real.returncode == 0 and "4-bit NF4" in real.stdout, real.stdout + real.stderr
     if args[:1] == ["lab"]:
         lab = next(line for line in done.stdout.splitlines() if "jupyter lab" in line)
         assert f'--ServerApp.root_dir="{REPO}"' in lab, lab  # the course root: lessons/ and exercises/
