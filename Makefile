@@ -16,7 +16,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install lab test unit notebooks-test notebooks release clean lock test-latest
+.PHONY: install lab doctor test unit notebooks-test notebooks release clean lock test-latest
 
 install: $(VENV)/.installed
 
@@ -46,8 +46,15 @@ lock:
 	  --output-file $(LOCK) pyproject.toml requirements/torch.in
 	@echo "$(LOCK): $$(grep -c '==' $(LOCK)) packages pinned"
 
+# JupyterLab on the course root (lessons/, exercises/, solutions/ all in its file browser), opening lesson 00.
+# Every notebook names the course's kernel, registered by `install`. --allow-root: containers often run as root.
 lab: install
-	$(VENV)/bin/jupyter lab lessons/ $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" lessons/00_start_here.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# What this machine has: versions, device, 4-bit support, paths (= `.venv/bin/course doctor`).
+doctor: install
+	$(VENV)/bin/course doctor
 
 # Whole suite: unit tests, lessons and solutions with --nbval, exercises with --nbval-lax.
 # $(1): the venv's python; $(2): extra pytest arguments.

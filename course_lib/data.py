@@ -65,14 +65,15 @@ def read_jsonl(path: Path, fields: dict[str, type] | None = None) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `course build-data` to rebuild data/.")
     rows = []
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # -sig: a byte-order mark some editors write is skipped
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{path}, line {lineno}: not valid JSON ({exc.msg}); "
+                reason = exc.msg.removesuffix(" at")  # json's "Invalid control character at" ends mid-sentence
+                raise DataFormatError(f"{path}, line {lineno}: not valid JSON ({reason}, column {exc.colno}); "
                                       "fix or delete that line, or rebuild with `course build-data`.") from None
             if not isinstance(row, dict):
                 raise DataFormatError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}.")

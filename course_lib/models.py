@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -93,15 +94,39 @@ def _resolve(name: str | None) -> str:
     return name
 
 
-def _not_available(name: str, exc: Exception) -> ModelNotAvailable:
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to the hub (or the HTTPS proxy) opens within `timeout` seconds."""
+    from urllib.parse import urlsplit
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hub_kwargs(resolved: str) -> dict:
+    """`local_files_only=True` for a hub id when offline or the hub is unreachable: the cache or a fast error.
+
+    Without it, huggingface_hub retries an unreachable hub for most of a minute before failing.
+    """
+    if Path(resolved).is_dir() or os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE"):
+        return {}  # a folder needs no hub; HF_HUB_OFFLINE already keeps transformers off the network
+    return {} if _hub_reachable() else {"local_files_only": True}
+
+
+def _not_available(name: str, exc: Exception, offline: bool = False) -> ModelNotAvailable:
+    why = ("the hub could not be reached" if offline else
+           f"the hub could not provide it (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')})")
     return ModelNotAvailable(
         f"Could not load the model {name!r}: it is not a folder here, not in the Hugging Face cache, "
-        "and the hub could not be reached (HF_HUB_OFFLINE="
-        f"{os.environ.get('HF_HUB_OFFLINE', '0')}). The course runs offline on its own model: unset "
+        f"and {why}. The course runs offline on its own model: unset "
         f"COURSE_MODEL (or pass name=None) to use {COURSE_TINY!r}, which ships in "
         f"{course_tiny_path()}. To use {name!r}, download it once while online "
-        f"(`huggingface-cli download {name}`) and try again. [{type(exc).__name__}: "
-        f"{str(exc).splitlines()[0] if str(exc) else ''}]")
+        f"(`hf download {name}`; gated models need `hf auth login` first) and try again. "
+        f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]")
 
 
 def load_tokenizer(name: str | None = None):
@@ -109,10 +134,11 @@ def load_tokenizer(name: str | None = None):
     from transformers import AutoTokenizer
 
     resolved = _resolve(name)
+    hub = _hub_kwargs(resolved)
     try:
-        tok = AutoTokenizer.from_pretrained(resolved)
+        tok = AutoTokenizer.from_pretrained(resolved, **hub)
     except (OSError, ValueError) as exc:
-        raise _not_available(resolved, exc) from None
+        raise _not_available(resolved, exc, offline=bool(hub)) from None
     if tok.pad_token is None:  # many causal LMs ship without one; reuse end-of-sequence
         tok.pad_token = tok.eos_token
     return tok
@@ -137,10 +163,13 @@ def load_base_model(name: str | None = None,
     cls = AutoModelForCausalLM if task == "causal-lm" else AutoModelForSequenceClassification
     if task == "classification":
         kwargs["num_labels"] = num_labels
+    hub = _hub_kwargs(resolved)
+    if hub:  # transformers does not pass local_files_only on to its adapter-config lookup
+        kwargs["adapter_kwargs"] = {**hub, **kwargs.get("adapter_kwargs", {})}
     try:
-        model = cls.from_pretrained(resolved, **kwargs)
+        model = cls.from_pretrained(resolved, **{**hub, **kwargs})
     except OSError as exc:
-        raise _not_available(resolved, exc) from None
+        raise _not_available(resolved, exc, offline=bool(hub)) from None
     except Exception as exc:  # a corrupt safetensors file or config surfaces as many types
         if Path(resolved).is_dir():
             raise ModelNotAvailable(

@@ -20,8 +20,12 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+from course_lib.grading.markers import nbgrader_metadata
+
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+# The course's own kernel (`make install` registers it, pointing at .venv's python): a notebook opened
+# in VS Code or another Jupyter then runs where course_lib is installed, not in some other `python3`.
+KERNEL = {"name": "fine-tuning-course", "display_name": "Fine-tuning course (.venv)", "language": "python"}
 
 
 def target_of(source: Path) -> Path:
@@ -29,10 +33,16 @@ def target_of(source: Path) -> Path:
     return ROOT / rel.parent / (rel.stem + ".ipynb")
 
 
-def clean_metadata(nb: nbformat.NotebookNode) -> None:
+def clean_metadata(nb: nbformat.NotebookNode, nbgrader: bool = False) -> None:
+    """Only the kernel and language at notebook level; with `nbgrader`, nbgrader's metadata on
+    answer and test cells (so each solution is an `nbgrader generate_assignment` source)."""
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        cell.metadata.pop("nbgrader", None)
+        meta = nbgrader_metadata(cell) if nbgrader else None
+        if meta:
+            cell.metadata["nbgrader"] = meta
 
 
 def build(source: Path, execute: bool = True, timeout: int = 600) -> float:
@@ -44,10 +54,10 @@ def build(source: Path, execute: bool = True, timeout: int = 600) -> float:
     seconds = 0.0
     if execute:
         start = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name=KERNEL["name"],
                        resources={"metadata": {"path": str(out.parent)}}).execute()
         seconds = time.perf_counter() - start
-    clean_metadata(nb)
+    clean_metadata(nb, nbgrader=out.parent.name == "solutions")
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
     return seconds

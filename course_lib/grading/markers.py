@@ -15,7 +15,7 @@ from course_lib.grading.verdict import KINDS
 
 __all__ = ["BEGIN_SOLUTION", "END_SOLUTION", "BEGIN_HIDDEN", "END_HIDDEN", "TestSpec",
            "test_spec", "is_answer_cell", "strip_solution", "strip_hidden", "hidden_lines",
-           "rewrite_test_cell", "count_checks"]
+           "rewrite_test_cell", "count_checks", "hidden_checks_without_expected", "nbgrader_metadata"]
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -41,6 +41,22 @@ def test_spec(cell: Any) -> TestSpec | None:
 def is_answer_cell(cell: Any) -> bool:
     """True for a cell holding a `### BEGIN SOLUTION` region."""
     return any(line.strip() == BEGIN_SOLUTION for line in cell.get("source", "").splitlines())
+
+
+def nbgrader_metadata(cell: Any) -> dict | None:
+    """nbgrader's cell metadata (schema 3) for a test or answer cell, else None.
+
+    Written into solutions/ by tools/build_notebooks.py, so each is a valid `nbgrader
+    generate_assignment` source, and into exercises/ by `course release`.
+    """
+    spec = test_spec(cell)
+    if spec is not None:
+        return {"grade": True, "solution": False, "locked": True, "grade_id": spec.grade_id,
+                "points": spec.points, "schema_version": 3}
+    if is_answer_cell(cell):
+        return {"grade": False, "solution": True, "locked": False, "grade_id": f"answer-{cell['id']}",
+                "schema_version": 3}
+    return None
 
 
 def _regions(source: str, begin: str, end: str) -> list[tuple[int, int]]:
@@ -92,6 +108,18 @@ def count_checks(source: str) -> int:
         return sum(_is_check_call(n) for n in ast.walk(ast.parse(source)))
     except SyntaxError:
         return 0
+
+
+def hidden_checks_without_expected(source: str) -> list[str]:
+    """Names of the hidden `check.*` calls that give no expected value (they only check a type under nbgrader)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    hidden = hidden_lines(source)
+    return [ast.unparse(n.args[0]) if n.args else "?" for n in ast.walk(tree)
+            if _is_check_call(n) and n.lineno in hidden
+            and len(n.args) < 3 and not any(k.arg == "expected" for k in n.keywords)]
 
 
 class _ToRecorder(ast.NodeTransformer):

@@ -2,8 +2,11 @@
 
 Answer regions become `# YOUR CODE HERE` / `raise NotImplementedError()`, hidden tests go,
 outputs and execution counts are cleared, stub and test cells are tagged `raises-exception`
-(so `pytest --nbval-lax exercises/` passes unsolved) and carry nbgrader metadata. Cell ids are
-the solution's own, so the output depends only on the solution: `--check` can compare bytes.
+(so `pytest --nbval-lax exercises/` passes unsolved) and carry nbgrader metadata, locked as
+nbgrader's own release locks them (test cells neither editable nor deletable, answer cells not
+deletable): the notebook `nbgrader generate_assignment` makes from the same solution, cell for cell
+(tests/test_nbgrader.py). Cell ids are the solution's own, so the output depends only on the
+solution: `--check` can compare bytes.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading.markers import (count_checks, is_answer_cell, strip_hidden, strip_solution,
-                                        test_spec)
+from course_lib.grading.markers import (count_checks, hidden_checks_without_expected, is_answer_cell,
+                                        nbgrader_metadata, strip_hidden, strip_solution, test_spec)
 
 __all__ = ["ReleaseConfig", "release_notebook", "release", "check_release"]
 
@@ -56,15 +59,17 @@ def release_notebook(solution: nbformat.NotebookNode, stem: str = "notebook",
             if warn and cell.cell_type == "code" and count_checks(cell.source) == 0:
                 print(f"warning: {stem} {spec.grade_id}: no check.* call, graded on 'no exception' only",
                       file=sys.stderr)
+            for name in hidden_checks_without_expected(cell.source) if warn else ():
+                print(f"warning: {stem} {spec.grade_id}: hidden check {name} has no expected value, so "
+                      "nbgrader only checks its type", file=sys.stderr)
+            cell.metadata["nbgrader"] = nbgrader_metadata(cell)
+            cell.metadata.update(deletable=False, editable=False)
             cell.source = strip_hidden(cell.source)
-            cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
-                                         "grade_id": spec.grade_id, "points": spec.points,
-                                         "schema_version": 3}
             _tag(cell, "raises-exception")
         elif is_answer_cell(cell):
+            cell.metadata["nbgrader"] = nbgrader_metadata(cell)
+            cell.metadata["deletable"] = False
             cell.source = strip_solution(cell.source, markdown=cell.cell_type == "markdown")
-            cell.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False,
-                                         "grade_id": f"answer-{cell['id']}", "schema_version": 3}
             if cell.cell_type == "code":
                 _tag(cell, "raises-exception")
         if cell.cell_type == "code":

@@ -26,26 +26,36 @@
 # **How to work:** read a lesson in `lessons/`, then solve its exercise notebook in `exercises/`.
 # Each exercise has visible tests that teach as they fail; run them in the notebook as you go. Your
 # instructor grades the same notebook with `course grade`, which adds hidden tests. To check that a
-# whole notebook still runs: `pytest --nbval-lax exercises/01_transfer_learning.ipynb`.
+# whole notebook still runs, in a terminal after `source .venv/bin/activate`:
+# `pytest --nbval-lax exercises/01_transfer_learning.ipynb`.
 
 # %%
+import transformers
+
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
 print(versions_line())
 
 # %% [markdown]
 # ## 1 · Is this machine ready?
 #
-# `course doctor` (also a command in your terminal) reports versions, the device the lessons will use,
-# whether `bitsandbytes` can do 4-bit NF4 here (lesson 04), and where the data and model live.
+# `course doctor` reports versions, the device the lessons will use, whether `bitsandbytes` can do
+# 4-bit NF4 here (lesson 04), and where the data and model live. In a terminal, run it as `make doctor`,
+# or as `course doctor` after `source .venv/bin/activate`.
 
 # %% tags=["nbval-ignore-output"]
 from course_lib.doctor import doctor, format_report
 
+import os
+
+from course_lib.data import data_dir
+
 report = doctor()
-print(format_report(report))
+# paths relative to this notebook's folder, so the saved page shows no one's home directory
+print(format_report(report).replace(str(data_dir()), os.path.relpath(data_dir())))
 
 # %% [markdown]
 # ## 2 · Meet course-tiny

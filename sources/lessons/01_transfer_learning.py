@@ -75,19 +75,21 @@ print(f"one fine-tuning run in this lesson: {ft.max_steps} steps of {ft.per_devi
 # course-tiny was pretrained as a language model: its last layer (`lm_head`) scores every token of
 # its vocabulary. For the 6-way classification we keep the **body** and put a new, randomly initialised **head** on
 # top. `AutoModelForSequenceClassification` does that; `load_base_model(task="classification")`
-# calls it with the course's model. The loader reports the head as *missing from the checkpoint*:
-# that is expected, it is the new part.
+# calls it with the course's model. The head is the one weight *missing from the checkpoint*
+# (compare the classifier's weight names with the pretrained model's): that is expected, it is the new part.
 
 # %%
 from course_lib.freezing import layer_groups, trainable_report
 from course_lib.models import load_base_model, set_seed
 
+transformers.logging.set_verbosity_error()  # quiet loads: the loader's own report prints this machine's paths
+pretrained = set(load_base_model().state_dict())  # every weight name the checkpoint holds
 set_seed(0)
 model = load_base_model(task="classification", num_labels=len(LABELS))
 print(type(model).__name__)
+print("not in the checkpoint (newly initialised):", sorted(set(model.state_dict()) - pretrained))
 print("new head:", model.score)
 print(trainable_report(model))
-transformers.logging.set_verbosity_error()  # the load report was shown once above; later loads are quiet
 
 # %% [markdown]
 # The classifier pools the hidden state of the **last non-padding token** (a decoder sees the whole
@@ -281,5 +283,5 @@ for step in (1, 11, 21, 31, 41, 51):
 # - Linear probe, top blocks, full fine-tuning and gradual unfreezing are choices of trainable
 #   layer groups; the course loop and `Trainer` express the same run.
 #
-# **Exercises:** `exercises/01_transfer_learning.ipynb` — write a freezing helper and a
+# **Exercises:** [exercises/01_transfer_learning.ipynb](../exercises/01_transfer_learning.ipynb) — write a freezing helper and a
 # trainable-parameter count, and answer questions about this lesson's measurements.

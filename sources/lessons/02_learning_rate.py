@@ -314,8 +314,9 @@ def short_run(log10_lr: float = -3.0, warmup_ratio: float = 0.0) -> None:
         ax.plot(h.step, h.loss, marker=".", label=f"LR {lr:.1e}, warm-up {warmup_ratio:.0%}")
     except TrainingDiverged as exc:
         ax.plot(exc.history.step, exc.history.loss, marker=".", color="red", label="diverged")
+        ax.set_yscale("log")  # the blow-up spans orders of magnitude: keep all of it on the chart
         print(exc)
-    ax.set(title="20 steps of full fine-tuning", xlabel="step", ylabel="training loss", ylim=(0, 4))
+    ax.set(title="20 steps of full fine-tuning", xlabel="step", ylabel="training loss")
     ax.legend()
     plt.show()
 
@@ -325,7 +326,7 @@ widgets.interact(short_run,
                  log10_lr=widgets.FloatSlider(value=-3.0, min=-6.0, max=1.0, step=0.5, description="log10 LR",
                                               continuous_update=False),
                  warmup_ratio=widgets.FloatSlider(value=0.0, min=0.0, max=0.5, step=0.05, description="warm-up",
-                                                  continuous_update=False))
+                                                  continuous_update=False));  # `;`: no repr of short_run
 
 # %% [markdown]
 # ## Summary
@@ -338,5 +339,5 @@ widgets.interact(short_run,
 # - A too-high LR is a loud, named failure in the course's loop, with the step and the fix.
 # - Layer-wise LRs are parameter groups; whether they help is an experiment, not a rule.
 #
-# **Exercises:** `exercises/02_learning_rate.ipynb` — write the exponential sweep and the cosine
+# **Exercises:** [exercises/02_learning_rate.ipynb](../exercises/02_learning_rate.ipynb) — write the exponential sweep and the cosine
 # formula, and answer questions about this lesson's measurements.

@@ -14,10 +14,13 @@
 # (arXiv 2312.03732); DoRA is Liu et al., ICML 2024 (arXiv 2402.09353).
 
 # %%
+import transformers
+
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
 print(versions_line())
 
 # %%
@@ -289,12 +292,13 @@ for x in rows + res["budget"]:
 
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
+from IPython.display import display
 
 s_q = torch.linalg.svdvals(delta[name_q])
 s_up = torch.linalg.svdvals(delta[name_up])
 
 
-def show(r=8):
+def rank_figure(r: int = 8):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
     dq, kq = delta[name_q].shape
     du, ku = delta[name_up].shape
@@ -306,11 +310,16 @@ def show(r=8):
         a2.plot(ranks, [math.sqrt(max(0.0, 1 - energy_kept(s, x))) for x in ranks], label=label)
     a2.axvline(r, color="k", ls=":")
     a2.set(title="Relative error ||ΔW − ΔW_r|| / ||ΔW||", xlabel="rank r", ylabel="relative Frobenius error")
-    a2.legend(); plt.tight_layout(); plt.show()
+    a2.legend(); fig.tight_layout()
+    plt.close(fig)  # shown by display() below, not a second time at the end of the cell
+    return fig
 
 
-show(8)  # a static picture for the saved page; the slider below redraws it in a live kernel
-widgets.interact(show, r=widgets.IntSlider(value=8, min=1, max=64, step=1, description="rank r"));
+# One figure: drawn here (the saved page shows r = 8), redrawn in place when the slider moves.
+figure = display(rank_figure(8), display_id=True)
+slider = widgets.IntSlider(value=8, min=1, max=64, step=1, description="rank r")
+slider.observe(lambda change: figure.update(rank_figure(change["new"])), names="value")
+display(slider)
 
 # %% [markdown]
 # ## 7. Our layer and peft, side by side
@@ -360,6 +369,6 @@ with torch.no_grad():
 #   dropout acts on the LoRA path only; merging removes all inference overhead.
 # - Our from-scratch layer and peft give the same outputs and the same ΔW (section 7).
 #
-# **Exercises:** `exercises/03_lora_math.ipynb` — count LoRA parameters, write a LoRA forward pass,
+# **Exercises:** [exercises/03_lora_math.ipynb](../exercises/03_lora_math.ipynb) — count LoRA parameters, write a LoRA forward pass,
 # merge an adapter, compare scalings, and budget ranks. Next, lesson 04 shrinks the frozen base
 # model to 4 bits (QLoRA).

@@ -12,10 +12,17 @@
 # Source: Dettmers et al., *QLoRA*, NeurIPS 2023 (arXiv 2305.14314).
 
 # %%
+import transformers
+
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+import warnings
+
+transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
+# peft's prepare_model_for_kbit_training still calls a transformers alias deprecated in 5.x; harmless here
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 print(versions_line())
 
 # %%
@@ -445,5 +452,5 @@ else:
 #   overhead). Full fine-tuning needs ≈16 bytes/param before activations; activations grow
 #   linearly with batch size; QLoRA brings 13B within a 10 GB card at batch 1.
 #
-# **Exercises:** `exercises/04_qlora_consumer_gpu.ipynb` — quantize a block to NF4, dequantize it,
+# **Exercises:** [exercises/04_qlora_consumer_gpu.ipynb](../exercises/04_qlora_consumer_gpu.ipynb) — quantize a block to NF4, dequantize it,
 # count bits with double quantization, and estimate memory for stated set-ups.

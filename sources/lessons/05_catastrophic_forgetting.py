@@ -342,5 +342,5 @@ print(f"alignment tax: the instruction format (gain {full['gain'][0]:+.3f}) cost
 #   less; a ten times lower learning rate removed all of it for a little more. Re-run everything with
 #   `course forgetting` (about 10 minutes on 2 idle cores); this notebook re-checks one run live.
 #
-# **Exercises:** `exercises/05_catastrophic_forgetting.ipynb` — write the forgetting metric with
+# **Exercises:** [exercises/05_catastrophic_forgetting.ipynb](../exercises/05_catastrophic_forgetting.ipynb) — write the forgetting metric with
 # its sign convention, the replay batch mixer, the EWC penalty, and read the learn-vs-forget chart.

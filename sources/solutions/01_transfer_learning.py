@@ -1,8 +1,8 @@
 # %% [markdown]
 # # Exercises 01 — Transfer learning
 #
-# Work through `lessons/01_transfer_learning.ipynb` first. Each part has an answer cell (replace
-# `raise NotImplementedError()` with your code) and a test cell that checks it; run the test cell
+# Work through `lessons/01_transfer_learning.ipynb` first. Each part has an answer cell (replace its
+# `# YOUR CODE HERE` and `raise NotImplementedError()` lines with your code) and a test cell that checks it; run the test cell
 # to see whether you are right. About 30 s to run on a 2-core CPU.
 
 # %%

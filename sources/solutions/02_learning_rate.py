@@ -1,8 +1,8 @@
 # %% [markdown]
 # # Exercises 02 — The learning rate
 #
-# Work through `lessons/02_learning_rate.ipynb` first. Each part has an answer cell (replace
-# `raise NotImplementedError()` with your code) and a test cell that checks it. About 20 s on a
+# Work through `lessons/02_learning_rate.ipynb` first. Each part has an answer cell (replace its
+# `# YOUR CODE HERE` and `raise NotImplementedError()` lines with your code) and a test cell that checks it. About 20 s on a
 # 2-core CPU.
 
 # %%

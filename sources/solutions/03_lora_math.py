@@ -1,8 +1,9 @@
 # %% [markdown]
 # # Exercises 03 — The mathematics of LoRA
 #
-# Five graded parts, after lesson 03. Fill in each `### BEGIN SOLUTION` region, run the test cell
-# below it. Runtime: a few seconds on a CPU.
+# Five graded parts, after lesson 03. In each answer cell your code replaces the two lines `# YOUR CODE HERE` and
+# `raise NotImplementedError()`; then run the test cell below it, whose visible tests explain what is
+# wrong. Runtime: a few seconds on a CPU.
 
 # %%
 from course_lib.doctor import versions_line
@@ -39,8 +40,8 @@ check.equal("lora_params_4096_r16", count_lora_params(4096, 4096, 16), 131072,
             hint="B is d×r and A is r×k: r·(d+k), not d·k")
 check.equal("lora_params_512_r128", count_lora_params(d=512, k=512, r=128), 131072, hint="r·(d+k)")
 ### BEGIN HIDDEN TESTS
-check.equal("lora_params_rect", count_lora_params(d=256, k=1024, r=4))
-check.equal("lora_params_r1", count_lora_params(d=11008, k=4096, r=1))
+check.equal("lora_params_rect", count_lora_params(d=256, k=1024, r=4), 5120)
+check.equal("lora_params_r1", count_lora_params(d=11008, k=4096, r=1), 15104)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -61,8 +62,8 @@ check.close("scaling_16_8", lora_scaling(16, 8), 2.0, rel_tol=1e-9, hint="alpha 
 check.close("rs_scaling_16_16", lora_scaling(16, 16, use_rslora=True), 4.0, rel_tol=1e-9,
             hint="rsLoRA divides by the square root of r")
 ### BEGIN HIDDEN TESTS
-check.close("scaling_big", lora_scaling(64, 4), rel_tol=1e-9)
-check.close("rs_scaling_odd", lora_scaling(8, 3, use_rslora=True), rel_tol=1e-9)
+check.close("scaling_big", lora_scaling(64, 4), 16.0, rel_tol=1e-9)
+check.close("rs_scaling_odd", lora_scaling(8, 3, use_rslora=True), 8 / math.sqrt(3), rel_tol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -93,7 +94,7 @@ check.close("y_at_init", lora_forward(x, W, A, torch.zeros(8, 4), 2.0), x @ W.T,
             hint="with B = 0 the output must equal the base layer's")
 ### BEGIN HIDDEN TESTS
 x2, W2, A2, B2 = torch.randn(3, 6), torch.randn(7, 6), torch.randn(2, 6), torch.randn(7, 2)
-check.close("y_hidden", lora_forward(x2, W2, A2, B2, 3.0), abs_tol=1e-5)
+check.close("y_hidden", lora_forward(x2, W2, A2, B2, 3.0), x2 @ W2.T + 3.0 * (x2 @ A2.T) @ B2.T, abs_tol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -119,7 +120,8 @@ check.close("merged_output", x @ merged.T, x @ W.T + 0.25 * (x @ A.T) @ B.T, abs
             hint="merged and unmerged layers must give the same output")
 check.close("W_unchanged", W, W_before, abs_tol=0.0, hint="return a new tensor; don't add into W in place")
 ### BEGIN HIDDEN TESTS
-check.close("merged_hidden", merge_weight(torch.ones(3, 2), torch.ones(1, 2), torch.ones(3, 1), 2.0))
+check.close("merged_hidden", merge_weight(torch.ones(3, 2), torch.ones(1, 2), torch.ones(3, 1), 2.0),
+            torch.full((3, 2), 3.0))
 ### END HIDDEN TESTS
 
 # %% [markdown]

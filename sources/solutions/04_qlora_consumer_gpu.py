@@ -1,8 +1,9 @@
 # %% [markdown]
 # # Exercises 04 — QLoRA and training memory
 #
-# Five graded parts, after lesson 04. Fill in each `### BEGIN SOLUTION` region and run the test
-# cell below it. Runtime: a few seconds on a CPU.
+# Five graded parts, after lesson 04. In each answer cell your code replaces the two lines `# YOUR CODE HERE` and
+# `raise NotImplementedError()`; then run the test cell below it, whose visible tests explain what is
+# wrong. Runtime: a few seconds on a CPU.
 
 # %%
 from course_lib.doctor import versions_line
@@ -50,7 +51,7 @@ check.close("absmax", absmax, ref_absmax[0], rel_tol=1e-6, hint="absmax is the l
 check.equal("codes", codes.tolist(), ref_codes.tolist(), hint="nearest NF4 value to w / absmax")
 ### BEGIN HIDDEN TESTS
 b2 = torch.linspace(-3, 1, 64)
-check.equal("codes_hidden", quantize_block(b2)[0].tolist())
+check.equal("codes_hidden", quantize_block(b2)[0].tolist(), quantize_nf4(b2)[0].tolist())
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -72,7 +73,8 @@ back = dequantize_block(codes, absmax)
 check.shape("back_shape", back, (64,))
 check.close("back", back, dequantize_nf4(ref_codes, ref_absmax), abs_tol=1e-7, hint="look codes up in NF4, times absmax")
 ### BEGIN HIDDEN TESTS
-check.close("back_hidden", dequantize_block(torch.tensor([0, 7, 15], dtype=torch.uint8), torch.tensor(2.0)))
+check.close("back_hidden", dequantize_block(torch.tensor([0, 7, 15], dtype=torch.uint8), torch.tensor(2.0)),
+            torch.tensor([-2.0, 0.0, 2.0]), abs_tol=1e-6)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -96,8 +98,8 @@ check.close("bits_plain", bits_per_param(), 4.5, rel_tol=1e-9, hint="32 bits of 
 check.close("bits_dq", bits_per_param(double_quant=True), 4.126953125, rel_tol=1e-9,
             hint="8/64 + 32/(64·256) on top of 4")
 ### BEGIN HIDDEN TESTS
-check.close("bits_128", bits_per_param(128), rel_tol=1e-9)
-check.close("bits_128_dq", bits_per_param(128, True), rel_tol=1e-9)
+check.close("bits_128", bits_per_param(128), 4.25, rel_tol=1e-9)
+check.close("bits_128_dq", bits_per_param(128, True), 4 + 8 / 128 + 32 / (128 * 256), rel_tol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -122,7 +124,7 @@ e = estimate_memory(PRESETS["llama-2-7b"], VramConfig(method="full", precision="
 check.equal("full_7b", full_ft_bytes(6_738_415_616), e.weights + e.gradients + e.optimizer_states,
             hint="Llama-2-7B has 6,738,415,616 parameters")
 ### BEGIN HIDDEN TESTS
-check.equal("full_13b", full_ft_bytes(13_015_864_320))
+check.equal("full_13b", full_ft_bytes(13_015_864_320), 16 * 13_015_864_320)
 ### END HIDDEN TESTS
 
 # %% [markdown]
