@@ -1,24 +1,28 @@
-"""How much GPU memory fine-tuning needs, part by part, and how to measure it (lesson 04).
+"""How much GPU memory fine-tuning needs, part by part and at its peak (lesson 04).
 
-`estimate_memory(shape, config)` adds up weights, gradients, optimizer states, activations,
-quantization constants, LoRA parameters and a fixed framework overhead, for full fine-tuning,
-LoRA and QLoRA. Byte counts follow ZeRO §3.1 (mixed-precision Adam: 2 + 2 + 12 = 16 bytes per
-trainable parameter) and Korthikanti et al. 2022 (activations s·b·h·(34 + 5·a·s/h) bytes per layer
-in 16-bit; ≈2·s·b·h with full recomputation). `course vram` prints the table or `--json`.
+`estimate_memory(shape, config)` sizes each part — weights, gradients, optimizer states,
+activations, quantization constants, LoRA parameters — and then finds the *peak*: the moment of a
+training step when the most of them are alive together. In the steady state (step 2 on) that is
+either the start of the backward pass (weights + optimizer states + every saved activation + the
+loss's gradient buffers), a moment inside a checkpointed backward pass (one block recomputed), or
+the optimizer step (weights + gradients + states + the optimizer's temporaries): gradients and
+activations are never at their largest at the same time. Byte counts follow ZeRO §3.1
+(mixed-precision Adam: 2 + 2 + 12 = 16 bytes per trainable parameter). Activations are counted per
+tensor that transformers' LlamaDecoderLayer saves for the backward pass (see `activation_bytes`),
+checked against PyTorch's MemTracker (`course_lib.memtrack`, benchmarks/vram_benchmark.py).
+What a GPU adds on top of tensors (CUDA context, allocator rounding) is a separate line.
+`course vram` prints the table or `--json`; `--check` measures the same job with the tracker.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape",
-           "measure_peak_memory", "PeakMemory", "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
+           "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
            "ALL_LINEAR", "VramArgs", "COMMANDS"]
 
 METHODS = ("full", "lora", "qlora")
@@ -26,8 +30,8 @@ PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
-PARTS = ("weights", "gradients", "optimizer_states", "activations", "quantization_constants", "lora_parameters",
-         "overhead")
+PARTS = ("weights", "quantization_constants", "lora_parameters", "gradients", "optimizer_states", "activations",
+         "temporaries")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class ModelShape:
 
 
 PRESETS: dict[str, ModelShape] = {  # the published config.json of each model
+    "llama-3.2-1b": ModelShape(2048, 8192, 16, 32, 8, 128256, tie_word_embeddings=True),
     "llama-2-7b": ModelShape(4096, 11008, 32, 32, 32, 32000),
     "llama-2-13b": ModelShape(5120, 13824, 40, 40, 40, 32000),
     "llama-2-70b": ModelShape(8192, 28672, 80, 64, 8, 32000),
@@ -116,6 +121,9 @@ class VramConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "keep only each layer's input, "
                                                                           "recompute the rest"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (lora and qlora)"})
+    attn_implementation: Literal["sdpa", "eager"] = field(
+        default="sdpa", metadata={"help": "sdpa (FlashAttention-style kernels: no s×s scores kept) or eager "
+                                          "(stores the softmax scores)"})
     lora_targets: Literal["all-linear", "attention"] = field(
         default="all-linear", metadata={"help": "attention means q, k, v, o only"})
     double_quant: bool = field(default=True, metadata={"help": "QLoRA: 8-bit absmax constants (0.127 instead "
@@ -126,7 +134,8 @@ class VramConfig:
     def validate(self) -> None:
         for name, value, allowed in (("method", self.method, METHODS), ("precision", self.precision, PRECISIONS),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
-                                     ("lora_targets", self.lora_targets, ("all-linear", "attention"))):
+                                     ("lora_targets", self.lora_targets, ("all-linear", "attention")),
+                                     ("attn_implementation", self.attn_implementation, ("sdpa", "eager"))):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
         for name in ("batch_size", "seq_len", "lora_r"):
@@ -137,58 +146,93 @@ class VramConfig:
 
 @dataclass
 class MemoryEstimate:
-    """Bytes per part and in total; `.table()` formats it for a person, `.to_json()` for a program."""
+    """Bytes of each part, the tensor peak and when it happens; `.table()` for a person, `.to_json()` for a program.
+
+    The parts are sizes, not a sum: `peak` counts only what is alive at the peak `phase`, and
+    `total` adds the GPU's own `overhead` (not tensors) to it.
+    """
 
     weights: int
-    gradients: int
-    optimizer_states: int
-    activations: int
     quantization_constants: int
     lora_parameters: int
-    overhead: int
+    gradients: int
+    optimizer_states: int
+    activations: int  # saved for the backward pass, at the end of the forward pass
+    temporaries: int  # short-lived buffers at the peak: loss gradients, optimizer scratch
+    peak: int  # tensor bytes alive at once, at `phase`
+    phase: str
+    overhead: int  # CUDA context, allocator rounding and workspaces: GPU-only, not tensors
     trainable_parameters: int
     total_parameters: int
 
     @property
     def total(self) -> int:
-        return sum(getattr(self, p) for p in PARTS)
+        """What a GPU needs: the tensor peak plus the overhead."""
+        return self.peak + self.overhead
 
     def to_json(self) -> dict:
         out = {f"{p}_bytes": getattr(self, p) for p in PARTS}
-        out.update(total_bytes=self.total, trainable_parameters=self.trainable_parameters,
+        out.update(peak_bytes=self.peak, peak_phase=self.phase, overhead_bytes=self.overhead,
+                   total_bytes=self.total, trainable_parameters=self.trainable_parameters,
                    total_parameters=self.total_parameters)
         return out
 
     def table(self, title: str = "") -> str:
         lines = [title] if title else []
         lines += [f"  {p.replace('_', ' '):24s}{getattr(self, p) / 1e9:10.2f} GB" for p in PARTS]
-        lines.append(f"  {'total':24s}{self.total / 1e9:10.2f} GB   ({self.total / 2**30:.2f} GiB)")
+        lines.append(f"  {'tensor peak':24s}{self.peak / 1e9:10.2f} GB   at {self.phase}")
+        lines.append(f"  {'+ GPU overhead':24s}{self.overhead / 1e9:10.2f} GB   CUDA context, allocator rounding, "
+                     "workspaces (assumed; not tensors)")
+        lines.append(f"  {'total on a GPU':24s}{self.total / 1e9:10.2f} GB   ({self.total / 2**30:.2f} GiB)")
         return "\n".join(lines)
 
 
-def _activation_bytes(s: ModelShape, c: VramConfig) -> int:
-    """Korthikanti et al. 2022 per layer (16-bit), plus the logits and their fp32 copies for the loss."""
-    b, seq, h, a, layers = c.batch_size, c.seq_len, s.hidden_size, s.num_attention_heads, s.num_hidden_layers
-    scale = 2 if c.precision == "fp32" else 1  # the formula counts 2-byte values
-    per_layer = seq * b * h * (34 + 5 * a * seq / h)  # everything a layer saves for backward
-    if c.gradient_checkpointing:  # each layer's input (2·s·b·h) + one layer recomputed at a time
-        body = layers * 2 * seq * b * h + per_layer
+# Bytes each LlamaDecoderLayer saves for backward, per token, in multiples of h (hidden size), kv (the
+# key/value width) and i (MLP width), counted with MemTracker on transformers 5.24's Llama (2 and 4
+# layers; course_lib/memtrack.py). In 16-bit, full fine-tuning: each RMSNorm keeps its fp32 input (4h) and
+# its 16-bit output before and after the weight (2h + 2h); attention keeps q and the output (2h each),
+# k and v (2kv each); the SwiGLU MLP keeps gate, up, SiLU(gate) and their product (4 × 2i). LoRA on frozen
+# weights drops what only a weight gradient needs. fp32 doubles the 16-bit tensors; mixed precision
+# (autocast) keeps the norms and residual path in fp32.
+_PER_TOKEN = {  # (h, kv, i) coefficients in bytes
+    ("16-bit", "full"): (20, 4, 8), ("16-bit", "all-linear"): (18, 4, 8), ("16-bit", "attention"): (16, 4, 6),
+    ("fp32", "full"): (34, 8, 16), ("fp32", "all-linear"): (32, 8, 16), ("fp32", "attention"): (30, 8, 12),
+    ("mixed", "full"): (31, 4, 8), ("mixed", "all-linear"): (29, 4, 8), ("mixed", "attention"): (27, 4, 6),
+}
+
+
+def activation_bytes(s: ModelShape, c: VramConfig) -> tuple[int, int, int]:
+    """(saved at the end of the forward pass, one block's full activations, loss-gradient buffers) in bytes."""
+    tokens, h, a = c.batch_size * c.seq_len, s.hidden_size, s.num_attention_heads
+    kv = h // a * s.num_key_value_heads
+    kind = "fp32" if c.precision == "fp32" else "mixed" if c.precision == "mixed" else "16-bit"
+    what = "full" if c.method == "full" else c.lora_targets
+    ch, ckv, ci = _PER_TOKEN[(kind, what)]
+    attention = (c.batch_size * a * c.seq_len * c.seq_len * (4 + (4 if kind == "fp32" else 2))  # fp32 softmax + cast
+                 if c.attn_implementation == "eager" else 4 * c.batch_size * a * c.seq_len)  # sdpa: log-sum-exp
+    block = tokens * (ch * h + ckv * kv + ci * s.intermediate_size + 8) + attention  # + two fp32 rsqrt
+    logits = 4 * tokens * s.vocab_size  # fp32 logits kept by the loss
+    e = 4 if kind == "fp32" else 2
+    head = logits + (5 * e * tokens * h if c.method == "full" else 0)  # final norm and embeddings, when trained
+    if c.gradient_checkpointing:  # each block keeps only its input; one block is recomputed at a time
+        saved = s.num_hidden_layers * e * tokens * h + head
     else:
-        body = layers * per_layer
-    logits = seq * b * s.vocab_size * (2 * scale + 4 + 4)  # logits, fp32 upcast, its gradient
-    return int(body * scale + logits)
+        saved = s.num_hidden_layers * block + head
+    return int(saved), int(block), 8 * tokens * s.vocab_size  # fp32 gradient of the logits and its softmax
 
 
 def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> MemoryEstimate:
-    """Training memory of `shape` under `config`, part by part in bytes (lesson 04)."""
+    """Training memory of `shape` under `config`: each part, and the peak of a steady-state step (lesson 04)."""
     config = config or VramConfig()
     config.validate()
     c, n = config, shape.parameters
     half = 4 if c.precision == "fp32" else 2  # bytes of a weight / gradient in the working precision
     if c.method == "full":
         trainable = n
+        largest = max(shape.vocab_size, shape.intermediate_size) * shape.hidden_size  # biggest trained tensor
     else:
         trainable = shape.lora_parameters(c.lora_r, ALL_LINEAR if c.lora_targets == "all-linear" else ATTENTION)
+        largest = c.lora_r * max(shape.intermediate_size, shape.hidden_size)
     # frozen or trainable base weights; QLoRA keeps the decoder's linear layers in 4 bits
     if c.method == "qlora":
         weights = shape.linear_parameters // 2 + shape.other_parameters * half
@@ -202,70 +246,21 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
              "adamw-8bit": 2, "paged-adamw-8bit": 2, "sgd": 0}[c.optimizer]
     master = 4 if c.precision == "mixed" else 0  # fp32 copy of each trainable weight (ZeRO counts it here)
     optimizer = trainable * (state + master)
-    return MemoryEstimate(weights=int(weights), gradients=gradients, optimizer_states=optimizer,
-                          activations=_activation_bytes(shape, c), quantization_constants=quant,
-                          lora_parameters=lora_bytes, overhead=c.overhead_bytes,
+    saved, block, loss_buffers = activation_bytes(shape, c)
+    static = int(weights) + quant + lora_bytes + optimizer  # alive all step long, from step 2 on
+    # torch's AdamW on one tensor at a time keeps two scratch copies of the largest (sqrt, then the step)
+    step_scratch = 2 * largest * (state // 2 if state else 0)
+    moments = {"the start of the backward pass": (static + saved + loss_buffers, saved, loss_buffers),
+               "the optimizer step": (static + gradients + step_scratch, 0, step_scratch)}
+    if c.gradient_checkpointing:  # late in backward: nearly every gradient, one block recomputed, its buffers
+        moments["a recomputed block in the backward pass"] = (
+            static + gradients + saved - 4 * c.batch_size * c.seq_len * shape.vocab_size + block
+            + 4 * half * c.batch_size * c.seq_len * shape.hidden_size, saved, 0)
+    phase, (peak, _, temporaries) = max(moments.items(), key=lambda kv: kv[1][0])
+    return MemoryEstimate(weights=int(weights), quantization_constants=quant, lora_parameters=lora_bytes,
+                          gradients=gradients, optimizer_states=optimizer, activations=saved,
+                          temporaries=temporaries, peak=int(peak), phase=phase, overhead=c.overhead_bytes,
                           trainable_parameters=trainable, total_parameters=n)
-
-
-# ---------------------------------------------------------------- measuring
-
-@dataclass
-class PeakMemory:
-    """A measured peak and how it was measured (the CPU number is a substitute, not GPU memory)."""
-
-    peak_bytes: int
-    method: str  # "cuda.max_memory_allocated" or "cpu: peak RSS increase (substitute)"
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _release_freed_memory() -> None:
-    """Ask glibc to give freed heap memory back to the OS (no-op elsewhere), so RSS starts from what is in use."""
-    import ctypes
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def measure_peak_memory(fn: Callable[[], object], device: str | None = None) -> PeakMemory:
-    """Run fn() once and return its peak memory: exact tensor bytes on CUDA, an RSS substitute on CPU."""
-    import torch
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        torch.cuda.synchronize()
-        return PeakMemory(torch.cuda.max_memory_allocated(), "cuda.max_memory_allocated")
-    if not os.path.exists("/proc/self/statm"):
-        raise ValueError("measuring CPU memory needs Linux's /proc/self/statm; run on Linux or on a CUDA GPU")
-    # CPU substitute: the process's resident memory, sampled every millisecond while fn runs, minus
-    # what it was before. Large tensors are mmapped and given back when freed, so this tracks them;
-    # it also counts Python objects and allocator caches, so read it as an upper bound.
-    import gc
-    gc.collect()
-    _release_freed_memory()  # else memory freed by an earlier run is reused unseen and the increase reads ≈ 0
-    base, peak, done = _rss_bytes(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        thread.join()
-    peak[0] = max(peak[0], _rss_bytes())
-    return PeakMemory(max(peak[0] - base, 0), "cpu: peak RSS increase (substitute)")
 
 
 # ---------------------------------------------------------------- `course vram`
