@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from course_lib.vram import PRESETS, ModelShape, VramConfig, estimate_memory, measure_peak_memory
+from course_lib.memtrack import measure_peak_memory
+from course_lib.vram import PRESETS, ModelShape, VramConfig, estimate_memory
 
 ROOT = Path(__file__).resolve().parent
 

@@ -272,17 +272,28 @@ class VramArgs:
     model: str = field(default="llama-2-7b", metadata={"help": f"{', '.join(PRESETS)}, a folder with a "
                                                               "config.json, or a hub id in the local cache"})
     json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
+    check: bool = field(default=False, metadata={"help": "also measure the same job with PyTorch's MemTracker on "
+                                                         "fake tensors (no GPU, no allocation; ~1 min for 7B)"})
 
 
 def _vram(args: VramArgs, config: VramConfig) -> int:
     est = estimate_memory(model_shape(args.model), config)
+    tracked = None
+    if args.check:
+        from course_lib.memtrack import track_training_step
+        tracked = track_training_step(model_shape(args.model), config)
     if args.json:
-        print(json.dumps({"model": args.model, "config": asdict(config), **est.to_json()}, indent=1))
+        extra = {"tracked_peak_bytes": tracked.peak, "tracked_by_category": tracked.by_category} if tracked else {}
+        print(json.dumps({"model": args.model, "config": asdict(config), **est.to_json(), **extra}, indent=1))
     else:
         gc = ", gradient checkpointing" if config.gradient_checkpointing else ""
         print(est.table(f"{args.model}: {config.method}, {config.precision}, {config.optimizer}, batch "
                         f"{config.batch_size} × {config.seq_len} tokens{gc}"))
         print(f"  trainable parameters: {est.trainable_parameters:,} of {est.total_parameters:,}")
+        if tracked:
+            parts = ", ".join(f"{k} {v / 1e9:.2f}" for k, v in tracked.by_category.items() if v)
+            print(f"  MemTracker (fake tensors): peak {tracked.peak / 1e9:.2f} GB ({parts} GB); the estimate's "
+                  f"tensor peak is {est.peak / tracked.peak - 1:+.1%} off it ({tracked.seconds:.0f} s)")
     return 0
 
 

@@ -39,7 +39,8 @@ from course_lib.quant import (bits_per_parameter, dequantize_blockwise, dequanti
                               quantize_blockwise, quantize_nf4)
 from course_lib.encoding import collator_for, tokenize_causal
 from course_lib.training import TrainConfig, train
-from course_lib.vram import PRESETS, VramConfig, estimate_memory, measure_peak_memory
+from course_lib.memtrack import measure_peak_memory
+from course_lib.vram import PRESETS, VramConfig, estimate_memory
 
 device = get_device()
 set_seed(0)
@@ -260,21 +261,35 @@ for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model))
 #
 # ## 6. The VRAM exercise, part by part
 #
-# `course_lib.vram.estimate_memory` (and `course vram` on the command line) adds up, in bytes:
+# `course_lib.vram.estimate_memory` (and `course vram` on the command line) sizes each part, in bytes:
 #
 # | part | what it is | rule |
 # |---|---|---|
 # | weights | the model, in its working precision | 2 bytes/param in 16-bit, 4 in fp32, ≈0.5 for NF4 layers |
 # | gradients | one per *trainable* parameter | same precision as the weights |
 # | optimizer states | AdamW's m and v (+ the fp32 master copy in mixed precision) | 8 (+4) bytes; 8-bit AdamW 2 |
-# | activations | what the forward pass saves for backward | s·b·h·(34 + 5·a·s/h) per layer, 16-bit; ≈2·s·b·h with checkpointing |
+# | activations | what the forward pass saves for backward | per token and layer ≈ 20·h + 4·kv + 8·i bytes in 16-bit (Llama, SDPA); + 6·a·s per token with eager attention; 2·h with checkpointing |
+# | temporaries | short-lived buffers at the peak | the loss's fp32 logit gradients, the optimizer's scratch copies |
 # | quantization constants | absmax per block of 64 | 0.5 bit/param, 0.127 with DQ |
 # | LoRA parameters | the adapters | r·(d+k) per matrix |
-# | overhead | CUDA context, workspaces, allocator slack | an assumed 1 GiB |
 #
-# Sources: mixed-precision Adam is 2 + 2 + 12 = 16 bytes per parameter (ZeRO §3.1; the HF docs
-# count 18); the activation formula is Korthikanti et al. 2022 (arXiv 2205.05198), linear in the
-# batch size b; we add the logits and their fp32 copies for the loss.
+# The parts are never all alive at once. In a training step the **peak** is either the start of the
+# backward pass (weights + optimizer states + every saved activation + the loss's gradient buffers) or
+# the optimizer step (weights + gradients + optimizer states + scratch); with checkpointing it can be
+# a block being recomputed late in the backward pass. `estimate_memory` computes each moment and
+# reports the largest, and says which one it was. Sources: mixed-precision Adam is 2 + 2 + 12 = 16
+# bytes per parameter (ZeRO, Rajbhandari et al. 2020, §3.1; the HF docs count 18). Korthikanti et al.
+# 2022 (arXiv 2205.05198) give s·b·h·(34 + 5·a·s/h) bytes per layer for a GPT with dropout that stores
+# the attention scores; a Llama in transformers keeps other tensors (no dropout masks, a SwiGLU MLP,
+# fp32 copies inside RMSNorm), so the course counts what *its* layers save, and PyTorch's MemTracker
+# checks the count below. With SDPA (PyTorch's `scaled_dot_product_attention`, which dispatches to
+# FlashAttention-style kernels; Dao et al. 2022, arXiv 2205.14135) the s × s score matrix is never
+# stored, so attention memory grows linearly with the sequence; eager attention stores it.
+#
+# What a GPU adds on top of tensors is one more line: the CUDA context (a few hundred MB, loaded
+# with the first CUDA call), cuBLAS workspaces and the caching allocator's rounding and unused
+# reserve (PyTorch docs, "CUDA semantics: memory management"; `torch.cuda.memory_reserved()` shows it).
+# The course assumes 1 GiB and prints it separately from the tensor peak.
 #
 # **Seed question 1:** "the total VRAM required to fine-tune a 7B model in FP16 with gradient
 # checkpointing, sequence length 2048, batch size 4". "FP16" training in practice means mixed
@@ -285,13 +300,19 @@ l7 = PRESETS["llama-2-7b"]
 q1 = estimate_memory(l7, VramConfig(method="full", precision="mixed", optimizer="adamw", batch_size=4,
                                     seq_len=2048, gradient_checkpointing=True))
 print(q1.table("Llama-2-7B, full fine-tuning, mixed precision AdamW, batch 4 × 2048, checkpointing"))
-nockpt = estimate_memory(l7, VramConfig(method="full", precision="mixed", batch_size=4, seq_len=2048))
-print(f"\nwithout gradient checkpointing the activations alone would be {nockpt.activations / 1e9:.0f} GB")
+for attn in ("sdpa", "eager"):
+    nockpt = estimate_memory(l7, VramConfig(method="full", precision="mixed", batch_size=4, seq_len=2048,
+                                            attn_implementation=attn))
+    print(f"without gradient checkpointing, {attn:5s} attention: activations {nockpt.activations / 1e9:5.0f} GB, "
+          f"peak {nockpt.peak / 1e9:5.0f} GB at {nockpt.phase}")
 
 # %% [markdown]
-# About 117 GB: more than one 80 GB card, dominated by the 12 bytes per parameter of optimizer
-# state — not the 14 GB the seed's table suggests. The weights alone are 13.5 GB (6.74 B
-# parameters × 2 bytes).
+# About 113 GB on a GPU: a 112.5 GB tensor peak, reached late in the backward pass (every gradient
+# and a recomputed block alive next to the optimizer states), plus the assumed 1 GB of overhead. More
+# than one 80 GB card, dominated by the 12 bytes per parameter of optimizer state (80.9 GB) — not the
+# 14 GB of a table that counts the weights only. The weights alone are 13.5 GB (6.74 B parameters × 2
+# bytes). Without checkpointing the saved activations are 62 GB with SDPA attention and 165 GB with
+# eager attention, which keeps the 2048 × 2048 softmax scores of every head and layer.
 #
 # **Seed question 2:** "fine-tune a 13B model on a single RTX 3080 (10 GB)". Try each method at
 # the smallest sensible set-up (batch 1, 512 tokens, checkpointing):
@@ -352,8 +373,8 @@ for label, base, of in (("weights vs 16-bit", "LoRA (FP16)", weights_of),
 # parameter plus activations. The "up to 8×" the seeds promise for QLoRA needs a baseline, and
 # the last lines give it: against 16-bit weights the model shrinks 3.5× (7B) to 3.8× (70B) — not
 # quite the 16 / 4.127 ≈ 3.9× of quantizing everything, because the embeddings and LM head stay
-# in 16 bits — and 7.0× to 7.6× against fp32. Whole training memory shrinks 2.7× (7B) to 3.6×
-# (70B) against 16-bit LoRA, and 19.6× to 27.8× against full fine-tuning (batch 1 × 512 here;
+# in 16 bits — and 7.0× to 7.6× against fp32. Whole training memory shrinks 2.8× (7B) to 3.6×
+# (70B) against 16-bit LoRA, and 20.2× to 28.0× against full fine-tuning (batch 1 × 512 here;
 # bigger batches add activations to every method).
 #
 # ### Memory by method and model size, against real cards
@@ -380,53 +401,66 @@ ax.set(title="Estimated training memory, batch 1 × 512 tokens, gradient checkpo
 ax.legend(fontsize=8, loc="upper left"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# ### Predicted against measured
+# ### Predicted against measured, without a GPU
 #
-# `benchmarks/vram_benchmark.py` builds Llama-shaped models at real sizes with random weights,
-# runs real training steps and writes a receipt with `predicted_bytes` and `measured_peak_bytes`
-# per run. A GPU receipt is plotted below when one has been committed; otherwise the cell says so
-# and plots the CPU receipt, whose "measured" numbers are the labelled RSS substitute.
+# A measurement does not need a GPU. PyTorch's memory tracker
+# (`torch.distributed._tools.mem_tracker.MemTracker`) records every tensor a training step creates and
+# frees, by category, and it works under `FakeTensorMode`, where tensors have shapes and dtypes but no
+# storage: a 13B model "trains" on a laptop in a minute and allocates nothing.
+# `course_lib.memtrack.track_training_step` runs two AdamW steps that way (the second is the steady
+# state, with the optimizer states already there). Here it is on course-tiny's shape, live:
 
 # %%
-results_dir = data_dir().parent / "benchmarks" / "results"
-gpu = sorted(p for p in results_dir.glob("vram-*.json") if p.stem not in ("vram-cpu", "vram-smoke"))
-cpu = results_dir / "vram-cpu.json"
-if gpu:
-    receipt_path = gpu[0]
-else:
-    print("No GPU receipt has been committed yet: run `python benchmarks/vram_benchmark.py` on a CUDA GPU.")
-    receipt_path = cpu if cpu.exists() else None
-if receipt_path is None:
-    print("No CPU receipt either (`python benchmarks/vram_benchmark.py --cpu`): nothing to plot.")
-else:
-    receipt = json.loads(receipt_path.read_text())
-    runs = [r for r in receipt["runs"] if r["measured_peak_bytes"] is not None]
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for method, marker in (("full", "o"), ("lora", "s"), ("qlora", "^")):
-        pts = [(r["predicted_without_overhead_bytes"] / 1e6, r["measured_peak_bytes"] / 1e6)
-               for r in runs if r["config"]["method"] == method]
-        ax.scatter(*zip(*pts), marker=marker, label=method)
-    top = max(max(r["predicted_without_overhead_bytes"], r["measured_peak_bytes"]) for r in runs) / 1e6
-    ax.plot([0, top], [0, top], "k:", label="measured = predicted")
-    what = "CPU: RSS substitute, not GPU memory" if receipt["device"] == "cpu" else receipt["device"]
-    ax.set(title=f"{receipt_path.name} ({what})", xlabel="predicted (MB, without overhead)",
-           ylabel="measured peak (MB)")
-    ax.legend(); plt.tight_layout(); plt.show()
-    print(f"measurement: {receipt['measurement']}")
-    ratios = [r["measured_peak_bytes"] / r["predicted_without_overhead_bytes"] for r in runs]
-    print(f"{len(runs)} runs; measured / predicted from {min(ratios):.2f} to {max(ratios):.2f}")
+from course_lib.memtrack import track_training_step
+
+tiny = PRESETS["course-tiny"]
+for fields in (dict(method="full"), dict(method="lora"), dict(method="lora", attn_implementation="eager"),
+               dict(method="full", gradient_checkpointing=True)):
+    cfg = VramConfig(precision="bf16", batch_size=16, seq_len=256, **fields)
+    tracked, predicted = track_training_step(tiny, cfg), estimate_memory(tiny, cfg)
+    print(f"{str(fields):55s} tracked {tracked.peak / 1e6:6.1f} MB  predicted {predicted.peak / 1e6:6.1f} MB "
+          f"({predicted.peak / tracked.peak - 1:+.1%}), peak at {predicted.phase}")
 
 # %% [markdown]
-# **How to read it.** No GPU receipt exists yet, so the committed page shows the CPU receipt
-# (`python benchmarks/vram_benchmark.py --cpu`: course-tiny and a 4× wider model, fp32, batch 4
-# and 16 × 256 tokens). Its "measured" numbers are the growth of the process's resident memory,
-# and they come out 1.22 to 2.97 times the prediction. That substitute counts what the GPU number
-# does not — allocator caches, Python objects, one-time library set-up (the first run, 2.97×,
-# pays for it) — so it only checks orders of magnitude and trends (batch 16 needs more than
-# batch 4), not the estimator's bytes. The check that matters is on a GPU: run
-# `python benchmarks/vram_benchmark.py` on a CUDA machine (Llama-2-7B shapes, full / LoRA / QLoRA,
-# batch 1 and 4, 512 and 2048 tokens, with and without checkpointing), commit
-# `benchmarks/results/vram-<gpu>.json`, and this cell plots it instead.
+# The receipt `benchmarks/results/vram_memtrack.json` (made by `python benchmarks/vram_memtrack.py`)
+# does the same for Llama-3.2-1B, Llama-2-7B and Llama-2-13B shapes: full fine-tuning and LoRA, fp32,
+# pure bf16 and mixed precision, several batch sizes and sequence lengths, with and without
+# checkpointing, SDPA and eager attention.
+
+# %%
+receipt = json.loads((data_dir().parent / "benchmarks" / "results" / "vram_memtrack.json").read_text())
+runs = receipt["runs"]
+fig, ax = plt.subplots(figsize=(6, 4.8))
+for method, marker in (("full", "o"), ("lora", "s")):
+    pts = [(r["tracked_peak_bytes"] / 1e9, r["predicted_peak_bytes"] / 1e9) for r in runs
+           if r["config"]["method"] == method]
+    ax.scatter(*zip(*pts), marker=marker, label=method)
+top = max(r["tracked_peak_bytes"] for r in runs) / 1e9 * 1.1
+ax.plot([0, top], [0, top], "k:", label="predicted = tracked")
+ax.fill_between([0, top], [0, 0.9 * top], [0, 1.1 * top], color="grey", alpha=0.15, label="±10 %")
+ax.set(title="course vram against MemTracker (fake tensors)", xlabel="tracked tensor peak (GB)",
+       ylabel="predicted tensor peak (GB)")
+ax.legend(); plt.tight_layout(); plt.show()
+for r in runs:
+    c = r["config"]
+    setup = (f"{c['method']:4s} {c['precision']:5s} {c['batch_size']}×{c['seq_len']:<4d} {c['attn_implementation']:5s}"
+             f"{' ckpt' if c['gradient_checkpointing'] else '     '}")
+    print(f"{r['model']:13s} {setup}  tracked {r['tracked_peak_bytes'] / 1e9:6.2f} GB  "
+          f"predicted {r['predicted_peak_bytes'] / 1e9:6.2f} GB  {r['relative_error']:+.1%}")
+print(f"worst error {receipt['worst_relative_error']:.1%} over {len(runs)} configurations")
+
+# %% [markdown]
+# What this does and does not check. The tracker counts tensor bytes exactly as PyTorch allocates
+# them for these shapes, in the order the real code runs, so it checks the estimator's parts *and*
+# its peak model. It does not see what a GPU adds (the separate overhead line above), and 4-bit
+# layers cannot run on fake tensors, so QLoRA is not in the receipt: its weights are the NF4
+# arithmetic of section 3. A GPU receipt (`python benchmarks/vram_benchmark.py` on a CUDA machine,
+# `torch.cuda.max_memory_allocated` and `max_memory_reserved`) is the last step, and the course will
+# plot it once one has been committed.
+#
+# **Check a prediction on your laptop.** `course vram --model llama-2-7b --method lora --batch-size 4
+# --seq-len 1024 --check` prints the estimate and then measures the same job with the tracker (about a
+# minute for 7B on a 2-core CPU).
 #
 # **On a machine with a GPU, measure your own.** The cell below trains a few steps of your model on
 # your card and compares with the estimate (it skips on a CPU).
@@ -448,9 +482,14 @@ else:
 # - QLoRA on course-tiny (BitsAndBytesConfig + peft) reached about the same perplexity as 16-bit
 #   LoRA after 8 steps (27.2 against 27.0). On a CPU, call `keep_cpu_4bit_trainable` first, or
 #   an evaluation before training silently breaks the backward pass through the 4-bit layers.
-# - Training memory = weights + gradients + optimizer states + activations (+ constants, adapters,
-#   overhead). Full fine-tuning needs ≈16 bytes/param before activations; activations grow
-#   linearly with batch size; QLoRA brings 13B within a 10 GB card at batch 1.
+# - Training memory has parts (weights, gradients, optimizer states, activations, constants, adapters)
+#   that are not all alive at once: the peak is the start of the backward pass or the optimizer step,
+#   and `course vram` says which. Full fine-tuning needs ≈16 bytes/param before activations;
+#   activations grow linearly with batch size (and with the sequence squared only if the attention
+#   scores are stored); QLoRA brings 13B within a 10 GB card at batch 1.
+# - The estimate is checked without a GPU: PyTorch's MemTracker on fake tensors, at 1B–13B shapes
+#   (`benchmarks/vram_memtrack.py`), and on your laptop with `course vram --check`.
 #
 # **Exercises:** [exercises/04_qlora_consumer_gpu.ipynb](../exercises/04_qlora_consumer_gpu.ipynb) — quantize a block to NF4, dequantize it,
-# count bits with double quantization, and estimate memory for stated set-ups.
+# count bits with double quantization, estimate memory for stated set-ups, and choose a batch size that a
+# memory measurement confirms.

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Exercises 04 — QLoRA and training memory
 #
-# Five graded parts, after lesson 04. In each answer cell your code replaces the two lines `# YOUR CODE HERE` and
+# Six graded parts, after lesson 04. In each answer cell your code replaces the two lines `# YOUR CODE HERE` and
 # `raise NotImplementedError()`; then run the test cell below it, whose visible tests explain what is
 # wrong. Runtime: a few seconds on a CPU.
 
@@ -151,3 +151,46 @@ expected = estimate_memory(PRESETS["llama-2-13b"], VramConfig(
     gradient_checkpointing=True, lora_r=16)).total / 1e9
 check.close("total_gb", total_gb, expected, rel_tol=1e-6, hint="GB means 1e9 bytes here; use the stated batch and length")
 check.equal("fits_10gb", fits_10gb, expected <= 10)
+
+# %% [markdown]
+# ## Q6 (3 points) — a decision, checked by a measurement
+# You will fine-tune course-tiny with LoRA (r = 16 on every linear layer, bf16, SDPA attention, 256
+# tokens per sequence) on a device with a **100 MB** budget for tensors. Which batch size — 1, 2, 4, 8
+# or 16 — is the largest that fits? Predict with `course_lib.vram.estimate_memory(PRESETS["course-tiny"],
+# VramConfig(...))`, then check your choice with `course_lib.memtrack.track_training_step` (PyTorch's
+# MemTracker on fake tensors: a few seconds). Set `batch_choice` to the batch size and
+# `tracked_peak_mb` to the tracker's peak for it, in MB (1e6 bytes).
+
+# %%
+from course_lib.memtrack import track_training_step
+
+### BEGIN SOLUTION
+def lora_config(batch_size: int) -> VramConfig:
+    return VramConfig(method="lora", precision="bf16", batch_size=batch_size, seq_len=256)
+
+
+predicted = {b: estimate_memory(PRESETS["course-tiny"], lora_config(b)).peak for b in (1, 2, 4, 8, 16)}
+batch_choice = max(b for b, peak in predicted.items() if peak <= 100e6)
+tracked_peak_mb = track_training_step(PRESETS["course-tiny"], lora_config(batch_choice)).peak / 1e6
+### END SOLUTION
+print(f"batch {batch_choice}: tracked peak {tracked_peak_mb:.1f} MB")
+
+# %% course={"grade_id": "q6_batch_decision", "points": 3}
+from course_lib.grading import check
+from course_lib.memtrack import track_training_step
+from course_lib.vram import PRESETS, VramConfig
+
+
+def tracked_mb(batch_size: int) -> float:
+    config = VramConfig(method="lora", precision="bf16", batch_size=batch_size, seq_len=256)
+    return track_training_step(PRESETS["course-tiny"], config).peak / 1e6
+
+
+check.close("tracked_peak_mb", tracked_peak_mb, tracked_mb(batch_choice), rel_tol=1e-9,
+            hint="measure the batch you chose, with the LoRA set-up stated above")
+check.equal("fits_100mb", tracked_peak_mb <= 100, True, hint="the tracker says this batch does not fit in 100 MB")
+check.equal("next_too_big", tracked_mb(2 * batch_choice) > 100, True,
+            hint="twice this batch still fits: the largest one that fits is bigger")
+### BEGIN HIDDEN TESTS
+check.equal("batch_choice", batch_choice, 4)
+### END HIDDEN TESTS
