@@ -21,7 +21,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from course_lib.grading.markers import hidden_checks_without_expected, is_answer_cell, test_spec
+from course_lib.grading import markers  # its `test_spec` must not be collected as a test here
+from course_lib.grading.markers import hidden_checks_without_expected, is_answer_cell
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +128,8 @@ def test_nbgrader_and_course_grade_agree(course, tmp_path):
 def test_hidden_checks_state_their_expected_values(name):
     """Without one, a hidden check only tests the value's type in nbgrader's plain kernel (EXERCISES.md)."""
     nb = nbformat.read(REPO / "solutions" / f"{name}.ipynb", as_version=4)
-    missing = {test_spec(c).grade_id: hidden_checks_without_expected(c.source) for c in nb.cells if test_spec(c)}
+    missing = {markers.test_spec(c).grade_id: hidden_checks_without_expected(c.source) for c in nb.cells
+               if markers.test_spec(c)}
     assert not any(missing.values()), {k: v for k, v in missing.items() if v}
 
 

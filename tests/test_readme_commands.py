@@ -116,9 +116,8 @@ def test_shell_commands_run_as_written(block, tmp_path):
 
 
 def test_inline_course_commands_exist():
-    cli._load_plugins()
     mentioned = set(re.findall(r"`(?:\.venv/bin/)?course ([a-z][a-z-]*)", README))
-    assert mentioned and mentioned <= set(cli._COMMANDS), mentioned - set(cli._COMMANDS)
+    assert mentioned and mentioned <= set(cli.commands()), mentioned - set(cli.commands())
 
 
 @pytest.mark.slow

@@ -24,7 +24,11 @@ def failures(junit: Path) -> list[tuple[str, str, str]]:
     rows = []
     for case in ET.parse(junit).getroot().iter("testcase"):
         for bad in list(case.findall("failure")) + list(case.findall("error")):
-            where = case.get("file") or case.get("classname", "").replace(".", "/")
+            where = case.get("file") or case.get("classname", "")
+            if where.endswith(".ipynb"):  # nbval: "lessons.04_topic.ipynb" -> "lessons/04_topic.ipynb"
+                where = where[:-len(".ipynb")].replace(".", "/") + ".ipynb"
+            else:  # pytest: "tests.test_x" -> "tests/test_x.py"
+                where = where.replace(".", "/") + ".py"
             message = (bad.get("message") or bad.text or "").strip().splitlines()
             rows.append((where, case.get("name", ""), message[0][:160] if message else ""))
     return rows
