@@ -152,7 +152,7 @@ def graded(tmp_path_factory):
                      str(root / "feedback"), "--solutions", str(root / "solutions"), "--jobs", "2",
                      "--timeout", "3", "--memory-mb", "4096", "--json"])
     assert rc == 0
-    from course_lib.grading.batch import read_gradebook
+    from course_lib.grading.report import read_gradebook
     rows: dict[str, dict] = {}
     for r in read_gradebook(root / "gradebook.csv"):
         rows.setdefault(r.student, {})[r.grade_id] = r
@@ -215,7 +215,7 @@ def test_resume_grades_only_what_is_missing(graded, tmp_path):
     rc = course(["grade", str(root / "subs"), "--out", str(book), "--solutions", str(root / "solutions"),
                  "--timeout", "5", "--resume"])
     assert rc == 0
-    from course_lib.grading.batch import read_gradebook
+    from course_lib.grading.report import read_gradebook
     again = read_gradebook(book)
     assert len(again) == sum(len(v) for v in rows.values())
     assert sum(r.points for r in again if r.student == "partial_a") == EXPECTED_TOTAL["partial_a"]

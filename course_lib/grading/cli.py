@@ -42,19 +42,22 @@ def _grade_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-mb", type=int, default=4096, help="memory limit of each kernel (0: none)")
     p.add_argument("--resume", action="store_true", help="keep the gradebook's rows, grade what is missing")
     p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="UNSAFE: run kernels without bubblewrap, as you, with your files in reach")
 
 
 def _grade_run(args: argparse.Namespace) -> int:
-    from course_lib.grading.batch import GradeConfig, grade_batch, report_json, summarize
+    from course_lib.grading.batch import GradeConfig, grade_batch
+    from course_lib.grading.report import report_json, summarize
     from course_lib.grading.runner import RunConfig
     if args.jobs < 1 or args.timeout < 1:
         raise ValueError("--jobs and --timeout must be at least 1")
-    run = RunConfig(cell_timeout=args.timeout, memory_mb=args.memory_mb)
+    run = RunConfig(cell_timeout=args.timeout, memory_mb=args.memory_mb, sandbox=not args.no_sandbox)
     config = GradeConfig(out=args.out, solutions=args.solutions, feedback=args.feedback, jobs=args.jobs,
                          resume=args.resume, run=run, progress=not args.json)
     rows = grade_batch(args.submissions, config)
     if args.json:
-        print(report_json(rows, config))
+        print(report_json(rows, config.out))
     else:
         for student, s in sorted(summarize(rows).items()):
             print(f"{student:20s} {s['points']:4d} / {s['max_points']}")
