@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import secrets
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,16 @@ def _placements(sol_cells: list, matched: dict[int, int]) -> tuple[dict[int, lis
     return after, missing
 
 
+def _hidden_source(source: str) -> str:
+    """A test cell's hidden lines, as written and as `ast.unparse` spells them in the graded cell."""
+    lines = source.splitlines()
+    text = "\n".join(lines[n - 1] for n in sorted(hidden_lines(source)))
+    try:
+        return text + "\n" + ast.unparse(ast.parse(textwrap.dedent(text)))
+    except SyntaxError:
+        return text
+
+
 def drop_hidden_expected(source: str, recorder: str) -> str:
     """Remove the `expected` argument of every hidden `recorder.observe(...)` call in a rewritten cell."""
     tree = ast.parse(source)
@@ -121,8 +132,7 @@ def build_graded(solution: Any, submission: Any, nonce: str, hidden_expected: bo
             src = rewrite_test_cell(sol_cells[j].source, graded.record_id(gid), recorder)
             if not hidden_expected:
                 src = drop_hidden_expected(src, recorder)
-            lines = sol_cells[j].source.splitlines()
-            graded.hidden[gid] = "\n".join(lines[n - 1] for n in sorted(hidden_lines(sol_cells[j].source)))
+            graded.hidden[gid] = _hidden_source(sol_cells[j].source)
             graded.index_of[gid] = len(graded.notebook.cells)
             graded.notebook.cells.append(nbformat.v4.new_code_cell(src))
 

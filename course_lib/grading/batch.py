@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import stat
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from course_lib.grading import sandbox
-from course_lib.grading.grade import Row, Status, expectations, grade_submission, suspicious
+from course_lib.grading.grade import Row, Status, expectations, grade_submission, refusal, suspicious
 from course_lib.grading.report import append_rows, digest, read_gradebook, write_feedback, write_summary
 from course_lib.grading.runner import RunConfig
 
@@ -130,6 +131,10 @@ def grade_batch(submissions: Path, config: GradeConfig) -> list[Row]:
     _start(config, cache)
     done = {(r.student, r.notebook) for r in read_gradebook(config.out)}
     todo = [(s, p) for s, p in pairs if (s, p.stem) not in done]
+    refused = [Row(s, p.stem, "*", 0, 0, Status.REFUSED, refusal(p)) for s, p in todo if refusal(p)]
+    if refused:
+        _write(config, cache, refused)
+    todo = [(s, p) for s, p in todo if not refusal(p)]
     needed = sorted({p.stem for _, p in todo if (config.solutions / p.name).exists()})
     expect: dict[str, dict] = {}
     sol_tasks = [(config.solutions / f"{stem}.ipynb", config.run, cache) for stem in needed]
@@ -150,7 +155,8 @@ def grade_batch(submissions: Path, config: GradeConfig) -> list[Row]:
     rows = read_gradebook(config.out)
     flags: dict[str, list[str]] = {}
     for student, path in pairs:  # every notebook of a student, not only the last one
-        flags[student] = sorted(set(flags.get(student, [])) | set(suspicious(path)))
+        odd = [] if re.fullmatch(r"\w[\w.-]*", student) else ["unusual student name"]
+        flags[student] = sorted(set(flags.get(student, [])) | set(suspicious(path)) | set(odd))
     write_summary(config.out.with_name(config.out.stem + "_summary.csv"), rows, flags)
     if config.feedback:
         write_feedback(config.feedback, rows)

@@ -27,7 +27,7 @@ from course_lib.grading.markers import test_spec
 from course_lib.grading.runner import RunConfig, RunResult, new_nonce, run_notebook
 from course_lib.grading.verdict import compare
 
-__all__ = ["Status", "Row", "score", "expectations", "grade_submission", "read_submission", "suspicious",
+__all__ = ["Status", "Row", "score", "expectations", "grade_submission", "read_submission", "refusal", "suspicious",
            "GRADER_VERSION", "MAX_STUDENT_TEXT"]
 
 GRADER_VERSION = "2"     # part of the expectations cache key: bump when observations change meaning
@@ -38,7 +38,7 @@ _SUSPICIOUS = re.compile(
     r"os\.kill|ctypes|set_custom_exc|setrlimit|sys\.modules\[|importlib\.reload|sys\.exit|\bexit\(\)|__code__|"
     r"_getframe|f_back|inspect\.stack|\bIn\[|\b_ih\b|events\.register|input_transformers|addaudithook|"
     r"/proc|__file__|solutions|\.grade-cache|gradebook|site-packages|\.pth\b|subprocess|os\.system|os\.fork|"
-    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb")
+    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb|user_ns|get_ipython")
 _BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 
@@ -79,8 +79,7 @@ def _events(result: RunResult, graded: Graded, gid: str) -> list[dict]:
 
 def _quotes(text: str, secret: str, width: int = 16) -> bool:
     """True when `text` contains any `width`-character piece of `secret` (a hidden test's source)."""
-    secret = " ".join(secret.split())
-    text = " ".join(text.split())
+    secret, text = (" ".join(t.replace('"', "'").split()) for t in (secret, text))  # as ast.unparse quotes
     return len(secret) >= width and any(text[i:i + width] in secret for i in range(len(text) - width + 1))
 
 
@@ -196,12 +195,21 @@ def expectations(solution_path: Path, run: RunConfig, cache_dir: Path | None = N
     return out
 
 
+def refusal(path: Path) -> str:
+    """Why `path` is not graded at all ('' when it is a regular file): links are never followed."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return ""
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+    return f"refused: {path.name} is {kind}; hand in the notebook file itself"
+
+
 def read_submission(path: Path) -> Any:
-    """The notebook at `path`, refusing symlinks and non-regular files (ValueError says which)."""
+    """The notebook at `path`, refusing symlinks and non-regular files (PermissionError says which)."""
+    why = refusal(path)
+    if why:
+        raise PermissionError(why)
     st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-        raise PermissionError(f"refused: {path.name} is {kind}; hand in the notebook file itself")
     if st.st_size > MAX_NOTEBOOK_BYTES:
         raise ValueError(f"{path.name} is {st.st_size // 1_000_000} MB, over the {MAX_NOTEBOOK_BYTES // 1_000_000} MB limit")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
