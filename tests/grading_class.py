@@ -152,9 +152,12 @@ def _steal(cands):
 def _proc_dirs():
     for pid in os.listdir("/proc"):
         try:
-            yield pathlib.Path(os.readlink(f"/proc/{pid}/cwd"))
+            cwd = pathlib.Path(os.readlink(f"/proc/{pid}/cwd"))
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\\0")
         except Exception:
-            pass
+            continue
+        yield cwd
+        yield from (cwd / a / ".." for a in argv if a.endswith("solutions") or a.endswith("subs"))
 """
 
 
@@ -210,8 +213,9 @@ def attacks(root: Path, repo: Path, uid: str) -> dict[str, tuple]:
         """)
     edit = textwrap.dedent(f"""
         import course_lib, pathlib
-        for t in (pathlib.Path(course_lib.__file__).parent / "grading" / "verdict.py",
-                  pathlib.Path({str(repo / 'course_lib/grading/verdict.py')!r})):
+        here = pathlib.Path(course_lib.__file__).parent / "grading"
+        for t in (here / "verdict.py", here / "observe.py", pathlib.Path({str(repo / 'course_lib/grading/verdict.py')!r}),
+                  pathlib.Path({str(repo / 'course_lib/grading/observe.py')!r})):
             try:
                 open(t, "a").write("\\ncompare = lambda *a, **k: None  # pwned-{uid}\\n")
             except Exception:
