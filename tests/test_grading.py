@@ -349,3 +349,24 @@ def test_check_api_teaches_in_the_notebook():
         check.close("x", type("Lie", (float,), {"__eq__": lambda s, o: True})(1.0), 0.3)
     with pytest.raises(AssertionError, match=r"expected tuple \(2, 3\), got tuple \(2, 4\)"):
         check.shape("a", np.zeros((2, 4)), (2, 3))
+
+
+@needs_sandbox
+@pytest.mark.parametrize("isolated", [True, False])
+def test_processes_a_kernel_starts_die_with_it_only_in_the_sandbox(isolated):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from course_lib.grading.runner import RunConfig, new_nonce, run_notebook
+    marker = f"survivor-{uuid.uuid4().hex[:8]}"
+    cell = new_code_cell("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', "
+                         f"{marker!r}], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)")
+    run_notebook(new_notebook(cells=[cell]), new_nonce(), RunConfig(cell_timeout=10, sandbox=isolated))
+    time.sleep(0.5)
+    alive = []
+    for pid in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                alive.append(int(pid))
+    for pid in alive:  # what this test started, by pid
+        os.kill(pid, 9)
+    assert bool(alive) is not isolated

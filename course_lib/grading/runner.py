@@ -85,9 +85,18 @@ class _KernelManager(AsyncKernelManager):
 
 
 class _CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most `max_output_bytes` of output, so a flood costs nothing."""
+    """A NotebookClient that keeps at most `max_output_bytes` of output, so a flood costs nothing.
+
+    It builds its own kernel manager (so it owns it, and shuts the kernel down when done: the
+    sandbox's PID namespace, and everything in it, ends with the kernel).
+    """
     max_output_bytes = 200_000
     _kept = 0
+    make_km = None
+
+    def create_kernel_manager(self):
+        self.km = self.make_km()
+        return self.km
 
     def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient's hook
         size = len(json.dumps(msg.get("content", {}), default=str))
@@ -158,11 +167,12 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     result = RunResult()
     client = _CappedClient(
-        nb, km=_kernel_manager(scratch, config), timeout=config.cell_timeout,
+        nb, timeout=config.cell_timeout,
         startup_timeout=config.startup_timeout, allow_errors=True, interrupt_on_timeout=True,
         kernel_name="python3", record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": "cell timed out", "traceback": []})
     client.max_output_bytes = config.max_output_bytes
+    client.make_km = lambda: _kernel_manager(scratch, config)
     deadline = time.monotonic() + config.total_timeout
     current = -1  # the cell running now; -1 is the preamble
     try:
