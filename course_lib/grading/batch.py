@@ -131,10 +131,6 @@ def grade_batch(submissions: Path, config: GradeConfig) -> list[Row]:
     _start(config, cache)
     done = {(r.student, r.notebook) for r in read_gradebook(config.out)}
     todo = [(s, p) for s, p in pairs if (s, p.stem) not in done]
-    refused = [Row(s, p.stem, "*", 0, 0, Status.REFUSED, refusal(p)) for s, p in todo if refusal(p)]
-    if refused:
-        _write(config, cache, refused)
-    todo = [(s, p) for s, p in todo if not refusal(p)]
     needed = sorted({p.stem for _, p in todo if (config.solutions / p.name).exists()})
     expect: dict[str, dict] = {}
     sol_tasks = [(config.solutions / f"{stem}.ipynb", config.run, cache) for stem in needed]
@@ -142,15 +138,18 @@ def grade_batch(submissions: Path, config: GradeConfig) -> list[Row]:
         if isinstance(res, Exception):
             raise ValueError(str(res))
         expect[sol_path.stem] = res  # type: ignore[assignment]
+    def total(stem: str) -> int:
+        return sum(t["points"] for t in expect[stem]["tests"].values()) if stem in expect else 0
+    refused = [Row(s, p.stem, "*", 0, total(p.stem), Status.REFUSED, refusal(p)) for s, p in todo if refusal(p)]
+    todo = [(s, p) for s, p in todo if not refusal(p)]
     rows_missing = [Row(s, p.stem, "*", 0, 0, Status.ERROR, f"no solutions/{p.name} to grade it against")
                     for s, p in todo if p.stem not in expect]
-    if rows_missing:
-        _write(config, cache, rows_missing)
+    if refused or rows_missing:
+        _write(config, cache, refused + rows_missing)
     tasks = [(s, p, config.solutions / p.name, expect[p.stem], config.run) for s, p in todo if p.stem in expect]
     for (student, path, *_), res in _map(grade_submission, tasks, config.jobs, "grading", config.progress):
         if isinstance(res, Exception):
-            total = sum(t["points"] for t in expect[path.stem]["tests"].values())
-            res = [Row(student, path.stem, "*", 0, total, Status.ERROR, f"grader error: {res}"[:300])]
+            res = [Row(student, path.stem, "*", 0, total(path.stem), Status.ERROR, f"grader error: {res}"[:300])]
         _write(config, cache, res)  # type: ignore[arg-type]
     rows = read_gradebook(config.out)
     flags: dict[str, list[str]] = {}
