@@ -160,7 +160,8 @@ def test_the_sandbox_mounts_course_lib_alone_and_never_the_repository(tmp_path):
     sources = {Path(src) for _, src, _ in binds}
     assert repo not in sources and (repo / "solutions") not in sources
     assert ("--ro-bind", str(repo / "course_lib"), sandbox.LIB + "/course_lib") in binds
-    assert [b for b in binds if b[0] == "--bind"] == [("--bind", str(tmp_path / "w"), sandbox.HOME),
-                                                      ("--bind", str(tmp_path / "k"), str(tmp_path / "k"))]
+    w = str(tmp_path / "w")
+    assert [b[1:] for b in binds if b[0] == "--bind"] == [(w, sandbox.HOME), (w + "/.tmp", "/tmp"),
+                                                         (w + "/.shm", "/dev/shm"), (str(tmp_path / "k"),) * 2]
     for flag in ("--unshare-pid", "--unshare-net", "--die-with-parent", "--clearenv"):
         assert flag in cmd

@@ -7,7 +7,8 @@ Inside, a kernel sees (`kernel_command`):
         install's finder, which points at the repository, is never asked; the repository,
         solutions/ included, is not mounted at all);
     the course's data/ (datasets, course-tiny), read-only, at /opt/course/data ($COURSE_DATA);
-    /home/student, its private writable scratch folder (deleted afterwards), and the folder of
+    /home/student, its private writable scratch folder (deleted afterwards; /tmp and /dev/shm
+        are folders in it, on disk, not RAM), and the folder of
         its connection file and Unix sockets (the kernel talks to the grader over `ipc`, since
         it has no network);
     fd 3, the append-only record file the grader opened for it (the file's path is not mounted).
@@ -96,9 +97,11 @@ def _namespaces(user: bool) -> list[str]:
 
 def _base(user: bool, work: str, kernel_dir: str) -> list[str]:
     bwrap = shutil.which("bwrap") or "bwrap"
-    return [bwrap, *_namespaces(user), *_mounts(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
-            "--tmpfs", "/tmp", "--bind", work, HOME, "--bind", kernel_dir, kernel_dir, "--chdir", HOME,
-            *_environment(), "--"]
+    for sub in (".tmp", ".shm"):  # /tmp and /dev/shm live in the scratch home, on disk: a tmpfs would fill RAM
+        os.makedirs(f"{work}/{sub}", exist_ok=True)
+    return [bwrap, *_namespaces(user), *_mounts(), "--proc", "/proc", "--dev", "/dev", "--bind", work, HOME,
+            "--bind", f"{work}/.tmp", "/tmp", "--bind", f"{work}/.shm", "/dev/shm", "--bind", kernel_dir, kernel_dir,
+            "--chdir", HOME, *_environment(), "--"]
 
 
 def _try(user: bool) -> str:
@@ -135,8 +138,10 @@ def require() -> None:
     """Raise SandboxUnavailable with one clear message (and how to fix it) when the sandbox cannot run."""
     why = unavailable_reason()
     if why:
+        fix = INSTALL_HINT if shutil.which("bwrap") is None else \
+            "allow unprivileged user namespaces, or run as root (in a container: give it CAP_SYS_ADMIN)"
         raise SandboxUnavailable(f"course grade runs every submission in a bubblewrap sandbox, but {why}: "
-                                 f"{INSTALL_HINT}, or pass --no-sandbox to grade without isolation (unsafe: "
+                                 f"{fix}, or pass --no-sandbox to grade without isolation (unsafe: "
                                  "the submissions can then read your solutions and rewrite your grades).")
 
 
