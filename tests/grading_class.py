@@ -262,7 +262,8 @@ def attacks(root: Path, repo: Path, uid: str) -> dict[str, tuple]:
         "pth_file": (WRONG, (), [pth], None),
         "background": (WRONG, (), [background], None),
         "leak_hidden": (hidden_leak, (), [], None),
-        "leak_visible": ({**WRONG, "c1": 'def count_words(text):\n    src = get_ipython().user_ns["In"][-1]\n'
+        "leak_visible": ({**WRONG, "c1": 'def count_words(text):\n    import sys, linecache\n'
+                                         '    src = "".join(linecache.getlines(sys._getframe(1).f_code.co_filename))\n'
                                          '    raise ValueError(src[src.find(", True, ") - 30:])'},
                          (), [], None),
         "=HYPERLINK(1+2)": ({**WRONG, "c1": "def count_words(text):\n    raise ValueError(\"=cmd|' /C calc'!A0\")"},

@@ -134,7 +134,7 @@ def build_graded(solution: Any, submission: Any, nonce: str, hidden_expected: bo
                 src = drop_hidden_expected(src, recorder)
             graded.hidden[gid] = _hidden_source(sol_cells[j].source)
             graded.index_of[gid] = len(graded.notebook.cells)
-            graded.notebook.cells.append(nbformat.v4.new_code_cell(src))
+            graded.notebook.cells.append(nbformat.v4.new_code_cell(src, metadata={"course_grader": "test"}))
 
     place(-1)
     for i, cell in enumerate(sub_cells):

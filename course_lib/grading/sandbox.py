@@ -6,7 +6,8 @@ Inside, a kernel sees (`kernel_command`):
     `course_lib` alone, read-only, at /opt/course/lib (first on PYTHONPATH, so the editable
         install's finder, which points at the repository, is never asked; the repository,
         solutions/ included, is not mounted at all);
-    the course's data/ (datasets, course-tiny), read-only, at /opt/course/data ($COURSE_DATA);
+    the course's data/ (datasets, course-tiny), read-only, at /opt/course/data ($COURSE_DATA), and
+        the Hugging Face hub cache, if any, read-only (for $COURSE_MODEL);
     /home/student, its private writable scratch folder (deleted afterwards; /tmp and /dev/shm
         are folders in it, on disk, not RAM), and the folder of
         its connection file and Unix sockets (the kernel talks to the grader over `ipc`, since
@@ -31,6 +32,7 @@ __all__ = ["SandboxUnavailable", "unavailable_reason", "require", "kernel_comman
 HOME = "/home/student"           # the kernel's cwd and $HOME: a private copy-free scratch folder
 LIB = "/opt/course/lib"          # course_lib, read-only; first on PYTHONPATH
 DATA = "/opt/course/data"        # data/, read-only; $COURSE_DATA
+HUB = "/opt/course/hf-hub"       # the Hugging Face hub cache, read-only when there is one; $HF_HUB_CACHE
 RECORD_FD = 3                    # the record file, opened outside by the launcher
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "nsswitch.conf",
         "passwd", "group", "hosts", "mime.types", "ssl/certs")
@@ -72,13 +74,20 @@ def _mounts() -> list[str]:
     args += ["--ro-bind", str(Path(course_lib.__file__).resolve().parent), f"{LIB}/course_lib"]
     if data_dir().is_dir():
         args += ["--ro-bind", str(data_dir().resolve()), DATA]
+    if _hub_cache().is_dir():  # models downloaded for $COURSE_MODEL (public weights; no token lives here)
+        args += ["--ro-bind", str(_hub_cache().resolve()), HUB]
     return args
+
+
+def _hub_cache() -> Path:
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(os.environ.get("HF_HUB_CACHE") or os.path.join(home, "hub"))
 
 
 def _environment() -> list[str]:
     env = {"PATH": f"{sys.prefix}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "PYTHONPATH": LIB,
            "PYTHONDONTWRITEBYTECODE": "1", "COURSE_DATA": DATA, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_HOME": f"{HOME}/.cache/huggingface", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+           "HF_HOME": f"{HOME}/.cache/huggingface", "HF_HUB_CACHE": HUB, "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
            "TOKENIZERS_PARALLELISM": "false", "LANG": "C.UTF-8"}
     env.update({k: os.environ[k] for k in _PASS_ENV if k in os.environ})
     out = ["--clearenv"]
