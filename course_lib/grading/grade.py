@@ -38,7 +38,7 @@ _SUSPICIOUS = re.compile(
     r"os\.kill|ctypes|set_custom_exc|setrlimit|sys\.modules\[|importlib\.reload|sys\.exit|\bexit\(\)|__code__|"
     r"_getframe|f_back|inspect\.stack|\bIn\[|\b_ih\b|events\.register|input_transformers|addaudithook|"
     r"/proc|__file__|solutions|\.grade-cache|gradebook|site-packages|\.pth\b|subprocess|os\.system|os\.fork|"
-    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb|user_ns|get_ipython")
+    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb|user_ns|get_ipython|linecache|f_code")
 _BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 
