@@ -165,3 +165,17 @@ def test_the_sandbox_mounts_course_lib_alone_and_never_the_repository(tmp_path):
                                                          (w + "/.shm", "/dev/shm"), (str(tmp_path / "k"),) * 2]
     for flag in ("--unshare-pid", "--unshare-net", "--die-with-parent", "--clearenv"):
         assert flag in cmd
+
+
+def test_records_are_credited_to_the_cell_that_wrote_them_and_capped(tmp_path, monkeypatch):
+    from course_lib.grading import runner
+    path = tmp_path / "records.log"
+    records = runner._Records(path, NONCE)
+    path.write_text(f'{NONCE} {{"event": "done", "gid": "a"}}\nforged {{"event": "done", "gid": "b"}}\n{NONCE} {{"ev')
+    records.take(4)
+    with path.open("a") as f:
+        f.write('ent": "done", "gid": "c"}\n' + f'{NONCE} {{"event": "done", "gid": "d"}}\n' * 1000)
+    monkeypatch.setattr(runner, "MAX_RECORD_BYTES", 2000)
+    records.take(7)
+    assert [(e["gid"], e["cell"]) for e in records.events[:2]] == [("a", 4), ("c", 7)]
+    assert 10 < len(records.events) < 60  # the flood is read up to the cap, no further

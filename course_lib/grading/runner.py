@@ -1,8 +1,8 @@
 """Run one notebook in a fresh, sandboxed, memory-limited kernel and collect the recorder's events.
 
 The kernel is this environment's `python3`, started by a tiny launcher that, outside the
-sandbox, sets RLIMIT_AS (so the limit holds before any student code), opens the record file
-append-only as fd 3 (so the file's path never enters the sandbox), and then `exec`s bwrap
+sandbox, sets RLIMIT_AS and RLIMIT_FSIZE (so the limits hold before any student code), opens
+the record file append-only as fd 3 (so its path never enters the sandbox), then `exec`s bwrap
 (`sandbox.kernel_command`) or, with `sandbox=False`, the kernel itself. The kernel talks to
 the grader over Unix sockets in its own folder (it has no network). Each cell has a timeout
 that interrupts the kernel; two timeouts in a row, a dead kernel or the overall deadline stop
@@ -31,8 +31,12 @@ from course_lib.grading import sandbox
 
 __all__ = ["RunConfig", "RunResult", "run_notebook", "recorder_name", "new_nonce"]
 
+MAX_FILE_BYTES = 2 * 1024**3     # RLIMIT_FSIZE of the kernel: no file it writes grows past this
+MAX_RECORD_BYTES = 32_000_000    # the grader reads no more of the record file than this
+
 _LAUNCHER = ("import os, resource, sys; n = int(sys.argv[1]);"
              " n > 0 and resource.setrlimit(resource.RLIMIT_AS, (n, n));"
+             f" resource.setrlimit(resource.RLIMIT_FSIZE, ({MAX_FILE_BYTES}, {MAX_FILE_BYTES}));"
              " fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600);"
              " fd != 3 and (os.dup2(fd, 3), os.close(fd)); os.set_inheritable(3, True);"
              " os.execv(sys.argv[3], sys.argv[3:])")
@@ -123,7 +127,7 @@ class _Records:
             return
         with self.path.open("rb") as f:
             f.seek(self.pos)
-            data = f.read()
+            data = f.read(max(0, MAX_RECORD_BYTES - self.pos))  # a flood of records cannot fill our memory
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
         self.pos += end
         for line in data[:end].decode("utf-8", "replace").splitlines():
