@@ -1,162 +1,98 @@
-"""course_lib.grading: release, the check API, and `course grade` against tampering.
+"""course_lib.grading: release, the check API, and `course grade` against tampering and escapes.
 
-One small solution notebook (pure Python + numpy) and a class of fake submissions, graded
-once per module with `--jobs 2`; each test then reads its student's rows.
+One small solution notebook (pure Python + numpy, tests/grading_class.py) and a class of
+submissions: honest ones, in-kernel cheats, and issue 14's attacks on the machine around the
+kernel, graded once per module with `--jobs 2` from the class folder (as the README does);
+each test then reads its student's rows. A second batch after the first shows that nothing
+the attackers tried to leave behind changes later grades.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import hashlib
 import io
 import json
+import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_lib.cli import main as course
-from course_lib.grading import check
+from course_lib.grading import check, sandbox
 from course_lib.grading.markers import rewrite_test_cell, strip_solution
 from course_lib.grading.release import release_notebook
+from course_lib.grading.report import read_gradebook
+from grading_class import (ATTACK_TOTAL, EXPECTED_TOTAL, HONEST, POINTS, RIGHT, TAMPER, TOTAL, attacks,
+                           solution_nb, submission)
 
 REPO = Path(__file__).resolve().parents[1]
-POINTS = {"q1_count": 2, "q2_mean": 3, "q3_choice": 1, "q4_unit": 4}
-TOTAL = sum(POINTS.values())
-
-# (cell id, source, grade_id or None)
-SOLUTION = [
-    ("c0", "import math\nimport numpy as np\nfrom course_lib.grading import check", None),
-    ("c1", 'def count_words(text):\n    """Words separated by whitespace."""\n'
-           "    ### BEGIN SOLUTION\n    return len(text.split())\n    ### END SOLUTION", None),
-    ("t1", 'check.equal("two", count_words("a b"), 2, hint="split on whitespace")\n'
-           'assert count_words("a  b") == 2, "two spaces are still one gap"\n'
-           '### BEGIN HIDDEN TESTS\ncheck.equal("empty", count_words(""), 0)\n### END HIDDEN TESTS', "q1_count"),
-    ("c2", "def mean(xs):\n    ### BEGIN SOLUTION\n    return sum(xs) / len(xs)\n    ### END SOLUTION", None),
-    ("t2", 'check.close("mean", mean([1, 2]), 1.5)\nassert math.isclose(mean([2]), 2.0)', "q2_mean"),
-    ("c3", '### BEGIN SOLUTION\nanswer_q3 = "C"\n### END SOLUTION', None),
-    ("t3", 'check.equal("q3", answer_q3, "C")', "q3_choice"),
-    ("c4", "def unit(v):\n    ### BEGIN SOLUTION\n    return v / np.linalg.norm(v)\n    ### END SOLUTION", None),
-    ("t4", 'u = unit(np.array([3.0, 4.0]))\ncheck.shape("shape", u, (2,))\n'
-           'check.close("unit", u, np.array([0.6, 0.8]), rel_tol=1e-9)\n'
-           '### BEGIN HIDDEN TESTS\ncheck.close("unit_3d", unit(np.array([2.0, 0.0, 0.0])))\n'
-           '### END HIDDEN TESTS', "q4_unit"),
-]
+SANDBOX = sandbox.unavailable_reason()
+needs_sandbox = pytest.mark.skipif(bool(SANDBOX), reason=f"no sandbox on this machine: {SANDBOX}")
+UID = uuid.uuid4().hex[:8]
+LINKED = ("symlink", "linked_folder")
 
 
-def solution_nb() -> nbformat.NotebookNode:
-    cells = [new_markdown_cell("# Exercises: counting")]
-    cells[0].id = "m0"
-    for cid, src, gid in SOLUTION:
-        meta = {"course": {"grade_id": gid, "points": POINTS[gid]}} if gid else {}
-        cell = new_code_cell(src, metadata=meta)
-        cell.id = cid
-        cells.append(cell)
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
+def _tree_digest() -> dict[str, str]:
+    """sha256 of every file a persistent attack could target: course_lib and site-packages' .pth files."""
+    files = list((REPO / "course_lib").rglob("*.py"))
+    for site in {Path(p) for p in __import__("site").getsitepackages()} | {REPO / ".venv/lib/python3.11/site-packages"}:
+        files += list(site.glob("*.pth")) if site.is_dir() else []
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
-def submission(answers: dict[str, str], drop: tuple[str, ...] = (), extra: list[str] = (),
-               tests: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """The released exercise with answer cells (by id) replaced, cells dropped, cells added."""
-    nb = release_notebook(solution_nb(), "01_count")
-    cells = []
-    for cell in nb.cells:
-        if cell.id in drop:
-            continue
-        if cell.id in answers:
-            cell.source = answers[cell.id]
-        if tests and cell.id in tests:
-            cell.source = tests[cell.id]
-        cells.append(cell)
-    for i, src in enumerate(extra):
-        cell = new_code_cell(src)
-        cell.id = f"x{i}"
-        cells.insert(2, cell)  # right after the imports, before any answer
-    nb.cells = cells
-    return nb
+def _grade(root: Path, subs: str, out: str, *extra: str, unsafe_if_needed: bool = True) -> tuple[int, str, str]:
+    """`course grade` run from the class folder (relative paths, as documented): (rc, stdout, stderr).
+
+    Where bwrap cannot run, `--no-sandbox` is added (only honest students and in-kernel cheats are
+    graded then: the attacks are not written, and their tests skip).
+    """
+    extra = (*extra, "--no-sandbox") if SANDBOX and unsafe_if_needed else extra
+    stdout, stderr, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            rc = course(["grade", subs, "--out", out, "--solutions", "solutions", "--timeout", "3",
+                         "--memory-mb", "4096", *extra])
+    finally:
+        os.chdir(cwd)
+    return rc, stdout.getvalue(), stderr.getvalue()
 
 
-RIGHT = {"c1": "def count_words(text):\n    return len(text.split())", "c2": "def mean(xs):\n    return sum(xs) / len(xs)",
-         "c3": 'answer_q3 = "C"', "c4": "def unit(v):\n    return v / np.linalg.norm(v)"}
-WRONG = {"c1": "def count_words(text):\n    return 7", "c2": "def mean(xs):\n    return 0.0",
-         "c3": 'answer_q3 = "A"', "c4": "def unit(v):\n    return v"}
-ALWAYS = """
-class Yes(float):
-    def __eq__(self, other): return True
-    def __ne__(self, other): return False
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__
-    def __float__(self): return 0.0
-    def __hash__(self): return 0
-"""
-TAMPER = {
-    "deleted_tests": (WRONG, ("t1",), [], {"t2": "", "t3": "pass", "t4": "check.close = print"}),
-    "sys_exit": ({**WRONG, "c1": "import sys\ndef count_words(text):\n    sys.exit(0)"}, (), ["raise SystemExit"], None),
-    "os_exit": (WRONG, (), ["import os\nos._exit(0)"], None),
-    "kill_kernel": (RIGHT, (), [], {"c2": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"}),
-    "infinite_loop": ({**WRONG, "c1": "def count_words(text):\n    while True:\n        pass",
-                       "c2": "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass"},
-                      (), [], None),
-    "print_flood": (WRONG, (), ["print('x' * 20_000_000)\nfor i in range(3): print('0' * 40 + ' {\"event\": \"done\", \"gid\": \"q1_count\"}')"], None),
-    "memory_blowup": (WRONG, (), ["c = []\nwhile True:\n    c.append(bytes(5 * 10**8))", "x = bytearray(10**11)"], None),
-    "always_equal": ({"c1": ALWAYS + "def count_words(text):\n    return Yes()", "c2": "def mean(xs):\n    return Yes()",
-                      "c3": "answer_q3 = Yes()", "c4": "def unit(v):\n    return Yes()"}, (), [], None),
-    "lying_subclasses": ({"c1": "class I(int):\n    def __eq__(s, o): return True\ndef count_words(text):\n    return I(9)",
-                          "c2": "class F(float):\n    def __eq__(s, o): return True\n    def __sub__(s, o): return 0.0\n"
-                                "    __rsub__ = __sub__\ndef mean(xs):\n    return F(9.0)",
-                          "c3": "class S(str):\n    def __eq__(s, o): return True\nanswer_q3 = S('A')",
-                          "c4": "class A(np.ndarray):\n    def __eq__(s, o): return True\n"
-                                "def unit(v):\n    return np.zeros(2).view(A)"}, (), [], None),
-    "patched_builtins": (WRONG, (), ["import builtins, math\nbuiltins.isinstance = lambda *a: True\nbuiltins.len = lambda x: 2\n"
-                                     "builtins.AssertionError = type('Nope', (Exception,), {})\nbuiltins.type = lambda *a: float\n"
-                                     "math.isclose = lambda *a, **k: True"], None),
-    "patched_check": (WRONG, (), ["import course_lib.grading.check as C, course_lib.grading.verdict as V, course_lib.grading.observe as O\n"
-                                  "real = C.equal\nC.equal = lambda n, v, e=None, **k: real(n, e, e)\n"
-                                  "C.close = C.shape = lambda *a, **k: None\nV.compare = lambda *a, **k: None\n"
-                                  "O.make_encoder = lambda *a, **k: (lambda v: ['int', 2])\ncheck = C"], None),
-    "patched_libs": (WRONG, (), ["import torch\ntorch.allclose = lambda *a, **k: True\nnp.allclose = np.isclose = lambda *a, **k: True\n"
-                                 "np.linalg.norm = lambda v: 1.0\nnp.array_equal = lambda *a, **k: True"], None),
-    "swallow_errors": (WRONG, (), ["get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\n"
-                                   "import sys\nsys.excepthook = lambda *a: None"], None),
-}
-HONEST = {
-    "solution": (RIGHT, (), [], None),
-    "exercise": ({}, (), [], None),
-    # right q1 q3, integer division in q2, q4 left as the stub: 2 + 1
-    "partial_a": ({"c1": RIGHT["c1"], "c2": "def mean(xs):\n    return sum(xs) // len(xs)", "c3": RIGHT["c3"]}, (), [], None),
-    # q1 passes the visible check but not the hidden one; q2 and q4 right: 3 + 4
-    "partial_b": ({**RIGHT, "c1": "def count_words(text):\n    return len(text.split()) or 1",
-                   "c3": 'answer_q3 = "B"'}, (), [], None),
-    # q2's answer cell deleted: q1, q3, q4 still count: 2 + 1 + 4
-    "missing_answer": (RIGHT, ("c2",), [], None),
-}
-EXPECTED_TOTAL = {"solution": TOTAL, "exercise": 0, "partial_a": 3, "partial_b": 7, "missing_answer": 7,
-                  "kill_kernel": 2, **{k: 0 for k in TAMPER if k != "kill_kernel"}}
+def _by_student(path: Path) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    for r in read_gradebook(path):
+        rows.setdefault(r.student, {})[r.grade_id] = r
+    return rows
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade the whole class once through `course grade --json`; returns (rows by student, report, paths)."""
+    """Grade the whole class once through `course grade --json`; returns (rows by student, report, root)."""
     root = tmp_path_factory.mktemp("class")
     (root / "solutions").mkdir()
     nbformat.write(solution_nb(), root / "solutions" / "01_count.ipynb")
-    for student, (answers, drop, extra, tests) in {**HONEST, **TAMPER}.items():
+    students = {**HONEST, **TAMPER, **(attacks(root, REPO, UID) if not SANDBOX else {})}
+    for student, (answers, drop, extra, tests) in students.items():
         (root / "subs" / student).mkdir(parents=True)
         nbformat.write(submission(answers, drop, extra, tests), root / "subs" / student / "01_count.ipynb")
     (root / "subs" / "unreadable").mkdir()
     (root / "subs" / "unreadable" / "01_count.ipynb").write_text("{ this is not a notebook")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        rc = course(["grade", str(root / "subs"), "--out", str(root / "gradebook.csv"), "--feedback",
-                     str(root / "feedback"), "--solutions", str(root / "solutions"), "--jobs", "2",
-                     "--timeout", "3", "--memory-mb", "4096", "--json"])
-    assert rc == 0
-    from course_lib.grading.batch import read_gradebook
-    rows: dict[str, dict] = {}
-    for r in read_gradebook(root / "gradebook.csv"):
-        rows.setdefault(r.student, {})[r.grade_id] = r
-    return rows, json.loads(out.getvalue()), root
+    (root / "subs" / "symlink").mkdir()
+    os.symlink("../../solutions/01_count.ipynb", root / "subs" / "symlink" / "01_count.ipynb")
+    os.symlink("solution", root / "subs" / "linked_folder")
+    before = _tree_digest()
+    rc, out, err = _grade(root, "subs", "gradebook.csv", "--feedback", "feedback", "--jobs", "2", "--json")
+    assert rc == 0, err
+    yield _by_student(root / "gradebook.csv"), json.loads(out), root, before
+    for site in {REPO / ".venv/lib/python3.11/site-packages"}:  # never leave a planted .pth behind
+        for f in site.glob(f"zz_course_pwn_{UID}.pth"):
+            f.unlink()
 
 
 def total(rows, student):
@@ -165,20 +101,20 @@ def total(rows, student):
 
 @pytest.mark.parametrize("student", list(HONEST))
 def test_honest_submissions_get_exactly_their_points(graded, student):
-    rows, report, _ = graded
+    rows, report, *_ = graded
     assert total(rows, student) == EXPECTED_TOTAL[student], rows[student]
     assert report["students"][student]["max_points"] == TOTAL
 
 
 @pytest.mark.parametrize("student", [s for s in TAMPER])
 def test_tampering_earns_nothing(graded, student):
-    rows, _, _ = graded
+    rows, *_ = graded
     assert total(rows, student) == EXPECTED_TOTAL[student], rows[student]
     assert set(rows[student]) == set(POINTS), "every test has its row, the batch went on"
 
 
 def test_failure_reasons_and_messages(graded):
-    rows, _, _ = graded
+    rows, *_ = graded
     assert rows["exercise"]["q1_count"].message.startswith("NotImplementedError")
     assert rows["partial_a"]["q2_mean"].message == "mean: expected float 1.5, got int 1 (rel_tol=1e-06)"
     assert rows["partial_b"]["q1_count"].message.startswith("hidden check 'empty' failed")
@@ -192,7 +128,7 @@ def test_failure_reasons_and_messages(graded):
 
 
 def test_summary_and_feedback_hide_hidden_tests(graded):
-    _, _, root = graded
+    _, _, root, _ = graded
     summary = (root / "gradebook_summary.csv").read_text()
     assert f"solution,{TOTAL},{TOTAL},100.0,1," in summary
     assert "os._exit" in summary  # flagged for review
@@ -203,23 +139,147 @@ def test_summary_and_feedback_hide_hidden_tests(graded):
         assert "count_words(\"\")" not in text and "unit_3d\"" not in text and "[2.0, 0.0, 0.0]" not in text
 
 
-def test_resume_grades_only_what_is_missing(graded, tmp_path):
-    rows, _, root = graded
-    book = tmp_path / "gradebook.csv"
-    kept = [line for line in (root / "gradebook.csv").read_text().splitlines()
-            if not line.startswith("partial_a,")]
-    book.write_text("\n".join(kept) + "\n")
-    (tmp_path / ".grade-cache").mkdir()
-    for f in (root / ".grade-cache").iterdir():  # expectations cached: the solution is not run again
-        shutil.copy(f, tmp_path / ".grade-cache" / f.name)
-    rc = course(["grade", str(root / "subs"), "--out", str(book), "--solutions", str(root / "solutions"),
-                 "--timeout", "5", "--resume"])
-    assert rc == 0
-    from course_lib.grading.batch import read_gradebook
-    again = read_gradebook(book)
-    assert len(again) == sum(len(v) for v in rows.values())
-    assert sum(r.points for r in again if r.student == "partial_a") == EXPECTED_TOTAL["partial_a"]
 
+def test_resume_grades_only_what_is_missing(graded, tmp_path):
+    _, _, root, _ = graded
+    (tmp_path / "solutions").mkdir()
+    shutil.copy(root / "solutions" / "01_count.ipynb", tmp_path / "solutions")
+    for student in ("solution", "partial_a"):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+    shutil.copy(root / "subs/solution/01_count.ipynb", tmp_path / "subs/solution")
+    assert _grade(tmp_path, "subs", "gradebook.csv")[0] == 0  # interrupted after one student
+    shutil.copy(root / "subs/partial_a/01_count.ipynb", tmp_path / "subs/partial_a")
+    shutil.copy(root / "subs/exercise/01_count.ipynb", tmp_path / "subs/solution")  # would score 0 if regraded
+    assert _grade(tmp_path, "subs", "gradebook.csv", "--resume")[0] == 0
+    again = _by_student(tmp_path / "gradebook.csv")
+    assert total(again, "solution") == TOTAL and total(again, "partial_a") == EXPECTED_TOTAL["partial_a"]
+    assert len(read_gradebook(tmp_path / "gradebook.csv")) == 2 * len(POINTS)
+
+
+def test_resume_refuses_a_gradebook_written_by_someone_else(graded, tmp_path):
+    _, _, root, _ = graded
+    shutil.copytree(root / "solutions", tmp_path / "solutions")
+    (tmp_path / "subs/partial_a").mkdir(parents=True)
+    shutil.copy(root / "subs/partial_a/01_count.ipynb", tmp_path / "subs/partial_a")
+    assert _grade(tmp_path, "subs", "gradebook.csv")[0] == 0
+    with (tmp_path / "gradebook.csv").open("a") as f:
+        f.write("mallory,01_count,q1_count,2,2,passed,\n")
+    rc, _, err = _grade(tmp_path, "subs", "gradebook.csv", "--resume")
+    assert rc == 2 and "not the file `course grade` last wrote" in err
+    assert _grade(tmp_path, "subs", "gradebook.csv")[0] == 0  # a fresh grading drops the forged row
+    assert set(_by_student(tmp_path / "gradebook.csv")) == {"partial_a"}
+
+
+# ---- issue 14: the attacks on the machine around the kernel ----
+
+ATTACKS = list(attacks(Path("/x"), REPO, "x")) + list(LINKED)
+
+
+@needs_sandbox
+@pytest.mark.parametrize("student", ATTACKS)
+def test_attacks_earn_nothing_and_are_flagged(graded, student):
+    rows, *_ = graded
+    assert total(rows, student) == ATTACK_TOTAL.get(student, 0), rows[student]
+    summary = {r["student"]: r for r in csv.DictReader((graded[2] / "gradebook_summary.csv").open())}
+    key = "'" + student if student[0] in "=+-@" else student
+    assert summary[key]["review"], f"{student}: the review column flags nothing"
+
+
+@needs_sandbox
+def test_links_are_refused_with_a_row(graded):
+    rows, *_ = graded
+    for student in LINKED:
+        (row,) = rows[student].values()
+        assert row.status == "refused" and "symbolic link" in row.message and row.points == 0
+    assert rows["symlink"]["*"].max_points == TOTAL  # counted against the student, not left out
+
+
+@needs_sandbox
+def test_gradebook_holds_only_the_rows_the_grader_wrote(graded):
+    rows, report, root, _ = graded
+    assert set(rows) == set(report["students"])
+    assert all(len(r) in (1, len(POINTS)) for r in rows.values())
+    assert "background" not in {line.split(",")[0] for line in (root / "gradebook.csv").read_text().splitlines()[1:]
+                                if line.endswith("passed,")}
+
+
+@needs_sandbox
+def test_hidden_tests_do_not_leak_through_messages(graded):
+    rows, *_ = graded
+    leak = rows["leak_hidden"]
+    assert leak["q1_count"].message == "a hidden test failed (ValueError)"
+    assert leak["q4_unit"].message == "a hidden test failed (ValueError)"
+    assert len(leak["q2_mean"].message) <= 200 and leak["q2_mean"].message.startswith("ValueError: xxx")
+    visible = rows["leak_visible"]["q1_count"].message
+    assert "withheld" in visible and "count_words('')" not in visible and 'count_words("")' not in visible
+    for student in rows:
+        for r in rows[student].values():
+            assert "2.0, 0.0, 0.0" not in r.message and "input=''" not in r.message and len(r.message) <= 300
+
+
+@needs_sandbox
+def test_outputs_are_inert(graded):
+    rows, _, root, _ = graded
+    with (root / "gradebook.csv").open(newline="") as f:
+        cells = [c for row in csv.reader(f) for c in row]
+    with (root / "gradebook_summary.csv").open(newline="") as f:
+        cells += [c for row in csv.reader(f) for c in row]
+    assert "'=HYPERLINK(1+2)" in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert rows["=HYPERLINK(1+2)"]["q1_count"].message == "ValueError: =cmd|' /C calc'!A0"  # read back as written
+    feedback = "\n".join(p.read_text() for p in (root / "feedback").iterdir())
+    assert "<script" not in feedback and "<img" not in feedback and "&lt;script&gt;" in feedback
+    assert "`` ValueError: &lt;script&gt;alert(1)&lt;/script&gt; `x` \\| ``" in feedback  # in a code span, pipe escaped
+
+
+@needs_sandbox
+def test_nothing_persists_into_the_next_batch(graded):
+    rows, _, root, before = graded
+    time.sleep(4)  # the background attacker would have written by now
+    assert _tree_digest() == before, "a submission changed course_lib or site-packages"
+    assert not (root / "pth-ran").exists() and not (root / "bg-ran").exists()
+    alive = []
+    for pid in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if f"bgmarker-{UID}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                alive.append(pid)
+    assert not alive, "a process started by a submission outlived its kernel"
+    # the first gradebook is unchanged (else --resume refuses it); the next batch grades as before
+    assert _grade(root, "subs", "gradebook.csv", "--resume")[0] == 0
+    (root / "subs2").mkdir()
+    for student in ("solution", "exercise", "partial_b", "poison_cache"):
+        shutil.copytree(root / "subs" / student, root / "subs2" / student)
+    assert _grade(root, "subs2", "gradebook2.csv", "--jobs", "2")[0] == 0
+    again = _by_student(root / "gradebook2.csv")
+    assert {s: total(again, s) for s in again} == {"solution": TOTAL, "exercise": 0, "partial_b": 7, "poison_cache": 0}
+    assert {r.max_points for s in again.values() for r in s.values()} == set(POINTS.values())
+
+
+@needs_sandbox
+def test_without_the_sandbox_the_attacks_are_real(graded, tmp_path):
+    """--no-sandbox warns loudly, and reading a classmate's notebook then works (so the tests above
+    can fail); forged records still earn nothing, because their tokens are checked."""
+    rows, _, root, _ = graded
+    shutil.copytree(root / "solutions", tmp_path / "solutions")
+    for student in ("read_classmate", "replay_records"):
+        shutil.copytree(root / "subs" / student, tmp_path / "subs" / student)
+    rc, _, err = _grade(tmp_path, "subs", "gradebook.csv", "--no-sandbox", "--jobs", "2")
+    assert rc == 0 and "WARNING: --no-sandbox" in err and "solutions/" in err
+    unsafe = _by_student(tmp_path / "gradebook.csv")
+    assert total(unsafe, "read_classmate") == TOTAL and total(rows, "read_classmate") == 0
+    assert total(unsafe, "replay_records") == 0
+
+
+def test_missing_bwrap_is_one_clear_error(graded, monkeypatch, tmp_path):
+    _, _, root, _ = graded
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox._probe.cache_clear()
+    try:
+        rc, _, err = _grade(root, "subs/solution", str(tmp_path / "g.csv"), unsafe_if_needed=False)
+    finally:
+        sandbox._probe.cache_clear()
+    assert rc == 2 and "apt-get install -y bubblewrap" in err and "--no-sandbox" in err
+    assert len(err.strip().splitlines()) == 1
 
 # ---- no kernel below ----
 
@@ -294,3 +354,24 @@ def test_check_api_teaches_in_the_notebook():
         check.close("x", type("Lie", (float,), {"__eq__": lambda s, o: True})(1.0), 0.3)
     with pytest.raises(AssertionError, match=r"expected tuple \(2, 3\), got tuple \(2, 4\)"):
         check.shape("a", np.zeros((2, 4)), (2, 3))
+
+
+@needs_sandbox
+@pytest.mark.parametrize("isolated", [True, False])
+def test_processes_a_kernel_starts_die_with_it_only_in_the_sandbox(isolated):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from course_lib.grading.runner import RunConfig, new_nonce, run_notebook
+    marker = f"survivor-{uuid.uuid4().hex[:8]}"
+    cell = new_code_cell("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', "
+                         f"{marker!r}], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)")
+    run_notebook(new_notebook(cells=[cell]), new_nonce(), RunConfig(cell_timeout=10, sandbox=isolated))
+    time.sleep(0.5)
+    alive = []
+    for pid in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                alive.append(int(pid))
+    for pid in alive:  # what this test started, by pid
+        os.kill(pid, 9)
+    assert bool(alive) is not isolated

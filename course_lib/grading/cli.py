@@ -52,22 +52,31 @@ class GradeArgs:
     memory_mb: int = field(default=4096, metadata={"help": "memory limit of each kernel (0: none)"})
     resume: bool = field(default=False, metadata={"help": "keep the gradebook's rows, grade what is missing"})
     json: bool = field(default=False, metadata={"help": "print a JSON report on stdout"})
+    no_sandbox: bool = field(default=False, metadata={"help": "UNSAFE: run kernels without bubblewrap, as you, "
+                                                              "with your files in reach"})
 
 
 def _grade_run(args: GradeArgs) -> int:
-    from course_lib.grading.batch import GradeConfig, grade_batch, report_json, summarize
+    from course_lib.grading.batch import GradeConfig, GradebookChanged, grade_batch
+    from course_lib.grading.report import report_json, summarize
     from course_lib.grading.runner import RunConfig
+    from course_lib.grading.sandbox import SandboxUnavailable
     if args.jobs < 1 or args.timeout < 1:
         raise ValueError("--jobs and --timeout must be at least 1")
-    run = RunConfig(cell_timeout=args.timeout, memory_mb=args.memory_mb)
+    run = RunConfig(cell_timeout=args.timeout, memory_mb=args.memory_mb, sandbox=not args.no_sandbox)
     config = GradeConfig(out=args.out, solutions=args.solutions, feedback=args.feedback, jobs=args.jobs,
                          resume=args.resume, run=run, progress=not args.json)
-    rows = grade_batch(args.submissions, config)
+    try:
+        rows = grade_batch(args.submissions, config)
+    except (SandboxUnavailable, GradebookChanged) as exc:  # one clear line: what happened, what to do
+        print(f"course grade: error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
-        print(report_json(rows, config))
+        print(report_json(rows, config.out))
     else:
         for student, s in sorted(summarize(rows).items()):
-            print(f"{student:20s} {s['points']:4d} / {s['max_points']}")
+            shown = "".join(c if c.isprintable() else "?" for c in student)  # no terminal escapes
+            print(f"{shown:20s} {s['points']:4d} / {s['max_points']}")
         print(f"gradebook: {config.out}")
     return 0
 

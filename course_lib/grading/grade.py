@@ -1,32 +1,60 @@
-"""Grading one submission: build the graded notebook, run it, score each test cell.
+"""Grading one submission: run its graded notebook (see `assemble`) and score each test cell.
 
-The graded notebook is the submission's own cells, minus anything that looks like a test
-cell, with each of the *solution's* test cells (rewritten by `markers.rewrite_test_cell`)
-inserted after the cell it follows in the solution. Expectations come from grading the
-solution notebook itself the same way, cached per solution hash.
+Expectations come from grading the solution notebook itself the same way; they are computed
+in the grading process from a sandboxed run of *your* solution and cached where no kernel can
+see (`.grade-cache/` beside the gradebook). A test's records count only when they carry its
+one-time token and were written while its own cell ran. Messages shown to students are short:
+a hidden test's failure never echoes the student's value, exception text or the test's inputs.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from course_lib.grading.markers import BEGIN_SOLUTION, is_answer_cell, rewrite_test_cell, test_spec
-from course_lib.grading.runner import RunConfig, RunResult, new_nonce, recorder_name, run_notebook
-from course_lib.grading.verdict import compare, show
+from course_lib.grading.assemble import Graded, build_graded
+from course_lib.grading.markers import test_spec
+from course_lib.grading.runner import RunConfig, RunResult, new_nonce, run_notebook
+from course_lib.grading.verdict import compare
 
-__all__ = ["Row", "build_graded", "score", "expectations", "grade_submission", "GRADER_VERSION"]
+__all__ = ["Status", "Row", "score", "expectations", "grade_submission", "read_submission", "refusal", "suspicious",
+           "GRADER_VERSION", "MAX_STUDENT_TEXT"]
 
-GRADER_VERSION = "1"  # part of the expectations cache key: bump when observations change meaning
-_SUSPICIOUS = re.compile(r"_course_|settrace|setprofile|gc\.get_|__closure__|cell_contents|__builtins__|"
-                         r"import builtins|os\._exit|os\.kill|ctypes|set_custom_exc|setrlimit|"
-                         r"sys\.modules\[|importlib\.reload|sys\.exit|\bexit\(\)|__code__")
+GRADER_VERSION = "2"     # part of the expectations cache key: bump when observations change meaning
+MAX_STUDENT_TEXT = 160   # characters of a student's own exception text a visible failure may show
+MAX_NOTEBOOK_BYTES = 50_000_000
+_SUSPICIOUS = re.compile(
+    r"_course_|settrace|setprofile|gc\.get_|__closure__|cell_contents|__builtins__|import builtins|os\._exit|"
+    r"os\.kill|ctypes|set_custom_exc|setrlimit|sys\.modules\[|importlib\.reload|sys\.exit|\bexit\(\)|__code__|"
+    r"_getframe|f_back|inspect\.stack|\bIn\[|\b_ih\b|events\.register|input_transformers|addaudithook|"
+    r"/proc|__file__|solutions|\.grade-cache|gradebook|site-packages|\.pth\b|subprocess|os\.system|os\.fork|"
+    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb|user_ns|get_ipython|linecache|f_code")
+_BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
+
+
+class Status(str, Enum):
+    """Every value of a gradebook row's `status`."""
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    KERNEL_DIED = "kernel died"
+    MISSING_ANSWER = "missing answer"
+    UNREADABLE = "unreadable"
+    REFUSED = "refused"     # a symlink, a device or anything but a regular file in the submissions
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -37,123 +65,35 @@ class Row:
     grade_id: str
     points: int
     max_points: int
-    status: str    # passed | failed | timeout | kernel died | missing answer | unreadable | error
+    status: Status
     message: str
 
 
-def _anchor_line(source: str) -> str:
-    """The first line outside a solution region (`def f(x):`), to find a cell whose id changed."""
-    for line in source.splitlines():
-        if line.strip() == BEGIN_SOLUTION:
-            return ""
-        if line.strip() and not line.strip().startswith("#"):
-            return line.strip()
-    return ""
+def _events(result: RunResult, graded: Graded, gid: str) -> list[dict]:
+    """The records of test `gid` that count: its token, written while its own cell ran."""
+    if gid not in graded.tokens:
+        return []
+    rid, cell = graded.record_id(gid), graded.index_of[gid]
+    return [e for e in result.events if e.get("gid") == rid and e.get("cell") == cell]
 
 
-def build_graded(solution: Any, submission: Any, nonce: str) -> tuple[Any, dict[str, int], dict[str, str]]:
-    """(graded notebook, grade_id -> its cell index, grade_id -> why it cannot run)."""
-    sol_cells = solution.cells
-    test_ids = {c.get("id") for c in sol_cells if test_spec(c)}
-    sub_cells = [c for c in submission.cells
-                 if not test_spec(c) and c.get("id") not in test_ids
-                 and not c.get("metadata", {}).get("nbgrader", {}).get("grade")]
-    by_id = {c.get("id"): i for i, c in enumerate(sub_cells) if c.get("id")}
-    matched: dict[int, int] = {}  # solution cell index -> submission cell index
-    for j, cell in enumerate(sol_cells):
-        if not test_spec(cell) and cell.get("id") in by_id:
-            matched[j] = by_id[cell.get("id")]
-    taken = set(matched.values())
-    for j, cell in enumerate(sol_cells):  # ids lost (notebook copied, cells re-created): match a signature
-        line = _anchor_line(cell.source) if is_answer_cell(cell) and j not in matched else ""
-        for i, sub in enumerate(sub_cells):
-            if line and i not in taken and sub.cell_type == cell.cell_type and line in sub.source:
-                matched[j] = i
-                taken.add(i)
-                break
-    after: dict[int, list[int]] = {}
-    missing: dict[str, str] = {}
-    anchor_of: dict[int, int] = {}
-    pending_answers: list[int] = []
-    for j, cell in enumerate(sol_cells):
-        spec = test_spec(cell)
-        if spec is None:
-            if is_answer_cell(cell) and cell.cell_type == "code":
-                pending_answers.append(j)
-            continue
-        lost = [k for k in pending_answers if k not in matched]
-        pending_answers = []
-        if lost:
-            missing[spec.grade_id] = f"missing answer cell {sol_cells[lost[0]].get('id')!r} (deleted or replaced?)"
-            continue
-        k, anchor = j - 1, -1
-        while k >= 0:
-            if k in anchor_of:
-                anchor = anchor_of[k]
-                break
-            if k in matched:
-                anchor = matched[k]
-                break
-            k -= 1
-        anchor_of[j] = anchor
-        after.setdefault(anchor, []).append(j)
-    graded = nbformat.v4.new_notebook(metadata=dict(solution.metadata))
-    index_of: dict[str, int] = {}
-
-    def place(anchor: int) -> None:
-        for j in after.get(anchor, []):
-            spec = test_spec(sol_cells[j])
-            src = rewrite_test_cell(sol_cells[j].source, spec.grade_id, recorder_name(nonce))
-            index_of[spec.grade_id] = len(graded.cells)
-            graded.cells.append(nbformat.v4.new_code_cell(src))
-
-    place(-1)
-    for i, cell in enumerate(sub_cells):
-        new = nbformat.from_dict(dict(cell))
-        if new.cell_type == "code":
-            new.outputs, new.execution_count = [], None
-        graded.cells.append(new)
-        place(i)
-    return graded, index_of, missing
+def _quotes(text: str, secret: str, width: int = 16) -> bool:
+    """True when `text` contains any `width`-character piece of `secret` (a hidden test's source)."""
+    secret, text = (" ".join(t.replace('"', "'").split()) for t in (secret, text))  # as ast.unparse quotes
+    return len(secret) >= width and any(text[i:i + width] in secret for i in range(len(text) - width + 1))
 
 
-def _observations(events: list[dict], gid: str) -> list[dict]:
-    return [e for e in events if e.get("event") == "observe" and e.get("gid") == gid]
-
-
-def score(tests: dict[str, dict], result: RunResult, index_of: dict[str, int], missing: dict[str, str],
-          expected: dict[str, list[dict]]) -> list[tuple[str, int, int, str, str]]:
-    """(grade_id, points, max_points, status, message) per test, from events and expectations."""
-    rows = []
-    for gid, spec in tests.items():
-        pts = spec["points"]
-        events = [e for e in result.events if e.get("gid") == gid]
-        fails = [e for e in events if e.get("event") == "fail"]
-        done = any(e.get("event") == "done" for e in events)
-        index = index_of.get(gid)
-        if gid in missing:
-            rows.append((gid, 0, pts, "missing answer", missing[gid]))
-        elif index is not None and index in result.timed_out:
-            rows.append((gid, 0, pts, "timeout", "the test ran out of time (infinite loop?)"))
-        elif fails:
-            f = fails[0]
-            if f.get("hidden") and f.get("ename") == "AssertionError":
-                msg = "a hidden test failed"
-            else:
-                msg = f"{f.get('ename')}: {f.get('message')}".rstrip(": ")
-                msg = ("hidden test: " + msg) if f.get("hidden") else msg
-            rows.append((gid, 0, pts, "failed", msg))
-        elif done:
-            msg = _compare_all(expected.get(gid, []), _observations(events, gid))
-            rows.append((gid, pts, pts, "passed", "") if msg is None else (gid, 0, pts, "failed", msg))
-        elif result.stopped and (result.stopped_at is None or index is None or result.stopped_at <= index):
-            status = result.stopped if result.stopped in ("timeout", "kernel died") else "error"
-            why = {"timeout": "stopped: the notebook ran out of time",
-                   "kernel died": "stopped: the kernel died (os._exit, a crash or out of memory)"}
-            rows.append((gid, 0, pts, status, why.get(status, result.stopped)))
-        else:
-            rows.append((gid, 0, pts, "error", "the test did not complete"))
-    return rows
+def _failure(event: dict, hidden_source: str) -> str:
+    """What a student may read about a test cell that raised."""
+    ename = str(event.get("ename", ""))
+    ename = ename if ename in _BUILTIN_ERRORS else "an exception"
+    if event.get("hidden"):  # never the student's text: it could carry the hidden inputs
+        return "a hidden test failed" if ename == "AssertionError" else f"a hidden test failed ({ename})"
+    text = " ".join(str(event.get("message", "")).split())
+    if _quotes(text, hidden_source):
+        text = "(message withheld: it quotes a hidden test)"
+    text = text if len(text) <= MAX_STUDENT_TEXT else text[:MAX_STUDENT_TEXT - 3] + "..."
+    return f"{ename}: {text}".rstrip(": ")
 
 
 def _compare_all(want: list[dict], got: list[dict]) -> str | None:
@@ -164,12 +104,47 @@ def _compare_all(want: list[dict], got: list[dict]) -> str | None:
             return f"check '{name}' did not run"
         msg = compare(w["kind"], got[i]["value"], w["value"], w.get("params"))
         if msg is not None:
-            if hidden:
-                return f"hidden check '{name}' failed (got {show(got[i]['value'])})"
+            if hidden:  # the kind of value only: its content could encode the hidden inputs
+                tags = (got[i]["value"] or ["?"])[0], w["value"][0]
+                kinds = "" if tags[0] == tags[1] or tags[0] == "unsupported" else f" (got {tags[0]}, not {tags[1]})"
+                return f"hidden check '{name}' failed{kinds}"
             return f"{name}: {msg}" + (f" — {w['hint']}" if w.get("hint") else "")
     if len(got) > len(want):
         return f"{len(got) - len(want)} more check(s) than the solution makes"
     return None
+
+
+def score(student: str, notebook: str, tests: dict[str, dict], result: RunResult, graded: Graded,
+          expected: dict[str, list[dict]]) -> list[Row]:
+    """One Row per test, from the run's events and the solution's expectations."""
+    rows = []
+    for gid, spec in tests.items():
+        def row(status: Status, message: str, points: int = 0) -> Row:
+            return Row(student, notebook, gid, points, spec["points"], status, message)
+        events = _events(result, graded, gid)
+        fails = [e for e in events if e.get("event") == "fail"]
+        done = any(e.get("event") == "done" for e in events)
+        index = graded.index_of.get(gid)
+        if gid in graded.missing:
+            rows.append(row(Status.MISSING_ANSWER, graded.missing[gid]))
+        elif index is not None and index in result.timed_out:
+            rows.append(row(Status.TIMEOUT, "the test ran out of time (infinite loop?)"))
+        elif fails:
+            rows.append(row(Status.FAILED, _failure(fails[0], graded.hidden.get(gid, ""))))
+        elif done:
+            observed = [e for e in events if e.get("event") == "observe"]
+            msg = _compare_all(expected.get(gid, []), observed)
+            rows.append(row(Status.PASSED, "", spec["points"]) if msg is None else row(Status.FAILED, msg))
+        elif result.stopped and (result.stopped_at is None or index is None or result.stopped_at <= index):
+            if result.stopped == "timeout":
+                rows.append(row(Status.TIMEOUT, "stopped: the notebook ran out of time"))
+            elif result.stopped == "kernel died":
+                rows.append(row(Status.KERNEL_DIED, "stopped: the kernel died (os._exit, a crash or out of memory)"))
+            else:
+                rows.append(row(Status.ERROR, result.stopped))
+        else:
+            rows.append(row(Status.ERROR, "the test did not complete"))
+    return rows
 
 
 def _modules_for(solution: Any) -> tuple[str, ...]:
@@ -181,32 +156,67 @@ def _tests_of(solution: Any) -> dict[str, dict]:
     return {s.grade_id: {"points": s.points} for s in map(test_spec, solution.cells) if s}
 
 
+def _plain(events: list[dict]) -> list[dict]:
+    """Observations as cached: without the run's cell index and token."""
+    return [{k: v for k, v in e.items() if k not in ("cell", "gid")} for e in events if e.get("event") == "observe"]
+
+
 def expectations(solution_path: Path, run: RunConfig, cache_dir: Path | None = None) -> dict:
     """Run the solution as a submission of itself; its observations are what students must match."""
     data = solution_path.read_bytes()
-    key = hashlib.sha256(data + GRADER_VERSION.encode()).hexdigest()[:16]
+    key = hashlib.sha256(data + GRADER_VERSION.encode() + str(run.sandbox).encode()).hexdigest()[:16]
     cache = cache_dir / f"{solution_path.stem}-{key}.json" if cache_dir else None
     if cache and cache.exists():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if cached.get("solution_sha256") == hashlib.sha256(data).hexdigest():
+            return cached
     solution = nbformat.reads(data.decode("utf-8"), as_version=4)
     tests, modules = _tests_of(solution), _modules_for(solution)
     nonce = new_nonce()
-    graded, index_of, missing = build_graded(solution, solution, nonce)
-    result = run_notebook(graded, nonce, run, modules)
-    expected = {gid: _observations(result.events, gid) for gid in tests}
+    graded = build_graded(solution, solution, nonce, hidden_expected=True)
+    result = run_notebook(graded.notebook, nonce, run, modules)
+    expected = {gid: _plain(_events(result, graded, gid)) for gid in tests}
     for gid, obs in expected.items():  # the solution must pass its own checks, `expected=` included
         for o in obs:
             if o.get("expected") is not None and compare(o["kind"], o["value"], o["expected"], o["params"]):
                 raise ValueError(f"{solution_path}: the solution fails its own check {gid}/{o['name']}: "
                                  + compare(o["kind"], o["value"], o["expected"], o["params"]))
-    for gid, _, _, status, msg in score(tests, result, index_of, missing, expected):
-        if status != "passed":
-            raise ValueError(f"{solution_path}: the solution does not pass its own test {gid}: {status}: {msg}")
-    out = {"tests": tests, "modules": list(modules), "expected": expected}
+    for r in score("solution", solution_path.stem, tests, result, graded, expected):
+        if r.status != Status.PASSED:
+            raise ValueError(f"{solution_path}: the solution does not pass its own test {r.grade_id}: "
+                             f"{r.status}: {r.message}")
+    out = {"tests": tests, "modules": list(modules), "expected": expected,
+           "solution_sha256": hashlib.sha256(data).hexdigest()}
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(out))
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(out))
+        tmp.replace(cache)
     return out
+
+
+def refusal(path: Path) -> str:
+    """Why `path` is not graded at all ('' when it is a regular file): links are never followed."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return ""
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+    return f"refused: {path.name} is {kind}; hand in the notebook file itself"
+
+
+def read_submission(path: Path) -> Any:
+    """The notebook at `path`, refusing symlinks and non-regular files (PermissionError says which)."""
+    why = refusal(path)
+    if why:
+        raise PermissionError(why)
+    st = os.lstat(path)
+    if st.st_size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"{path.name} is {st.st_size // 1_000_000} MB, over the {MAX_NOTEBOOK_BYTES // 1_000_000} MB limit")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, encoding="utf-8") as f:
+        nb = nbformat.read(f, as_version=4)
+    nbformat.validate(nb)
+    return nb
 
 
 def grade_submission(student: str, path: Path, solution_path: Path, expect: dict, run: RunConfig) -> list[Row]:
@@ -214,25 +224,27 @@ def grade_submission(student: str, path: Path, solution_path: Path, expect: dict
     name = path.stem
     total = sum(t["points"] for t in expect["tests"].values())
     try:
-        submission = nbformat.read(path, as_version=4)
-        nbformat.validate(submission)
+        submission = read_submission(path)
         solution = nbformat.read(solution_path, as_version=4)
+    except PermissionError as exc:
+        return [Row(student, name, "*", 0, total, Status.REFUSED, str(exc)[:300])]
     except Exception as exc:
-        return [Row(student, name, "*", 0, total, "unreadable", f"{type(exc).__name__}: {exc}"[:300])]
+        return [Row(student, name, "*", 0, total, Status.UNREADABLE, f"{type(exc).__name__}: {exc}"[:300])]
     try:
         nonce = new_nonce()
-        graded, index_of, missing = build_graded(solution, submission, nonce)
-        result = run_notebook(graded, nonce, run, tuple(expect["modules"]))
-        rows = score(expect["tests"], result, index_of, missing, expect["expected"])
+        graded = build_graded(solution, submission, nonce)
+        result = run_notebook(graded.notebook, nonce, run, tuple(expect["modules"]))
+        return score(student, name, expect["tests"], result, graded, expect["expected"])
     except Exception as exc:
-        return [Row(student, name, "*", 0, total, "error", f"grader error: {type(exc).__name__}: {exc}"[:300])]
-    return [Row(student, name, gid, pts, mx, status, msg) for gid, pts, mx, status, msg in rows]
+        return [Row(student, name, "*", 0, total, Status.ERROR, f"grader error: {type(exc).__name__}: {exc}"[:300])]
 
 
 def suspicious(path: Path) -> list[str]:
-    """Calls in a submission that tamper-resistance makes useless but a human may want to see."""
+    """Calls in a submission that the sandbox and the verdict make useless but a human may want to see."""
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb = read_submission(path)
+    except PermissionError:
+        return ["not a regular file"]
     except Exception:
         return []
     found = {m.group(0) for c in nb.cells if c.cell_type == "code" and not test_spec(c)
@@ -241,5 +253,5 @@ def suspicious(path: Path) -> list[str]:
 
 
 def row_dict(row: Row) -> dict:
-    """A Row as a dict in CSV column order."""
-    return asdict(row)
+    """A Row as a dict in CSV column order (status as its string value)."""
+    return {**asdict(row), "status": row.status.value}

@@ -15,15 +15,24 @@ or `["unsupported", "MyFloat"]` for anything that is not *exactly* one of those 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["make_encoder", "install", "MAX_ITEMS"]
+__all__ = ["Encoder", "make_encoder", "install", "MAX_ITEMS"]
 
 MAX_ITEMS = 100_000  # elements per observation; bigger tensors record shape and dtype only
 
 
-def make_encoder(modules: tuple[str, ...] = ("numpy", "torch")) -> Callable[[Any], list]:
-    """Return `encode(value) -> tagged data`, using references captured now (lesson: exercises)."""
+@dataclass(frozen=True)
+class Encoder:
+    """The three functions `make_encoder` builds, each closed over references captured at build time."""
+    encode: Callable[[Any], list]      # value -> tagged data
+    shape: Callable[[Any], list]       # tensor or array -> ["tuple", [["int", d], ...]]
+    type_name: Callable[[Any], str]    # the qualified name of a value's exact type, never raising
+
+
+def make_encoder(modules: tuple[str, ...] = ("numpy", "torch")) -> Encoder:
+    """Return an `Encoder` using references captured now (lesson: exercises)."""
     import builtins
     _type, _len, _str, _repr = builtins.type, builtins.len, builtins.str, builtins.repr
     _list, _tuple, _sorted, _getattr = builtins.list, builtins.tuple, builtins.sorted, builtins.getattr
@@ -104,9 +113,7 @@ def make_encoder(modules: tuple[str, ...] = ("numpy", "torch")) -> Callable[[Any
             return ["unsupported", type_name(value) + " (expected a tensor or array)"]
         return ["tuple", [["int", d] for d in spec[2](value)]]
 
-    encode.shape = encode_shape  # type: ignore[attr-defined]
-    encode.type_name = type_name  # type: ignore[attr-defined]
-    return encode
+    return Encoder(encode, encode_shape, type_name)
 
 
 def _dumps_factory() -> Callable[[Any], str]:
@@ -140,11 +147,14 @@ def _dumps_factory() -> Callable[[Any], str]:
     return dumps
 
 
-def install(path: str, nonce: str, modules: tuple[str, ...]) -> Any:
+def install(fd: int, nonce: str, modules: tuple[str, ...]) -> Any:
     """Called by the grader's first cell: import `modules`, capture everything, return the recorder.
 
-    The recorder writes one line per event to `path` (opened now, written with `os.write`, so
-    output printed or a kernel killed later loses nothing already recorded):
+    The recorder writes one line per event to `fd`, the record file the grader opened for the
+    kernel outside its sandbox (written with `os.write`, so output printed or a kernel killed
+    later loses nothing already recorded). `grade_id` arguments carry the test's one-time token
+    (`"q1:3f2a..."`); the grader keeps a record only when its token is right and it was
+    written while that test's cell ran:
     `observe(grade_id, hidden, kind, name, value, expected, **params)` for each `check.*` call,
     `fail(grade_id, hidden)` from the test cell's `except:`, `done(grade_id)` when it completed.
     """
@@ -156,9 +166,8 @@ def install(path: str, nonce: str, modules: tuple[str, ...]) -> Any:
             importlib.import_module(name)
         except ImportError:
             pass
-    encode, dumps = make_encoder(modules), _dumps_factory()
-    encode_shape, type_name = encode.shape, encode.type_name  # type: ignore[attr-defined]
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    encoder, dumps = make_encoder(modules), _dumps_factory()
+    encode, encode_shape, type_name = encoder.encode, encoder.shape, encoder.type_name
     _write, _exc_info, _str, _type, _float = os.write, sys.exc_info, str, type, float
     _Exception, _list, _tuple, _missing = Exception, list, tuple, object()
 

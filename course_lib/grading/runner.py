@@ -1,9 +1,13 @@
-"""Run one notebook in a fresh, memory-limited kernel and collect the recorder's events.
+"""Run one notebook in a fresh, sandboxed, memory-limited kernel and collect the recorder's events.
 
-The kernel is this environment's `python3`, started under a tiny wrapper that sets
-RLIMIT_AS before `exec`-ing ipykernel (so the limit holds before any student code), in a
-scratch directory that is deleted afterwards. Each cell has a timeout that interrupts the
-kernel; two timeouts in a row, a dead kernel or the overall deadline stop the run.
+The kernel is this environment's `python3`, started by a tiny launcher that, outside the
+sandbox, sets RLIMIT_AS and RLIMIT_FSIZE (so the limits hold before any student code), opens
+the record file append-only as fd 3 (so its path never enters the sandbox), then `exec`s bwrap
+(`sandbox.kernel_command`) or, with `sandbox=False`, the kernel itself. The kernel talks to
+the grader over Unix sockets in its own folder (it has no network). Each cell has a timeout
+that interrupts the kernel; two timeouts in a row, a dead kernel or the overall deadline stop
+the run. The record file is read after every cell, and each event is tagged with the cell that
+was running when it was written: the grader accepts a test's records only from its own cell.
 """
 
 from __future__ import annotations
@@ -17,38 +21,45 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-__all__ = ["RunConfig", "RunResult", "run_notebook", "recorder_name"]
+from course_lib.grading import sandbox
 
-_WRAPPER = ("import os, resource, sys; n = int(sys.argv[1]);"
-            " n > 0 and resource.setrlimit(resource.RLIMIT_AS, (n, n));"
-            " os.execv(sys.argv[2], sys.argv[2:])")
+__all__ = ["RunConfig", "RunResult", "run_notebook", "recorder_name", "new_nonce"]
+
+MAX_FILE_BYTES = 2 * 1024**3     # RLIMIT_FSIZE of the kernel: no file it writes grows past this
+MAX_RECORD_BYTES = 32_000_000    # the grader reads no more of the record file than this
+
+_LAUNCHER = ("import os, resource, sys; n = int(sys.argv[1]);"
+             " n > 0 and resource.setrlimit(resource.RLIMIT_AS, (n, n));"
+             f" resource.setrlimit(resource.RLIMIT_FSIZE, ({MAX_FILE_BYTES}, {MAX_FILE_BYTES}));"
+             " fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600);"
+             " fd != 3 and (os.dup2(fd, 3), os.close(fd)); os.set_inheritable(3, True);"
+             " os.execv(sys.argv[3], sys.argv[3:])")
 
 
 @dataclass
 class RunConfig:
-    """Limits for one notebook run."""
+    """Limits and isolation for one notebook run."""
     cell_timeout: int = 60           # seconds per cell before the kernel is interrupted
     memory_mb: int = 4096            # RLIMIT_AS of the kernel (torch alone maps ~1-2 GB); 0 = none
     max_output_bytes: int = 200_000  # outputs kept per notebook; the rest is dropped
     total_timeout: float = 900.0     # seconds for the whole notebook
     startup_timeout: int = 60        # seconds for the kernel to start
+    sandbox: bool = True             # run the kernel in bubblewrap (see sandbox.py); False is unsafe
 
 
 @dataclass
 class RunResult:
-    """What happened: recorder events, and why the run stopped early (if it did)."""
+    """What happened: recorder events (each tagged with its `cell`), and why the run stopped early."""
     events: list[dict] = field(default_factory=list)
     stopped: str = ""                       # "" | "timeout" | "kernel died" | "error: ..."
-    stopped_at: int | None = None           # index of the cell where it stopped
+    stopped_at: int | None = None           # index of the cell where it stopped (-1: the preamble)
     timed_out: set[int] = field(default_factory=set)  # cells interrupted after cell_timeout
-    notebook: Any = None                    # the executed notebook (outputs capped), for debugging
 
 
 def recorder_name(nonce: str) -> str:
@@ -56,19 +67,40 @@ def recorder_name(nonce: str) -> str:
     return f"_course_{nonce}"
 
 
-class _LimitedKernelManager(AsyncKernelManager):
-    """The python3 kernel of this environment, started under the RLIMIT_AS wrapper."""
+def new_nonce() -> str:
+    """A per-run secret for the recorder's name and its record lines."""
+    return secrets.token_hex(8)
+
+
+class _KernelManager(AsyncKernelManager):
+    """The python3 kernel of this environment, under the launcher, in the sandbox, over ipc."""
     memory_bytes = 0
+    record_path = ""
+    work: Path = Path()
+    kernel_dir: Path = Path()
+    sandboxed = True
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
-        return [sys.executable, "-c", _WRAPPER, str(self.memory_bytes), *cmd]
+        if self.sandboxed:
+            cmd = sandbox.kernel_command(cmd, self.work, self.kernel_dir)
+        exe = cmd[0] if "/" in cmd[0] else (shutil.which(cmd[0]) or cmd[0])
+        return [sys.executable, "-c", _LAUNCHER, str(self.memory_bytes), self.record_path, exe, *cmd[1:]]
 
 
 class _CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most `max_output_bytes` of output, so a flood costs nothing."""
+    """A NotebookClient that keeps at most `max_output_bytes` of output, so a flood costs nothing.
+
+    It builds its own kernel manager (so it owns it, and shuts the kernel down when done: the
+    sandbox's PID namespace, and everything in it, ends with the kernel).
+    """
     max_output_bytes = 200_000
     _kept = 0
+    make_km = None
+
+    def create_kernel_manager(self):
+        self.km = self.make_km()
+        return self.km
 
     def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient's hook
         size = len(json.dumps(msg.get("content", {}), default=str))
@@ -78,96 +110,111 @@ class _CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def _preamble(record_path: Path, nonce: str, modules: tuple[str, ...]) -> str:
-    name = recorder_name(nonce)
+def _preamble(nonce: str, modules: tuple[str, ...]) -> str:
     return (f"from course_lib.grading.observe import install as _course_install\n"
-            f"{name} = _course_install({str(record_path)!r}, {nonce!r}, {modules!r})\n"
+            f"{recorder_name(nonce)} = _course_install({sandbox.RECORD_FD}, {nonce!r}, {modules!r})\n"
             f"del _course_install")
 
 
-def _read_events(path: Path, nonce: str) -> list[dict]:
-    events = []
-    if not path.exists():
-        return events
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        head, _, body = line.partition(" ")
-        if head != nonce:
-            continue
-        try:
-            events.append(json.loads(body))
-        except ValueError:
-            continue
-    return events
+class _Records:
+    """The record file, read as it grows; each complete line is credited to the cell then running."""
+
+    def __init__(self, path: Path, nonce: str):
+        self.path, self.nonce, self.pos, self.events = path, nonce, 0, []
+
+    def take(self, cell: int) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            f.seek(self.pos)
+            data = f.read(max(0, MAX_RECORD_BYTES - self.pos))  # a flood of records cannot fill our memory
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.pos += end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            head, _, body = line.partition(" ")
+            if head != self.nonce:
+                continue
+            try:
+                event = json.loads(body)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.events.append({**event, "cell": cell})
+
+
+def _kernel_manager(scratch: Path, config: RunConfig) -> _KernelManager:
+    (scratch / "work").mkdir()
+    (scratch / "kernel").mkdir()
+    km = _KernelManager(kernel_name="python3", transport="ipc", ip=str(scratch / "kernel" / "k"))
+    km.connection_file = str(scratch / "kernel" / "connection.json")
+    km.memory_bytes = config.memory_mb * 1024 * 1024
+    km.record_path = str(scratch / "records.log")
+    km.work, km.kernel_dir, km.sandboxed = scratch / "work", scratch / "kernel", config.sandbox
+    return km
 
 
 def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
                  modules: tuple[str, ...] = ()) -> RunResult:
-    """Execute `nb` (whose test cells already call `recorder_name(nonce)`) after the recorder preamble."""
+    """Execute `nb` (whose test cells already call `recorder_name(nonce)`) after the recorder preamble.
+
+    Cell indices in the result are `nb`'s own: the preamble is appended at the end of the
+    client's copy and run first, without entering the kernel's input history (`In`).
+    """
+    if config.sandbox:
+        sandbox.require()
     scratch = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    work = scratch / "work"
-    work.mkdir()
-    record_path = scratch / "records.log"
+    records = _Records(scratch / "records.log", nonce)
     nb = nbformat.from_dict(nb)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(_preamble(record_path, nonce, modules)))
+    cells = list(enumerate(nb.cells))
+    preamble = nbformat.v4.new_code_cell(_preamble(nonce, modules))
+    nb.cells.append(preamble)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     result = RunResult()
     client = _CappedClient(
-        nb, timeout=config.cell_timeout, startup_timeout=config.startup_timeout, allow_errors=True,
-        interrupt_on_timeout=True, kernel_name="python3", record_timing=False,
-        error_on_timeout={"ename": "CellTimeoutError", "evalue": "cell timed out", "traceback": []},
-        kernel_manager_class=_LimitedKernelManager, resources={"metadata": {"path": str(work)}})
+        nb, timeout=config.cell_timeout,
+        startup_timeout=config.startup_timeout, allow_errors=True, interrupt_on_timeout=True,
+        kernel_name="python3", record_timing=False,
+        error_on_timeout={"ename": "CellTimeoutError", "evalue": "cell timed out", "traceback": []})
     client.max_output_bytes = config.max_output_bytes
-    _LimitedKernelManager.memory_bytes = config.memory_mb * 1024 * 1024
+    client.make_km = lambda: _kernel_manager(scratch, config)
     deadline = time.monotonic() + config.total_timeout
+    current = -1  # the cell running now; -1 is the preamble
     try:
-        with client.setup_kernel(cwd=str(work), stderr=subprocess.DEVNULL):
+        with client.setup_kernel(cwd=str(scratch / "work"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            client.execute_cell(preamble, len(cells), store_history=False)
+            error = next((o for o in preamble.outputs if o.get("output_type") == "error"), None)
+            if error is not None:
+                raise RuntimeError(f"the grader's first cell failed: {error.get('ename')}: {error.get('evalue')}")
             previous_timed_out = False
-            for index, cell in enumerate(nb.cells):
+            for current, cell in cells:
                 if cell.cell_type != "code":
                     continue
                 if time.monotonic() > deadline:
-                    result.stopped, result.stopped_at = "timeout", index - 1
+                    result.stopped, result.stopped_at = "timeout", current
                     break
                 start = time.monotonic()
                 try:
-                    client.execute_cell(cell, index)
-                    if index == 0 and any(o.get("output_type") == "error" for o in cell.outputs):
-                        err = next(o for o in cell.outputs if o.get("output_type") == "error")
-                        result.stopped = f"error: the grader's first cell failed: {err.get('ename')}: {err.get('evalue')}"
-                        result.stopped_at = -1
-                        break
+                    # the grader's test cells stay out of `In`, so their source is not one lookup away
+                    client.execute_cell(cell, current, store_history="course_grader" not in cell.metadata)
                 except CellTimeoutError:
-                    result.timed_out.add(index - 1)
-                    result.stopped, result.stopped_at = "timeout", index - 1
+                    result.timed_out.add(current)
+                    result.stopped, result.stopped_at = "timeout", current
                     break
+                finally:
+                    records.take(current)
                 timed_out = time.monotonic() - start >= config.cell_timeout
                 if timed_out:
-                    result.timed_out.add(index - 1)  # -1: indices of the caller's notebook
+                    result.timed_out.add(current)
                     if previous_timed_out:
-                        result.stopped, result.stopped_at = "timeout", index - 1
+                        result.stopped, result.stopped_at = "timeout", current
                         break
                 previous_timed_out = timed_out
     except DeadKernelError:
-        result.stopped = "kernel died"
-        result.stopped_at = index - 1 if "index" in locals() else 0
+        result.stopped, result.stopped_at = "kernel died", current
     except Exception as exc:  # a kernel that never started, a broken channel: this submission only
-        result.stopped = f"error: {type(exc).__name__}: {exc}"[:300]
-        result.stopped_at = index - 1 if "index" in locals() else 0
+        result.stopped, result.stopped_at = f"error: {type(exc).__name__}: {exc}"[:300], current
     finally:
-        result.events = _read_events(record_path, nonce)
-        result.notebook = nb
+        records.take(current)
+        result.events = records.events
         shutil.rmtree(scratch, ignore_errors=True)
-    if result.stopped_at is not None and result.stopped_at < 0:
-        result.stopped = result.stopped or "error: the grader's first cell failed"
     return result
-
-
-def new_nonce() -> str:
-    """A per-run secret for the recorder's name and its record lines."""
-    return secrets.token_hex(8)
-
-
-def dump(result: RunResult) -> dict[str, Any]:
-    """A RunResult as plain data (for caches and debugging)."""
-    return {"events": result.events, "stopped": result.stopped, "stopped_at": result.stopped_at,
-            "timed_out": sorted(result.timed_out)}
