@@ -46,14 +46,18 @@ def lock_differences(path: Path = LOCK_PATH) -> list[str]:
     """One sentence per locked package whose installed version differs from the lock (lesson 00)."""
     if not path.exists():
         return [f"no lock file at {path}: installed versions were not compared with the course's"]
-    installed = {_canonical(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    # every copy on sys.path: packages such as setuptools put their vendored copies there too
+    # (setuptools/_vendor/packaging-*.dist-info), so a name can appear more than once
+    installed: dict[str, list[str]] = {}
+    for dist in importlib.metadata.distributions():
+        installed.setdefault(_canonical(dist.metadata["Name"]), []).append(dist.version)
     lines = []
     for name, pinned in sorted(locked_versions(path).items()):
         have = installed.get(name)
-        if have is None:
+        if not have:
             lines.append(f"{name} is not installed; the lessons were executed with {pinned}")
-        elif _base(have) != _base(pinned):
-            lines.append(f"{name} {have} installed, the lessons were executed with {pinned}: "
+        elif _base(pinned) not in map(_base, have):
+            lines.append(f"{name} {have[0]} installed, the lessons were executed with {pinned}: "
                          "numbers may differ slightly")
     return lines
 

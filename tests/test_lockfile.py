@@ -65,3 +65,18 @@ def test_the_real_lock_pins_the_course_stack():
 def test_this_environment_is_exactly_the_lock():
     """What `make install` promises: every locked package at its locked version (torch: any build)."""
     assert lock_differences() == []
+
+
+def test_a_vendored_older_copy_on_sys_path_is_not_a_difference(tmp_path, monkeypatch):
+    """setuptools puts setuptools/_vendor (packaging-*.dist-info and others) on sys.path when imported."""
+    import importlib.metadata
+    pinned = importlib.metadata.version("pytest")
+    dist = tmp_path / "pytest-0.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest\nVersion: 0.0.1\n")
+    lock = tmp_path / "lock.txt"
+    lock.write_text(f"pytest=={pinned} \\\n    --hash=sha256:aaa\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert lock_differences(lock) == []
+    lock.write_text("pytest==0.0.2 \\\n    --hash=sha256:aaa\n")
+    assert lock_differences(lock) and "0.0.2" in lock_differences(lock)[0]
