@@ -6,7 +6,8 @@ tensor is allocated, so a 13B model "fits" on a laptop), runs two training steps
 parameters, gradients, optimizer states, activations and temporaries. Two steps, because the
 optimizer's states only exist from the first step on: the second step is the steady state a
 real run lives in. This is the measurement `course vram --check` and
-benchmarks/vram_benchmark.py compare the estimate with.
+benchmarks/vram_memtrack.py compare the estimate with; `measure_peak_memory` (below) measures a real
+run instead, on a GPU (benchmarks/vram_benchmark.py).
 
 What it cannot see: 4-bit layers (bitsandbytes kernels do not run on fake tensors), the CUDA
 context, and the caching allocator's rounding and fragmentation (`course vram` lists those on a
