@@ -20,7 +20,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install lab test unit notebooks-test notebooks release clean lock test-latest
+.PHONY: install lab test unit notebooks-test notebooks release clean lock test-latest test-real
 
 install: $(VENV)/.installed
 
@@ -86,6 +86,15 @@ test-latest:
 	-$(call suite-main,$(LATEST)/bin/python,--junitxml=$(LATEST)/main.xml)
 	-$(call suite-exercises,$(LATEST)/bin/python,--junitxml=$(LATEST)/exercises.xml)
 	$(LATEST)/bin/python tools/drift_report.py --lock $(LOCK) $(LATEST)/main.xml $(LATEST)/exercises.xml
+
+# Every lesson top to bottom on a real pretrained model, SmolLM2-135M-Instruct (converted once by
+# `course get-model`); "runs without an error" only, since the stored outputs are course-tiny's.
+# Not part of CI: it takes far longer than the 90 s per lesson that course-tiny needs.
+REAL_MODEL := smollm2-135m-instruct
+test-real: install
+	$(VENV)/bin/course get-model $(REAL_MODEL)
+	LESSONS_REAL_MODEL=$(REAL_MODEL) $(PY) -m pytest -q --durations=0 tests/test_lessons_other_model.py \
+	  -o addopts="-p no:cacheprovider"
 
 unit: install
 	$(PY) -m pytest -q --durations=10 tests
