@@ -334,8 +334,8 @@ widgets.interact(short_run,
 # - Measure the LR: `lr_find` sweeps, restores the weights, and suggests a range
 #   (`valley`, `steep`, `minimum`); the train/validation curves then pick within it.
 # - Published LR ranges belong to their model sizes; course-tiny wants much larger LRs than BERT.
-# - Warm-up + cosine is a formula you can check; on this task its effect is small next to the
-#   seed-to-seed spread.
+# - Warm-up + cosine is a formula you can check; on these short runs a constant LR did better
+#   (0.661 ± 0.017 against 0.598 ± 0.012), by more than the seed-to-seed spread.
 # - A too-high LR is a loud, named failure in the course's loop, with the step and the fix.
 # - Layer-wise LRs are parameter groups; whether they help is an experiment, not a rule.
 #

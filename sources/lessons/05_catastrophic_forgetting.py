@@ -217,8 +217,8 @@ print(f"...and so does full fine-tuning at lr/10: {low_lr['forgetting'][0] / low
 # ## 4 · Sequential fine-tuning: task A, then task B
 #
 # Task B asks for the area of a docstring ("Which area of the standard library is this from?"
-# → `numbers`), in the same instruction format. The "A then B" runs fine-tune on A for 60 steps
-# and then on B for 60 more; the drop on A is ln PPL_A(after B) − ln PPL_A(after A), same sign
+# → `numbers`), in the same instruction format. The "A then B" runs fine-tune on A for 40 steps
+# and then on B for 40 more (the file's settings, printed above); the drop on A is ln PPL_A(after B) − ln PPL_A(after A), same sign
 # convention as forgetting.
 
 # %%
@@ -340,7 +340,7 @@ print(f"alignment tax: the instruction format (gain {full['gain'][0]:+.3f}) cost
 # - Sequential fine-tuning on a second task in the same format damages the first task most.
 # - Replay (25 %) and EWC removed most or all of the forgetting for a few percent of gain or
 #   less; a ten times lower learning rate removed all of it for a little more. Re-run everything with
-#   `course forgetting` (about 10 minutes on 2 idle cores); this notebook re-checks one run live.
+#   `course forgetting` (about 20 minutes on 2 cores, as printed above); this notebook re-checks one run live.
 #
 # **Exercises:** [exercises/05_catastrophic_forgetting.ipynb](../exercises/05_catastrophic_forgetting.ipynb) — write the forgetting metric with
 # its sign convention, the replay batch mixer, the EWC penalty, and read the learn-vs-forget chart.
