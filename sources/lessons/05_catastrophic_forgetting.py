@@ -149,8 +149,11 @@ summary = fg.summarize(results)
 print(f"{'configuration':20s} {'trainable':>10s} {'gain':>15s} {'forgetting':>15s} {'accuracy drop':>15s}")
 for name, s in summary.items():
     trainable = next(r["trainable_params"] for r in results["runs"] if r["name"] == name)
-    print(f"{name:20s} {trainable:10,d} {s['gain'][0]:+.3f} ± {s['gain'][1]:.3f}  "
+    label = f"{name} (after A)" if name == "A then B" else name
+    print(f"{label:20s} {trainable:10,d} {s['gain'][0]:+.3f} ± {s['gain'][1]:.3f}  "
           f"{s['forgetting'][0]:+.3f} ± {s['forgetting'][1]:.3f}  {s['acc_drop'][0]:+.2%} ± {s['acc_drop'][1]:.2%}")
+print("\n(after A): the sequential runs measured before task B; they repeat the full row because until then they\n"
+      "are the same run (same seeds, same steps). What task B does to them is section 4.")
 
 # %%
 families = {"full": "tab:red", "full, lr/10": "tab:orange", "top block only": "tab:purple"}
@@ -301,7 +304,7 @@ print(f"forgetting  : full fine-tuning, {full['forgetting'][0]:+.3f} nats/token 
 print(f"overfitting : training loss (last 5 steps) {last_train:.3f} vs validation {last_val:.3f}; "
       f"{rows_seen} rows seen of {len(data.target_train)} — less than one epoch")
 after_b = seq[0]["answers_after_b"]
-print(f"mode collapse: after task B, {sum(a in LABELS for a in after_b)} of {len(after_b)} task-A answers are an "
+print(f"task interference: after task B, {sum(a in LABELS for a in after_b)} of {len(after_b)} task-A answers are an "
       f"area name; {len(set(after_b))} distinct answers to {len(after_b)} different prompts")
 print(f"alignment tax: the instruction format (gain {full['gain'][0]:+.3f}) cost {full['forgetting'][0]:+.3f} "
       "nats/token of general text; replay paid back "
@@ -316,10 +319,12 @@ print(f"alignment tax: the instruction format (gain {full['gain'][0]:+.3f}) cost
 #   repeated data: each row seen here was new, so the gap printed above is near zero and this
 #   experiment cannot show it. Forgetting is not overfitting — it happens on the first pass over
 #   fresh data and is measured on *other* data. More epochs would add overfitting on top.
-# - **Mode collapse** is the model giving the same kind of output whatever the input. After task B
-#   every task-A prompt was answered with an area name, a handful of distinct strings for 8
-#   different questions — the collapse, counted. Task A alone already narrows the answers toward
-#   one template ("Return …", section 4): milder, and worth watching for.
+# - **Task interference**, not mode collapse. After task B every task-A prompt was answered with an
+#   area name: the model answers the task it learned last, in the frame both tasks share. Mode
+#   collapse would be one output whatever the input; here the answers still depend on the prompt
+#   (the count of distinct answers above is more than one), they are just answers to the wrong task.
+#   Task A alone already narrows the answers toward one template ("Return …", section 4): worth
+#   watching for.
 # - **Alignment tax** is sometimes used for any task trading off against others, but the term
 #   comes from alignment training: InstructGPT (Ouyang et al. 2022, arXiv 2203.02155) called the
 #   drop on public NLP benchmarks after RLHF an "alignment tax" and reduced it by mixing
