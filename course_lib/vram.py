@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, NamedTuple, Sequence
 
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape",
            "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
-           "ALL_LINEAR", "VramArgs", "COMMANDS"]
+           "ALL_LINEAR", "VramArgs", "Activations", "activation_bytes", "COMMANDS"]
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
@@ -201,8 +201,17 @@ _PER_TOKEN = {  # (h, kv, i) coefficients in bytes
 }
 
 
-def activation_bytes(s: ModelShape, c: VramConfig) -> tuple[int, int, int]:
-    """(saved at the end of the forward pass, one block's full activations, loss-gradient buffers) in bytes."""
+class Activations(NamedTuple):
+    """Activation bytes of one training step (`activation_bytes`)."""
+
+    saved: int  # alive at the end of the forward pass, kept for backward
+    block: int  # one decoder block's full activations (what checkpointing recomputes)
+    logits: int  # the fp32 logits the loss keeps (part of `saved`)
+    loss_buffers: int  # fp32 gradient of the logits and its softmax, at the start of backward
+
+
+def activation_bytes(s: ModelShape, c: VramConfig) -> Activations:
+    """What a training step of `s` under `c` keeps for the backward pass, in bytes (lesson 04)."""
     tokens, h, a = c.batch_size * c.seq_len, s.hidden_size, s.num_attention_heads
     kv = h // a * s.num_key_value_heads
     kind = "fp32" if c.precision == "fp32" else "mixed" if c.precision == "mixed" else "16-bit"
@@ -218,7 +227,7 @@ def activation_bytes(s: ModelShape, c: VramConfig) -> tuple[int, int, int]:
         saved = s.num_hidden_layers * e * tokens * h + head
     else:
         saved = s.num_hidden_layers * block + head
-    return int(saved), int(block), 8 * tokens * s.vocab_size  # fp32 gradient of the logits and its softmax
+    return Activations(int(saved), int(block), logits, 8 * tokens * s.vocab_size)
 
 
 def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> MemoryEstimate:
@@ -246,19 +255,21 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
              "adamw-8bit": 2, "paged-adamw-8bit": 2, "sgd": 0}[c.optimizer]
     master = 4 if c.precision == "mixed" else 0  # fp32 copy of each trainable weight (ZeRO counts it here)
     optimizer = trainable * (state + master)
-    saved, block, loss_buffers = activation_bytes(shape, c)
+    act = activation_bytes(shape, c)
     static = int(weights) + quant + lora_bytes + optimizer  # alive all step long, from step 2 on
     # torch's AdamW on one tensor at a time keeps two scratch copies of the largest (sqrt, then the step)
     step_scratch = 2 * largest * (state // 2 if state else 0)
-    moments = {"the start of the backward pass": (static + saved + loss_buffers, saved, loss_buffers),
-               "the optimizer step": (static + gradients + step_scratch, 0, step_scratch)}
-    if c.gradient_checkpointing:  # late in backward: nearly every gradient, one block recomputed, its buffers
+    moments = {  # moment -> (tensor bytes alive, of which short-lived temporaries)
+        "the start of the backward pass": (static + act.saved + act.loss_buffers, act.loss_buffers),
+        "the optimizer step": (static + gradients + step_scratch, step_scratch)}
+    if c.gradient_checkpointing:  # late in backward: nearly every gradient, one block recomputed, its buffers;
+        # the logits and their gradient are gone by then
+        block_buffers = 4 * half * c.batch_size * c.seq_len * shape.hidden_size
         moments["a recomputed block in the backward pass"] = (
-            static + gradients + saved - 4 * c.batch_size * c.seq_len * shape.vocab_size + block
-            + 4 * half * c.batch_size * c.seq_len * shape.hidden_size, saved, 0)
-    phase, (peak, _, temporaries) = max(moments.items(), key=lambda kv: kv[1][0])
+            static + gradients + act.saved - act.logits + act.block + block_buffers, block_buffers)
+    phase, (peak, temporaries) = max(moments.items(), key=lambda kv: kv[1][0])
     return MemoryEstimate(weights=int(weights), quantization_constants=quant, lora_parameters=lora_bytes,
-                          gradients=gradients, optimizer_states=optimizer, activations=saved,
+                          gradients=gradients, optimizer_states=optimizer, activations=act.saved,
                           temporaries=temporaries, peak=int(peak), phase=phase, overhead=c.overhead_bytes,
                           trainable_parameters=trainable, total_parameters=n)
 

@@ -28,7 +28,7 @@ from course_lib.grading import check, sandbox
 from course_lib.grading.markers import rewrite_test_cell, strip_solution
 from course_lib.grading.release import release_notebook
 from course_lib.grading.report import read_gradebook
-from grading_class import (ATTACK_TOTAL, EXPECTED_TOTAL, HONEST, POINTS, RIGHT, TAMPER, TOTAL, attacks,
+from grading_class import (ATTACK_TOTAL, EXPECTED_TOTAL, HONEST, POINTS, TAMPER, TOTAL, attacks,
                            solution_nb, submission)
 
 REPO = Path(__file__).resolve().parents[1]
