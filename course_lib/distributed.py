@@ -143,6 +143,9 @@ def train_distributed(config: DistributedConfig) -> dict:
     if world > 1 and not config.fsdp:
         model.register_comm_hook(None, _timed_allreduce_hook(comm))
     per_rank = config.global_batch_size // world
+    if accelerator.is_main_process:
+        print(f"num_processes {world}  per-process batch {per_rank}  global batch {config.global_batch_size}  "
+              f"sharding {'fsdp2' if config.fsdp and world > 1 else 'none'}", flush=True)
     losses, step_s, comm_s = [], [], []
     model.train()
     for step in range(config.max_steps):
