@@ -204,8 +204,7 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
                    "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no",
                    f"--main_process_port={_free_port()}", *script]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-               "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error",
-               "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}  # accelerate imports deepspeed on gloo
+               "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
         if proc.returncode != 0 or not out.exists():
             lines = proc.stderr.strip().splitlines()

@@ -13,9 +13,8 @@ checked against PyTorch's MemTracker (`course_lib.memtrack`, benchmarks/vram_ben
 What a GPU adds on top of tensors (CUDA context, allocator rounding) is a separate line.
 `course vram` prints the table or `--json`; `--check` measures the same job with the tracker.
 
-Across GPUs (lesson 08): `model_states_per_gpu` divides full fine-tuning's model states over N data-parallel
-GPUs by ZeRO stage (Rajbhandari et al. 2020, §5), counted as DeepSpeed's engine and estimators count them;
-`course vram --num-gpus N --zero-stage S` prints it with the per-GPU activations and overhead.
+Across GPUs, `course vram --num-gpus N --zero-stage S` prints `course_lib.zero`'s model states per GPU
+with the per-GPU activations and overhead (lesson 08).
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ from typing import Literal, NamedTuple, Sequence
 
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape",
            "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
-           "ALL_LINEAR", "VramArgs", "Activations", "activation_bytes", "ZERO_STAGES", "ModelStates",
-           "largest_layer_parameters", "model_states_per_gpu", "deepspeed_estimate", "zero_paper_bytes_per_gpu", "cards_needed", "COMMANDS"]
+           "ALL_LINEAR", "VramArgs", "Activations", "activation_bytes", "COMMANDS"]
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
@@ -279,96 +277,6 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
                           trainable_parameters=trainable, total_parameters=n)
 
 
-# ---------------------------------------------------------------- sharding across GPUs (lesson 08)
-
-ZERO_STAGES = (0, 1, 2, 3)  # 0: plain data parallel; 1: optimizer states; 2: + gradients; 3: + parameters (FSDP FULL_SHARD)
-
-
-class ModelStates(NamedTuple):
-    """Bytes of full fine-tuning's model states that one GPU holds under a ZeRO stage (`model_states_per_gpu`)."""
-
-    parameters: int  # 16-bit weights (a shard of them in stage 3)
-    gradients: int  # 16-bit gradients (sharded in stages 2 and 3; stage 3 counts them in `gathered`)
-    optimizer_states: int  # fp32 master weights, fp32 gradients, Adam's m and v: 16 bytes a parameter, sharded from stage 1
-    gathered: int  # stage 3: the largest layer's 16-bit weights and gradients, gathered whole while it computes
-
-    @property
-    def total(self) -> int:
-        return self.parameters + self.gradients + self.optimizer_states + self.gathered
-
-
-def largest_layer_parameters(shape: ModelShape) -> int:
-    """Parameters of the largest single module: what ZeRO-3 gathers whole (the embedding, or the widest MLP matrix)."""
-    return max([shape.vocab_size * shape.hidden_size] + [d * k for d, k in shape.linear_shapes().values()])
-
-
-def model_states_per_gpu(shape: ModelShape, zero_stage: int, num_gpus: int) -> ModelStates:
-    """Model-state bytes on each of `num_gpus` GPUs for full fine-tuning with mixed-precision Adam (lesson 08).
-
-    DeepSpeed's accounting (deepspeed/runtime/zero/stage_1_and_2.py, `estimate_zero2_model_states_mem_needs`):
-    per parameter 2 bytes of 16-bit weights, 2 of 16-bit gradients, and 16 for the optimizer (fp32 master
-    weights 4, fp32 gradients 4, m and v 8). Stage 1 shards the 16, stage 2 also the 16-bit gradients, stage 3
-    also the weights; stage 3 adds 4 bytes per parameter of the largest layer, gathered whole
-    (deepspeed/runtime/zero/stage3.py, `estimate_zero3_model_states_mem_needs`).
-    """
-    if zero_stage not in ZERO_STAGES:
-        raise ValueError(f"zero_stage must be one of {ZERO_STAGES}, got {zero_stage!r}")
-    if not isinstance(num_gpus, int) or isinstance(num_gpus, bool) or num_gpus < 1:
-        raise ValueError(f"num_gpus must be a positive integer, got {num_gpus!r}")
-    n = shape.parameters
-    optimizer = 16 * n // num_gpus if zero_stage >= 1 else 16 * n
-    if zero_stage == 3:  # DeepSpeed folds the 16-bit gradient shard into its 18 bytes: 2 weights + 16 optimizer
-        return ModelStates(2 * n // num_gpus, 0, optimizer, 4 * largest_layer_parameters(shape))
-    gradients = 2 * n // num_gpus if zero_stage == 2 else 2 * n
-    return ModelStates(2 * n, gradients, optimizer, 0)
-
-
-def deepspeed_estimate(shape: ModelShape, zero_stage: int, num_gpus: int, cpu_offload: bool = False) -> tuple[int, int]:
-    """(CPU bytes, GPU bytes) from DeepSpeed's own estimator for ZeRO stage 2 or 3 (imports deepspeed; lesson 08).
-
-    What `estimate_zero2_model_states_mem_needs_all_cold` / `estimate_zero3_..._all_cold` print, row by row:
-    stage 3 with `cpu_offload` offloads both parameters and optimizer states.
-    """
-    import os
-
-    import torch
-
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")  # else a warning
-    if zero_stage == 2:
-        from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
-
-        return estimate_zero2_model_states_mem_needs(shape.parameters, num_gpus, 1, cpu_offload=cpu_offload)
-    if zero_stage == 3:
-        from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-
-        cpu, gpu, _ = estimate_zero3_model_states_mem_needs(shape.parameters, largest_layer_parameters(shape),
-                                                            num_gpus, 1, cpu_offload=cpu_offload,
-                                                            cpu_offload_params=cpu_offload)
-        return int(cpu), int(gpu)
-    raise ValueError(f"DeepSpeed estimates stages 2 and 3 only, not {zero_stage!r}")
-
-
-def zero_paper_bytes_per_gpu(parameters: int, zero_stage: int, num_gpus: int, k: int = 12) -> float:
-    """The ZeRO paper's model states per GPU (§5.1, Figure 1): (2 + 2 + K)·Ψ, with K = 12 for mixed-precision Adam."""
-    n, shard = parameters, num_gpus
-    return {0: (4 + k) * n, 1: 4 * n + k * n / shard, 2: 2 * n + (2 + k) * n / shard, 3: (4 + k) * n / shard}[zero_stage]
-
-
-def cards_needed(shape: ModelShape, zero_stage: int, card_bytes: int, config: VramConfig | None = None,
-                 max_gpus: int = 1024) -> int | None:
-    """The fewest GPUs of `card_bytes` each that hold full fine-tuning under `zero_stage` (None: no count does).
-
-    Each GPU needs its model states, its own micro-batch's activations (`config`, not sharded by ZeRO) and the
-    GPU overhead (lesson 08).
-    """
-    config = config or VramConfig(method="full", precision="mixed", gradient_checkpointing=True)
-    per_batch = activation_bytes(shape, config).saved + config.overhead_bytes
-    for n in range(1, max_gpus + 1):
-        if model_states_per_gpu(shape, zero_stage, n).total + per_batch <= card_bytes:
-            return n
-    return None
-
-
 # ---------------------------------------------------------------- `course vram`
 
 @dataclass
@@ -387,35 +295,13 @@ class VramArgs:
                                                          "-1: one GPU, lesson 04's table"})
 
 
-def _zero_table(args: VramArgs, config: VramConfig) -> int:
-    shape = model_shape(args.model)
-    states = model_states_per_gpu(shape, args.zero_stage, args.num_gpus)
-    act = activation_bytes(shape, config).saved
-    total = states.total + act + config.overhead_bytes
-    if args.json:
-        print(json.dumps({"model": args.model, "num_gpus": args.num_gpus, "zero_stage": args.zero_stage,
-                          "config": asdict(config), **{f"{k}_bytes": v for k, v in states._asdict().items()},
-                          "model_states_bytes": states.total, "activations_bytes": act,
-                          "overhead_bytes": config.overhead_bytes, "total_bytes": total}, indent=1))
-        return 0
-    print(f"{args.model}: full fine-tuning, mixed-precision Adam, ZeRO stage {args.zero_stage} on {args.num_gpus} "
-          f"GPU(s); per GPU:")
-    for name, value in states._asdict().items():
-        print(f"  {name.replace('_', ' '):24s}{value / 1e9:10.2f} GB")
-    print(f"  {'model states':24s}{states.total / 1e9:10.2f} GB   (DeepSpeed's estimator counts the same)")
-    gc = ", gradient checkpointing" if config.gradient_checkpointing else ""
-    print(f"  {'activations':24s}{act / 1e9:10.2f} GB   its own micro-batch: {config.batch_size} × {config.seq_len} "
-          f"tokens, {config.precision}{gc}")
-    print(f"  {'+ GPU overhead':24s}{config.overhead_bytes / 1e9:10.2f} GB")
-    print(f"  {'total on each GPU':24s}{total / 1e9:10.2f} GB   ({total / 2**30:.2f} GiB)")
-    return 0
-
-
 def _vram(args: VramArgs, config: VramConfig) -> int:
     if args.zero_stage != -1 or args.num_gpus != 1:
         if args.zero_stage == -1:
             raise ValueError("--num-gpus needs --zero-stage (0 for plain data parallel)")
-        return _zero_table(args, config)
+        from course_lib.zero import print_zero_table
+
+        return print_zero_table(args, config)
     est = estimate_memory(model_shape(args.model), config)
     tracked = None
     if args.check:

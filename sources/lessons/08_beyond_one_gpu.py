@@ -26,8 +26,9 @@ import contextlib
 import io
 
 from course_lib.distributed import DistributedConfig, compare_runs, launch
-from course_lib.vram import (PRESETS, VramConfig, activation_bytes, cards_needed, deepspeed_estimate, estimate_memory,
-                             largest_layer_parameters, model_states_per_gpu, zero_paper_bytes_per_gpu)
+from course_lib.vram import PRESETS, VramConfig, activation_bytes, estimate_memory
+from course_lib.zero import (cards_needed, deepspeed_estimate, largest_layer_parameters, model_states_per_gpu,
+                             zero_paper_bytes_per_gpu)
 
 # %% [markdown]
 # ## 1. One script, one process or two
@@ -146,8 +147,9 @@ print(f"each FSDP process holds {ratio:.3f} of the unsharded model states")
 # optimizer states over the N GPUs, **stage 2** also the gradients, **stage 3** also the weights (= FSDP's
 # FULL_SHARD; FSDP's SHARD_GRAD_OP is stage 2). DeepSpeed's engine keeps an fp32 copy of the gradients
 # too, so its estimators count 16 optimizer bytes instead of 12, and add the largest layer, gathered
-# whole, at stage 3 (`deepspeed/runtime/zero/stage_1_and_2.py` and `stage3.py`). `model_states_per_gpu`
-# counts it the same way. Here is `course vram --model llama-2-7b --num-gpus 8 --zero-stage 3`:
+# whole, at stage 3 (`deepspeed/runtime/zero/stage_1_and_2.py` and `stage3.py`).
+# `course_lib.zero.model_states_per_gpu` counts the same way. Here is
+# `course vram --model llama-2-7b --num-gpus 8 --zero-stage 3` (full fine-tuning, 1 × 512 tokens per GPU):
 
 # %%
 from course_lib.cli import main as course
@@ -215,7 +217,8 @@ per_gpu_extra = activation_bytes(L7, full).saved + full.overhead_bytes
 print(f"activations + overhead per GPU: {per_gpu_extra / 1e9:.2f} GB")
 for stage in range(4):
     n = cards_needed(L7, stage, card, full)
-    where = f"never: 16-bit weights and gradients alone are {4 * L7.parameters / 1e9:.0f} GB" if n is None else f"{n} cards"
+    weights_and_grads = 4 * L7.parameters  # 16-bit weights and gradients, whole on every GPU in stages 0 and 1
+    where = f"never: 16-bit weights and gradients alone are {weights_and_grads / 1e9:.0f} GB" if n is None else f"{n} cards"
     states = model_states_per_gpu(L7, stage, n or 8).total
     print(f"ZeRO stage {stage}: {where:52s} (model states per GPU on {n or 8}: {states / 1e9:6.1f} GB)")
 qlora = estimate_memory(L7, VramConfig(method="qlora", precision="bf16", batch_size=1, seq_len=512))

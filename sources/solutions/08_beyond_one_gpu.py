@@ -14,7 +14,8 @@ print(versions_line())
 
 # %%
 from course_lib.grading import check
-from course_lib.vram import PRESETS, VramConfig, largest_layer_parameters
+from course_lib.vram import PRESETS, VramConfig
+from course_lib.zero import largest_layer_parameters
 
 L7, L70 = PRESETS["llama-2-7b"], PRESETS["llama-2-70b"]
 print(f"Llama-2-7B: {L7.parameters:,} parameters, largest layer {largest_layer_parameters(L7):,}")
@@ -45,7 +46,7 @@ def zero_model_states_bytes(parameters: int, largest_layer: int, stage: int, num
 
 # %% course={"grade_id": "q1_zero_by_hand", "points": 3}
 from course_lib.grading import check
-from course_lib.vram import model_states_per_gpu
+from course_lib.zero import model_states_per_gpu
 
 got = zero_model_states_bytes(L7.parameters, largest_layer_parameters(L7), 0, 4)
 check.equal("type", type(got).__name__, "int", hint="bytes are a whole number: use // for the sharded terms")
@@ -167,7 +168,7 @@ print(f"stage {my_stage} on {my_gpus} GPUs")
 
 # %% course={"grade_id": "q4_decision_70b", "points": 3}
 from course_lib.grading import check
-from course_lib.vram import cards_needed, model_states_per_gpu
+from course_lib.zero import cards_needed, model_states_per_gpu
 
 check.equal("stage_type", type(my_stage).__name__, "int")
 check.equal("gpus_type", type(my_gpus).__name__, "int")
