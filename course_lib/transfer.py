@@ -54,6 +54,12 @@ class TransferConfig:
     lr_scheduler_type: str = field(default="linear", metadata={"help": "a transformers scheduler name"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of max_steps warming up from 0"})
     eval_steps: int = field(default=0, metadata={"help": "evaluate every this many steps (0: only at the end)"})
+    load_best_model_at_end: bool = field(default=False, metadata={
+        "help": "restore the weights of the best evaluation at the end (needs eval_steps)"})
+    metric_for_best_model: str = field(default="loss", metadata={"help": "validation metric that picks the best: "
+                                                                         "'loss' or 'accuracy'"})
+    early_stopping_patience: int = field(default=0, metadata={
+        "help": "stop after this many evaluations without improvement (0: never; needs eval_steps)"})
 
     def learning_rate(self, method: str) -> float:
         return {"scratch": self.lr_scratch, "linear_probe": self.lr_probe,
@@ -63,12 +69,18 @@ class TransferConfig:
         return TrainConfig(learning_rate=self.learning_rate(method), max_steps=self.max_steps,
                            per_device_train_batch_size=self.per_device_train_batch_size,
                            lr_scheduler_type=self.lr_scheduler_type, warmup_ratio=self.warmup_ratio,
-                           eval_steps=self.eval_steps, seed=seed, disable_tqdm=True)
+                           eval_steps=self.eval_steps, seed=seed, disable_tqdm=True,
+                           load_best_model_at_end=self.load_best_model_at_end,
+                           metric_for_best_model=self.metric_for_best_model,
+                           early_stopping_patience=self.early_stopping_patience)
 
 
 @dataclass
 class TransferRun:
-    """The outcome of one run: final validation metrics, what trained, the history."""
+    """The outcome of one run: validation metrics of the model it ends with, what trained, the history.
+
+    With load_best_model_at_end the metrics are those of the restored (best) evaluation.
+    """
 
     method: str
     size: int
@@ -143,7 +155,7 @@ def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConf
     start = time.perf_counter()
     history = train(model, train_enc, tc, collate_fn=collate, evaluate=classification_evaluator(val_enc, collate),
                     optimizer=optimizer, on_step_begin=hook)
-    final = history.eval[-1]
+    final = history.final()
     if hook is not None:
         set_trainable_groups(model, len(layer_groups(model)))
     return TransferRun(method=method, size=len(train_rows), seed=seed, accuracy=final["accuracy"],
