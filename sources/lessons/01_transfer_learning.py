@@ -226,7 +226,8 @@ collate = collator_for(tokenizer, "classification")
 tc = config.train_config("full", seed)
 hf_model = build_classifier("full", config, seed)
 args = tc.to_training_arguments(  # every shared setting carried over by name; then Trainer-only options
-    tempfile.mkdtemp(), logging_steps=20, remove_unused_columns=False, dataloader_pin_memory=False)
+    tempfile.mkdtemp(), logging_steps=max(1, tc.max_steps // 4), remove_unused_columns=False,
+    dataloader_pin_memory=False)
 trainer = Trainer(model=hf_model, args=args, data_collator=collate,
                   train_dataset=tokenize_classification(tokenizer, subset(train_rows, size, seed), config.max_length))
 trainer.remove_callback(PrinterCallback)  # its log lines include timings; we print what we need below
