@@ -290,7 +290,9 @@ plt.show()
 # towards zero: the model memorises its 25 examples and grows ever more confident, also on the
 # validation rows it gets wrong. Accuracy lags behind the loss: it peaks a few evaluations later
 # (the step and value are printed above) and then settles lower, where it stays until the end.
-# More steps on the same few examples buy nothing on new data.
+# More steps on the same few examples buy nothing on new data. (With a bigger model, section 1's
+# reduced run is far shorter, a few epochs instead of dozens: the table then shows how far it got,
+# which may be short of overfitting.)
 #
 # **Early stopping** keeps the best model seen on the validation set and stops when it has not
 # improved for `patience` evaluations. In transformers it is three `TrainingArguments` — evaluate
