@@ -3,11 +3,15 @@
 `train(model, dataset, config)` is the loop every lesson uses. Its settings mirror the names of
 transformers' `TrainingArguments`, so the same run can be repeated with `Trainer` (lesson 01
 shows both). A loss that becomes NaN or explodes stops training with one sentence saying at
-which step and what to do (lesson 02); the history up to that point is kept on the exception.
+which step and what to do (lesson 02); the history up to that point is kept on the exception. With `eval_steps`,
+`load_best_model_at_end` and `early_stopping_patience` it stops when the validation metric has
+not improved for that many evaluations and hands back the best model seen (lesson 01), as the
+`Trainer` does with `EarlyStoppingCallback`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -39,12 +43,30 @@ class TrainConfig:
     seed: int = 0  # data order and any random init made inside the loop
     divergence_factor: float = 10.0  # stop when loss > this × the first loss (or is NaN/inf)
     disable_tqdm: bool = False  # True hides the progress bar
+    load_best_model_at_end: bool = False  # keep the weights of the best evaluation and restore them at the end
+    metric_for_best_model: str = "loss"  # a key of what `evaluate` returns ("loss", "accuracy", ...)
+    greater_is_better: bool | None = None  # None: False for names ending in "loss", else True (as transformers)
+    early_stopping_patience: int = 0  # stop after this many evaluations without improvement (0: never);
+    # in the Trainer it is EarlyStoppingCallback's argument, not a TrainingArguments field
+
+    def __post_init__(self):
+        if self.greater_is_better is None:
+            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+        if (self.load_best_model_at_end or self.early_stopping_patience) and not self.eval_steps:
+            raise ValueError("load_best_model_at_end and early_stopping_patience need evaluations during "
+                             "training: set eval_steps > 0.")
+
+    def improved(self, value: float, best: float | None) -> bool:
+        """Whether `value` of metric_for_best_model beats `best` (strictly, as EarlyStoppingCallback)."""
+        return best is None or (value > best if self.greater_is_better else value < best)
 
     def to_training_arguments(self, output_dir: str, **overrides):
         """The same run as transformers' `TrainingArguments` (lesson 01): every shared name carried over.
 
         `divergence_factor` has no counterpart (the Trainer does not stop on a blown-up loss);
-        `eval_steps` > 0 turns on step-wise evaluation. `overrides` are passed through.
+        `eval_steps` > 0 turns on step-wise evaluation; `load_best_model_at_end` saves a checkpoint
+        at every evaluation (the Trainer restores the best from disk). `early_stopping_patience` is
+        not an argument: pass `config.callbacks()` to the Trainer. `overrides` are passed through.
         """
         from transformers import TrainingArguments
 
@@ -54,9 +76,19 @@ class TrainConfig:
                       warmup_steps=self.warmup_ratio,  # transformers 5: a float below 1 is a ratio of max_steps
                       weight_decay=self.weight_decay, adam_beta1=self.adam_beta1, adam_beta2=self.adam_beta2,
                       max_grad_norm=self.max_grad_norm, logging_steps=self.logging_steps, seed=self.seed,
-                      disable_tqdm=self.disable_tqdm, save_strategy="no", report_to="none",
-                      eval_strategy="steps" if self.eval_steps else "no", eval_steps=self.eval_steps or None)
+                      disable_tqdm=self.disable_tqdm, report_to="none",
+                      eval_strategy="steps" if self.eval_steps else "no", eval_steps=self.eval_steps or None,
+                      save_strategy="steps" if self.load_best_model_at_end else "no",
+                      save_steps=self.eval_steps or None, save_total_limit=1 if self.load_best_model_at_end else None,
+                      load_best_model_at_end=self.load_best_model_at_end,
+                      metric_for_best_model=self.metric_for_best_model, greater_is_better=self.greater_is_better)
         return TrainingArguments(**{**kwargs, **overrides})
+
+    def callbacks(self) -> list:
+        """The Trainer callbacks this config needs: EarlyStoppingCallback when early_stopping_patience > 0."""
+        from transformers import EarlyStoppingCallback
+
+        return [EarlyStoppingCallback(self.early_stopping_patience)] if self.early_stopping_patience else []
 
 
 @dataclass
@@ -68,6 +100,14 @@ class History:
     learning_rate: list[float] = field(default_factory=list)
     eval_step: list[int] = field(default_factory=list)
     eval: list[dict[str, float]] = field(default_factory=list)  # what `evaluate` returned
+    best_step: int | None = None  # the evaluation restored by load_best_model_at_end (None: none restored)
+    stopped_step: int | None = None  # the step early stopping ended training at (None: ran max_steps)
+
+    def final(self) -> dict[str, float]:
+        """The evaluation of the model `train` returned: the best one if it was restored, else the last."""
+        if self.best_step is None:
+            return self.eval[-1]
+        return self.eval[self.eval_step.index(self.best_step)]
 
     def eval_metric(self, name: str) -> list[float]:
         """One evaluation metric over time, e.g. history.eval_metric("accuracy")."""
@@ -133,6 +173,7 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
     stream = batches if batches is not None else shuffled_batches(dataset, config.per_device_train_batch_size,
                                                           collate_fn, config.seed)
     history, first_loss = History(), None
+    best = {"value": None, "step": None, "state": None, "bad_evals": 0}
 
     def run_eval(step: int) -> None:
         if evaluate is not None:
@@ -141,6 +182,16 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
                 history.eval.append({k: float(v) for k, v in evaluate(model).items()})
             history.eval_step.append(step)
             model.train()
+            if config.load_best_model_at_end or config.early_stopping_patience:
+                track_best(step, history.eval[-1][config.metric_for_best_model])
+
+    def track_best(step: int, value: float) -> None:
+        if config.improved(value, best["value"]):
+            best.update(value=value, step=step, bad_evals=0)
+            if config.load_best_model_at_end:  # in memory; the Trainer writes a checkpoint instead
+                best["state"] = copy.deepcopy(model.state_dict())
+        else:
+            best["bad_evals"] += 1
 
     model.train()
     bar = tqdm(range(1, config.max_steps + 1), desc="training", disable=config.disable_tqdm, leave=False)
@@ -177,6 +228,14 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
             bar.set_postfix(loss=f"{value:.3f}")
         if config.eval_steps and step % config.eval_steps == 0 and step != config.max_steps:
             run_eval(step)
-    run_eval(config.max_steps)
+            if config.early_stopping_patience and best["bad_evals"] >= config.early_stopping_patience:
+                history.stopped_step = step
+                break
+    if history.stopped_step is None:
+        run_eval(config.max_steps)
+    bar.close()
+    if config.load_best_model_at_end and best["state"] is not None:
+        model.load_state_dict(best["state"])
+        history.best_step = best["step"]
     model.eval()
     return history

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -23,8 +23,11 @@ from course_lib.models import get_device, load_base_model, load_tokenizer, set_s
 from course_lib.training import History, TrainConfig, make_optimizer, train
 
 __all__ = ["METHODS", "TransferConfig", "TransferRun", "fine_tune_classifier", "build_classifier",
-           "set_trainable_for", "subset",
+           "set_trainable_for", "subset", "COURSE_TINY_PARAMS",
            "curve_summary", "plot_learning_curve"]
+
+# parameters of course-tiny (its causal LM), the model TransferConfig's defaults were chosen for
+COURSE_TINY_PARAMS = 1_377_408
 
 # method -> what trains; the plot labels of lesson 01
 METHODS = {
@@ -54,21 +57,60 @@ class TransferConfig:
     lr_scheduler_type: str = field(default="linear", metadata={"help": "a transformers scheduler name"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of max_steps warming up from 0"})
     eval_steps: int = field(default=0, metadata={"help": "evaluate every this many steps (0: only at the end)"})
+    load_best_model_at_end: bool = field(default=False, metadata={
+        "help": "restore the weights of the best evaluation at the end (needs eval_steps)"})
+    metric_for_best_model: str = field(default="loss", metadata={"help": "validation metric that picks the best: "
+                                                                         "'loss' or 'accuracy'"})
+    early_stopping_patience: int = field(default=0, metadata={
+        "help": "stop after this many evaluations without improvement (0: never; needs eval_steps)"})
+    eval_rows: int = field(default=0, metadata={"help": "validation rows evaluated, a fixed random subset "
+                                                        "(0: all of them)"})
 
     def learning_rate(self, method: str) -> float:
         return {"scratch": self.lr_scratch, "linear_probe": self.lr_probe,
                 "top_blocks": self.lr_top_blocks, "full": self.lr_full}[method]
 
+    def scaled_for(self, n_params: int) -> "TransferConfig":
+        """This run reduced for a model of `n_params` parameters, so a live run costs about what it costs on
+        course-tiny (lessons 01, 02).
+
+        Compute per step grows with parameters × tokens, so a model k = n_params / COURSE_TINY_PARAMS
+        times larger gets k times fewer tokens per run: shorter texts first (not under 32 tokens), then
+        smaller batches (not under 8), then fewer steps (not under 16); at most 4 evaluations during
+        training, and 128 validation rows unless eval_rows is set. The body's learning rates shrink by 1/sqrt(k) (lr_full 5e-4 becomes 5e-5 for 135M parameters,
+        the range used to fine-tune BERT-sized models); the probe's stays, only the head trains. k ≤ 1
+        returns the config unchanged.
+        """
+        k = n_params / COURSE_TINY_PARAMS
+        if k <= 1:
+            return self
+        tokens = self.max_steps * self.per_device_train_batch_size * self.max_length / k
+        max_length = max(32, min(self.max_length, round(self.max_length / k)))
+        batch = max(8, min(self.per_device_train_batch_size, round(tokens / (self.max_steps * max_length))))
+        steps = max(16, min(self.max_steps, round(tokens / (batch * max_length))))
+        eval_steps = max(1, round(self.eval_steps * steps / self.max_steps), steps // 4) if self.eval_steps else 0
+        def shrink(lr: float) -> float:  # two significant digits: 5.1e-05, not 5.0595970881238875e-05
+            return float(f"{lr * k ** -0.5:.2g}")
+        return replace(self, max_length=max_length, per_device_train_batch_size=batch, max_steps=steps,
+                       eval_steps=eval_steps, eval_rows=self.eval_rows or 128, lr_scratch=shrink(self.lr_scratch), lr_top_blocks=shrink(self.lr_top_blocks),
+                       lr_full=shrink(self.lr_full))
+
     def train_config(self, method: str, seed: int) -> TrainConfig:
         return TrainConfig(learning_rate=self.learning_rate(method), max_steps=self.max_steps,
                            per_device_train_batch_size=self.per_device_train_batch_size,
                            lr_scheduler_type=self.lr_scheduler_type, warmup_ratio=self.warmup_ratio,
-                           eval_steps=self.eval_steps, seed=seed, disable_tqdm=True)
+                           eval_steps=self.eval_steps, seed=seed, disable_tqdm=True,
+                           load_best_model_at_end=self.load_best_model_at_end,
+                           metric_for_best_model=self.metric_for_best_model,
+                           early_stopping_patience=self.early_stopping_patience)
 
 
 @dataclass
 class TransferRun:
-    """The outcome of one run: final validation metrics, what trained, the history."""
+    """The outcome of one run: validation metrics of the model it ends with, what trained, the history.
+
+    With load_best_model_at_end the metrics are those of the restored (best) evaluation.
+    """
 
     method: str
     size: int
@@ -79,10 +121,12 @@ class TransferRun:
     total: int
     seconds: float
     history: History = field(repr=False, default_factory=History)
+    model: torch.nn.Module | None = field(repr=False, default=None)  # the trained model, with keep_model=True
 
     def record(self) -> dict:
-        """The JSON-able row written to data/results (history left out)."""
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items() if k != "history"}
+        """The JSON-able row written to data/results (history and model left out)."""
+        row = {k: v for k, v in vars(self).items() if k not in ("history", "model")}
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
 
 
 def subset(rows, size: int, seed: int) -> list[dict]:
@@ -118,16 +162,19 @@ def build_classifier(method: str, config: TransferConfig, seed: int) -> torch.nn
 
 def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConfig | None = None,
                          seed: int = 0, tokenizer=None, train_config: TrainConfig | None = None,
-                         layerwise: str = "none") -> TransferRun:
+                         layerwise: str = "none", keep_model: bool = False) -> TransferRun:
     """Build the classifier for `method`, train it on `train_rows`, evaluate on `val_rows` (lessons 01, 02).
 
     layerwise: "none" (one LR), "discriminative" (LR / 2.6 per lower group), or "gradual"
     (discriminative and one more group unfrozen every max_steps / number-of-groups steps).
+    keep_model: return the trained model on the run (e.g. to evaluate it on the test split).
     """
     config = config or TransferConfig()
     tokenizer = tokenizer or load_tokenizer(config.model or None)
     collate = collator_for(tokenizer, "classification")
     train_enc = tokenize_classification(tokenizer, train_rows, config.max_length)
+    if config.eval_rows:
+        val_rows = subset(val_rows, config.eval_rows, seed=0)  # the same rows for every run
     val_enc = tokenize_classification(tokenizer, val_rows, config.max_length)
     model = build_classifier(method, config, seed)
     tc = train_config or config.train_config(method, seed)
@@ -143,12 +190,12 @@ def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConf
     start = time.perf_counter()
     history = train(model, train_enc, tc, collate_fn=collate, evaluate=classification_evaluator(val_enc, collate),
                     optimizer=optimizer, on_step_begin=hook)
-    final = history.eval[-1]
+    final = history.final()
     if hook is not None:
         set_trainable_groups(model, len(layer_groups(model)))
     return TransferRun(method=method, size=len(train_rows), seed=seed, accuracy=final["accuracy"],
                        loss=final["loss"], trainable=report.trainable, total=report.total,
-                       seconds=time.perf_counter() - start, history=history)
+                       seconds=time.perf_counter() - start, history=history, model=model if keep_model else None)
 
 
 # ---------------------------------------------------------------- reading and plotting the files

@@ -47,3 +47,14 @@ def test_runner_writes_results_with_schema(text_tokenizer, text_llama, texts):
     lora = [r for r in results["runs"] if r["name"] == "lora"][0]
     full = [r for r in results["runs"] if r["name"] == "full"][0]
     assert lora["trainable_params"] < full["trainable_params"]
+
+
+def test_learning_curve_files_are_named_by_model_and_record_the_command():
+    from course_lib.experiments.learning_curve import LearningCurveArgs, _command, results_name
+    from course_lib.transfer import TransferConfig
+
+    assert results_name("course-tiny") == "learning_curve"
+    assert results_name("smollm2-135m-instruct") == "learning_curve_smollm2-135m-instruct"
+    assert results_name("/some/folder/my-model/") == "learning_curve_my-model"
+    assert _command(TransferConfig(model="smollm2-135m-instruct"), LearningCurveArgs(sizes=[25, 100], seeds=[0])) \
+        == "course learning-curve --model smollm2-135m-instruct --sizes 25 100 --seeds 0"

@@ -87,3 +87,43 @@ def test_to_training_arguments_carries_every_shared_name(tmp_path):
     assert args.lr_scheduler_type == "cosine" and args.get_warmup_steps(tc.max_steps) == 2  # 0.25 × 7, rounded
     assert args.eval_strategy == "steps" and args.save_strategy == "no"
     assert tc.to_training_arguments(str(tmp_path), seed=3).seed == 3  # overrides win
+
+
+def scripted_eval(values):
+    """evaluate(model) returning the next of `values` as the loss, with the model's score weight sum."""
+    it = iter(values)
+
+    def evaluate(model):
+        return {"loss": next(it), "weight_sum": model.score.weight.sum().item()}
+    return evaluate
+
+
+def test_early_stopping_restores_the_best_evaluation(tiny_classifier, classification_rows):
+    # validation loss best at step 4, then worse twice: patience 2 stops at step 8 and restores step 4's weights
+    config = cfg(max_steps=20, eval_steps=2, load_best_model_at_end=True, early_stopping_patience=2)
+    model = tiny_classifier()
+    h = train(model, classification_rows(), config, evaluate=scripted_eval([1.0, 0.5, 0.7, 0.8, 0.1]))
+    assert h.eval_step == [2, 4, 6, 8] and h.stopped_step == 8 and h.best_step == 4
+    assert h.final() == h.eval[1]
+    assert model.score.weight.sum().item() == pytest.approx(h.eval[1]["weight_sum"])  # step 4's weights are back
+    assert h.step[-1] == 8  # no step after the stop
+
+
+def test_greater_is_better_follows_the_metric_name_and_needs_eval_steps():
+    assert cfg(eval_steps=2, load_best_model_at_end=True).greater_is_better is False
+    assert cfg(eval_steps=2, metric_for_best_model="accuracy").greater_is_better is True
+    with pytest.raises(ValueError, match="eval_steps"):
+        cfg(early_stopping_patience=2)
+
+
+def test_early_stopping_maps_onto_the_trainer(tmp_path):
+    from transformers import EarlyStoppingCallback
+
+    config = cfg(max_steps=20, eval_steps=5, load_best_model_at_end=True, metric_for_best_model="accuracy",
+                 early_stopping_patience=3)
+    args = config.to_training_arguments(str(tmp_path))
+    assert args.load_best_model_at_end and args.metric_for_best_model == "accuracy" and args.greater_is_better
+    assert args.eval_strategy == args.save_strategy == "steps" and args.save_steps == args.eval_steps == 5
+    [callback] = config.callbacks()
+    assert isinstance(callback, EarlyStoppingCallback) and callback.early_stopping_patience == 3
+    assert cfg().callbacks() == []

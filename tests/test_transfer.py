@@ -62,3 +62,16 @@ def test_linear_probe_trains_only_the_head_on_course_tiny():
                                         config, seed=0)
     assert run.trainable == 128 * 6 and run.total > 1_000_000
     assert 0.0 <= run.accuracy <= 1.0 and len(run.history.step) == 3
+
+
+def test_scaled_for_shrinks_runs_and_learning_rates_with_the_model_size():
+    from course_lib.transfer import COURSE_TINY_PARAMS, TransferConfig
+
+    base = TransferConfig(eval_steps=5)
+    assert base.scaled_for(COURSE_TINY_PARAMS) == base  # course-tiny keeps its settings
+    big = base.scaled_for(100 * COURSE_TINY_PARAMS)
+    assert (big.max_length, big.per_device_train_batch_size, big.max_steps) == (32, 8, 16)  # the floors
+    assert big.eval_steps == 4 and big.eval_rows == 128  # at most 4 evaluations, of 128 rows
+    assert big.lr_full == pytest.approx(base.lr_full / 10) and big.lr_probe == base.lr_probe  # 1/sqrt(100)
+    mid = base.scaled_for(2 * COURSE_TINY_PARAMS)
+    assert mid.max_length == 32 and mid.per_device_train_batch_size == 16 and mid.max_steps == 80

@@ -1,17 +1,24 @@
-"""`course learning-curve`: accuracy vs labelled examples for four ways of training (lesson 01)."""
+"""`course learning-curve`: accuracy vs labelled examples for four ways of training (lesson 01).
+
+On course-tiny it writes data/results/learning_curve.json. With `--model` naming a bigger model
+(`course learning-curve --model smollm2-135m-instruct`) the runs are reduced by
+`TransferConfig.scaled_for` (shorter texts, smaller batches, fewer steps, smaller learning rates,
+a fixed validation subset) and written to data/results/learning_curve_<model>.json; the file
+records the config that actually ran and the command line.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from course_lib.data import load_course_dataset
-from course_lib.models import load_tokenizer
+from course_lib.models import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer
 from course_lib.results import save_results
 from course_lib.transfer import METHODS, TransferConfig, fine_tune_classifier, subset
 
-__all__ = ["LearningCurveArgs", "learning_curve", "COMMANDS"]
+__all__ = ["LearningCurveArgs", "learning_curve", "results_name", "COMMANDS"]
 
 
 @dataclass
@@ -41,14 +48,33 @@ def learning_curve(config: TransferConfig, args: LearningCurveArgs,
     return records
 
 
+def results_name(model: str) -> str:
+    """learning_curve for course-tiny, learning_curve_<model> for any other model (a folder: its name)."""
+    return "learning_curve" if model == COURSE_TINY else f"learning_curve_{model.rstrip('/').split('/')[-1]}"
+
+
+def _command(config: TransferConfig, args: LearningCurveArgs) -> str:
+    words = ["course learning-curve"]
+    for given, default in ((config, TransferConfig()), (args, LearningCurveArgs())):
+        for name, value in asdict(given).items():
+            if value != asdict(default)[name]:
+                words.append(f"--{name} " + (" ".join(map(str, value)) if isinstance(value, list) else str(value)))
+    return " ".join(words)
+
+
 def _run(config: TransferConfig, args: LearningCurveArgs) -> int:
     unknown = set(args.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {list(METHODS)}")
+    model = config.model or default_model_name()
+    command = _command(config, args)
+    n_params = count_parameters(load_base_model(model))
+    ran = replace(config.scaled_for(n_params), model=model)  # unchanged for course-tiny
     start = time.perf_counter()
-    records = learning_curve(config, args)
-    path = save_results("learning_curve", {"config": asdict(config), **asdict(args),
-                                           "seconds": round(time.perf_counter() - start), "runs": records})
+    records = learning_curve(ran, args)
+    path = save_results(results_name(model), {
+        "model": model, "command": command, "parameters": n_params, "config": asdict(ran), **asdict(args),
+        "seconds": round(time.perf_counter() - start), "runs": records})
     print(f"wrote {path}")
     return 0
 

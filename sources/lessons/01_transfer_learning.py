@@ -5,7 +5,8 @@
 # training from scratch, and learn the four knobs of transfer learning: replace the head, freeze by
 # name, count what trains, unfreeze gradually.
 #
-# **Runtime.** About a minute on a 2-core CPU. The full learning curve (4 methods × 4 sizes ×
+# **Runtime.** About a minute on a 2-core CPU with course-tiny. With a bigger model
+# (`COURSE_MODEL=smollm2-135m-instruct`) every live run is reduced from the model's size (section 1). The full learning curve (4 methods × 4 sizes ×
 # 3 seeds) takes several minutes, so it is cached in `data/results/learning_curve.json`, made by
 # `course learning-curve`; this notebook plots it and re-runs one of its points live.
 #
@@ -54,10 +55,20 @@ if default_model_name() == "course-tiny" and log_path.exists():
           f"{pt['steps']:,} steps, {pt['tokens_seen']:,} tokens seen, {pt['train_seconds']:.0f} s of CPU")
 else:
     print(f"{default_model_name()}: see its model card for its pre-training data and compute")
-from course_lib.transfer import TransferConfig
+from dataclasses import replace
 
-ft = TransferConfig()
-print(f"one fine-tuning run in this lesson: {ft.max_steps} steps of {ft.per_device_train_batch_size} labelled rows")
+from course_lib.models import count_parameters, load_base_model
+from course_lib.transfer import COURSE_TINY_PARAMS, METHODS, TransferConfig
+
+base = load_base_model()
+n_params = count_parameters(base)
+config = TransferConfig().scaled_for(n_params)  # course-tiny's settings, reduced for a bigger model
+print(f"one fine-tuning run in this lesson: {config.max_steps} steps of {config.per_device_train_batch_size} "
+      f"labelled rows, texts cut at {config.max_length} tokens")
+if config != TransferConfig():
+    print(f"{default_model_name()} has {n_params:,} parameters, {n_params / COURSE_TINY_PARAMS:.0f}× course-tiny: "
+          f"runs reduced and learning rates " + ", ".join(f"{m} {config.learning_rate(m):g}" for m in METHODS)
+          + f" (course-tiny's: " + ", ".join(f"{TransferConfig().learning_rate(m):g}" for m in METHODS) + ")")
 
 # %% [markdown]
 # | | pre-training | fine-tuning (this lesson) |
@@ -80,10 +91,10 @@ print(f"one fine-tuning run in this lesson: {ft.max_steps} steps of {ft.per_devi
 
 # %%
 from course_lib.freezing import layer_groups, trainable_report
-from course_lib.models import load_base_model, set_seed
+from course_lib.models import set_seed
 
 transformers.logging.set_verbosity_error()  # quiet loads: the loader's own report prints this machine's paths
-pretrained = set(load_base_model().state_dict())  # every weight name the checkpoint holds
+pretrained = set(base.state_dict())  # every weight name the checkpoint holds
 set_seed(0)
 model = load_base_model(task="classification", num_labels=len(LABELS))
 print(type(model).__name__)
@@ -125,10 +136,8 @@ print(f"check: d_model × labels = {d_model} × {n_labels} = {d_model * n_labels
 # The four methods of the experiment, as trainable-parameter counts:
 
 # %%
-from course_lib.transfer import METHODS, set_trainable_for
+from course_lib.transfer import set_trainable_for
 
-config = TransferConfig()
-rows = []
 for method, label in METHODS.items():
     set_trainable_for(model, method, config.top_n)  # the call build_classifier makes for each method
     r = trainable_report(model)
@@ -149,9 +158,10 @@ import matplotlib.pyplot as plt
 from course_lib.results import load_results
 from course_lib.transfer import curve_summary, plot_learning_curve
 
-results = load_results("learning_curve")
+results = load_results("learning_curve")  # made with course-tiny
+made_with = TransferConfig(**results["config"])
 print(f"{results['model']}, {len(results['runs'])} runs, {results['seconds']} s when it was made; "
-      f"learning rates: " + ", ".join(f"{m} {config.learning_rate(m):g}" for m in METHODS))
+      f"learning rates: " + ", ".join(f"{m} {made_with.learning_rate(m):g}" for m in METHODS))
 summary = curve_summary(results)
 print("size   " + "  ".join(f"{m:>14s}" for m in summary))
 for size in summary["full"]:  # sizes as trained: the largest is the whole training set
@@ -173,21 +183,26 @@ plt.show()
 #
 # Re-running one point of the file live checks that the cached numbers are what this code produces
 # (same seed, same subset, same steps; a different CPU thread count can move an accuracy by an
-# example or two, hence the tolerance):
+# example or two, hence the tolerance). Only a run of the same model with the same settings is
+# compared with the file; on another model the live run is printed alone.
 
 # %%
 from course_lib.transfer import fine_tune_classifier, subset
 
 size, seed = results["sizes"][1], 0
 train_rows, val_rows = list(ds["train"]), list(ds["validation"])
+val_live = subset(val_rows, config.eval_rows, seed=0) if config.eval_rows else val_rows  # the rows runs evaluate
 live = {}
 for method in ("full",):  # one point live; the other methods work the same way
     run = fine_tune_classifier(method, subset(train_rows, size, seed), val_rows, config, seed)
     live[method] = run
-    cached = next(r for r in results["runs"] if (r["method"], r["size"], r["seed"]) == (method, size, seed))
-    print(f"{METHODS[method]:40s} size {size}, seed {seed}: live {run.accuracy:.3f}, file {cached['accuracy']:.3f}")
-    if results["model"] == default_model_name():
+    if results["model"] == default_model_name() and made_with == config:
+        cached = next(r for r in results["runs"] if (r["method"], r["size"], r["seed"]) == (method, size, seed))
+        print(f"{METHODS[method]:40s} size {size}, seed {seed}: live {run.accuracy:.3f}, file {cached['accuracy']:.3f}")
         assert abs(run.accuracy - cached["accuracy"]) <= 0.02, "the live run disagrees with the file"
+    else:  # another model, or reduced settings: the file's numbers are not this run's
+        print(f"{METHODS[method]:40s} size {size}, seed {seed}: live {run.accuracy:.3f} on {default_model_name()} "
+              f"({len(val_live)} validation rows); the file holds {results['model']}'s runs, not comparable")
 
 # %% [markdown]
 # ## 5. The same run with transformers' `Trainer`
@@ -207,15 +222,17 @@ from course_lib.metrics import evaluate_classifier
 from course_lib.transfer import build_classifier
 
 tokenizer = load_tokenizer()
+collate = collator_for(tokenizer, "classification")
 tc = config.train_config("full", seed)
 hf_model = build_classifier("full", config, seed)
 args = tc.to_training_arguments(  # every shared setting carried over by name; then Trainer-only options
-    tempfile.mkdtemp(), logging_steps=20, remove_unused_columns=False, dataloader_pin_memory=False)
-trainer = Trainer(model=hf_model, args=args, data_collator=collator_for(tokenizer, "classification"),
-                  train_dataset=tokenize_classification(tokenizer, subset(train_rows, size, seed)))
+    tempfile.mkdtemp(), logging_steps=max(1, tc.max_steps // 4), remove_unused_columns=False,
+    dataloader_pin_memory=False)
+trainer = Trainer(model=hf_model, args=args, data_collator=collate,
+                  train_dataset=tokenize_classification(tokenizer, subset(train_rows, size, seed), config.max_length))
 trainer.remove_callback(PrinterCallback)  # its log lines include timings; we print what we need below
 trainer.train()
-hf_acc = evaluate_classifier(hf_model, tokenizer, val_rows)["accuracy"]
+hf_acc = evaluate_classifier(hf_model, tokenizer, val_live, config.max_length)["accuracy"]
 last_loss = [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]
 print(f"Trainer: training loss at step {tc.max_steps} {last_loss:.3f}, validation accuracy {hf_acc:.3f}")
 print(f"course loop (same settings): validation accuracy {live['full'].accuracy:.3f}")
@@ -226,7 +243,114 @@ print(f"course loop (same settings): validation accuracy {live['full'].accuracy:
 # `lr_scheduler_type`, warm-up, `weight_decay`, `max_grad_norm` — so a run designed with the course's
 # loop moves to `Trainer` (and to multi-GPU training, which `Trainer` handles) unchanged.
 #
-# ## 6. Gradual unfreezing
+# ## 6. Overfitting, and stopping early
+#
+# Section 4's smallest point trains on 25 labelled examples for the same number of steps as every
+# other point, so each example is seen dozens of times. Evaluating every few steps shows what the
+# model does with them: the training loss is measured on the batch it is about to learn from, the
+# validation loss and accuracy on rows it never trains on.
+
+# %%
+watch = replace(TransferConfig(eval_steps=5).scaled_for(n_params), eval_rows=0)  # evaluate every 5 steps (course-tiny)
+val_by_length = sorted(val_live, key=lambda r: len(r["text"]))  # same rows, less padding per batch: faster
+small = subset(train_rows, 25, seed)
+run25 = fine_tune_classifier("full", small, val_by_length, watch, seed, keep_model=True)
+h = run25.history
+print(f"{len(small)} examples, {watch.max_steps} steps of {watch.per_device_train_batch_size}: "
+      f"{watch.max_steps * watch.per_device_train_batch_size / len(small):.0f} epochs")
+print("step  training loss (mean since the last evaluation)  validation loss  validation accuracy")
+for i, (step, ev) in enumerate(zip(h.eval_step, h.eval)):
+    since = [l for s, l in zip(h.step, h.loss) if (h.eval_step[i - 1] if i else 0) < s <= step]
+    print(f"{step:4d}  {sum(since) / len(since):44.3f}  {ev['loss']:15.3f}  {ev['accuracy']:19.3f}")
+val_loss, val_acc = h.eval_metric("loss"), h.eval_metric("accuracy")
+low_loss, top_acc = h.eval_step[val_loss.index(min(val_loss))], h.eval_step[val_acc.index(max(val_acc))]
+print(f"lowest validation loss at step {low_loss} ({min(val_loss):.3f}); "
+      f"highest validation accuracy at step {top_acc} ({max(val_acc):.3f}); "
+      f"at the end: training loss {h.loss[-1]:.3f}, validation loss {val_loss[-1]:.3f}, accuracy {val_acc[-1]:.3f}")
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+left.plot(h.step, h.loss, label="training loss (each batch)", alpha=0.7)
+left.plot(h.eval_step, val_loss, marker="o", label="validation loss")
+left.set_yscale("log")
+left.set_xlabel("step")
+left.set_ylabel("cross-entropy (log scale)")
+left.legend(fontsize=8)
+right.plot(h.eval_step, val_acc, marker="o", color="C2")
+right.axvline(top_acc, color="grey", linestyle=":", label=f"best validation accuracy (step {top_acc})")
+right.set_xlabel("step")
+right.set_ylabel("validation accuracy")
+right.legend(fontsize=8)
+fig.suptitle(f"Full fine-tuning on {len(small)} labelled examples")
+plt.show()
+
+# %% [markdown]
+# This is **overfitting**, and the two curves show where it starts. On course-tiny the validation
+# loss is lowest at the first evaluation and climbs from then on, while the training loss keeps falling
+# towards zero: the model memorises its 25 examples and grows ever more confident, also on the
+# validation rows it gets wrong. Accuracy lags behind the loss: it peaks a few evaluations later
+# (the step and value are printed above) and then settles lower, where it stays until the end.
+# More steps on the same few examples buy nothing on new data. (With a bigger model, section 1's
+# reduced run is far shorter, a few epochs instead of dozens: the table then shows how far it got,
+# which may be short of overfitting.)
+#
+# **Early stopping** keeps the best model seen on the validation set and stops when it has not
+# improved for `patience` evaluations. In transformers it is three `TrainingArguments` — evaluate
+# and save on the same schedule (`eval_strategy`, `save_strategy`), `load_best_model_at_end=True`,
+# `metric_for_best_model` with `greater_is_better` — plus the `EarlyStoppingCallback`.
+# `TrainConfig` carries the same names and `config.callbacks()` gives the callback. Which metric
+# picks "best" matters: here the validation loss would pick the first evaluation, before the model
+# has learned anything, so we stop on accuracy, the number we care about.
+
+# %%
+import numpy as np
+
+stop = replace(watch, load_best_model_at_end=True, metric_for_best_model="accuracy", early_stopping_patience=2)
+tc = stop.train_config("full", seed)
+hf_model = build_classifier("full", stop, seed)
+args = tc.to_training_arguments(tempfile.mkdtemp(), logging_steps=stop.eval_steps, save_only_model=True,
+                                remove_unused_columns=False, dataloader_pin_memory=False)
+print(f"eval_strategy={args.eval_strategy.value!r} save_strategy={args.save_strategy.value!r} "
+      f"eval_steps={args.eval_steps} load_best_model_at_end={args.load_best_model_at_end} "
+      f"metric_for_best_model={args.metric_for_best_model!r} greater_is_better={args.greater_is_better}; "
+      f"callbacks: {[type(c).__name__ for c in tc.callbacks()]} (patience {stop.early_stopping_patience})")
+trainer = Trainer(model=hf_model, args=args, data_collator=collate, callbacks=tc.callbacks(),
+                  train_dataset=tokenize_classification(tokenizer, small, stop.max_length),
+                  eval_dataset=tokenize_classification(tokenizer, val_by_length, stop.max_length),
+                  compute_metrics=lambda p: {"accuracy": float(np.mean(p.predictions.argmax(-1) == p.label_ids))})
+trainer.remove_callback(PrinterCallback)
+trainer.train()
+print(f"Trainer: stopped at step {trainer.state.global_step} of {tc.max_steps}, best at step "
+      f"{trainer.state.best_global_step} (validation accuracy {trainer.state.best_metric:.3f}), restored")
+es = fine_tune_classifier("full", small, val_by_length, stop, seed, keep_model=True)  # the course loop, same settings
+print(f"course loop: stopped at step {es.history.stopped_step or stop.max_steps} of {stop.max_steps}, "
+      f"best at step {es.history.best_step} (validation accuracy {es.accuracy:.3f}), restored")
+
+# %% [markdown]
+# Both stop well before the end and hand back the weights of their best evaluation; the Trainer
+# draws its batches in its own order, so its best step and accuracy differ a little from the
+# course loop's. Keep in mind what the validation accuracy of an early-stopped model is: the best
+# of several evaluations, chosen **on** the validation set, so it flatters the model. The honest
+# comparison is on rows that chose nothing, the test split:
+
+# %%
+test_rows = list(ds["test"])
+test_live = subset(test_rows, config.eval_rows, seed=0) if config.eval_rows else test_rows
+test_live = sorted(test_live, key=lambda r: len(r["text"]))  # less padding per batch, as above
+print(f"test split: {len(test_live)} rows")
+for name, m in ((f"all {watch.max_steps} steps", run25.model), ("early stopping (course loop)", es.model),
+                ("early stopping (Trainer)", hf_model)):
+    print(f"{name:30s} test accuracy {evaluate_classifier(m, tokenizer, test_live, watch.max_length)['accuracy']:.3f}")
+
+# %% [markdown]
+# On the test split both early-stopped models are a little ahead of the model trained to the
+# end, by a few rows out of 511 — and they stopped after 25 and 30 of the 80 steps. That is what early
+# stopping buys on 25 examples: the same or slightly better accuracy for less compute, and
+# protection against the run that goes on too long. It does not turn 25 examples into more: the cure
+# for overfitting a tiny training set is more labelled data (section 4's curve). The exercise asks
+# you to choose the stopping rule and measures what it gives.
+#
+# ## 7. Gradual unfreezing
 #
 # ULMFiT (Howard & Ruder 2018) does not unfreeze everything at once: it trains the head first, then
 # opens one more layer group from the top at a time, so the random head cannot send large, noisy
@@ -248,7 +372,7 @@ for step in (1, 11, 21, 31, 41, 51):
 # [{"params": list(model.parameters())}]), on_step_begin=gradual_unfreezing(every=...))`.
 # Lesson 02 measures whether it (with layer-wise learning rates) beats a single learning rate here.
 #
-# ## 7. Fine-tune or prompt? And how close is the domain?
+# ## 8. Fine-tune or prompt? And how close is the domain?
 #
 # Fine-tuning is not the first tool to reach for. **Prompt** (or retrieve) when you have few
 # labelled examples, the task is general, you need to iterate quickly, or compute is scarce.
@@ -283,6 +407,10 @@ for step in (1, 11, 21, 31, 41, 51):
 #   by parameter name; `trainable_report` tells you what will actually train.
 # - Linear probe, top blocks, full fine-tuning and gradual unfreezing are choices of trainable
 #   layer groups; the course loop and `Trainer` express the same run.
+# - Many passes over few examples overfit: training loss goes to zero while validation loss rises.
+#   Evaluate during training, and stop early on the metric you care about
+#   (`EarlyStoppingCallback` with `load_best_model_at_end=True`); judge the result on a test split.
 #
 # **Exercises:** [exercises/01_transfer_learning.ipynb](../exercises/01_transfer_learning.ipynb) — write a freezing helper and a
-# trainable-parameter count, and answer questions about this lesson's measurements.
+# trainable-parameter count, answer questions about this lesson's measurements, and choose an
+# early-stopping rule that the test then trains and measures.

@@ -3,7 +3,7 @@
 #
 # Work through `lessons/01_transfer_learning.ipynb` first. Each part has an answer cell (replace its
 # `# YOUR CODE HERE` and `raise NotImplementedError()` lines with your code) and a test cell that checks it; run the test cell
-# to see whether you are right. About 30 s to run on a 2-core CPU.
+# to see whether you are right. About a minute to run on a 2-core CPU (part 5 trains a model).
 
 # %%
 import torch
@@ -14,6 +14,7 @@ from course_lib.doctor import versions_line
 from course_lib.models import set_threads
 
 transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar when part 5 loads course-tiny
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
@@ -146,34 +147,62 @@ check.equal("answer_q4", answer_q4, "C",
             hint="fine-tuning always starts from pretrained parameters; which option starts from random ones?")
 
 # %% [markdown]
-# ## Part 5 — Reading the learning curve
+# ## Part 5 — Decide when to stop (a decision, measured)
 #
-# In the lesson's learning curve (`data/results/learning_curve.json`), look at the **smallest**
-# training-set size. Which method has the highest mean validation accuracy there? Set `answer_q5`
-# to its key: `"scratch"`, `"linear_probe"`, `"top_blocks"` or `"full"`. Then set `answer_q5_gap` to
-# the difference in mean accuracy between that method and `"scratch"` at the same size (a float,
-# e.g. `0.25`; within 0.01 counts).
+# Lesson 01, section 6: full fine-tuning of course-tiny on 25 labelled examples (seed 0) overfits
+# long before its 80 steps are over. Choose an early-stopping rule for that run: set `answer_q5` to a
+# `TransferConfig` that differs from `TransferConfig()` only in these four settings:
+#
+# - `eval_steps`: evaluate every this many steps (an `int` between 1 and 40),
+# - `metric_for_best_model`: `"loss"` or `"accuracy"` (validation loss or validation accuracy),
+# - `early_stopping_patience`: stop after this many evaluations without improvement (an `int` ≥ 1),
+# - `load_best_model_at_end`: `True` to get the weights of the best evaluation back, `False` to keep the last.
+#
+# The test trains with your rule (seed 0, one thread, 10–30 s) and passes when the model you get
+# back reaches **validation accuracy ≥ 0.30** and training **stopped by step 40** (half the steps).
+# Training all 80 steps ends at 0.291 (the lesson's table), so the rule has to stop early *and* keep
+# the right model. Use the lesson's table of validation loss and accuracy to decide.
 
 # %%
-### BEGIN SOLUTION
-from course_lib.results import load_results
-from course_lib.transfer import curve_summary
+from course_lib.transfer import TransferConfig
 
-summary = curve_summary(load_results("learning_curve"))
-smallest = min(summary["scratch"])
-answer_q5 = max(summary, key=lambda m: summary[m][smallest][0])
-answer_q5_gap = summary[answer_q5][smallest][0] - summary["scratch"][smallest][0]
+### BEGIN SOLUTION
+answer_q5 = TransferConfig(eval_steps=5, metric_for_best_model="accuracy", early_stopping_patience=2,
+                           load_best_model_at_end=True)
 ### END SOLUTION
 
-# %% course={"grade_id": "q5_learning_curve", "points": 2}
-from course_lib.grading import check
-from course_lib.results import load_results
-from course_lib.transfer import curve_summary
+# %% course={"grade_id": "q5_early_stopping", "points": 3}
+from dataclasses import asdict, replace
 
-summary = curve_summary(load_results("learning_curve"))
-smallest = min(summary["scratch"])
-best = max(summary, key=lambda m: summary[m][smallest][0])
-check.equal("answer_q5", answer_q5, best,
-            hint=f"use the lesson's table, row {smallest}: which column is largest?")
-check.close("answer_q5_gap", answer_q5_gap, summary[best][smallest][0] - summary["scratch"][smallest][0],
-            abs_tol=0.01, hint="best method's mean minus the from-scratch mean, at the smallest size")
+from course_lib.data import load_course_dataset
+from course_lib.grading import check
+from course_lib.transfer import TransferConfig, fine_tune_classifier, subset
+
+CHOICES = ("eval_steps", "metric_for_best_model", "early_stopping_patience", "load_best_model_at_end")
+check.equal("answer_q5_type", type(answer_q5).__name__, "TransferConfig",
+            hint="build it with TransferConfig(eval_steps=..., ...)")
+check.equal("other_settings_unchanged", {k: v for k, v in asdict(answer_q5).items() if k not in CHOICES},
+            {k: v for k, v in asdict(TransferConfig()).items() if k not in CHOICES},
+            hint="change only the four settings of the question: same steps, batch, learning rates")
+check.equal("choices_in_range", (isinstance(answer_q5.eval_steps, int) and 1 <= answer_q5.eval_steps <= 40,
+                                 answer_q5.metric_for_best_model in ("loss", "accuracy"),
+                                 isinstance(answer_q5.early_stopping_patience, int)
+                                 and answer_q5.early_stopping_patience >= 1),
+            (True, True, True), hint="eval_steps 1–40, metric 'loss' or 'accuracy', patience ≥ 1")
+ds = load_course_dataset("classification")
+val_by_length = sorted(ds["validation"], key=lambda r: len(r["text"]))  # as in the lesson: same numbers, faster
+run = fine_tune_classifier("full", subset(list(ds["train"]), 25, 0), val_by_length,
+                           replace(answer_q5, model="course-tiny"), seed=0)  # course-tiny, whatever COURSE_MODEL says
+stopped = run.history.stopped_step or answer_q5.max_steps
+print(f"stopped at step {stopped}, best evaluation at step {run.history.best_step}, "
+      f"validation accuracy of the model you get back {run.accuracy:.3f}")
+check.equal("stopped_by_step_40", stopped <= 40, True,
+            hint=f"training ran to step {stopped}: evaluate more often or be less patient")
+check.equal("accuracy_at_least_0.30", run.accuracy >= 0.30, True,
+            hint=f"you got {run.accuracy:.3f}: which metric peaked where, in the lesson's table? "
+                 "And which model do you get back at the end?")
+### BEGIN HIDDEN TESTS
+# the stated target again, in one observation, and no optimizer step after the stop
+check.equal("target_0.30_by_step_40", (run.accuracy >= 0.30, stopped <= 40), (True, True))
+check.equal("no_step_after_the_stop", run.history.step[-1] == stopped, True)
+### END HIDDEN TESTS
