@@ -226,8 +226,13 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
 
 
 def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
-                   runs: list[RunSpec] | None = None, log: Callable[[str], None] | None = print) -> dict:
-    """Every run (default: `default_runs`) over every seed, as the dict `course forgetting` writes."""
+                   runs: list[RunSpec] | None = None, log: Callable[[str], None] | None = print,
+                   on_run: Callable[[dict], None] | None = None) -> dict:
+    """Every run (default: `default_runs`) over every seed, as the dict `course forgetting` writes.
+
+    on_run(results so far) is called after each run (`course forgetting` saves them: a long run stopped
+    early keeps what it finished).
+    """
     from course_lib.doctor import versions_line
 
     runs = default_runs(config.max_steps) if runs is None else runs
@@ -245,9 +250,23 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
     if config.probe_prompts:
         reference = retention_reference(model, tokenizer, GENERAL_PROMPTS[:config.probe_prompts],
                                         config.probe_tokens)
+    name = str(getattr(model, "name_or_path", ""))
+    base_probe = {} if reference is None else {"probe": {
+        "questions": reference.questions, "logprobs": reference.logprobs,
+        "answers": [tokenizer.decode(a, skip_special_tokens=True).strip() for a in reference.answers]}}
+
+    def payload(records: list[dict]) -> dict:
+        return {"meta": {"model": Path(name).name if Path(name).is_dir() else name, "versions": versions_line(),
+                         "machine": platform.machine(), "threads": torch.get_num_threads(),
+                         "seconds": round(time.perf_counter() - start, 1), "command": "course forgetting",
+                         "config": {**asdict(config), "runs": [asdict(s) for s in runs]},
+                         "sign_convention": "gain = ln PPL_target before - after; forgetting = ln PPL_general "
+                                            "after - before; both nats/token, > 0 = learned / forgot"},
+                "base": {**base, "curve": base_curve, **base_probe}, "runs": records}
+
     records = []
-    for spec in runs:
-        for seed in config.seeds:
+    for seed in config.seeds:  # seed by seed: a run stopped early has every configuration for its first seeds
+        for spec in runs:
             t0 = time.perf_counter()
             records.append(run_one(model, tokenizer, data, spec, seed, config, base, fisher, reference))
             if log:
@@ -255,17 +274,9 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
                 probe = f"  kept {r['kept']:.0%}  Δ log-prob {r['logprob_change']:+.3f}" if reference else ""
                 log(f"{spec.name:20s} seed {seed}: gain {r['gain']:+.3f}  forgetting {r['forgetting']:+.3f}"
                     f"{probe}  ({time.perf_counter() - t0:.0f} s)")
-    name = str(getattr(model, "name_or_path", ""))
-    base_probe = {} if reference is None else {"probe": {
-        "questions": reference.questions, "logprobs": reference.logprobs,
-        "answers": [tokenizer.decode(a, skip_special_tokens=True).strip() for a in reference.answers]}}
-    return {"meta": {"model": Path(name).name if Path(name).is_dir() else name, "versions": versions_line(),
-                     "machine": platform.machine(), "threads": torch.get_num_threads(),
-                     "seconds": round(time.perf_counter() - start, 1), "command": "course forgetting",
-                     "config": {**asdict(config), "runs": [asdict(s) for s in runs]},
-                     "sign_convention": "gain = ln PPL_target before - after; forgetting = ln PPL_general "
-                                        "after - before; both nats/token, > 0 = learned / forgot"},
-            "base": {**base, "curve": base_curve, **base_probe}, "runs": records}
+            if on_run:
+                on_run(payload(records))
+    return payload(records)
 
 
 def _run(config: ExperimentConfig) -> int:
@@ -294,15 +305,19 @@ def _run(config: ExperimentConfig) -> int:
     print(f"{name}: {n_params:,} parameters; learning rates full {rates.full:g}, LoRA {rates.lora:g} ({rates.why}); "
           f"{config.max_steps} steps x {config.per_device_train_batch_size} rows x {config.max_length} tokens",
           flush=True)
-    results = run_experiment(model, load_tokenizer(name), load_task_data(), config, runs,
-                             log=lambda line: print(line, flush=True))
-    results["meta"].update(model=name, parameters=n_params, learning_rates=asdict(rates),
-                           scaled_from=({"reference": COURSE_TINY, "reference_parameters": reference_params,
-                                         "compute": config.compute} if scaled else None),
-                           command=command)
+    meta = {"model": name, "parameters": n_params, "learning_rates": asdict(rates), "command": command,
+            "scaled_from": ({"reference": COURSE_TINY, "reference_parameters": reference_params,
+                             "compute": config.compute} if scaled else None)}
     default_out = "forgetting" if name == COURSE_TINY else f"forgetting_{Path(name).name}"
-    path = save_results(default_out, {"model": name, "command": results["meta"]["command"], **results},
-                        out=config.out or None)
+    total = len(runs) * len(config.seeds)
+
+    def save(results: dict) -> Path:  # after every run, so that a run stopped early keeps what it finished
+        results["meta"].update(meta, complete=len(results["runs"]) == total)
+        return save_results(default_out, {"model": name, "command": command, **results}, out=config.out or None)
+
+    results = run_experiment(model, load_tokenizer(name), load_task_data(), config, runs,
+                             log=lambda line: print(line, flush=True), on_run=save)
+    path = save(results)
     print(f"base: general PPL {results['base']['general_ppl']:.2f}, target PPL {results['base']['target_ppl']:.2f}")
     for run_name, s in summarize(results).items():
         probe = f"   kept {s['kept'][0]:.0%} ± {s['kept'][1]:.0%}" if "kept" in s else ""
