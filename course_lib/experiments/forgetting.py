@@ -104,7 +104,7 @@ class ExperimentConfig:
     max_length: int = field(default=128, metadata={"help": "tokens per row (longer rows are cut)"})
     eval_steps: int = field(default=10, metadata={"help": "a curve point every this many steps"})
     curve_texts: int = field(default=50, metadata={"help": "texts of each set scored at each curve point "
-                                                           "(the final measure uses all)"})
+                                                           "(the final measure uses all); 0 = no curve"})
     fisher_samples: int = field(default=64, metadata={"help": "old-text sequences the EWC Fisher averages over"})
     answer_prompts: int = field(default=8, metadata={"help": "task-A prompts answered greedily after A and "
                                                              "after B (sequential run)"})
@@ -118,7 +118,7 @@ class ExperimentConfig:
     probe_tokens: int = field(default=16, metadata={"help": "longest greedy answer of the retention probe"})
     configurations: str = field(default="", metadata={"help": "';'-separated names of the configurations to "
                                                               "run; '' = all (course-tiny) or SCALED_RUNS"})
-    compute: float = field(default=5.0, metadata={"help": "on a model bigger than course-tiny: shrink each run "
+    compute: float = field(default=2.5, metadata={"help": "on a model bigger than course-tiny: shrink each run "
                                                           "to cost about this many times course-tiny's; 0 = "
                                                           "run the settings as given"})
 
@@ -145,7 +145,8 @@ def scaled_config(config: ExperimentConfig, n_params: int, reference_params: int
     eval_factor = factor * length / config.max_length
     texts = lambda n: max(min_texts, round(n / eval_factor))  # noqa: E731
     return dataclasses.replace(config, max_length=length, per_device_train_batch_size=batch, max_steps=steps,
-                               eval_steps=max(1, steps // 2), curve_texts=texts(config.curve_texts),
+                               eval_steps=max(1, steps // 2),
+                               curve_texts=texts(config.curve_texts) if config.curve_texts else 0,
                                eval_texts=texts(config.eval_texts or 150),
                                fisher_samples=texts(config.fisher_samples))
 
@@ -195,7 +196,7 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
         old = tokenize_causal(tokenizer, data.replay, config.max_length)
         batches = replay_batches(rows, old, spec.replay_fraction, config.per_device_train_batch_size, collate, seed)
     penalty = EWCPenalty(model, fisher, spec.ewc_lambda) if spec.ewc_lambda and fisher else None
-    history = train(model, rows, tc, collate_fn=collate, evaluate=curve_point, extra_loss=penalty, batches=batches)
+    history = train(model, rows, tc, collate_fn=collate, evaluate=curve_point if n else None, extra_loss=penalty, batches=batches)
     after = measure(model, tokenizer, data, config.max_length, task_b=bool(spec.task_b_steps),
                     max_texts=config.eval_texts)
     result = {"name": spec.name, "seed": seed, **asdict(spec),
@@ -241,7 +242,7 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
     base = measure(model, tokenizer, data, config.max_length, max_texts=config.eval_texts)
     n = config.curve_texts
     base_curve = {"target_nll": mean_nll(model, tokenizer, data.target_val[:n], config.max_length),
-                  "general_nll": mean_nll(model, tokenizer, data.general[:n], config.max_length)}
+                  "general_nll": mean_nll(model, tokenizer, data.general[:n], config.max_length)} if n else {}
     fisher = None
     if any(s.ewc_lambda for s in runs):
         old = tokenize_causal(tokenizer, data.replay[:config.fisher_samples], config.max_length)
