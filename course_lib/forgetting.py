@@ -4,7 +4,9 @@ Two numbers per fine-tuned model, both in nats per token, both "bigger = more":
 - target gain  = ln PPL_target(before) − ln PPL_target(after): how much the target was learned;
 - forgetting   = ln PPL_general(after) − ln PPL_general(before): how much worse the model got at
   general text it never trained on (data/general). Positive means it forgot; 0 means no change.
-A skill probe sits beside perplexity: top-1 next-token accuracy on the same general text.
+A skill probe sits beside perplexity: top-1 next-token accuracy on the same general text. On a real
+model, a retention probe (`course_lib.generation.retention`) adds what it *says*: the share of its own
+greedy answers to held-out general questions that survive fine-tuning, and their change in log-probability.
 
 The levers that reduce forgetting are their own modules: `course_lib.replay`, `course_lib.ewc`,
 LoRA (peft), `course_lib.freezing` and the learning rate; `course_lib.experiments.forgetting`
@@ -59,17 +61,24 @@ def load_task_data(max_replay: int = 2000, max_val: int = 150) -> TaskData:
                     task_b_val=[area_text(r) for r in cls["validation"]][:max_val])
 
 
-def measure(model, tokenizer, data: TaskData, max_length: int = 128, task_b: bool = True) -> dict[str, float]:
-    """General perplexity and next-token accuracy, target perplexity (and task B's) of one model (lesson 05)."""
-    out = {"general_ppl": math.exp(mean_nll(model, tokenizer, data.general, max_length)),
-           "general_acc": next_token_accuracy(model, tokenizer, data.general, max_length),
-           "target_ppl": math.exp(mean_nll(model, tokenizer, data.target_val, max_length))}
+def measure(model, tokenizer, data: TaskData, max_length: int = 128, task_b: bool = True,
+            max_texts: int = 0) -> dict[str, float]:
+    """General perplexity and next-token accuracy, target perplexity (and task B's) of one model (lesson 05).
+
+    max_texts > 0 scores only the first `max_texts` texts of each set (a reduced run on a bigger model).
+    """
+    cut = slice(max_texts or None)
+    general = data.general[cut]
+    out = {"general_ppl": math.exp(mean_nll(model, tokenizer, general, max_length)),
+           "general_acc": next_token_accuracy(model, tokenizer, general, max_length),
+           "target_ppl": math.exp(mean_nll(model, tokenizer, data.target_val[cut], max_length))}
     if task_b and data.task_b_val:
-        out["task_b_ppl"] = math.exp(mean_nll(model, tokenizer, data.task_b_val, max_length))
+        out["task_b_ppl"] = math.exp(mean_nll(model, tokenizer, data.task_b_val[cut], max_length))
     return out
 
 
-def summarize(results: dict, keys: Sequence[str] = ("gain", "forgetting", "acc_drop")) -> dict[str, dict]:
+def summarize(results: dict, keys: Sequence[str] = ("gain", "forgetting", "acc_drop", "kept", "logprob_change")
+              ) -> dict[str, dict]:
     """By configuration name: {key: (mean, sample std over seeds)} for each key the runs have (lesson 05)."""
     by_name: dict[str, list[dict]] = {}
     for run in results["runs"]:

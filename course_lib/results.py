@@ -21,6 +21,8 @@ RESULTS = {
     "lr_sweep": "course lr-sweep",  # lesson 02
     "lora_rank_ablation": "course lora-ablation",  # lesson 03
     "forgetting": "course forgetting",  # lesson 05
+    "forgetting_smollm2-135m-instruct":  # lesson 05, the real model
+        "course forgetting --model smollm2-135m-instruct --probe_prompts 16 --curve_texts 0",
 }
 
 

@@ -2,8 +2,11 @@
 
 import math
 
+import pytest
+
 from course_lib.data import instruction_text
-from course_lib.experiments.forgetting import ExperimentConfig, RunSpec, _prepare, default_runs, run_experiment
+from course_lib.experiments.forgetting import (LEARNING_RATES, SCALED_RUNS, ExperimentConfig, RunSpec, _prepare,
+                                              default_runs, learning_rates, run_experiment, scaled_config)
 from course_lib.forgetting import TaskData, summarize
 
 
@@ -58,3 +61,37 @@ def test_learning_curve_files_are_named_by_model_and_record_the_command():
     assert results_name("/some/folder/my-model/") == "learning_curve_my-model"
     assert _command(TransferConfig(model="smollm2-135m-instruct"), LearningCurveArgs(sizes=[25, 100], seeds=[0])) \
         == "course learning-curve --model smollm2-135m-instruct --sizes 25 100 --seeds 0"
+
+
+def test_scaled_config_leaves_course_tiny_alone_and_shrinks_a_bigger_model():
+    config = ExperimentConfig()
+    assert scaled_config(config, 1_000_000, 1_000_000) == config
+    small = scaled_config(config, 100_000_000, 1_000_000)  # 100x the parameters, the same compute
+    assert (small.max_length, small.per_device_train_batch_size, small.max_steps) == (64, 8, 4)  # the floors
+    assert small.eval_texts == small.curve_texts == 16 and small.eval_steps == 2
+    more = scaled_config(config, 100_000_000, 1_000_000, compute=5.0)
+    assert small.max_steps < more.max_steps <= config.max_steps
+    tokens = lambda c: c.max_steps * c.per_device_train_batch_size * c.max_length  # noqa: E731
+    assert tokens(more) * 100 / 5 == pytest.approx(tokens(config), rel=0.25)  # ~5x course-tiny's compute
+
+
+def test_learning_rates_by_name_else_the_nearest_size():
+    assert learning_rates("course-tiny", 1) == LEARNING_RATES["course-tiny"]
+    assert learning_rates("some/other-model", 120_000_000) == LEARNING_RATES["smollm2-135m-instruct"]
+    assert learning_rates("a-folder", 2_000_000) == LEARNING_RATES["course-tiny"]
+    runs = {r.name: r for r in default_runs(rates=LEARNING_RATES["smollm2-135m-instruct"])}
+    assert runs["full"].learning_rate == 5e-5 and runs["full, lr/10"].learning_rate == pytest.approx(5e-6)
+    assert runs["LoRA r=16"].learning_rate == 5e-4 and set(SCALED_RUNS) <= set(runs)
+    assert {r.name: r.learning_rate for r in default_runs()}["full"] == 1e-3  # course-tiny's, as before
+
+
+def test_runner_with_the_retention_probe(text_tokenizer, text_llama, texts):
+    data = TaskData(target_train=texts[:16], target_val=texts[16:20], general=texts[20:], replay=texts[:8])
+    config = ExperimentConfig(seeds=[0], max_steps=2, per_device_train_batch_size=4, max_length=32, eval_steps=2,
+                              curve_texts=2, eval_texts=2, probe_prompts=3, probe_tokens=4)
+    results = run_experiment(text_llama(), text_tokenizer, data, config, runs=[RunSpec("full", learning_rate=1e-2)],
+                             log=None)
+    assert len(results["base"]["probe"]["questions"]) == 3 and len(results["base"]["probe"]["answers"]) == 3
+    run = results["runs"][0]
+    assert 0.0 <= run["kept"] <= 1.0 and isinstance(run["logprob_change"], float) and len(run["probe_answers"]) == 3
+    assert {"kept", "logprob_change"} <= set(summarize(results)["full"])

@@ -2,13 +2,20 @@
 
 `run_one` is one configuration for one seed, the call lesson 05 repeats live; `run_experiment`
 runs every configuration (`default_runs`) and returns what `course forgetting` writes.
+
+On a model bigger than course-tiny (`course forgetting --model smollm2-135m-instruct`) two things
+change, both recorded in the results file: `scaled_config` shrinks the runs (shorter rows, fewer rows
+and steps, fewer evaluation texts) so they cost about `--compute` times course-tiny's, and
+`learning_rates` picks the model's own learning rates instead of course-tiny's.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import platform
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,14 +28,15 @@ from course_lib.data import prompt_of
 from course_lib.ewc import EWCPenalty, fisher_diagonal
 from course_lib.forgetting import TaskData, forgetting, load_task_data, measure, summarize, target_gain
 from course_lib.freezing import set_trainable_groups
-from course_lib.generation import greedy_answers
+from course_lib.generation import GENERAL_PROMPTS, RetentionReference, greedy_answers, retention, retention_reference
 from course_lib.metrics import mean_nll
-from course_lib.models import count_parameters, get_device, set_seed
+from course_lib.models import COURSE_TINY, count_parameters, get_device, set_seed
 from course_lib.replay import replay_batches
 from course_lib.results import save_results
 from course_lib.training import TrainConfig, train
 
-__all__ = ["RunSpec", "ExperimentConfig", "default_runs", "peft_lora", "run_one", "run_experiment", "COMMANDS"]
+__all__ = ["RunSpec", "LearningRates", "LEARNING_RATES", "learning_rates", "ExperimentConfig", "default_runs",
+           "SCALED_RUNS", "scaled_config", "peft_lora", "run_one", "run_experiment", "COMMANDS"]
 
 
 @dataclass
@@ -45,14 +53,43 @@ class RunSpec:
     task_b_steps: int = 0  # > 0: then fine-tune on task B this many steps (sequential fine-tuning)
 
 
-def default_runs(task_b_steps: int = 40) -> list[RunSpec]:
+@dataclass(frozen=True)
+class LearningRates:
+    """Peak learning rates of one model for full fine-tuning and for LoRA, and why (lesson 05)."""
+
+    full: float
+    lora: float
+    params: int  # the model's parameter count: `learning_rates` picks the nearest entry for an unknown model
+    why: str
+
+
+LEARNING_RATES = {
+    COURSE_TINY: LearningRates(1e-3, 3e-3, 1_377_408, "half course-tiny's pre-training peak (2e-3); LoRA 3x"),
+    "smollm2-135m-instruct": LearningRates(
+        5e-5, 5e-4, 134_515_008, "not tuned here: full fine-tuning at 5e-5, 20x below course-tiny's, in the "
+        "1e-5..1e-4 range usual for fully fine-tuning pretrained models; LoRA 10x higher (its B starts at zero)"),
+}
+
+
+def learning_rates(model_name: str, n_params: int) -> LearningRates:
+    """The model's entry in LEARNING_RATES, else the entry whose parameter count is nearest (lesson 05)."""
+    if model_name in LEARNING_RATES:
+        return LEARNING_RATES[model_name]
+    return min(LEARNING_RATES.values(), key=lambda r: abs(math.log(r.params / n_params)))
+
+
+def default_runs(task_b_steps: int = 40, rates: LearningRates = LEARNING_RATES[COURSE_TINY]) -> list[RunSpec]:
     """The configurations `course forgetting` runs by default; "A then B" trains on B for `task_b_steps`."""
-    return [RunSpec("full"), RunSpec("full, lr/10", learning_rate=1e-4),
-            *[RunSpec(f"LoRA r={r}", method="lora", lora_r=r, learning_rate=3e-3) for r in (1, 4, 16, 64)],
-            RunSpec("top block only", method="top", top_layers=1),
-            RunSpec("full + replay 25%", replay_fraction=0.25),
-            RunSpec("full + EWC", ewc_lambda=1e4),
-            RunSpec("A then B", task_b_steps=task_b_steps)]
+    return [RunSpec("full", learning_rate=rates.full), RunSpec("full, lr/10", learning_rate=rates.full / 10),
+            *[RunSpec(f"LoRA r={r}", method="lora", lora_r=r, learning_rate=rates.lora) for r in (1, 4, 16, 64)],
+            RunSpec("top block only", method="top", top_layers=1, learning_rate=rates.full),
+            RunSpec("full + replay 25%", replay_fraction=0.25, learning_rate=rates.full),
+            RunSpec("full + EWC", ewc_lambda=1e4, learning_rate=rates.full),
+            RunSpec("A then B", task_b_steps=task_b_steps, learning_rate=rates.full)]
+
+
+# The configurations of a scaled run (a model bigger than course-tiny): the four levers, without the rank sweep
+SCALED_RUNS = ("full", "full, lr/10", "LoRA r=16", "full + replay 25%", "full + EWC")
 
 
 @dataclass
@@ -67,11 +104,51 @@ class ExperimentConfig:
     max_length: int = field(default=128, metadata={"help": "tokens per row (longer rows are cut)"})
     eval_steps: int = field(default=10, metadata={"help": "a curve point every this many steps"})
     curve_texts: int = field(default=50, metadata={"help": "texts of each set scored at each curve point "
-                                                           "(the final measure uses all)"})
+                                                           "(the final measure uses all); 0 = no curve"})
     fisher_samples: int = field(default=64, metadata={"help": "old-text sequences the EWC Fisher averages over"})
     answer_prompts: int = field(default=8, metadata={"help": "task-A prompts answered greedily after A and "
                                                              "after B (sequential run)"})
-    out: str = field(default="", metadata={"help": "output file; '' means data/results/forgetting.json"})
+    out: str = field(default="", metadata={"help": "output file; '' means data/results/forgetting.json "
+                                                   "(course-tiny) or data/results/forgetting_<model>.json"})
+    model: str = field(default="", metadata={"help": "a named model or folder; '' means $COURSE_MODEL or "
+                                                     "course-tiny"})
+    eval_texts: int = field(default=0, metadata={"help": "texts of each set in the final measure; 0 = all"})
+    probe_prompts: int = field(default=0, metadata={"help": "held-out general questions of the retention probe "
+                                                            "(greedy answers before vs after); 0 = no probe"})
+    probe_tokens: int = field(default=16, metadata={"help": "longest greedy answer of the retention probe"})
+    configurations: str = field(default="", metadata={"help": "';'-separated names of the configurations to "
+                                                              "run; '' = all (course-tiny) or SCALED_RUNS"})
+    compute: float = field(default=2.5, metadata={"help": "on a model bigger than course-tiny: shrink each run "
+                                                          "to cost about this many times course-tiny's; 0 = "
+                                                          "run the settings as given"})
+
+
+def scaled_config(config: ExperimentConfig, n_params: int, reference_params: int, compute: float = 1.0,
+                  min_length: int = 64, min_batch: int = 8, min_steps: int = 4,
+                  min_texts: int = 16) -> ExperimentConfig:
+    """A copy of `config` shrunk so a run on an `n_params` model costs ~`compute` × `config` on the reference.
+
+    Cost ∝ parameters × tokens, so the factor n_params / (reference_params · compute) comes out of the
+    tokens: rows are cut first (to `min_length`), then fewer rows per step (to `min_batch`), then fewer
+    steps (to `min_steps`); the evaluation texts shrink by the factor left after cutting rows. A model no
+    bigger than the reference (course-tiny) gets `config` unchanged.
+    """
+    factor = n_params / (reference_params * compute)
+    if factor <= 1:
+        return dataclasses.replace(config)
+    length = max(min(min_length, config.max_length), round(config.max_length / factor))
+    left = factor * length / config.max_length  # reduction still to find after cutting rows
+    batch = max(min(min_batch, config.per_device_train_batch_size),
+                round(config.per_device_train_batch_size / max(left, 1)))
+    left *= batch / config.per_device_train_batch_size
+    steps = max(min(min_steps, config.max_steps), round(config.max_steps / max(left, 1)))
+    eval_factor = factor * length / config.max_length
+    texts = lambda n: max(min_texts, round(n / eval_factor))  # noqa: E731
+    return dataclasses.replace(config, max_length=length, per_device_train_batch_size=batch, max_steps=steps,
+                               eval_steps=max(1, steps // 2),
+                               curve_texts=texts(config.curve_texts) if config.curve_texts else 0,
+                               eval_texts=texts(config.eval_texts or 150),
+                               fisher_samples=texts(config.fisher_samples))
 
 
 def peft_lora(model: torch.nn.Module, r: int, alpha_per_rank: float = 2.0) -> torch.nn.Module:
@@ -95,8 +172,13 @@ def _prepare(model, spec: RunSpec):
 
 
 def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, config: ExperimentConfig,
-            base: dict[str, float], fisher: dict[str, torch.Tensor] | None = None) -> dict:
-    """Fine-tune a copy of `base_model` as `spec` says; its numbers relative to `base` (= measure of the base)."""
+            base: dict[str, float], fisher: dict[str, torch.Tensor] | None = None,
+            reference: RetentionReference | None = None) -> dict:
+    """Fine-tune a copy of `base_model` as `spec` says; its numbers relative to `base` (= measure of the base).
+
+    With a retention `reference` (the base model's answers, `retention_reference`) the run also reports
+    `kept` and `logprob_change` of the retention probe.
+    """
     set_seed(seed)  # LoRA's A matrices are initialised here
     model = _prepare(copy.deepcopy(base_model), spec)
     collate = collator_for(tokenizer, "causal-lm")
@@ -114,8 +196,9 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
         old = tokenize_causal(tokenizer, data.replay, config.max_length)
         batches = replay_batches(rows, old, spec.replay_fraction, config.per_device_train_batch_size, collate, seed)
     penalty = EWCPenalty(model, fisher, spec.ewc_lambda) if spec.ewc_lambda and fisher else None
-    history = train(model, rows, tc, collate_fn=collate, evaluate=curve_point, extra_loss=penalty, batches=batches)
-    after = measure(model, tokenizer, data, config.max_length, task_b=bool(spec.task_b_steps))
+    history = train(model, rows, tc, collate_fn=collate, evaluate=curve_point if n else None, extra_loss=penalty, batches=batches)
+    after = measure(model, tokenizer, data, config.max_length, task_b=bool(spec.task_b_steps),
+                    max_texts=config.eval_texts)
     result = {"name": spec.name, "seed": seed, **asdict(spec),
               "trainable_params": count_parameters(model, trainable_only=True), **after,
               "gain": target_gain(base["target_ppl"], after["target_ppl"]),
@@ -124,6 +207,9 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
               "curve": {"step": history.eval_step, "target_nll": history.eval_metric("target_nll"),
                         "general_nll": history.eval_metric("general_nll")},
               "train_loss": history.loss}
+    if reference is not None:
+        probe = retention(model, tokenizer, reference)
+        result.update(kept=probe["kept"], logprob_change=probe["logprob_change"], probe_answers=probe["answers"])
     if spec.task_b_steps:  # sequential: now task B, then how much of A is left
         rows_b = tokenize_causal(tokenizer, data.task_b_train, config.max_length)
         tc_b = TrainConfig(learning_rate=spec.learning_rate, max_steps=spec.task_b_steps, seed=seed + 1000,
@@ -131,7 +217,7 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
         prompts = [prompt_of(t) for t in data.target_val[:config.answer_prompts]]
         result["answers_after_a"] = greedy_answers(model, tokenizer, prompts)
         train(model, rows_b, tc_b, collate_fn=collate)
-        after_b = measure(model, tokenizer, data, config.max_length)
+        after_b = measure(model, tokenizer, data, config.max_length, max_texts=config.eval_texts)
         result["answers_after_b"] = greedy_answers(model, tokenizer, prompts)
         result["after_b"] = after_b
         result["drop_on_a"] = math.log(after_b["target_ppl"]) - math.log(after["target_ppl"])  # > 0: A got worse
@@ -141,52 +227,107 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
 
 
 def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
-                   runs: list[RunSpec] | None = None, log: Callable[[str], None] | None = print) -> dict:
-    """Every run (default: `default_runs`) over every seed, as the dict `course forgetting` writes."""
+                   runs: list[RunSpec] | None = None, log: Callable[[str], None] | None = print,
+                   on_run: Callable[[dict], None] | None = None) -> dict:
+    """Every run (default: `default_runs`) over every seed, as the dict `course forgetting` writes.
+
+    on_run(results so far) is called after each run (`course forgetting` saves them: a long run stopped
+    early keeps what it finished).
+    """
     from course_lib.doctor import versions_line
 
     runs = default_runs(config.max_steps) if runs is None else runs
     start = time.perf_counter()
     model = model.to(get_device())
-    base = measure(model, tokenizer, data, config.max_length)
+    base = measure(model, tokenizer, data, config.max_length, max_texts=config.eval_texts)
     n = config.curve_texts
     base_curve = {"target_nll": mean_nll(model, tokenizer, data.target_val[:n], config.max_length),
-                  "general_nll": mean_nll(model, tokenizer, data.general[:n], config.max_length)}
+                  "general_nll": mean_nll(model, tokenizer, data.general[:n], config.max_length)} if n else {}
     fisher = None
     if any(s.ewc_lambda for s in runs):
         old = tokenize_causal(tokenizer, data.replay[:config.fisher_samples], config.max_length)
         fisher = fisher_diagonal(model, old, collator_for(tokenizer, "causal-lm"))
+    reference = None
+    if config.probe_prompts:
+        reference = retention_reference(model, tokenizer, GENERAL_PROMPTS[:config.probe_prompts],
+                                        config.probe_tokens)
+    name = str(getattr(model, "name_or_path", ""))
+    base_probe = {} if reference is None else {"probe": {
+        "questions": reference.questions, "logprobs": reference.logprobs,
+        "answers": [tokenizer.decode(a, skip_special_tokens=True).strip() for a in reference.answers]}}
+
+    def payload(records: list[dict]) -> dict:
+        return {"meta": {"model": Path(name).name if Path(name).is_dir() else name, "versions": versions_line(),
+                         "machine": platform.machine(), "threads": torch.get_num_threads(),
+                         "seconds": round(time.perf_counter() - start, 1), "command": "course forgetting",
+                         "config": {**asdict(config), "runs": [asdict(s) for s in runs]},
+                         "sign_convention": "gain = ln PPL_target before - after; forgetting = ln PPL_general "
+                                            "after - before; both nats/token, > 0 = learned / forgot"},
+                "base": {**base, "curve": base_curve, **base_probe}, "runs": records}
+
     records = []
-    for spec in runs:
-        for seed in config.seeds:
+    for seed in config.seeds:  # seed by seed: a run stopped early has every configuration for its first seeds
+        for spec in runs:
             t0 = time.perf_counter()
-            records.append(run_one(model, tokenizer, data, spec, seed, config, base, fisher))
+            records.append(run_one(model, tokenizer, data, spec, seed, config, base, fisher, reference))
             if log:
                 r = records[-1]
-                log(f"{spec.name:20s} seed {seed}: gain {r['gain']:+.3f}  forgetting {r['forgetting']:+.3f}  "
-                    f"({time.perf_counter() - t0:.0f} s)")
-    name = str(getattr(model, "name_or_path", ""))
-    return {"meta": {"model": Path(name).name if Path(name).is_dir() else name, "versions": versions_line(),
-                     "machine": platform.machine(), "threads": torch.get_num_threads(),
-                     "seconds": round(time.perf_counter() - start, 1), "command": "course forgetting",
-                     "config": {**asdict(config), "runs": [asdict(s) for s in runs]},
-                     "sign_convention": "gain = ln PPL_target before - after; forgetting = ln PPL_general "
-                                        "after - before; both nats/token, > 0 = learned / forgot"},
-            "base": {**base, "curve": base_curve}, "runs": records}
+                probe = f"  kept {r['kept']:.0%}  Δ log-prob {r['logprob_change']:+.3f}" if reference else ""
+                log(f"{spec.name:20s} seed {seed}: gain {r['gain']:+.3f}  forgetting {r['forgetting']:+.3f}"
+                    f"{probe}  ({time.perf_counter() - t0:.0f} s)")
+            if on_run:
+                on_run(payload(records))
+    return payload(records)
 
 
 def _run(config: ExperimentConfig) -> int:
-    from course_lib.models import load_base_model, load_tokenizer
+    from course_lib.models import default_model_name, load_base_model, load_tokenizer
 
-    results = run_experiment(load_base_model(), load_tokenizer(), load_task_data(), config)
-    path = save_results("forgetting", results, out=config.out or None)
+    defaults = ExperimentConfig()
+    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+             if getattr(config, f.name) != getattr(defaults, f.name)}
+    command = " ".join(["course forgetting", *(f"--{k} " + (" ".join(map(str, v)) if isinstance(v, list)
+                                                             else shlex.quote(str(v))) for k, v in given.items())])
+    name = config.model or default_model_name()
+    model = load_base_model(name)
+    n_params, reference_params = count_parameters(model), count_parameters(load_base_model(COURSE_TINY))
+    rates = learning_rates(name, n_params)
+    scaled = n_params > reference_params and config.compute > 0
+    if scaled:
+        config = scaled_config(config, n_params, reference_params, config.compute)
+    chosen = config.configurations or (";".join(SCALED_RUNS) if scaled else "")
+    runs = default_runs(config.max_steps, rates)
+    if chosen:
+        wanted = [c.strip() for c in chosen.split(";")]
+        unknown = sorted(set(wanted) - {s.name for s in runs})
+        if unknown:
+            raise ValueError(f"unknown configurations {unknown}; choose among {[s.name for s in runs]}.")
+        runs = [s for s in runs if s.name in wanted]
+    print(f"{name}: {n_params:,} parameters; learning rates full {rates.full:g}, LoRA {rates.lora:g} ({rates.why}); "
+          f"{config.max_steps} steps x {config.per_device_train_batch_size} rows x {config.max_length} tokens",
+          flush=True)
+    meta = {"model": name, "parameters": n_params, "learning_rates": asdict(rates), "command": command,
+            "scaled_from": ({"reference": COURSE_TINY, "reference_parameters": reference_params,
+                             "compute": config.compute} if scaled else None)}
+    default_out = "forgetting" if name == COURSE_TINY else f"forgetting_{Path(name).name}"
+    total = len(runs) * len(config.seeds)
+
+    def save(results: dict) -> Path:  # after every run, so that a run stopped early keeps what it finished
+        results["meta"].update(meta, complete=len(results["runs"]) == total)
+        return save_results(default_out, {"model": name, "command": command, **results}, out=config.out or None)
+
+    results = run_experiment(model, load_tokenizer(name), load_task_data(), config, runs,
+                             log=lambda line: print(line, flush=True), on_run=save)
+    path = save(results)
     print(f"base: general PPL {results['base']['general_ppl']:.2f}, target PPL {results['base']['target_ppl']:.2f}")
-    for name, s in summarize(results).items():
-        print(f"{name:20s} gain {s['gain'][0]:+.3f} ± {s['gain'][1]:.3f}   "
-              f"forgetting {s['forgetting'][0]:+.3f} ± {s['forgetting'][1]:.3f}")
+    for run_name, s in summarize(results).items():
+        probe = f"   kept {s['kept'][0]:.0%} ± {s['kept'][1]:.0%}" if "kept" in s else ""
+        print(f"{run_name:20s} gain {s['gain'][0]:+.3f} ± {s['gain'][1]:.3f}   "
+              f"forgetting {s['forgetting'][0]:+.3f} ± {s['forgetting'][1]:.3f}{probe}")
     print(f"wrote {path} in {results['meta']['seconds']:.0f} s")
     return 0
 
 
-COMMANDS = {"forgetting": ("lesson 05: fine-tune course-tiny under every forgetting configuration over 3 seeds "
-                           "-> data/results/forgetting.json (about 20 min on 2 cores)", (ExperimentConfig,), _run)}
+COMMANDS = {"forgetting": ("lesson 05: fine-tune course-tiny (or --model) under every forgetting configuration "
+                           "over 3 seeds -> data/results/forgetting.json (about 20 min on 2 cores)",
+                           (ExperimentConfig,), _run)}

@@ -1,17 +1,21 @@
 # %% [markdown]
 # # 05 · Exercises: catastrophic forgetting
 #
-# Four graded parts, each a small piece of `course_lib.forgetting` written by you and checked
+# Five graded parts. Four are small pieces of `course_lib.forgetting` written by you and checked
 # against the library: the forgetting metric and its sign convention, replay batch mixing, the
-# EWC penalty, and reading the learn-vs-forget results of lesson 05 (10 points in all). Runtime: a few seconds on a
-# CPU; nothing here trains course-tiny. In each answer cell your code replaces the lines
-# `# YOUR CODE HERE` and `raise NotImplementedError()`; the test cell below it says what is wrong.
+# EWC penalty, and reading the learn-vs-forget results of lesson 05. The fifth is a decision: you
+# choose a learning rate and a replay fraction for fine-tuning course-tiny, and the test runs your
+# choice and measures what it learned and forgot (13 points in all). Runtime: under a minute on a
+# CPU, plus the candidates you try in part 5 (about 10 s each). In each answer cell your code
+# replaces the lines `# YOUR CODE HERE` and `raise NotImplementedError()`; the test cell below it
+# says what is wrong.
 
 # %%
 import math
 import random
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from course_lib import ewc
 from course_lib import forgetting as fg
@@ -20,6 +24,7 @@ from course_lib.grading import check
 from course_lib.models import set_threads
 from course_lib.results import load_results
 
+hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 
@@ -185,8 +190,89 @@ check.equal("cheapest", cheapest, min(ref_ratios, key=ref_ratios.get))
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ## Part 5 · Decide: learn the target, forget almost nothing (3 points)
+#
+# Lesson 05 found that on course-tiny the learning rate is the strongest lever against forgetting,
+# and replay a cheap second one. Now you choose. The job: full fine-tuning of course-tiny on task A
+# (the instruction set) for 20 steps of 8 rows cut to 64 tokens, seed 0, measured on the first 48
+# texts of each set — `DECISION` below. Choose `my_learning_rate` (AdamW's peak) and
+# `my_replay_fraction` (the share of each batch taken from pre-training text, 0 to 0.5) so that
+#
+# - the target gain is **at least 2.6** nats/token, and
+# - the forgetting is **at most 0.05** nats/token.
+#
+# `try_setting(learning_rate, replay_fraction)` runs one candidate (about 10 s on a CPU) and
+# returns its gain and forgetting: try a few, one lever at a time, then set your two variables.
+# The test cell fine-tunes course-tiny with your choice and measures both.
+
+# %%
+from course_lib.experiments.forgetting import ExperimentConfig, RunSpec, run_one
+from course_lib.models import COURSE_TINY, load_base_model, load_tokenizer
+
+DECISION = ExperimentConfig(seeds=[0], max_steps=20, per_device_train_batch_size=8, max_length=64, eval_steps=20,
+                            curve_texts=16, eval_texts=48)
+tiny_tokenizer, tiny = load_tokenizer(COURSE_TINY), load_base_model(COURSE_TINY)
+task_data = fg.load_task_data()
+tiny_base = fg.measure(tiny, tiny_tokenizer, task_data, DECISION.max_length, task_b=False,
+                       max_texts=DECISION.eval_texts)
+
+
+def try_setting(learning_rate: float, replay_fraction: float = 0.0) -> dict[str, float]:
+    """Fine-tune a copy of course-tiny as DECISION says; its target gain and forgetting (nats/token)."""
+    spec = RunSpec("choice", learning_rate=learning_rate, replay_fraction=replay_fraction)
+    run = run_one(tiny, tiny_tokenizer, task_data, spec, seed=0, config=DECISION, base=tiny_base)
+    return {"gain": run["gain"], "forgetting": run["forgetting"]}
+
+
+print(f"course-tiny before: target perplexity {tiny_base['target_ppl']:.2f}, general {tiny_base['general_ppl']:.2f}")
+
+# %%
+### BEGIN SOLUTION
+for lr, replay in ((1e-3, 0.0), (3e-4, 0.25)):  # lesson 05's rate forgets far too much; then smaller steps + replay
+    outcome = try_setting(lr, replay)
+    print(f"lr {lr:g}, replay {replay:.0%}: gain {outcome['gain']:+.3f}, forgetting {outcome['forgetting']:+.3f}")
+my_learning_rate = 3e-4
+my_replay_fraction = 0.25
+### END SOLUTION
+
+# %% course={"grade_id": "q5_decide_lr_replay", "points": 3}
+import math
+
+from course_lib import forgetting as fg
+from course_lib.experiments.forgetting import ExperimentConfig, RunSpec, run_one
+from course_lib.grading import check
+from course_lib.models import COURSE_TINY, load_base_model, load_tokenizer
+
+check.equal("lr_is_a_number", isinstance(my_learning_rate, (int, float)) and not isinstance(my_learning_rate, bool),
+            True, hint="my_learning_rate is a number such as 1e-3")
+check.equal("replay_is_a_number",
+            isinstance(my_replay_fraction, (int, float)) and not isinstance(my_replay_fraction, bool), True,
+            hint="my_replay_fraction is a number between 0 and 0.5")
+check.equal("lr_in_range", 0 < my_learning_rate <= 1e-2, True, hint="a learning rate above 0 and at most 1e-2")
+check.equal("replay_in_range", 0 <= my_replay_fraction <= 0.5, True, hint="a replay fraction from 0 to 0.5")
+decision = ExperimentConfig(seeds=[0], max_steps=20, per_device_train_batch_size=8, max_length=64, eval_steps=20,
+                            curve_texts=16, eval_texts=48)
+grader_tokenizer, grader_model = load_tokenizer(COURSE_TINY), load_base_model(COURSE_TINY)
+grader_data = fg.load_task_data()
+grader_base = fg.measure(grader_model, grader_tokenizer, grader_data, 64, task_b=False, max_texts=48)
+outcome = run_one(grader_model, grader_tokenizer, grader_data,
+                  RunSpec("choice", learning_rate=float(my_learning_rate), replay_fraction=float(my_replay_fraction)),
+                  seed=0, config=decision, base=grader_base)
+print(f"your choice: gain {outcome['gain']:+.3f}, forgetting {outcome['forgetting']:+.3f} nats/token")
+check.equal("gain_reached", outcome["gain"] >= 2.6, True,
+            hint="the target gain is below 2.6: the steps are too small to learn the format in 20 steps")
+check.equal("forgetting_bounded", outcome["forgetting"] <= 0.05, True,
+            hint="forgetting is above 0.05: smaller steps, or more replay, pull general text back")
+### BEGIN HIDDEN TESTS
+check.close("base_target_ppl", grader_base["target_ppl"], 166.659, rel_tol=1e-3)
+check.close("base_general_ppl", grader_base["general_ppl"], 130.515, rel_tol=1e-3)
+check.equal("finite", math.isfinite(outcome["gain"]) and math.isfinite(outcome["forgetting"]), True)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## Where this leads
 #
-# You have written the three pieces of lesson 05's toolbox. In a real fine-tuning job, measure
-# forgetting on a held-out general set *before* you start, so that "the model got worse at X" is
-# a number you can compare, and try the cheapest lever — the learning rate — first.
+# You have written the three pieces of lesson 05's toolbox and used two of its levers to meet a
+# budget. In a real fine-tuning job, measure forgetting on a held-out general set *before* you
+# start, so that "the model got worse at X" is a number you can compare, and try the cheapest
+# lever — the learning rate — first.
