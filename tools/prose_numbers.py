@@ -24,7 +24,8 @@ For each number written in a markdown cell, one of these must hold (else it is r
 
 What it cannot see: a claim without a number ("full fine-tuning stays ahead at every size",
 "small next to the seed-to-seed spread"), or a number that is shown but said of the wrong thing.
-Those need a reader; the check only makes a wrong *figure* hard to commit.
+Those need a reader; the check only makes a wrong *figure* hard to commit. `--review` lists, without
+failing, the sentences that compare or generalise without a number (`COMPARISON`), for that reader.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ NOT_CLAIMS = [  # phrases whose number is the set-up or a definition, not a meas
     re.compile(r"\b(?:RTX|GTX) \d{4}\b"),  # a product name
 ]
 TASK = re.compile(r"^#+\s*(?:Q|Part )\d+\b")  # the statement of a graded part: its numbers are the inputs it sets
+
+
+# words of a comparison or a generalisation: a sentence with one and no number is a claim to read
+COMPARISON = re.compile(r"\b(?:at every|in every|for every|always|never|ahead|behind|small next to|large next to|"
+                        r"more than|less than|better|worse|beats?|wins?|outperforms?|no (?:effect|difference)|"
+                        r"negligible|within the (?:spread|noise))\b", re.IGNORECASE)
 
 
 @dataclass
@@ -157,6 +164,16 @@ def claims(md: str, cell: int = 0, header: bool = False) -> list[Claim]:
     return found
 
 
+def unquantified(nb: nbformat.NotebookNode) -> list[str]:
+    """Clauses that compare or generalise without any number: not checkable here, worth a reader's look."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            clauses = [c for s in _sentences(_strip(cell.source)) for c in re.split(r"[:;]\s|\s[—–]\s", s)]
+            found += [f"cell {i}: {c[:160]}" for c in clauses if COMPARISON.search(c) and not NUMBER.search(c)]
+    return found
+
+
 def _walk(obj, key: str = ""):
     if isinstance(obj, dict):
         for k, v in obj.items():
@@ -240,8 +257,13 @@ def report(path: Path, root: Path = ROOT) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("notebooks", nargs="+", type=Path)
+    p.add_argument("--review", action="store_true", help="also list comparisons made without a number (no failure)")
     args = p.parse_args(argv)
     lines = [line for path in args.notebooks for line in report(path)]
+    if args.review:
+        for path in args.notebooks:
+            for line in unquantified(nbformat.read(path, as_version=4)):
+                print(f"review {path.name} {line}")
     print("\n".join(lines) or "every number in the prose is shown or cited")
     return 1 if lines else 0
 
