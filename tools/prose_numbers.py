@@ -45,8 +45,11 @@ RESULT_DIRS = ("data/results", "benchmarks/results", "data/models/course-tiny")
 
 # a number: 1,377,408  0.661  3e-4  −0.138  .5 is not written in the course; a trailing % or × is the unit
 NUMBER = re.compile(r"(?<![\w.\-/])[−-]?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e[−-]?\d+)?)(?![\w/]|\.\d)")
+# in outputs a unit may follow without a space ("288.6MB", "20min"); a number inside a word (fp32) still is not one
+OUTPUT_NUMBER = re.compile(r"(?<![\w.\-/])[−-]?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e[−-]?\d+)?)(?![\d/]|\.\d)")
 UNIT = re.compile(r"[\s-]?(%|×|[A-Za-z]+)")
 SCALES = {"k": 1e3, "thousand": 1e3, "M": 1e6, "million": 1e6, "B": 1e9, "billion": 1e9}
+BYTE_UNITS = {"kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 STRICT_UNITS = {"minute": "minute", "minutes": "minute", "min": "minute", "s": "second", "second": "second",
                 "seconds": "second", "step": "step", "steps": "step", "epoch": "epoch", "epochs": "epoch"}
 UNIT_KEYS = {"minute": ("minute", "min", "second", "seconds", "_s"), "second": ("second", "seconds", "_s"),
@@ -120,6 +123,8 @@ def _derived(sentence: str) -> set[str]:
     for m in ARITHMETIC.finditer(sentence):
         expr = m.group(1).replace("−", "-").replace("×", "*").replace("·", "*").replace("^", "**").replace(",", "")
         expr = expr.replace("e**", "2.718281828459045**").replace("√", "")
+        if expr.count("(") != expr.count(")"):  # the expression began inside a parenthesis of the prose
+            expr = expr.replace("(", " ").replace(")", " ")
         if not re.search(r"\d", expr) or not re.search(r"[-+*/]", expr.strip().lstrip("-")):
             continue
         try:
@@ -206,7 +211,7 @@ def evidence(nb: nbformat.NotebookNode, root: Path = ROOT) -> list[tuple[float, 
         for o in cell.get("outputs", []):
             text = o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
             text = "".join(text) if isinstance(text, list) else text
-            for m in NUMBER.finditer(text.replace("−", "-")):
+            for m in OUTPUT_NUMBER.finditer(text.replace("−", "-")):
                 unit = UNIT.match(text, m.end())
                 u = unit.group(1) if unit else None
                 out.append((_to_float(m.group())[0], STRICT_UNITS.get(u, u)))
@@ -224,6 +229,8 @@ def _matches(claim: Claim, value: float, unit: str | None) -> bool:
     scales = [1.0]
     if claim.unit == "%":
         scales.append(100.0)
+    if claim.unit in BYTE_UNITS and unit and unit.startswith("key:") and "byte" in unit:
+        scales.append(1 / BYTE_UNITS[claim.unit])  # a results file keeps bytes
     if strict:
         if unit and unit.startswith("key:"):
             if not any(k in unit for k in UNIT_KEYS[claim.unit]):
