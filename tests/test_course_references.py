@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FILES = sorted(p for d in ("sources/lessons", "sources/solutions") for p in (REPO / d).glob("*.py")) + sorted(
     p for d in ("lessons", "solutions", "exercises") for p in (REPO / d).glob("*.ipynb"))
-HIDDEN = re.compile(r"\bFACTS\b|\bseeds?(?:\s+#)?\s+(?:sources?|questions?|documents?|tables?|files?)\b|\bseed's\b|\bseeds'(?=\s)"
+HIDDEN = re.compile(r"(?-i:\bFACTS\b)|\bseeds?(?:\s+#)?\s+(?:sources?|questions?|documents?|tables?|files?)\b|\bseed's\b|\bseeds'(?=\s)"
                     r"|\bthe\s+seeds?\s+(?:promises?|says?|lists?|claims?|calls?)\b|shared/seeds", re.IGNORECASE)
 
 
