@@ -274,7 +274,7 @@ predicted = estimate_memory(shape_of(model.config), VramConfig(method="lora", ba
 print(f"course vram, LoRA r=16 all-linear, bf16, batch 4 × 64: tensor peak {predicted.peak / 1e6:6.2f} MB")
 
 # %% [markdown]
-# Three causes, each visible above (course-tiny; with `COURSE_MODEL` your numbers differ):
+# Four things, each visible above (course-tiny; with `COURSE_MODEL` your numbers differ):
 #
 # - **On course-tiny the weights are a small share of the peak.** The peak comes at the start of the
 #   backward pass, where the saved activations and the loss's buffers over the 4096-token vocabulary
