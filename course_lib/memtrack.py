@@ -28,7 +28,7 @@ import torch
 from course_lib.lora import LoraConfig, add_lora
 from course_lib.vram import ALL_LINEAR, ATTENTION, ModelShape, VramConfig
 
-__all__ = ["TrackedMemory", "track_training_step", "PeakMemory", "measure_peak_memory"]
+__all__ = ["TrackedMemory", "track_training_step", "track_model_steps", "PeakMemory", "measure_peak_memory"]
 
 _CATEGORIES = {"PARAM": "parameters", "BUFFER": "buffers", "GRAD": "gradients", "OPT": "optimizer_states",
                "ACT": "activations", "TEMP": "temporaries", "OTH": "other"}
@@ -115,26 +115,45 @@ def track_training_step(shape: ModelShape, config: VramConfig, steps: int = 2) -
         model.train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         ids = torch.randint(0, shape.vocab_size, (config.batch_size, config.seq_len))
-        tracker = _tracker()
-        tracker.track_external(model, optimizer)
-        forward_activations = 0
-        with tracker:
-            for step in range(steps):
-                if step:
-                    tracker.reset_mod_stats()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "mixed"):
-                    loss = model(input_ids=ids, labels=ids).loss
-                current = next(iter(tracker.get_tracker_snapshot("current").values()), {})
-                forward_activations = _by_name(current).get("activations", 0)
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        peak_snapshot = next(iter(tracker.get_tracker_snapshot("peak").values()), {})
-    by_category = _by_name(peak_snapshot)
+        peak_snapshot, forward_activations = _tracked_steps(model, optimizer, ids, steps,
+                                                            autocast=config.precision == "mixed")
     if config.precision == "mixed":
         notes.append("mixed: fp32 weights with bf16 autocast; the fp32 weights are the master copy")
-    return TrackedMemory(peak=int(peak_snapshot.get("Total", 0)), by_category=by_category,
+    return TrackedMemory(peak=int(peak_snapshot.get("Total", 0)), by_category=_by_name(peak_snapshot),
                          forward_activations=forward_activations, seconds=time.perf_counter() - start, notes=notes)
+
+
+def _tracked_steps(model, optimizer, ids, steps: int, autocast: bool = False) -> tuple[dict, int]:
+    """`steps` training steps under the tracker: its peak snapshot, and the activations alive after the last forward."""
+    tracker = _tracker()
+    tracker.track_external(model, optimizer)
+    forward_activations = 0
+    with tracker:
+        for step in range(steps):
+            if step:
+                tracker.reset_mod_stats()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = model(input_ids=ids, labels=ids).loss
+            current = next(iter(tracker.get_tracker_snapshot("current").values()), {})
+            forward_activations = _by_name(current).get("activations", 0)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return next(iter(tracker.get_tracker_snapshot("peak").values()), {}), forward_activations
+
+
+def track_model_steps(model: torch.nn.Module, input_ids: torch.Tensor, steps: int = 2, lr: float = 1e-5) -> TrackedMemory:
+    """AdamW steps of a real model on real tensors under MemTracker: exact tensor bytes, on a CPU too (lesson 04).
+
+    Unlike `track_training_step` this runs the model you built — 4-bit bitsandbytes layers included,
+    with their dequantized temporaries — so it shows what each recipe keeps, byte for byte.
+    """
+    start = time.perf_counter()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    peak_snapshot, forward_activations = _tracked_steps(model, optimizer, input_ids, steps)
+    return TrackedMemory(peak=int(peak_snapshot.get("Total", 0)), by_category=_by_name(peak_snapshot),
+                         forward_activations=forward_activations, seconds=time.perf_counter() - start)
 
 
 def _by_name(snapshot: dict) -> dict[str, int]:

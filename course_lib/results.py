@@ -23,6 +23,7 @@ RESULTS = {
     "forgetting": "course forgetting",  # lesson 05
     "forgetting_smollm2-135m-instruct":  # lesson 05, the real model
         "course forgetting --model smollm2-135m-instruct --probe_prompts 16 --curve_texts 0",
+    "memory_smollm2": "course memory --model smollm2-135m-instruct",  # lesson 04
 }
 
 

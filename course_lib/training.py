@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from course_lib.models import set_seed
 
 __all__ = ["TrainConfig", "History", "TrainingDiverged", "train", "make_optimizer", "make_scheduler",
-           "shuffled_batches"]
+           "shuffled_batches", "accumulate_gradients"]
 
 
 @dataclass
@@ -239,3 +239,29 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
         history.best_step = best["step"]
     model.eval()
     return history
+
+
+def accumulate_gradients(model: torch.nn.Module, micro_batches: Sequence[dict],
+                         normalisation: Literal["tokens", "mean"] = "tokens") -> float:
+    """Backward through the micro-batches of one update, adding their gradients into .grad (lesson 04).
+
+    "tokens": each micro-batch's summed token loss is divided by the label tokens of all of them
+    together, so the gradients add up to the whole batch's — what transformers' Trainer does with
+    `gradient_accumulation_steps` (it passes that count to the model as `num_items_in_batch`).
+    "mean": each micro-batch's mean loss divided by their number, which equals the whole batch's
+    only when every micro-batch has as many label tokens. Returns the whole batch's loss.
+    """
+    if normalisation not in ("tokens", "mean"):
+        raise ValueError(f"normalisation must be 'tokens' or 'mean', not {normalisation!r}.")
+    device = next(model.parameters()).device
+    label_tokens = sum(int(b["labels"][..., 1:].ne(-100).sum()) for b in micro_batches)  # causal LM: shifted by one
+    total = 0.0
+    for batch in micro_batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if normalisation == "tokens":
+            loss = model(**batch, num_items_in_batch=label_tokens).loss  # sum over tokens / all label tokens
+        else:
+            loss = model(**batch).loss / len(micro_batches)
+        loss.backward()
+        total += loss.item()
+    return total

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
 
-__all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape",
+__all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape", "shape_of",
            "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
            "ALL_LINEAR", "VramArgs", "Activations", "activation_bytes", "COMMANDS"]
 
@@ -102,12 +102,18 @@ def model_shape(name: str) -> ModelShape:
             raise ValueError(f"unknown model {name!r}: not one of {sorted(PRESETS)}, not a folder with a "
                              "config.json, and not in the local Hugging Face cache") from None
     try:
-        return ModelShape(cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"],
-                          cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"]),
-                          cfg["vocab_size"], bool(cfg.get("tie_word_embeddings", False)))
+        return shape_of(cfg)
     except KeyError as exc:
         raise ValueError(f"the config.json of {name!r} has no {exc.args[0]!r}: only Llama-style decoders "
                          "are supported") from None
+
+
+def shape_of(config) -> ModelShape:
+    """The ModelShape of a transformers config (a `PretrainedConfig` or its config.json as a dict)."""
+    cfg = config if isinstance(config, dict) else config.to_dict()
+    return ModelShape(cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"],
+                      cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
+                      cfg["vocab_size"], bool(cfg.get("tie_word_embeddings", False)))
 
 
 @dataclass

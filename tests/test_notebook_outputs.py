@@ -3,9 +3,10 @@
 The saved outputs of lessons/ and solutions/ are the page students read first (STYLE.md 12).
 This fails on what has leaked into them before: absolute paths (a home folder, the checkout,
 site-packages), library warnings (`…Warning:` lines, `file.py:NNN` references), progress bars
-frozen part-way (a tqdm widget saved as its first frame, "0%| | 0/38"), and stray reprs of a
-cell's last expression (`<function …>`, `<matplotlib… at 0x…>`). Fix the source in sources/
-and rebuild with tools/build_notebooks.py; silence a known library warning at the source.
+frozen part-way (a tqdm widget saved as its first frame, "0%| | 0/38"), transformers' weight-loading
+bar (even finished) and its ANSI-coloured load report, and stray reprs of a cell's last expression
+(`<function …>`, `<matplotlib… at 0x…>`). Fix the source in sources/ and rebuild with
+tools/build_notebooks.py; silence a known library warning at the source.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ PROBLEMS = {
                                 r"|[A-Za-z]:\\\\?(?:Users|Program))|site-packages"),
     "warning": re.compile(r"\b\w*Warning\b:|\bFutureWarning\b|\b[\w/.-]+\.py:\d+\b|warnings\.warn\("),
     "stray repr": re.compile(r"^<(?:function|bound method|module|generator object) |<[\w.]+ (?:object )?at 0x"),
+    # transformers' weight-loading bar (finished or not) and its load report, coloured with ANSI escapes
+    "loading report": re.compile(r"Loading (?:weights|checkpoint shards)\b|LOAD REPORT|\x1b\[[0-9;]*m"),
 }
 # tqdm's text: "label:  40%|████      | 4/10 [00:01<00:02, ...]"
 BAR = re.compile(r"(\d+)%\|[^|\n]*\|\s*(\d+(?:\.\d+)?[kMG]?)/(\d+(?:\.\d+)?[kMG]?)")
@@ -91,6 +94,9 @@ def _display(text: str, widget: bool = False):
     (_stream("/usr/lib/python3/site-packages/x/y.py:3: UserWarning: careful", "stderr"), "warning"),
     (_stream("modeling_utils.py:3303: FutureWarning: `is_gradient_checkpointing` is deprecated", "stderr"), "warning"),
     (_stream("  warnings.warn(", "stderr"), "warning"),
+    (_stream("Loading weights: 100%|██████████| 38/38 [00:00<00:00, 977.33it/s]", "stderr"), "loading report"),
+    (_stream("LlamaForCausalLM LOAD REPORT from: x\nKey | Status\n\x1b[38;5;208mUNEXPECTED\x1b[0m", "stderr"),
+     "loading report"),
     (_display("Loading weights:   0%|          | 0/38 [00:00<?, ?it/s]", widget=True), "frozen progress bar"),
     (_stream("train:  40%|████      | 4/10 [00:01<00:02,  3.0it/s]", "stderr"), "frozen progress bar"),
     (nbformat.v4.new_output("execute_result", data={"text/plain": "<function __main__.short_run(lr: float) -> None>"},

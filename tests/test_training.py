@@ -127,3 +127,49 @@ def test_early_stopping_maps_onto_the_trainer(tmp_path):
     [callback] = config.callbacks()
     assert isinstance(callback, EarlyStoppingCallback) and callback.early_stopping_patience == 3
     assert cfg().callbacks() == []
+
+
+def _lm_batch(lengths: list[int], vocab: int = 64, seed: int = 0) -> dict:
+    """A right-padded causal-LM batch: rows of the given lengths, padding labelled -100."""
+    gen = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.randint(1, vocab, (len(lengths), width), generator=gen)
+    mask = torch.tensor([[1] * n + [0] * (width - n) for n in lengths])
+    return {"input_ids": ids * mask, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+
+
+def _grads(model, micro_batches, normalisation="tokens"):
+    from course_lib.training import accumulate_gradients
+
+    model.zero_grad(set_to_none=True)
+    accumulate_gradients(model, micro_batches, normalisation)
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def _split(batch: dict, size: int) -> list[dict]:
+    return [{k: v[i:i + size] for k, v in batch.items()} for i in range(0, len(batch["input_ids"]), size)]
+
+
+def test_accumulated_micro_batches_give_the_whole_batch_gradient(tiny_llama):
+    model = tiny_llama()
+    lengths = [12, 3, 7, 12, 5, 9, 12, 2]  # unequal label tokens per micro-batch
+    whole = _lm_batch(lengths)
+    full = _grads(model, [whole])
+    accumulated = _grads(model, _split(whole, 2))
+    assert torch.allclose(accumulated, full, atol=1e-6, rtol=1e-5)
+    # averaging each micro-batch's mean loss weighs short micro-batches' tokens too much
+    assert (_grads(model, _split(whole, 2), "mean") - full).abs().max() > 1e-3
+
+
+def test_mean_normalisation_is_exact_when_micro_batches_have_equal_tokens(tiny_llama):
+    model = tiny_llama()
+    whole = _lm_batch([6] * 8)
+    assert torch.allclose(_grads(model, _split(whole, 4), "mean"), _grads(model, [whole]), atol=1e-6)
+
+
+def test_unknown_normalisation_is_one_clear_error(tiny_llama):
+    model = tiny_llama()
+    from course_lib.training import accumulate_gradients
+
+    with pytest.raises(ValueError, match="normalisation"):
+        accumulate_gradients(model, [_lm_batch([3])], "sum")

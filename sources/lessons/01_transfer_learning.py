@@ -394,7 +394,7 @@ for step in (1, 11, 21, 31, 41, 51):
 # - **Strategy:** start with a linear probe as the baseline (minutes, no risk to the body), then
 #   LoRA or top-block fine-tuning (lessons 03–04); gradual unfreezing if full fine-tuning is used.
 #   The learning rate follows the method: ≈1e-4 – 2e-4 for LoRA, ≈1e-6 – 5e-5 for full
-#   fine-tuning of large models (FACTS: Learning rate; lesson 02 measures it for course-tiny).
+#   fine-tuning of large models (docs/references.md; lesson 02 measures it for course-tiny).
 # - **Validation:** split by contract, not by clause (70/15/15), so that no contract is in two
 #   splits; report accuracy and per-class F1; keep a general-text set to measure forgetting
 #   (lesson 05); review errors by hand.

@@ -25,8 +25,8 @@ print(versions_line())
 #
 # The LR sets the size of each step away from the pretrained parameters. Too small and the model
 # barely moves in the steps you can afford; too large and it leaves the region where the pretrained
-# features live — it "forgets" them, or diverges outright. Published starting points (FACTS:
-# Learning rate): BERT fine-tuning used 5e-5, 3e-5 or 2e-5 (Devlin et al. 2019); full fine-tuning of
+# features live — it "forgets" them, or diverges outright. Published starting points
+# (docs/references.md): BERT fine-tuning used 5e-5, 3e-5 or 2e-5 (Devlin et al. 2019); full fine-tuning of
 # LLMs ≈1e-6 – 5e-5; LoRA/QLoRA ≈1e-4 – 2e-4 (up to 5e-4); warm-up over 3–10 % of the steps.
 # These are for models with hundreds of millions of parameters or more. course-tiny is far smaller
 # (lesson 01 counted its parameters), and small models tolerate (and need) larger steps — so
@@ -82,7 +82,7 @@ plt.show()
 #
 # ## 3. Comparing learning rates on train and validation curves
 #
-# The seeds' analysis exercise, made real: fine-tune the whole model with 1e-5, 2e-5 and 5e-5 (the
+# A classic analysis exercise, made real: fine-tune the whole model with 1e-5, 2e-5 and 5e-5 (the
 # BERT-style range), 1e-4 and 3e-4 (the LoRA-typical range), the larger values the range test points
 # to, and one that is far too high. Everything else is fixed: constant LR, no warm-up, seed 0,
 # the same batches. `course lr-sweep` saved a curve for each.
@@ -128,7 +128,7 @@ plt.show()
 # and 1e-1 diverges at once. No run overfits within these steps — every validation loss is still
 # falling at the end — so the LR that converges fastest *without* overfitting is simply the one
 # with the lowest final validation loss: 3e-4 here, the value `valley` and `minimum` bracketed.
-# On larger models the same experiment moves the whole picture to smaller LRs (FACTS: Learning rate).
+# On larger models the same experiment moves the whole picture to smaller LRs (docs/references.md).
 #
 # A shortened live re-run checks the file: with a constant LR, the first 30 steps of a run are the
 # same whatever its length, so the live loss must match the file's loss at each of those steps.
@@ -184,8 +184,8 @@ plt.show()
 #
 # $$\eta_t = \eta_{min} + \tfrac12(\eta_{max} - \eta_{min})\left(1 + \cos\frac{\pi t}{T}\right)$$
 #
-# with $t$ counted from the end of warm-up and $T$ the number of steps after it (FACTS: Learning
-# rate). transformers' `get_cosine_schedule_with_warmup` uses $\eta_{min} = 0$. The schedule the
+# with $t$ counted from the end of warm-up and $T$ the number of steps after it (Loshchilov & Hutter
+# 2017). transformers' `get_cosine_schedule_with_warmup` uses $\eta_{min} = 0$. The schedule the
 # course's loop uses is exactly transformers', so we can check it against the formula:
 
 # %%

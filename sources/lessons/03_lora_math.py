@@ -8,7 +8,7 @@
 #
 # **Runtime.** Under a minute on a 2-core laptop CPU (about 35 s measured, course-tiny); the full
 # rank ablation is cached in `data/results/lora_rank_ablation.json` by
-# `OMP_NUM_THREADS=1 course lora-ablation` (3–6 minutes).
+# `OMP_NUM_THREADS=1 course lora-ablation` (several minutes).
 #
 # Sources: LoRA is Hu et al., ICLR 2022 (arXiv 2106.09685); rsLoRA is Kalajdzievski 2023
 # (arXiv 2312.03732); DoRA is Liu et al., ICML 2024 (arXiv 2402.09353).
@@ -60,8 +60,8 @@ print(f"r·(d+k) = {lora:,}")
 print(f"ratio   = {full / lora:.1f}×  (per matrix)")
 
 # %% [markdown]
-# Exactly 128× for one 4096 × 4096 matrix at r = 16 — not "about 127×" as one of the course's seed
-# sources says, and per matrix, not per model. The whole model is a different count: the
+# Exactly 128× for one 4096 × 4096 matrix at r = 16 — not "about 127×" as some tutorials
+# say, and per matrix, not per model. The whole model is a different count: the
 # embeddings, norms and untargeted matrices are frozen, not shrunk. Per model, the totals below
 # use each model's real shapes (Llama-2-7B's published config and course-tiny's own).
 
@@ -351,7 +351,7 @@ with torch.no_grad():
 # ## 8. Beyond plain LoRA: DoRA
 #
 # **DoRA** is *Weight-Decomposed Low-Rank Adaptation* (Liu et al., ICML 2024) — not "double
-# low-rank", as one of the course's seed sources calls it. It writes each weight as a magnitude
+# low-rank", as it is sometimes miscalled. It writes each weight as a magnitude
 # times a direction, W = m · V/‖V‖ (per output column), trains the magnitude vector m directly and
 # applies LoRA to the direction V. Like LoRA it can be merged after training. In peft it is one
 # flag: `LoraConfig(..., use_dora=True)`.

@@ -3,11 +3,14 @@
 #
 # **Goal.** Build NF4 by hand and check it against bitsandbytes; compare it with int4 and FP4 on
 # real weights; count what double quantization saves; fine-tune course-tiny with QLoRA through
-# `BitsAndBytesConfig` + peft; and learn to predict training memory part by part, so that "will it
-# fit on my card?" becomes arithmetic instead of folklore.
+# `BitsAndBytesConfig` + peft, and find out why it saves no memory on a model this small while it does
+# on a real one (SmolLM2-135M, measured); learn to predict training memory part by part, so that "will
+# it fit on my card?" becomes arithmetic instead of folklore; and trade memory for time with gradient
+# accumulation.
 #
-# **Runtime.** Under a minute on a 2-core CPU (about 30 s measured). Everything runs on the CPU here (bitsandbytes ≥ 0.45
-# does NF4 on the CPU) and unchanged on a CUDA GPU with `COURSE_MODEL`.
+# **Runtime.** Under 90 s on a 2-core CPU (84 s measured on a busy, shared machine). Everything runs
+# on the CPU here (bitsandbytes ≥ 0.45 does NF4 on the CPU) and unchanged on a CUDA GPU with
+# `COURSE_MODEL`.
 #
 # Source: Dettmers et al., *QLoRA*, NeurIPS 2023 (arXiv 2305.14314).
 
@@ -40,7 +43,7 @@ from course_lib.quant import (bits_per_parameter, dequantize_blockwise, dequanti
 from course_lib.encoding import collator_for, tokenize_causal
 from course_lib.training import TrainConfig, train
 from course_lib.memtrack import measure_peak_memory
-from course_lib.vram import PRESETS, VramConfig, estimate_memory
+from course_lib.vram import PRESETS, VramConfig, estimate_memory, shape_of
 
 device = get_device()
 set_seed(0)
@@ -182,11 +185,15 @@ lora_cfg = LoraConfig(r=16, lora_alpha=16, target_modules="all-linear", task_typ
 steps = TrainConfig(learning_rate=2e-3, max_steps=8, per_device_train_batch_size=4, disable_tqdm=True)
 
 
-def qlora_model():
+def qlora_model(prepare=True):
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                              bnb_4bit_compute_dtype=half)
-    m = load_base_model(quantization_config=bnb, **({"device_map": {"": 0}} if device.type == "cuda" else {}))
-    m = prepare_model_for_kbit_training(m, use_gradient_checkpointing=False)
+    m = load_base_model(quantization_config=bnb, **({} if prepare else {"dtype": half}),
+                        **({"device_map": {"": 0}} if device.type == "cuda" else {}))
+    if prepare:  # the recipe: freeze, and cast the unquantized parameters to float32
+        m = prepare_model_for_kbit_training(m, use_gradient_checkpointing=False)
+    else:  # the same without the float32 cast (the next section measures what the cast costs)
+        m.requires_grad_(False)
     keep_cpu_4bit_trainable(m)  # see above: without it, evaluating first breaks training on a CPU
     return get_peft_model(m, lora_cfg)
 
@@ -217,6 +224,8 @@ for name, r in results.items():
           f"training loss {r['loss'][0]:.2f} -> {r['loss'][-1]:.2f}")
     print(f"{'':12s} model in memory {r['footprint'] / 1e6:.2f} MB: "
           + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sorted(r["dtypes"].items())))
+print(f"embedding: {model.config.vocab_size} × {model.config.hidden_size}, "
+      f"tied to the LM head: {model.config.tie_word_embeddings}")
 for name in ("course-tiny", "llama-2-7b"):
     shape = PRESETS[name]
     print(f"{name}: decoder linear layers (what bitsandbytes quantizes) are "
@@ -238,26 +247,148 @@ for name in ("course-tiny", "llama-2-7b"):
 # (2.76 MB with the LoRA weights). On Llama-2-7B the linear layers are 96 % of the parameters,
 # so there the weights do shrink almost 4× (section 6).
 #
-# Measured peak memory of one training step, on this machine's device:
+# ### Why QLoRA does not save memory on course-tiny
+#
+# An earlier version of this lesson measured the opposite of its own point: a *higher* peak for
+# QLoRA than for 16-bit LoRA. To see why, count tensor bytes exactly. PyTorch's memory tracker
+# (`MemTracker`, the tool section 6 uses on fake tensors) also runs on real tensors, 4-bit layers
+# included: `course_lib.memtrack.track_model_steps` takes two AdamW steps of a model under it and
+# reports the peak by category — the same bytes on every machine, no allocator noise. Three
+# set-ups: 16-bit LoRA, the QLoRA recipe above, and QLoRA without `prepare_model_for_kbit_training`'s
+# float32 cast.
+
+# %%
+from course_lib.memtrack import track_model_steps
+
+ids = torch.randint(0, model.config.vocab_size, (4, 64), generator=torch.Generator().manual_seed(0)).to(device)
+tracked = {}
+for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model),
+                    ("QLoRA, no fp32 cast", lambda: qlora_model(prepare=False)),
+                    ("16-bit LoRA, bf16 adapters",
+                     lambda: get_peft_model(load_base_model(dtype=half).to(device), lora_cfg, autocast_adapter_dtype=False))):
+    set_seed(0)
+    tracked[name] = t = track_model_steps(build(), ids)
+    parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in t.by_category.items() if v >= 1e4)
+    print(f"{name:26s} tensor peak {t.peak / 1e6:6.2f} MB  ({parts} MB)")
+predicted = estimate_memory(shape_of(model.config), VramConfig(method="lora", batch_size=4, seq_len=64))
+print(f"course vram, LoRA r=16 all-linear, bf16, batch 4 × 64: tensor peak {predicted.peak / 1e6:6.2f} MB")
+
+# %% [markdown]
+# Four things, each visible above (course-tiny; with `COURSE_MODEL` your numbers differ):
+#
+# - **On course-tiny the weights are a small share of the peak.** The peak comes at the start of the
+#   backward pass, where the saved activations and the loss's buffers over the 4096-token vocabulary
+#   (the temporaries) dominate: the parameters are 3.41 MB of 16-bit LoRA's 26.97 MB. Even a perfect
+#   quantization could not save much.
+# - **The QLoRA recipe makes some tensors larger.** Only the decoder's linear layers are quantized,
+#   and `prepare_model_for_kbit_training` casts everything else — the embedding (here also the LM
+#   head) and the norms — to float32 for stable training. The parameters only shrink from 3.41 to
+#   3.18 MB, and since the residual stream now starts as the float32 output of the embedding, the
+#   saved activations grow from 13.86 to 15.18 MB: 28.06 MB in all against 26.97 MB.
+# - **Quantization itself does save.** Without the float32 cast, QLoRA's tensor peak is 25.69 MB,
+#   below 16-bit LoRA's. The cast is a choice for numerical stability, and on a small model it costs
+#   more than the 4-bit weights save.
+# - **peft keeps LoRA's adapters in float32** (`get_peft_model(..., autocast_adapter_dtype=True)`, its
+#   default), and every adapted layer keeps a float32 copy of its input for them. With 16-bit adapters
+#   the tensor peak of 16-bit LoRA is 22.35 MB, which is what `course vram` predicts (22.37 MB): the
+#   estimator assumes 16-bit adapters.
+#
+# Measured the way the earlier version did — the growth of the process's resident memory on a CPU —
+# building the model and taking a step are two different peaks:
 
 # %% tags=["nbval-ignore-output"]
 def one_step(build):
-    def run():
-        set_seed(0)
-        m = build()
-        batch = collator_for(tok, "causal-lm")(train_rows[:4])
-        m(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
-    return measure_peak_memory(run, device=device.type)
+    """Peak memory of building a model, then of one training step (RSS growth on a CPU, tensor bytes on a GPU)."""
+    set_seed(0)
+    built = {}
+    building = measure_peak_memory(lambda: built.setdefault("model", build()), device=device.type)
+    batch = {k: v.to(device) for k, v in collator_for(tok, "causal-lm")(train_rows[:4]).items()}
+    step = measure_peak_memory(lambda: built["model"](**batch).loss.backward(), device=device.type)
+    return building, step
 
 
 for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model)):
-    peak = one_step(build)
-    print(f"{name:12s} peak {peak.peak_bytes / 1e6:7.1f} MB  [{peak.method}]")
+    building, step = one_step(build)
+    print(f"{name:12s} building {building.peak_bytes / 1e6:7.1f} MB, one step {step.peak_bytes / 1e6:7.1f} MB"
+          f"  [{step.method}]")
 
 # %% [markdown]
-# On a CPU this is the course's *substitute* measurement (the growth of the process's resident
-# memory), which also counts Python and allocator overheads; on a CUDA GPU it is
-# `torch.cuda.max_memory_allocated()`, the bytes tensors really used.
+# The earlier version measured the growth of the process's resident memory (RSS) while building the
+# model *and* taking a step, so it mixed loading (each weight is read in 16 or 32 bits before it is
+# quantized) with training. RSS also counts what the CPU allocator keeps after a tensor is freed —
+# including bitsandbytes' dequantized 16-bit copy of each 4-bit weight, made afresh in every forward
+# and backward pass — and it moves from run to run (run the cell twice). It is a fair upper bound
+# for a whole process, not a count of what the method needs; the tracker's numbers are.
+#
+# ### The same comparison on a real model
+#
+# SmolLM2-135M-Instruct is large enough for the weights to matter. `course memory --model
+# smollm2-135m-instruct` trains it with full fine-tuning (bf16, AdamW), 16-bit LoRA and QLoRA (r = 16
+# on every linear layer) on the CPU, each method in its own fresh process so that one run's freed
+# memory cannot hide the next one's peak, and records the model's footprint, the exact tensor peak
+# (MemTracker, as above), the process's resident peak, and what `course vram` predicts for the same
+# shape and set-up. Next to it, the live course-tiny numbers from the cell above:
+
+# %%
+from course_lib.results import load_results
+
+mem = load_results("memory_smollm2")
+cfg = mem["config"]
+print(f"memory_smollm2.json: made by `{mem['command']}`; {cfg['max_steps']} steps of "
+      f"{cfg['per_device_train_batch_size']} × {cfg['seq_len']} tokens, one CPU thread, one process per method")
+print(f"{'SmolLM2-135M (file)':22s} {'footprint':>10s} {'predicted':>10s} | {'tensor peak':>11s} {'predicted':>10s} "
+      f"{'error':>7s} | {'RSS peak':>9s} {'loading':>8s}")
+for r in mem["runs"]:
+    p = r["predicted"]
+    print(f"{r['method']:22s} {r['footprint_bytes'] / 1e6:8.1f}MB {p['weights_bytes'] / 1e6:8.1f}MB | "
+          f"{r['tracked_peak_bytes'] / 1e6:9.1f}MB {p['peak_bytes'] / 1e6:8.1f}MB {r['tracked_error']:+7.0%} | "
+          f"{r['train_peak_bytes'] / 1e6:7.0f}MB {r['load_peak_bytes'] / 1e6:6.0f}MB")
+for r in mem["runs"]:
+    print(f"{r['method']:5s} tensor peak by category: " + ", ".join(
+        f"{k} {v / 1e6:.0f}" for k, v in r["tracked_by_category"].items() if v >= 1e6) + " MB")
+print(f"{'course-tiny (live)':22s} " + ", ".join(f"{k} {t.peak / 1e6:.2f} MB" for k, t in tracked.items()))
+
+fig, ax = plt.subplots(figsize=(8, 3.6))
+labels = [r["method"] for r in mem["runs"]]
+for i, (what, key) in enumerate((("footprint", "footprint_bytes"), ("tensor peak (MemTracker)", "tracked_peak_bytes"),
+                                 ("RSS peak", "train_peak_bytes"))):
+    ax.bar([x + (i - 1.5) * 0.2 for x in range(len(labels))], [r[key] / 1e6 for r in mem["runs"]], width=0.2, label=what)
+ax.bar([x + 1.5 * 0.2 for x in range(len(labels))], [r["predicted"]["peak_bytes"] / 1e6 for r in mem["runs"]],
+       width=0.2, label="course vram: tensor peak", color="white", edgecolor="k", hatch="//")
+ax.set_xticks(range(len(labels)), labels)
+ax.set(title="SmolLM2-135M on the CPU: measured against predicted", xlabel="method", ylabel="MB")
+ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# What the file shows, on a model where the weights matter:
+#
+# - **The model shrinks as promised.** QLoRA's footprint is 186.0 MB against 288.6 MB for 16-bit LoRA
+#   (the adapters in float32 included) and 269.0 MB for full fine-tuning in bf16.
+# - **The training peak barely moves.** In tensors, 2071.1 MB for QLoRA against 2079.3 MB for LoRA
+#   and 2172.2 MB for full fine-tuning. At 4 × 256 tokens the saved activations (1349 MB for LoRA,
+#   1443 MB for QLoRA, whose residual stream is float32 after the cast) and the loss's buffers over
+#   the large vocabulary (403 MB) are most of the peak; quantization does not touch them. Full
+#   fine-tuning pays for its optimizer states (538 MB), not more.
+# - **`course vram` is exact where its assumptions hold and says where they do not.** For full
+#   fine-tuning it predicts 2173.3 MB against the 2172.2 MB the tracker counted; for LoRA and QLoRA
+#   it predicts 22 % and 29 % less than the tracker counts, because it assumes 16-bit adapters and a
+#   16-bit embedding, while peft keeps the adapters and `prepare_model_for_kbit_training` the embedding
+#   in float32 (the course-tiny cell above shows the prediction exact once the adapters are 16-bit).
+# - **On the CPU, QLoRA's process peak is the highest**: 3455 MB of resident memory against 2599 MB
+#   for LoRA. The extra over the tensor peak (3455 − 2071 ≈ 1384 MB for QLoRA, 2599 − 2079 ≈ 520 MB for
+#   LoRA) is memory the process touched and kept, not tensors alive at the peak, which the tracker
+#   would have counted. The likely source is bitsandbytes' CPU path: it dequantizes every 4-bit weight
+#   into a fresh 16-bit copy in each forward and backward pass, and the freed copies stay with the
+#   allocator; we have not separated it further. Loading is not the cause: QLoRA's loading peak
+#   (510 MB) is below LoRA's (808 MB), and both are far below the training peaks.
+#
+# What a CPU measurement does and does not say about a GPU: the footprint and the tracker's tensor
+# peak are the tensors these shapes and dtypes allocate on any device, so they carry over; the RSS
+# column does not — on a GPU `torch.cuda.max_memory_allocated()` counts live tensors, like the tracker,
+# and the CUDA context and the caching allocator's reserve come on top (section 6). Nothing here ran on
+# a GPU, so that is a prediction, not a measurement. And QLoRA's saving is the weights: it shows where
+# they dominate the peak — large models, short sequences, small batches — as section 6 computes for 7B
+# to 70B.
 #
 # ## 6. The VRAM exercise, part by part
 #
@@ -270,7 +401,7 @@ for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model))
 # | optimizer states | AdamW's m and v (+ the fp32 master copy in mixed precision) | 8 (+4) bytes; 8-bit AdamW 2 |
 # | activations | what the forward pass saves for backward | per token and layer ≈ 20·h + 4·kv + 8·i bytes in 16-bit (Llama, SDPA); + 6·a·s per token with eager attention; 2·h with checkpointing |
 # | temporaries | short-lived buffers at the peak | the loss's fp32 logit gradients, the optimizer's scratch copies |
-# | quantization constants | absmax per block of 64 | 0.5 bit/param, 0.127 with DQ |
+# | quantization constants | absmax per block of 64 | 0.5 bit/param, 0.127 with DQ (QLoRA §3) |
 # | LoRA parameters | the adapters | r·(d+k) per matrix |
 #
 # The parts are never all alive at once. In a training step the **peak** is either the start of the
@@ -291,7 +422,7 @@ for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model))
 # reserve (PyTorch docs, "CUDA semantics: memory management"; `torch.cuda.memory_reserved()` shows it).
 # The course assumes 1 GiB and prints it separately from the tensor peak.
 #
-# **Seed question 1:** "the total VRAM required to fine-tune a 7B model in FP16 with gradient
+# **Question 1:** "the total VRAM required to fine-tune a 7B model in FP16 with gradient
 # checkpointing, sequence length 2048, batch size 4". "FP16" training in practice means mixed
 # precision (fp16 compute, fp32 master weights and Adam states):
 
@@ -307,14 +438,14 @@ for attn in ("sdpa", "eager"):
           f"peak {nockpt.peak / 1e9:5.0f} GB at {nockpt.phase}")
 
 # %% [markdown]
-# About 113 GB on a GPU: a 112.5 GB tensor peak, reached late in the backward pass (every gradient
+# About 114 GB on a GPU: a 112.5 GB tensor peak, reached late in the backward pass (every gradient
 # and a recomputed block alive next to the optimizer states), plus the assumed 1 GB of overhead. More
 # than one 80 GB card, dominated by the 12 bytes per parameter of optimizer state (80.9 GB) — not the
 # 14 GB of a table that counts the weights only. The weights alone are 13.5 GB (6.74 B parameters × 2
 # bytes). Without checkpointing the saved activations are 62 GB with SDPA attention and 165 GB with
 # eager attention, which keeps the 2048 × 2048 softmax scores of every head and layer.
 #
-# **Seed question 2:** "fine-tune a 13B model on a single RTX 3080 (10 GB)". Try each method at
+# **Question 2:** "fine-tune a 13B model on a single RTX 3080 (10 GB)". Try each method at
 # the smallest sensible set-up (batch 1, 512 tokens, checkpointing):
 
 # %%
@@ -335,28 +466,28 @@ for b in (1, 2, 4, 8):
     print(f"batch {b}: activations {e.activations / 1e9:5.2f} GB, total {e.total / 1e9:5.2f} GB")
 
 # %% [markdown]
-# Only QLoRA fits, and the last lines show the seed's "batch size: low impact on memory" is wrong:
+# Only QLoRA fits, and the last lines show the often-repeated "batch size: low impact on memory" is wrong:
 # activations grow linearly with the batch, and on QLoRA they decide whether a batch fits. The
 # reported fits agree in size: QLoRA 13/14B ≈ 8.5–12 GB (QLoRA §1, LLaMA-Factory README, Unsloth
 # docs).
 #
-# **The seed's table, corrected.** The seed lists "Full FT (FP16) 7B: 14 GB" — that is the weights
-# alone; "LoRA (FP16) 7B: 12 GB" is below the 14 GB floor that the fp16 weights already take.
+# **A memory table, corrected.** A table of the kind often quoted lists "Full FT (FP16) 7B: 14 GB" — that
+# is the weights alone; "LoRA (FP16) 7B: 12 GB" is below the 14 GB floor that the fp16 weights already take.
 # With training counted (batch 1 × 512, checkpointing):
 
 # %%
-seed_table = {"Full FT (FP32)": (28, 280), "Full FT (FP16)": (14, 140), "LoRA (FP16)": (12, 120),
+quoted_table = {"Full FT (FP32)": (28, 280), "Full FT (FP16)": (14, 140), "LoRA (FP16)": (12, 120),
               "QLoRA (4-bit)": (6, 48)}
 setups = {"Full FT (FP32)": VramConfig(method="full", precision="fp32"),
           "Full FT (FP16)": VramConfig(method="full", precision="mixed"),
           "LoRA (FP16)": VramConfig(method="lora", precision="fp16"),
           "QLoRA (4-bit)": VramConfig(method="qlora", optimizer="paged-adamw-8bit")}
-print(f"{'method':15s} {'seed 7B':>8s} {'weights':>8s} {'training':>9s} | {'seed 70B':>8s} {'weights':>8s} {'training':>9s}")
+print(f"{'method':15s} {'quoted 7B':>8s} {'weights':>8s} {'training':>9s} | {'quoted 70B':>8s} {'weights':>8s} {'training':>9s}")
 est = {}
 for name, cfg in setups.items():
     cfg.batch_size, cfg.seq_len, cfg.gradient_checkpointing = 1, 512, True
     e7, e70 = est[name] = estimate_memory(l7, cfg), estimate_memory(PRESETS["llama-2-70b"], cfg)
-    s7, s70 = seed_table[name]
+    s7, s70 = quoted_table[name]
     print(f"{name:15s} {s7:7d}G {(e7.weights + e7.quantization_constants) / 1e9:7.1f}G {e7.total / 1e9:8.1f}G | "
           f"{s70:7d}G {(e70.weights + e70.quantization_constants) / 1e9:7.1f}G {e70.total / 1e9:8.1f}G")
 
@@ -369,8 +500,8 @@ for label, base, of in (("weights vs 16-bit", "LoRA (FP16)", weights_of),
     print(f"  {label:25s}" + " / ".join(f"{of(est[base][i]) / of(est['QLoRA (4-bit)'][i]):4.1f}×" for i in (0, 1)))
 
 # %% [markdown]
-# The seed's full fine-tuning rows are the weights column; real training needs 16 bytes per
-# parameter plus activations. The "up to 8×" the seeds promise for QLoRA needs a baseline, and
+# The quoted full fine-tuning rows are the weights column; real training needs 16 bytes per
+# parameter plus activations. The "up to 8×" often promised for QLoRA needs a baseline, and
 # the last lines give it: against 16-bit weights the model shrinks 3.5× (7B) to 3.8× (70B) — not
 # quite the 16 / 4.127 ≈ 3.9× of quantizing everything, because the embeddings and LM head stay
 # in 16 bits — and 7.0× to 7.6× against fp32. Whole training memory shrinks 2.8× (7B) to 3.6×
@@ -467,10 +598,119 @@ print(f"worst error {receipt['worst_relative_error']:.1%} over {len(runs)} confi
 
 # %% tags=["nbval-ignore-output"]
 if device.type == "cuda":
-    peak = one_step(lora16_model)
-    print(f"measured {peak.peak_bytes / 1e9:.3f} GB ({peak.method})")
+    building, step = one_step(lora16_model)
+    print(f"measured {step.peak_bytes / 1e9:.3f} GB for one step ({step.method})")
 else:
     print("No CUDA GPU here: skipped. On a GPU this cell measures one LoRA training step of your model.")
+
+# %% [markdown]
+# ## 7. Gradient accumulation: the batch without its memory
+#
+# Activations grow with the batch (section 6), so a batch that does not fit can be split: run k
+# micro-batches forward and backward one after the other, let their gradients add up in `.grad`, and
+# take one optimizer step. Memory is that of one micro-batch; the update is that of the whole batch —
+# if the loss is normalised right. A causal LM's loss is a mean over label tokens, and micro-batches
+# of padded text hold different numbers of them: averaging the k micro-batch means weighs the tokens
+# of short micro-batches more. transformers' Trainer (`gradient_accumulation_steps`) therefore counts
+# the label tokens of all k micro-batches first and passes that count to the model as
+# `num_items_in_batch`, which then divides its summed token loss by it (Hugging Face blog, "Fixing
+# Gradient Accumulation", 2024; see docs/references.md). `course_lib.training.accumulate_gradients`
+# does the same by hand. One batch of 16 rows against 4 micro-batches of 4, on the same 16 rows:
+
+# %%
+from course_lib.training import accumulate_gradients
+
+n_rows = 16 if count_parameters(model) < 10e6 else 8  # a bigger COURSE_MODEL: 4 micro-batches of 2, to stay quick
+rows16 = train_rows[:n_rows]
+collate = collator_for(tok, "causal-lm")
+micro = [collate(rows16[i:i + n_rows // 4]) for i in range(0, n_rows, n_rows // 4)]
+print("label tokens per micro-batch:", [int(b["labels"][:, 1:].ne(-100).sum()) for b in micro])
+
+
+def gradients(batches, normalisation="tokens"):
+    """The gradient of one update of a fresh base model over `batches` (float32 weights)."""
+    set_seed(0)
+    m = load_base_model().to(device)
+    accumulate_gradients(m, batches, normalisation)
+    return [p.grad for p in m.parameters()]
+
+
+whole = gradients([collate(rows16)])
+for label, grads in (("4 × 4, loss / all label tokens", gradients(micro)),
+                     ("4 × 4, mean loss / 4", gradients(micro, "mean"))):
+    diff = max((g - w).abs().max().item() for g, w in zip(grads, whole))
+    scale = max(w.abs().max().item() for w in whole)
+    print(f"{label:32s} max |Δ gradient| against one batch of 16: {diff:.1e} (largest gradient {scale:.1e})")
+
+# %% [markdown]
+# The same with the Trainer itself: one step of plain SGD (so the update is −lr × the gradient, and
+# Adam's normalisation cannot hide a difference), batch 16 against `per_device_train_batch_size=4`
+# with `gradient_accumulation_steps=4`. Then the price: the time of one update each way (the best of
+# three, by hand), and the memory that `course vram` predicts for a batch of 16 and of 4 on Llama-2-7B.
+
+# %% tags=["nbval-ignore-output"]
+import tempfile
+import time
+
+from transformers import Trainer
+from transformers.trainer_callback import PrinterCallback
+
+
+def trainer_update(batch_size, accumulation):
+    """θ after − θ before for one Trainer step (plain SGD) over rows16."""
+    set_seed(0)
+    m = load_base_model().to(device)
+    before = [p.detach().clone() for p in m.parameters()]
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainConfig(learning_rate=0.1, max_steps=1, per_device_train_batch_size=batch_size, max_grad_norm=0.0,
+                           disable_tqdm=True).to_training_arguments(out, gradient_accumulation_steps=accumulation,
+                                                                     optim="sgd", logging_strategy="no",
+                                                                     dataloader_pin_memory=False)
+        trainer = Trainer(model=m, args=args, train_dataset=rows16, data_collator=collate)
+        trainer.remove_callback(PrinterCallback)  # no metrics dict printed at the end
+        trainer.train()
+    return [p.detach() - b for p, b in zip(m.parameters(), before)]
+
+
+update16, update4x4 = trainer_update(n_rows, 1), trainer_update(n_rows // 4, 4)
+print(f"Trainer, max |Δθ| between batch 16 and 4 × 4 accumulated: "
+      f"{max((a - b).abs().max().item() for a, b in zip(update16, update4x4)):.1e} "
+      f"(largest update {max(u.abs().max().item() for u in update16):.1e})")
+
+
+def seconds_per_update(batches):
+    m = load_base_model().to(device)
+    best = float("inf")
+    for _ in range(3 if n_rows == 16 else 1):
+        m.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        accumulate_gradients(m, batches)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+t16, t4x4 = seconds_per_update([collate(rows16)]), seconds_per_update(micro)
+print(f"forward + backward of one update: batch 16 {t16 * 1e3:.0f} ms, 4 × 4 accumulated {t4x4 * 1e3:.0f} ms "
+      f"({t4x4 / t16:.1f}×)")
+for b in (16, 4):
+    e = estimate_memory(l7, VramConfig(method="lora", batch_size=b, seq_len=512, gradient_checkpointing=True))
+    print(f"Llama-2-7B LoRA, batch {b:2d} × 512, checkpointing: activations {e.activations / 1e9:5.2f} GB, "
+          f"peak {e.peak / 1e9:5.2f} GB")
+
+# %% [markdown]
+# With the loss divided by the label tokens of all 16 rows, accumulation gives the whole batch's
+# gradient to float precision: the largest difference is 1.2e-07 on gradients up to 8.7e-01, the
+# rounding of adding in another order. Through the Trainer the two SGD updates agree to 1.5e-08.
+# Averaging the micro-batches' mean losses is off by 1.0e-03 — small here only because these
+# micro-batches hold nearly the same number of label tokens (245 to 252); with texts of very different
+# lengths the error grows with the imbalance.
+#
+# The price is time, not memory: the micro-batches run one after the other, each too small to keep
+# the hardware as busy as one large batch would (Hugging Face docs, "Efficient training on a single
+# GPU"; see docs/references.md). The cell prints both times on this machine; they vary with its load.
+# What it buys: for Llama-2-7B with LoRA, a batch of 16 × 512 tokens keeps 3.20 GB of activations and
+# peaks at 19.01 GB of tensors; 4 micro-batches of 4 keep 0.80 GB and peak at 15.04 GB, for the same
+# update.
 
 # %% [markdown]
 # ## Summary
@@ -482,6 +722,12 @@ else:
 # - QLoRA on course-tiny (BitsAndBytesConfig + peft) reached about the same perplexity as 16-bit
 #   LoRA after 8 steps (27.2 against 27.0). On a CPU, call `keep_cpu_4bit_trainable` first, or
 #   an evaluation before training silently breaks the backward pass through the 4-bit layers.
+# - QLoRA saves the weights' memory, and only that. On course-tiny its tensor peak is higher than
+#   16-bit LoRA's (28.06 against 26.97 MB): the weights are a small share of it, and the recipe's
+#   float32 embedding and norms cost more than the 4-bit layers save. On SmolLM2-135M the model
+#   shrinks (186.0 against 288.6 MB) but activations dominate the peak (2071.1 against 2079.3 MB of
+#   tensors); on a CPU, the process's resident peak is even higher for QLoRA. Count tensors with
+#   MemTracker (`track_model_steps`), not the process's memory.
 # - Training memory has parts (weights, gradients, optimizer states, activations, constants, adapters)
 #   that are not all alive at once: the peak is the start of the backward pass or the optimizer step,
 #   and `course vram` says which. Full fine-tuning needs ≈16 bytes/param before activations;
@@ -489,7 +735,11 @@ else:
 #   scores are stored); QLoRA brings 13B within a 10 GB card at batch 1.
 # - The estimate is checked without a GPU: PyTorch's MemTracker on fake tensors, at 1B–13B shapes
 #   (`benchmarks/vram_memtrack.py`), and on your laptop with `course vram --check`.
+# - Gradient accumulation with the loss normalised by all micro-batches' label tokens
+#   (`num_items_in_batch`) gives the whole batch's update (max |Δθ| 1.5e-08 through the Trainer):
+#   the memory of one micro-batch, paid for in time.
 #
 # **Exercises:** [exercises/04_qlora_consumer_gpu.ipynb](../exercises/04_qlora_consumer_gpu.ipynb) — quantize a block to NF4, dequantize it,
 # count bits with double quantization, estimate memory for stated set-ups, and choose a batch size that a
-# memory measurement confirms.
+# memory measurement confirms. The full run behind section 5's real-model table: `course memory --model
+# smollm2-135m-instruct` (several minutes).
