@@ -21,6 +21,7 @@ RESULTS = {
     "lr_sweep": "course lr-sweep",  # lesson 02
     "lora_rank_ablation": "course lora-ablation",  # lesson 03
     "forgetting": "course forgetting",  # lesson 05
+    "sft": "course sft",  # lesson 06
 }
 
 
