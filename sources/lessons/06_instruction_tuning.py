@@ -1,0 +1,333 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Instruction tuning with a chat template: from a conversation to a shipped adapter
+#
+# **Goal.** Teach a real chat model, SmolLM2-135M-Instruct (Allal et al. 2025, arXiv 2502.02737), one
+# narrow skill — explaining a standard-library function in the one-line style of Python's own
+# docstrings — and measure every step: what the chat template does and what a wrong one costs, which
+# tokens the loss should see, supervised fine-tuning with TRL's `SFTTrainer` and a peft LoRA adapter,
+# and shipping the result (save, reload, merge, several adapters on one base).
+#
+# **Runtime.** About two and a half minutes on a 2-core CPU. The full run (training with early stopping,
+# its whole-text twin, the held-out answers in three prompt formats) is `course sft`; it wrote
+# `data/results/sft.json` and the adapters under `data/adapters/`, and this notebook reads them and
+# repeats a few steps live.
+#
+# **Model.** `smollm2-135m-instruct` unless `COURSE_MODEL` names another model with a chat template
+# (course-tiny has none: it was never taught to chat).
+#
+# **You will use** `course_lib.sft` (prompt formats, the label mask, the run), TRL's `SFTTrainer`,
+# peft's `LoraConfig` / `PeftModel`, and Google's `rouge_score`.
+
+# %%
+import logging
+import tempfile
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+from peft import PeftModel
+from transformers.utils import logging as hf_logging
+
+from course_lib import sft
+from course_lib.data import data_dir
+from course_lib.doctor import versions_line
+from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
+from course_lib.results import load_results
+
+hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
+hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+# peft still calls a transformers alias deprecated in 5.x; harmless here
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+print(versions_line())
+
+# %% [markdown]
+# ## 1 · What a chat template turns a conversation into
+#
+# A chat model was trained on conversations written out in one exact text format, and it answers well
+# only in that format. The tokenizer carries the format as a Jinja template; `apply_chat_template`
+# renders a list of `{role, content}` messages with it (transformers docs, "Chat templates"). SmolLM2
+# uses ChatML: each turn is `<|im_start|>role`, a newline, the content, `<|im_end|>`. Here is one row of
+# the course's chat set (`data/instructions/chat`, built from the standard library's docstrings).
+
+# %%
+name = sft.lesson_model()
+tokenizer = load_tokenizer(name)
+set_seed(0)
+model = load_base_model(name).eval()
+train_rows, val_rows, test_rows = sft.task_rows("train"), sft.task_rows("validation"), sft.task_rows("test")
+print(f"model: {name}, {count_parameters(model):,} parameters")
+print(f"task rows (\"{sft.TASK_PREFIX} …\"): train {len(train_rows)}, validation {len(val_rows)}, test {len(test_rows)}")
+row = train_rows[0]
+print("\nmessages:", row["messages"])
+print("\nrendered for training (the whole conversation):")
+print(tokenizer.apply_chat_template(row["messages"], tokenize=False))
+print("rendered for answering (add_generation_prompt=True ends with the assistant header):")
+print(tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True) + "▌")
+
+# %% [markdown]
+# Two things the messages do not say are in the text: a **system turn** the template adds on its own
+# when the conversation has none, and, for answering, the **generation prompt** — the header
+# `<|im_start|>assistant` plus a newline, after which the model writes its reply. The role markers are
+# single tokens, not text the model has to spell:
+
+# %%
+ids = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"]
+pieces = tokenizer.convert_ids_to_tokens(ids)
+print(f"{len(ids)} tokens; the special ones and their neighbours:")
+print(" ".join(f"[{p}]" if p.startswith("<|") else p for p in pieces[:12]), "…")
+print(f"<|im_start|> = id {tokenizer.convert_tokens_to_ids('<|im_start|>')}, "
+      f"<|im_end|> = id {tokenizer.convert_tokens_to_ids('<|im_end|>')}, "
+      f"end of sequence = {tokenizer.eos_token!r}, padding = {tokenizer.pad_token!r}")
+
+# %% [markdown]
+# ### The cost of a wrong template, as a number
+#
+# The same 16 held-out test questions, asked three ways: with the model's own template (`chat`), as the
+# bare question (`none`), and in the Alpaca-style `### Instruction: … ### Response:` format that lessons
+# 03–05 used (`alpaca`, another model family's convention). The task metric is the **response
+# perplexity**: how surprised the model is by the reference answer (the real docstring) placed after
+# each prompt, counting the answer's tokens only. Lower is better. We recompute it live and compare
+# with the file `course sft` wrote, which also holds the greedy answers' ROUGE-L against the reference
+# and the share of answers in the docstring format (one line, at most 25 words, a full stop).
+
+# %%
+results = load_results("sft")
+test = test_rows[:results["test_rows"]]
+print(f"sft.json: made by `{results['command']}` on {results['model']}, seed {results['seed']}, "
+      f"{results['wall_seconds'] / 60:.0f} min\n")
+print(f"{'prompt format':14s} {'response ppl (live)':>20s} {'(file)':>8s} {'ROUGE-L':>8s} {'format rate':>12s}")
+live_ppl = {}
+for template in sft.TEMPLATES:
+    live_ppl[template] = torch.tensor(sft.response_nll(model, tokenizer, test, template)).exp().item()
+    before = results["before"][template]
+    print(f"{template:14s} {live_ppl[template]:20.2f} {before['response_ppl']:8.2f} {before['rouge_l']:8.3f} "
+          f"{before['format_rate']:12.0%}")
+print(f"\nwithout the template the reference answers are {live_ppl['none'] / live_ppl['chat']:.2f}× as surprising; "
+      f"in Alpaca's format {live_ppl['alpaca'] / live_ppl['chat']:.2f}×")
+
+# %%
+print("question:", results["questions"][0].splitlines()[0])
+print("reference:", results["references"][0])
+for template in sft.TEMPLATES:
+    print(f"  {template:7s}→ {results['before'][template]['answers'][0]!r}")
+
+# %% [markdown]
+# Read the table by column. The perplexity column is the clean comparison, and the template wins
+# it: the model is least surprised by the answers when it is asked the way it was trained. The
+# generated answers tell the other half: in every format this model answers at length, in its own
+# assistant voice, so none of its answers has the docstring's form (format rate 0 %) and ROUGE-L
+# stays low — the template is necessary, not sufficient. That is what instruction tuning is for.
+
+# %% [markdown]
+# ## 2 · Which tokens the loss should see
+#
+# A training example is the whole rendered conversation, but we want the model to learn to *answer*,
+# not to predict the system prompt or the user's question. PyTorch's cross-entropy skips every
+# position whose label is −100 (`ignore_index=-100`, the convention transformers follows), so the
+# labels are the token ids on the assistant's reply and −100 everywhere else.
+# `sft.assistant_only_labels` writes that mask by hand: it finds each assistant header in the token
+# ids and keeps everything from there up to the next turn — including `<|im_end|>`, because a model
+# that never sees it as a target never learns to stop.
+
+# %%
+example = sft.assistant_only_labels(tokenizer, row["messages"])
+kept = [t for t in example["labels"] if t != -100]
+print(f"{len(example['input_ids'])} tokens, {len(kept)} of them targets: {tokenizer.decode(kept)!r}")
+print("last 8 positions (token → label):")
+for tok_id, label in list(zip(example["input_ids"], example["labels"]))[-8:]:
+    print(f"  {tokenizer.convert_ids_to_tokens(tok_id)!r:14s} → {label}")
+
+# %% [markdown]
+# TRL does the same job its own way. Given rows in its **prompt–completion** format (`prompt`: the
+# turns before the answer, `completion`: the assistant's turn) and `completion_only_loss=True`, its
+# `SFTTrainer` renders the prompt with the generation prompt, renders prompt + completion, and masks the
+# common prefix. (Its other switch, `assistant_only_loss`, needs `{% generation %}` markers that
+# SmolLM2's template does not have.) Built on the same 8 rows, the two batches must be equal, token for
+# token. The trainer also gives the model its LoRA adapter — the run we then make, live, for 4 steps.
+
+# %%
+live = sft.SFTRunConfig(max_steps=4, per_device_train_batch_size=4, eval_steps=2, logging_steps=1,
+                        early_stopping_patience=0)
+trainer = sft.sft_trainer(model, tokenizer, train_rows[:8], val_rows[:8], live, tempfile.mkdtemp())
+theirs = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+ours = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in train_rows[:8]],
+                     tokenizer.pad_token_id)
+for key in ("input_ids", "attention_mask", "labels"):
+    print(f"{key:15s} shape {tuple(ours[key].shape)}  hand-written == TRL: {torch.equal(ours[key], theirs[key])}")
+print(f"target tokens in the batch: {int((ours['labels'] != -100).sum())} of {int(ours['attention_mask'].sum())}")
+
+# %%
+trainer.train()
+logged = trainer.state.log_history
+print("live run, 4 steps of 4 rows:")
+print("  training loss:", [round(e["loss"], 3) for e in logged if "loss" in e])
+print("  eval loss (8 validation rows):", [(e["step"], round(e["eval_loss"], 3)) for e in logged if "eval_loss" in e])
+
+# %% [markdown]
+# ### Masked or whole text?
+#
+# The full run trained twice from the same seed for the same number of steps: once with the mask
+# (`completion_only_loss=True`), once on every token (`False`), as lessons 03–05 did. Both are judged
+# on the reply only, on the same validation and test questions.
+
+# %%
+masked, whole = results["after"]["chat"], results["whole_text"]["after"]["chat"]
+nll = torch.tensor([results["masked_eval_response_nll"], results["whole_text"]["eval_response_nll"]])
+print(f"{'trained on':12s} {'val response ppl':>17s} {'test response ppl':>18s} {'ROUGE-L':>8s} {'format':>7s} {'exact':>6s}")
+for label, m, v in (("reply only", masked, nll[0].exp()), ("whole text", whole, nll[1].exp())):
+    print(f"{label:12s} {v:17.3f} {m['response_ppl']:18.3f} {m['rouge_l']:8.3f} {m['format_rate']:7.0%} {m['exact']:6.0%}")
+print(f"({results['whole_text']['steps']} steps each, {results['train_rows']} training rows)")
+
+# %% [markdown]
+# MASKED_VS_WHOLE
+
+# %% [markdown]
+# ## 3 · Supervised fine-tuning: the long run
+#
+# `course sft` trained a LoRA adapter (rank 4 on every linear layer, `lora_alpha` 8, learning rate
+# 3e-4, batches of 8) on only 96 training rows, so that the data repeats every 12 steps and
+# overfitting has a chance to show. Every 8 steps it measured the loss on 32 validation rows and
+# saved a checkpoint; transformers' `EarlyStoppingCallback` stopped the run after two evaluations
+# without a better loss, and `load_best_model_at_end=True` reloaded the best checkpoint.
+
+# %%
+curve = results["eval_curve"]
+cfg = results["config"]
+fig, ax = plt.subplots(figsize=(7, 3.8))
+ax.plot(results["train_curve"]["step"], results["train_curve"]["loss"], ".-", color="tab:gray",
+        label="training loss (batches of 8)")
+ax.plot(curve["step"], curve["eval_loss"], "o-", color="tab:blue", label="validation loss (32 rows)")
+ax.axvline(results["best_step"], color="tab:green", ls="--", label=f"best checkpoint, step {results['best_step']}")
+for epoch in range(1, results["stopped_at_step"] * cfg["per_device_train_batch_size"] // results["train_rows"] + 1):
+    ax.axvline(epoch * results["train_rows"] / cfg["per_device_train_batch_size"], color="k", alpha=0.1)
+ax.set(title="SFT of smollm2-135m-instruct on 96 rows (grey lines: epochs)", xlabel="optimizer step",
+       ylabel="loss on reply tokens (nats/token)")
+ax.legend()
+plt.show()
+print("step:      ", curve["step"])
+print("eval loss: ", [round(x, 3) for x in curve["eval_loss"]])
+print(f"best step {results['best_step']}, stopped at step {results['stopped_at_step']} of {cfg['max_steps']}")
+
+# %% [markdown]
+# CURVE_READING
+
+# %%
+b, a = results["before"]["chat"], results["after"]["chat"]
+print(f"{'16 held-out test questions':28s} {'before':>8s} {'after':>8s}")
+for key, label, fmt in (("response_ppl", "response perplexity", "{:8.2f}"), ("rouge_l", "ROUGE-L (F)", "{:8.3f}"),
+                        ("format_rate", "docstring format rate", "{:8.0%}"), ("exact", "exact match", "{:8.0%}")):
+    print(f"{label:28s} {fmt.format(b[key])} {fmt.format(a[key])}")
+print()
+for q, ref, before_a, after_a in list(zip(results["questions"], results["references"], b["answers"], a["answers"]))[:4]:
+    print(q.splitlines()[0])
+    print(f"  reference: {ref}\n  before:    {before_a[:110]!r}\n  after:     {after_a!r}")
+
+# %% [markdown]
+# BEFORE_AFTER
+
+# %% [markdown]
+# ## 4 · Shipping the adapter
+#
+# The adapter is a folder with a config and the LoRA matrices only. `PeftModel.from_pretrained` puts it
+# back on a fresh base model; its response perplexity on the test questions must be the file's.
+
+# %%
+adapter_dir = data_dir() / "adapters" / "sft-docstring"
+base = load_base_model(name).eval()
+tuned = PeftModel.from_pretrained(base, adapter_dir, adapter_name="docstring").eval()
+adapter_mb = sft.dir_bytes(adapter_dir) / 1e6
+model_mb = (data_dir() / "models" / name / "model.safetensors").stat().st_size / 1e6 if name == sft.DEFAULT_MODEL \
+    else 4 * count_parameters(base) / 1e6
+lora_params = sum(p.numel() for n, p in tuned.named_parameters() if "lora_" in n)
+print(f"adapter on disk: {adapter_mb:.1f} MB ({lora_params:,} parameters) vs the full model: {model_mb:.0f} MB — {model_mb / adapter_mb:.0f}× smaller")
+reloaded_ppl = torch.tensor(sft.response_nll(tuned, tokenizer, test)).exp().item()
+print(f"reloaded adapter, test response perplexity: {reloaded_ppl:.2f} (file: {results['after']['chat']['response_ppl']:.2f})")
+print("live answer:", sft.answer_metrics(tuned, tokenizer, test[:1], max_new_tokens=32)["answers"][0])
+
+# %% [markdown]
+# **Merging.** `merge_and_unload()` adds the scaled product B·A into each base weight and drops the
+# adapter layers: one ordinary model, no extra latency (Hu et al. 2022, §4.1). On a float32 base the
+# merged model must give the adapter's logits up to float32 rounding; we state the tolerance as 1e-3
+# (logits here are of order 10, and float32 keeps about 7 significant digits).
+
+# %%
+probe = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in test[:4]], tokenizer.pad_token_id)
+inputs = {"input_ids": probe["input_ids"], "attention_mask": probe["attention_mask"]}
+keep = probe["attention_mask"].bool()
+with torch.no_grad():
+    adapter_logits = tuned(**inputs).logits[keep]
+    with tuned.disable_adapter():
+        base_logits = tuned(**inputs).logits[keep]
+    merged = tuned.merge_and_unload()
+    merged_logits = merged(**inputs).logits[keep]
+diff = (merged_logits - adapter_logits).abs().max().item()
+print(f"max |merged − adapter| = {diff:.1e} over {keep.sum().item()} positions × {merged_logits.shape[-1]:,} logits; "
+      f"within 1e-3: {diff < 1e-3}")
+print(f"(for scale: max |adapter − base| = {(adapter_logits - base_logits).abs().max().item():.1f})")
+
+# %% [markdown]
+# **A 4-bit base.** QLoRA trains the adapter on an NF4-quantized base (lesson 04). Put the same adapter
+# on a 4-bit copy of the base and the logits move by the quantization error; merge into the 4-bit base
+# and peft has to dequantize each weight, add B·A and *quantize again*, rounding the update away in
+# part (peft warns about exactly this).
+
+# %%
+from transformers import BitsAndBytesConfig
+
+nf4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+tuned4 = PeftModel.from_pretrained(load_base_model(name, quantization_config=nf4), adapter_dir).eval()
+with torch.no_grad(), warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*4-bit.*rounding", category=UserWarning)
+    adapter4_logits = tuned4(**inputs).logits[keep]
+    merged4_logits = tuned4.merge_and_unload()(**inputs).logits[keep]
+print(f"max |adapter on 4-bit base − adapter on float32 base| = {(adapter4_logits - adapter_logits).abs().max().item():.2f}")
+print(f"max |merged 4-bit − adapter on 4-bit base|          = {(merged4_logits - adapter4_logits).abs().max().item():.2f}")
+
+# %% [markdown]
+# MERGE_4BIT
+
+# %% [markdown]
+# **Two adapters, one base.** An adapter is a few megabytes beside a base of hundreds, so one base can
+# hold several and switch between them. We load the task adapter and its whole-text twin from
+# section 2 onto one fresh base, and measure the same test questions with each, and with adapters off.
+
+# %%
+multi = PeftModel.from_pretrained(load_base_model(name).eval(), adapter_dir, adapter_name="docstring")
+multi.load_adapter(data_dir() / "adapters" / "sft-docstring-whole-text", adapter_name="whole-text")
+multi.eval()
+for adapter in ("docstring", "whole-text"):
+    multi.set_adapter(adapter)
+    print(f"set_adapter({adapter!r:13s}): test response ppl {torch.tensor(sft.response_nll(multi, tokenizer, test)).exp().item():.2f}")
+with multi.disable_adapter():
+    print(f"disable_adapter():           test response ppl {torch.tensor(sft.response_nll(multi, tokenizer, test)).exp().item():.2f}")
+print("adapters held:", list(multi.peft_config))
+
+# %% [markdown]
+# Switching costs nothing but a pointer: the base weights are shared. Serving systems build on
+# exactly this — one base model in memory, many adapters, each request naming its adapter; peft itself
+# can mix adapters inside one batch (`adapter_names=[...]` in `generate`, peft docs "Mixed adapter
+# batches"), and inference servers such as vLLM (`--enable-lora`) do the same at scale. Merging is the
+# other way to ship: fastest for one task, but it gives up the switch.
+
+# %% [markdown]
+# ## Summary
+#
+# SUMMARY
+#
+# **Exercises:** [exercises/06_instruction_tuning.ipynb](../exercises/06_instruction_tuning.ipynb) — render a
+# conversation in ChatML by hand, build the assistant-only labels, check a merge, score answers, and
+# choose a prompt format by measurement.
