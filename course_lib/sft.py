@@ -25,7 +25,8 @@ from course_lib.data import RESPONSE_MARKER, data_dir, instruction_text, load_co
 
 __all__ = ["DEFAULT_MODEL", "lesson_model", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
-           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "COMMANDS"]
+           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
+           "COMMANDS"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
 TASK_PREFIX = "Explain what the Python function"  # the rows of data/instructions/chat this lesson trains on
@@ -265,7 +266,7 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -
     curve = {"step": [0] + [e["step"] for e in logs if "eval_loss" in e],
              "eval_loss": [base_eval_nll] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
     train_curve = {"step": [e["step"] for e in logs if "loss" in e], "loss": [e["loss"] for e in logs if "loss" in e]}
-    after = _scores(tuned, tok, test, ("chat",), config.max_new_tokens)
+    after = _scores(tuned, tok, test, TEMPLATES, config.max_new_tokens)  # trained in chat, asked three ways
     adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
     tuned.save_pretrained(adapter_dir)
     result = {"model": model_name, "config": asdict(config), "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
@@ -295,12 +296,33 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -
     return result
 
 
+def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply-only loss") -> None:
+    """README.md of a saved adapter: what it is, the command and seed that made it (replaces peft's template)."""
+    c = result["config"]
+    options = " ".join(f"--{k} {v}" for k, v in c.items() if v != getattr(SFTRunConfig, k, v) and k not in ("out",))
+    Path(adapter_dir, "README.md").write_text(
+        f"# LoRA adapter for {result['model']}: one-line docstring answers ({kind})\n\n"
+        f"Made by `course sft{' ' + options if options else ''}` (course_lib/sft.py, seed {result['seed']}): "
+        f"TRL's SFTTrainer, LoRA r={c['r']}, lora_alpha={c['lora_alpha']:g}, target_modules={c['target_modules']}, "
+        f"learning rate {c['learning_rate']:g}, batches of {c['per_device_train_batch_size']}, "
+        f"{result['train_rows']} rows of data/instructions/chat (\"{TASK_PREFIX} …\"), "
+        f"{result['stopped_at_step']} steps (best checkpoint: step {result['best_step']}). "
+        "Lesson 06 loads it with `peft.PeftModel.from_pretrained`; the figures are in data/results/sft.json.\n",
+        encoding="utf-8")
+
+
 def _run(config: SFTRunConfig) -> int:
     from course_lib.results import save_results
 
     if config.max_steps <= 0 or config.train_rows <= 0:
         raise ValueError("--max_steps and --train_rows must be positive.")
-    path = save_results("sft", sft_run(config), out=config.out or None)
+    result = sft_run(config)
+    adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
+    write_adapter_card(adapter_dir, result)
+    if config.compare_whole_text:
+        write_adapter_card(adapter_dir.with_name(adapter_dir.name + "-whole-text"), result, "whole-text loss, "
+                           "the comparison run")
+    path = save_results("sft", result, out=config.out or None)
     print(f"wrote {path}")
     return 0
 

@@ -32,6 +32,7 @@
 
 # %%
 import logging
+import math
 import tempfile
 import warnings
 
@@ -96,7 +97,7 @@ print(f"<|im_start|> = id {tokenizer.convert_tokens_to_ids('<|im_start|>')}, "
 # %% [markdown]
 # ### The cost of a wrong template, as a number
 #
-# The same 16 held-out test questions, asked three ways: with the model's own template (`chat`), as the
+# The same held-out test questions, asked three ways: with the model's own template (`chat`), as the
 # bare question (`none`), and in the Alpaca-style `### Instruction: … ### Response:` format that lessons
 # 03–05 used (`alpaca`, another model family's convention). The task metric is the **response
 # perplexity**: how surprised the model is by the reference answer (the real docstring) placed after
@@ -109,13 +110,19 @@ results = load_results("sft")
 test = test_rows[:results["test_rows"]]
 print(f"sft.json: made by `{results['command']}` on {results['model']}, seed {results['seed']}, "
       f"{results['wall_seconds'] / 60:.0f} min\n")
-print(f"{'prompt format':14s} {'response ppl (live)':>20s} {'(file)':>8s} {'ROUGE-L':>8s} {'format rate':>12s}")
-live_ppl = {}
-for template in sft.TEMPLATES:
-    live_ppl[template] = torch.tensor(sft.response_nll(model, tokenizer, test, template)).exp().item()
-    before = results["before"][template]
-    print(f"{template:14s} {live_ppl[template]:20.2f} {before['response_ppl']:8.2f} {before['rouge_l']:8.3f} "
-          f"{before['format_rate']:12.0%}")
+
+
+def compare_formats(m, scores: dict) -> dict[str, float]:
+    """Live response perplexity of model m in each prompt format, beside the file's scores of its greedy answers."""
+    print(f"{'prompt format':14s} {'response ppl (live)':>20s} {'(file)':>8s} {'ROUGE-L':>8s} {'format rate':>12s}")
+    ppl = {t: math.exp(sft.response_nll(m, tokenizer, test, t)) for t in sft.TEMPLATES}
+    for t in sft.TEMPLATES:
+        print(f"{t:14s} {ppl[t]:20.2f} {scores[t]['response_ppl']:8.2f} {scores[t]['rouge_l']:8.3f} "
+              f"{scores[t]['format_rate']:12.0%}")
+    return ppl
+
+
+live_ppl = compare_formats(model, results["before"])
 print(f"\nwithout the template the reference answers are {live_ppl['none'] / live_ppl['chat']:.2f}× as surprising; "
       f"in Alpaca's format {live_ppl['alpaca'] / live_ppl['chat']:.2f}×")
 
@@ -126,11 +133,7 @@ for template in sft.TEMPLATES:
     print(f"  {template:7s}→ {results['before'][template]['answers'][0]!r}")
 
 # %% [markdown]
-# Read the table by column. The perplexity column is the clean comparison, and the template wins
-# it: the model is least surprised by the answers when it is asked the way it was trained. The
-# generated answers tell the other half: in every format this model answers at length, in its own
-# assistant voice, so none of its answers has the docstring's form (format rate 0 %) and ROUGE-L
-# stays low — the template is necessary, not sufficient. That is what instruction tuning is for.
+# TEMPLATE_READING
 
 # %% [markdown]
 # ## 2 · Which tokens the loss should see
@@ -198,23 +201,29 @@ print(f"({results['whole_text']['steps']} steps each, {results['train_rows']} tr
 # %% [markdown]
 # ## 3 · Supervised fine-tuning: the long run
 #
-# `course sft` trained a LoRA adapter (rank 4 on every linear layer, `lora_alpha` 8, learning rate
-# 3e-4, batches of 8) on only 96 training rows, so that the data repeats every 12 steps and
-# overfitting has a chance to show. Every 8 steps it measured the loss on 32 validation rows and
-# saved a checkpoint; transformers' `EarlyStoppingCallback` stopped the run after two evaluations
-# without a better loss, and `load_best_model_at_end=True` reloaded the best checkpoint.
+# `course sft` trained a LoRA adapter on every linear layer of the model with TRL's `SFTTrainer`, on
+# few training rows on purpose, so that the data repeats every few steps and overfitting has a chance
+# to show (its settings are printed below). At every evaluation it measured the loss on the validation
+# rows and saved a checkpoint; transformers' `EarlyStoppingCallback` stopped the run after
+# `early_stopping_patience` evaluations without a better loss, and `load_best_model_at_end=True`
+# reloaded the best checkpoint.
 
 # %%
 curve = results["eval_curve"]
 cfg = results["config"]
+print(f"LoRA r={cfg['r']}, lora_alpha={cfg['lora_alpha']:g} on {cfg['target_modules']} "
+      f"({results['trainable_parameters']:,} trainable parameters); learning rate {cfg['learning_rate']:g}, "
+      f"batches of {cfg['per_device_train_batch_size']}; {results['train_rows']} training rows "
+      f"(one epoch = {results['train_rows'] // cfg['per_device_train_batch_size']} steps), evaluation every "
+      f"{cfg['eval_steps']} steps on {results['eval_rows']} validation rows, patience {cfg['early_stopping_patience']}")
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot(results["train_curve"]["step"], results["train_curve"]["loss"], ".-", color="tab:gray",
         label="training loss (batches of 8)")
-ax.plot(curve["step"], curve["eval_loss"], "o-", color="tab:blue", label="validation loss (32 rows)")
+ax.plot(curve["step"], curve["eval_loss"], "o-", color="tab:blue", label=f"validation loss ({results['eval_rows']} rows)")
 ax.axvline(results["best_step"], color="tab:green", ls="--", label=f"best checkpoint, step {results['best_step']}")
 for epoch in range(1, results["stopped_at_step"] * cfg["per_device_train_batch_size"] // results["train_rows"] + 1):
     ax.axvline(epoch * results["train_rows"] / cfg["per_device_train_batch_size"], color="k", alpha=0.1)
-ax.set(title="SFT of smollm2-135m-instruct on 96 rows (grey lines: epochs)", xlabel="optimizer step",
+ax.set(title=f"SFT of {results['model']} on {results['train_rows']} rows (grey lines: epochs)", xlabel="optimizer step",
        ylabel="loss on reply tokens (nats/token)")
 ax.legend()
 plt.show()
@@ -227,7 +236,7 @@ print(f"best step {results['best_step']}, stopped at step {results['stopped_at_s
 
 # %%
 b, a = results["before"]["chat"], results["after"]["chat"]
-print(f"{'16 held-out test questions':28s} {'before':>8s} {'after':>8s}")
+print(f"{str(len(test)) + ' held-out test questions':28s} {'before':>8s} {'after':>8s}")
 for key, label, fmt in (("response_ppl", "response perplexity", "{:8.2f}"), ("rouge_l", "ROUGE-L (F)", "{:8.3f}"),
                         ("format_rate", "docstring format rate", "{:8.0%}"), ("exact", "exact match", "{:8.0%}")):
     print(f"{label:28s} {fmt.format(b[key])} {fmt.format(a[key])}")
@@ -238,31 +247,45 @@ for q, ref, before_a, after_a in list(zip(results["questions"], results["referen
 
 # %% [markdown]
 # BEFORE_AFTER
+#
+# ### The template, again: ask the tuned model the wrong way
+#
+# The adapter learned the task inside ChatML. We put it back on a fresh base
+# (`PeftModel.from_pretrained`, more in section 4) and ask the same test questions in the three
+# formats of section 1: response perplexity live, the answers' scores from the file.
+
+# %%
+adapter_dir = data_dir() / "adapters" / "sft-docstring"
+tuned = PeftModel.from_pretrained(load_base_model(name).eval(), adapter_dir, adapter_name="docstring").eval()
+tuned_ppl = compare_formats(tuned, results["after"])
+print("\nlive answer (chat):", sft.answer_metrics(tuned, tokenizer, test[:1], max_new_tokens=24)["answers"][0])
+for template in ("none", "alpaca"):
+    print(f"file answer ({template}):", repr(results["after"][template]["answers"][0]))
+
+# %% [markdown]
+# TUNED_TEMPLATES
 
 # %% [markdown]
 # ## 4 · Shipping the adapter
 #
-# The adapter is a folder with a config and the LoRA matrices only. `PeftModel.from_pretrained` puts it
-# back on a fresh base model; its response perplexity on the test questions must be the file's.
+# The adapter is a folder with a config and the LoRA matrices only: `save_pretrained` on the trained
+# peft model wrote it, and `PeftModel.from_pretrained` put it back on a fresh base in section 3, where
+# the live perplexities matched the file's.
 
 # %%
-adapter_dir = data_dir() / "adapters" / "sft-docstring"
-base = load_base_model(name).eval()
-tuned = PeftModel.from_pretrained(base, adapter_dir, adapter_name="docstring").eval()
-adapter_mb = sft.dir_bytes(adapter_dir) / 1e6
-model_mb = (data_dir() / "models" / name / "model.safetensors").stat().st_size / 1e6 if name == sft.DEFAULT_MODEL \
-    else 4 * count_parameters(base) / 1e6
 lora_params = sum(p.numel() for n, p in tuned.named_parameters() if "lora_" in n)
-print(f"adapter on disk: {adapter_mb:.1f} MB ({lora_params:,} parameters) vs the full model: {model_mb:.0f} MB — {model_mb / adapter_mb:.0f}× smaller")
-reloaded_ppl = torch.tensor(sft.response_nll(tuned, tokenizer, test)).exp().item()
-print(f"reloaded adapter, test response perplexity: {reloaded_ppl:.2f} (file: {results['after']['chat']['response_ppl']:.2f})")
-print("live answer:", sft.answer_metrics(tuned, tokenizer, test[:1], max_new_tokens=32)["answers"][0])
+adapter_mb = sft.dir_bytes(adapter_dir) / 1e6
+model_file = data_dir() / "models" / name / "model.safetensors"
+model_mb = model_file.stat().st_size / 1e6 if model_file.exists() else 4 * count_parameters(tuned.get_base_model()) / 1e6
+print(f"adapter on disk: {adapter_mb:.1f} MB ({lora_params:,} parameters) vs the full model: {model_mb:.0f} MB "
+      f"(float32) — {model_mb / adapter_mb:.0f}× smaller")
+print("files:", sorted(p.name for p in adapter_dir.iterdir()))
 
 # %% [markdown]
 # **Merging.** `merge_and_unload()` adds the scaled product B·A into each base weight and drops the
 # adapter layers: one ordinary model, no extra latency (Hu et al. 2022, §4.1). On a float32 base the
-# merged model must give the adapter's logits up to float32 rounding; we state the tolerance as 1e-3
-# (logits here are of order 10, and float32 keeps about 7 significant digits).
+# merged model must give the adapter's logits up to float32 rounding. We state the tolerance before
+# measuring: 1e-3, about 7 significant digits (float32's) of the largest logit, printed below.
 
 # %%
 probe = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in test[:4]], tokenizer.pad_token_id)
@@ -277,7 +300,8 @@ with torch.no_grad():
 diff = (merged_logits - adapter_logits).abs().max().item()
 print(f"max |merged − adapter| = {diff:.1e} over {keep.sum().item()} positions × {merged_logits.shape[-1]:,} logits; "
       f"within 1e-3: {diff < 1e-3}")
-print(f"(for scale: max |adapter − base| = {(adapter_logits - base_logits).abs().max().item():.1f})")
+print(f"(for scale: largest |logit| {adapter_logits.abs().max().item():.1f}; "
+      f"max |adapter − base| = {(adapter_logits - base_logits).abs().max().item():.1f})")
 
 # %% [markdown]
 # **A 4-bit base.** QLoRA trains the adapter on an NF4-quantized base (lesson 04). Put the same adapter
@@ -311,9 +335,9 @@ multi.load_adapter(data_dir() / "adapters" / "sft-docstring-whole-text", adapter
 multi.eval()
 for adapter in ("docstring", "whole-text"):
     multi.set_adapter(adapter)
-    print(f"set_adapter({adapter!r:13s}): test response ppl {torch.tensor(sft.response_nll(multi, tokenizer, test)).exp().item():.2f}")
+    print(f"set_adapter({adapter!r:13s}): test response ppl {math.exp(sft.response_nll(multi, tokenizer, test)):.2f}")
 with multi.disable_adapter():
-    print(f"disable_adapter():           test response ppl {torch.tensor(sft.response_nll(multi, tokenizer, test)).exp().item():.2f}")
+    print(f"disable_adapter():           test response ppl {math.exp(sft.response_nll(multi, tokenizer, test)):.2f}")
 print("adapters held:", list(multi.peft_config))
 
 # %% [markdown]
