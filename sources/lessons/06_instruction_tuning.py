@@ -32,13 +32,18 @@
 
 # %%
 import logging
+
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # before peft imports it: a CPU-kernel notice
+
 import math
 import tempfile
 import warnings
 
 import matplotlib.pyplot as plt
 import torch
+from datasets import disable_progress_bars
 from peft import PeftModel
+from transformers import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from course_lib import sft
@@ -48,8 +53,8 @@ from course_lib.models import count_parameters, load_base_model, load_tokenizer,
 from course_lib.results import load_results
 
 hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
+disable_progress_bars()  # nor the bars of TRL's dataset preparation (datasets.map)
 hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 # peft still calls a transformers alias deprecated in 5.x; harmless here
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
@@ -166,6 +171,7 @@ for tok_id, label in list(zip(example["input_ids"], example["labels"]))[-8:]:
 live = sft.SFTRunConfig(max_steps=4, per_device_train_batch_size=4, eval_steps=2, logging_steps=1,
                         early_stopping_patience=0)
 trainer = sft.sft_trainer(model, tokenizer, train_rows[:8], val_rows[:8], live, tempfile.mkdtemp())
+trainer.remove_callback(PrinterCallback)  # the log is read from trainer.state below, rounded
 theirs = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
 ours = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in train_rows[:8]],
                      tokenizer.pad_token_id)
@@ -317,9 +323,14 @@ tuned4 = PeftModel.from_pretrained(load_base_model(name, quantization_config=nf4
 with torch.no_grad(), warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*4-bit.*rounding", category=UserWarning)
     adapter4_logits = tuned4(**inputs).logits[keep]
-    merged4_logits = tuned4.merge_and_unload()(**inputs).logits[keep]
+    ppl4 = math.exp(sft.response_nll(tuned4, tokenizer, test))
+    merged4 = tuned4.merge_and_unload()
+    merged4_logits = merged4(**inputs).logits[keep]
+    ppl4_merged = math.exp(sft.response_nll(merged4, tokenizer, test))
 print(f"max |adapter on 4-bit base − adapter on float32 base| = {(adapter4_logits - adapter_logits).abs().max().item():.2f}")
 print(f"max |merged 4-bit − adapter on 4-bit base|          = {(merged4_logits - adapter4_logits).abs().max().item():.2f}")
+print(f"test response ppl: adapter on float32 base {tuned_ppl['chat']:.2f}, on 4-bit base {ppl4:.2f}, "
+      f"merged into 4-bit {ppl4_merged:.3g}")
 
 # %% [markdown]
 # MERGE_4BIT
