@@ -163,16 +163,16 @@ def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = 
 class SFTRunConfig:
     """What `course sft` runs; names as in TRL's SFTConfig / transformers' TrainingArguments and peft's LoraConfig."""
 
-    train_rows: int = field(default=64, metadata={"help": "training rows (few, so that overfitting shows)"})
-    eval_rows: int = field(default=24, metadata={"help": "validation rows for the evaluation loss"})
-    test_rows: int = field(default=12, metadata={"help": "held-out test prompts answered before and after"})
+    train_rows: int = field(default=32, metadata={"help": "training rows (few, so that overfitting shows)"})
+    eval_rows: int = field(default=16, metadata={"help": "validation rows for the evaluation loss"})
+    test_rows: int = field(default=8, metadata={"help": "held-out test prompts answered before and after"})
     r: int = field(default=4, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=8.0, metadata={"help": "LoRA scaling alpha / r = 2"})
     target_modules: str = field(default="all-linear", metadata={"help": "peft's shorthand: every linear layer "
                                                                            "of the body (QLoRA §4)"})
     learning_rate: float = field(default=5e-4, metadata={"help": "peak LR (LoRA: 1e-4 – 5e-4)"})
-    max_steps: int = field(default=48, metadata={"help": "optimizer steps at most (early stopping may end sooner)"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "rows per step"})
+    max_steps: int = field(default=24, metadata={"help": "optimizer steps at most (early stopping may end sooner)"})
+    per_device_train_batch_size: int = field(default=4, metadata={"help": "rows per step"})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "a transformers scheduler name"})
     eval_steps: int = field(default=4, metadata={"help": "evaluate (and checkpoint) every this many steps"})
     logging_steps: int = field(default=2, metadata={"help": "log the training loss every this many steps"})

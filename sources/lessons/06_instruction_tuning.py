@@ -324,11 +324,14 @@ with torch.no_grad(), warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*4-bit.*rounding", category=UserWarning)
     adapter4_logits = tuned4(**inputs).logits[keep]
     ppl4 = math.exp(sft.response_nll(tuned4, tokenizer, test))
+    stored = tuple(tuned4.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.shape)
     merged4 = tuned4.merge_and_unload()
     merged4_logits = merged4(**inputs).logits[keep]
     ppl4_merged = math.exp(sft.response_nll(merged4, tokenizer, test))
 print(f"max |adapter on 4-bit base − adapter on float32 base| = {(adapter4_logits - adapter_logits).abs().max().item():.2f}")
 print(f"max |merged 4-bit − adapter on 4-bit base|          = {(merged4_logits - adapter4_logits).abs().max().item():.2f}")
+print(f"layer 0 q_proj, stored 4-bit weight: shape {stored} before the merge, "
+      f"{tuple(merged4.model.layers[0].self_attn.q_proj.weight.shape)} after")
 print(f"test response ppl: adapter on float32 base {tuned_ppl['chat']:.2f}, on 4-bit base {ppl4:.2f}, "
       f"merged into 4-bit {ppl4_merged:.3g}")
 
