@@ -328,5 +328,5 @@ def _run(config: SFTRunConfig) -> int:
 
 
 COMMANDS = {"sft": ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
-                    "data/results/sft.json and data/adapters/sft-docstring (about 15 min on an idle CPU core)",
+                    "data/results/sft.json and data/adapters/sft-docstring (about 18 min on a shared 2-core CPU)",
                     (SFTRunConfig,), _run)}
