@@ -24,6 +24,7 @@ RESULTS = {
     "forgetting_smollm2-135m-instruct":  # lesson 05, the real model
         "course forgetting --model smollm2-135m-instruct --probe_prompts 16 --curve_texts 0",
     "memory_smollm2": "course memory --model smollm2-135m-instruct",  # lesson 04
+    "sft": "course sft",  # lesson 06
 }
 
 

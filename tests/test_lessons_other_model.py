@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
 REAL_MODEL = os.environ.get("LESSONS_REAL_MODEL")  # a name or folder that COURSE_MODEL accepts
 LESSON_TIMEOUT_S = 600  # each lesson, top to bottom
+# Lessons that read artefacts trained on one model: with another model they need that model's own run first.
+TRAINED_ON_DEFAULT = {"06_instruction_tuning": "lesson 06 loads adapters `course sft` trained on "
+                                               "smollm2-135m-instruct (its default); another model needs its own "
+                                               "`COURSE_MODEL=... course sft` first"}
 
 
 def execute(nb, path: Path, seconds: float) -> None:
@@ -51,6 +55,8 @@ def other_model(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_with_course_model(lesson, other_model, monkeypatch):
+    if lesson.stem in TRAINED_ON_DEFAULT and not REAL_MODEL:
+        pytest.skip(TRAINED_ON_DEFAULT[lesson.stem])
     monkeypatch.setenv("COURSE_MODEL", str(other_model))
     nb = nbformat.read(lesson, as_version=4)
     execute(nb, lesson.parent, LESSON_TIMEOUT_S)  # raises on any error

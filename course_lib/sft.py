@@ -1,0 +1,332 @@
+"""Instruction tuning with a chat template: prompt formats, the assistant-only label mask, `course sft` (lesson 06).
+
+The task: answer "Explain what the Python function `X` does." (data/instructions/chat) in the one-line
+style of the standard library's own docstrings. `assistant_only_labels` writes the loss mask by hand
+(labels −100 everywhere but the assistant's reply); tests/test_sft.py proves it equal to what TRL's
+`SFTTrainer` builds from the same rows in its prompt–completion format with `completion_only_loss`.
+`sft_run` is the long run behind `course sft`: TRL + a peft `LoraConfig`, early stopping on the
+evaluation loss with the best checkpoint reloaded, before/after metrics, the adapter saved to disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import torch
+
+from course_lib.data import RESPONSE_MARKER, data_dir, instruction_text, load_course_dataset
+
+__all__ = ["DEFAULT_MODEL", "lesson_model", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
+           "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
+           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
+           "COMMANDS"]
+
+DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
+TASK_PREFIX = "Explain what the Python function"  # the rows of data/instructions/chat this lesson trains on
+Template = Literal["chat", "none", "alpaca"]
+TEMPLATES: tuple[str, ...] = ("chat", "none", "alpaca")  # the model's own, none at all, another model's
+
+
+def lesson_model() -> str:
+    """COURSE_MODEL if set, else smollm2-135m-instruct: this lesson needs a model with a chat template."""
+    return os.environ.get("COURSE_MODEL") or DEFAULT_MODEL
+
+
+def task_rows(split: str, n: int | None = None) -> list[dict]:
+    """The first n chat rows of `split` whose user asks to explain a standard-library function."""
+    rows = [r for r in load_course_dataset("chat", split) if r["messages"][0]["content"].startswith(TASK_PREFIX)]
+    return rows[:n] if n else rows
+
+
+def to_prompt_completion(row: dict) -> dict:
+    """A chat row as TRL's conversational prompt–completion example: every turn but the last, and the last."""
+    return {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
+
+
+def prompt_for(tokenizer, row: dict, template: Template = "chat") -> str:
+    """The text a model is asked to continue: its chat template, the bare question, or the Alpaca format."""
+    user = row["messages"][0]["content"]
+    if template == "chat":
+        return tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True)
+    if template == "none":
+        return user + "\n"
+    if template == "alpaca":  # "### Instruction: … ### Response:" of lessons 03-05 (course_lib.data)
+        return instruction_text({"instruction": user, "input": "", "output": ""})
+    raise ValueError(f"template must be one of {TEMPLATES}, not {template!r}.")
+
+
+def generation_prompt(tokenizer) -> str:
+    """What add_generation_prompt=True appends: the header that opens an assistant turn."""
+    probe = [{"role": "user", "content": "x"}]
+    with_header = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+    return with_header[len(tokenizer.apply_chat_template(probe, tokenize=False)):]
+
+
+def assistant_only_labels(tokenizer, messages: list[dict]) -> dict[str, list[int]]:
+    """input_ids of the templated conversation, and labels that are −100 except on the assistant's replies.
+
+    By hand, on token ids: a reply starts after each assistant header (`generation_prompt`) and runs up
+    to the next turn's first token, so the end-of-turn token is learned (the model must learn to stop).
+    """
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    header = tokenizer(generation_prompt(tokenizer), add_special_tokens=False)["input_ids"]
+    turn_start = header[0]  # ChatML: <|im_start|> opens every turn
+    labels, inside = [-100] * len(ids), False
+    for i, tok in enumerate(ids):
+        if i + 1 >= len(header) and ids[i + 1 - len(header):i + 1] == header:
+            inside = True  # the header itself stays masked; the reply starts at the next token
+            continue
+        if tok == turn_start:
+            inside = False
+        if inside:
+            labels[i] = tok
+    return {"input_ids": ids, "labels": labels}
+
+
+def whole_text_labels(tokenizer, messages: list[dict]) -> dict[str, list[int]]:
+    """The unmasked alternative: every token of the templated conversation is a target (lessons 03-05's way)."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    return {"input_ids": ids, "labels": list(ids)}
+
+
+def pad_batch(examples: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad input_ids (pad id), labels (−100) and an attention mask into (B, T) tensors."""
+    width = max(len(e["input_ids"]) for e in examples)
+    batch = {"input_ids": torch.full((len(examples), width), pad_token_id),
+             "attention_mask": torch.zeros((len(examples), width), dtype=torch.long),
+             "labels": torch.full((len(examples), width), -100)}
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        batch["input_ids"][i, :n] = torch.tensor(e["input_ids"])
+        batch["attention_mask"][i, :n] = 1
+        batch["labels"][i, :n] = torch.tensor(e["labels"])
+    return batch
+
+
+@torch.no_grad()
+def response_nll(model, tokenizer, rows: Sequence[dict], template: Template = "chat", batch_size: int = 8) -> float:
+    """Mean NLL (nats) per token of the reference answers only, each after its prompt in `template`."""
+    examples = []
+    for row in rows:
+        prompt = tokenizer(prompt_for(tokenizer, row, template), add_special_tokens=False)["input_ids"]
+        answer = tokenizer(row["messages"][-1]["content"], add_special_tokens=False)["input_ids"]
+        examples.append({"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer})
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in pad_batch(examples[i:i + batch_size], tokenizer.pad_token_id).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        targets = batch["labels"][:, 1:]  # (B, T-1): token t is predicted from positions < t
+        total += torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
+                                                   reduction="sum").item()
+        count += int((targets != -100).sum())
+    model.train(was_training)
+    return total / count
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F-measure (Lin 2004: longest common subsequence), Google's `rouge_score` with stemming."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)) / len(references)
+
+
+def format_ok(answer: str, max_words: int = 25) -> bool:
+    """The course's docstring style: one line, at most `max_words` words, ending with a full stop."""
+    return "\n" not in answer and 0 < len(answer.split()) <= max_words and answer.endswith(".")
+
+
+@torch.no_grad()
+def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = "chat",
+                   max_new_tokens: int = 32) -> dict:
+    """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL."""
+    from course_lib.generation import greedy_answers
+
+    prompts = [prompt_for(tokenizer, r, template) for r in rows]
+    answers = greedy_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    refs = [r["messages"][-1]["content"] for r in rows]
+    return {"rouge_l": rouge_l(answers, refs), "exact": sum(a == r for a, r in zip(answers, refs)) / len(refs),
+            "format_rate": sum(map(format_ok, answers)) / len(answers),
+            "response_nll": response_nll(model, tokenizer, rows, template), "answers": answers}
+
+
+@dataclass
+class SFTRunConfig:
+    """What `course sft` runs; names as in TRL's SFTConfig / transformers' TrainingArguments and peft's LoraConfig."""
+
+    train_rows: int = field(default=32, metadata={"help": "training rows (few, so that overfitting shows)"})
+    eval_rows: int = field(default=16, metadata={"help": "validation rows for the evaluation loss"})
+    test_rows: int = field(default=8, metadata={"help": "held-out test prompts answered before and after"})
+    r: int = field(default=4, metadata={"help": "LoRA rank"})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA scaling alpha / r = 2"})
+    target_modules: str = field(default="all-linear", metadata={"help": "peft's shorthand: every linear layer "
+                                                                           "of the body (QLoRA §4)"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "peak LR (LoRA: 1e-4 – 5e-4)"})
+    max_steps: int = field(default=24, metadata={"help": "optimizer steps at most (early stopping may end sooner)"})
+    per_device_train_batch_size: int = field(default=4, metadata={"help": "rows per step"})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "a transformers scheduler name"})
+    eval_steps: int = field(default=4, metadata={"help": "evaluate (and checkpoint) every this many steps"})
+    logging_steps: int = field(default=2, metadata={"help": "log the training loss every this many steps"})
+    early_stopping_patience: int = field(default=2, metadata={"help": "stop after this many evaluations without "
+                                                                      "a better eval loss; 0 disables"})
+    max_length: int = field(default=192, metadata={"help": "tokens per example (the longest task row has 257)"})
+    completion_only_loss: bool = field(default=True, metadata={"help": "loss on the assistant reply only"})
+    compare_whole_text: bool = field(default=True, metadata={"help": "also train on the whole text "
+                                                                     "(completion_only_loss=False) and compare"})
+    max_new_tokens: int = field(default=24, metadata={"help": "greedy tokens per held-out answer"})
+    seed: int = field(default=0, metadata={"help": "LoRA init and batch order"})
+    adapter_dir: str = field(default="", metadata={"help": "where the adapter goes; '' = data/adapters/sft-docstring "
+                                                           "(the whole-text twin: the same name + '-whole-text')"})
+    out: str = field(default="", metadata={"help": "results file; '' = data/results/sft.json"})
+
+    def to_sft_config(self, output_dir: str, **overrides):
+        """The same run as TRL's `SFTConfig` (a TrainingArguments): every shared name carried over."""
+        from trl import SFTConfig
+
+        stopping = self.early_stopping_patience > 0
+        kwargs = dict(output_dir=output_dir, learning_rate=self.learning_rate, max_steps=self.max_steps,
+                      per_device_train_batch_size=self.per_device_train_batch_size, per_device_eval_batch_size=8,
+                      lr_scheduler_type=self.lr_scheduler_type, logging_steps=self.logging_steps,
+                      eval_strategy="steps", eval_steps=self.eval_steps, seed=self.seed,
+                      max_length=self.max_length, completion_only_loss=self.completion_only_loss,
+                      save_strategy="steps" if stopping else "no", save_steps=self.eval_steps,
+                      load_best_model_at_end=stopping, metric_for_best_model="eval_loss", greater_is_better=False,
+                      bf16=False, activation_checkpointing=False,  # TRL turns both on by default; not on a CPU
+                      report_to="none", disable_tqdm=True, use_cpu=not torch.cuda.is_available())
+        return SFTConfig(**{**kwargs, **overrides})
+
+    def lora_config(self):
+        """peft's LoraConfig for this run."""
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.lora_alpha, lora_dropout=0.0, target_modules=self.target_modules,
+                          task_type="CAUSAL_LM")
+
+
+def sft_trainer(model, tokenizer, train_rows, eval_rows, config: SFTRunConfig, output_dir: str, **overrides):
+    """TRL's SFTTrainer on prompt–completion rows with a peft LoRA adapter (and early stopping if configured)."""
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    args = config.to_sft_config(output_dir, **overrides)
+    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if args.load_best_model_at_end else []
+    as_dataset = lambda rows: Dataset.from_list([to_prompt_completion(r) for r in rows])  # noqa: E731
+    with warnings.catch_warnings():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return SFTTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=as_dataset(train_rows),
+                          eval_dataset=as_dataset(eval_rows) if eval_rows else None,
+                          peft_config=config.lora_config(), callbacks=callbacks)
+
+
+def dir_bytes(path: Path | str) -> int:
+    """Total size of the files in a folder (an adapter, a model)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def _scores(model, tokenizer, test, templates=("chat",), max_new_tokens: int = 32) -> dict:
+    out = {}
+    for t in templates:
+        m = answer_metrics(model, tokenizer, test, t, max_new_tokens)
+        out[t] = {**{k: round(v, 4) for k, v in m.items() if k != "answers"},
+                  "response_ppl": round(math.exp(m["response_nll"]), 3), "answers": m["answers"]}
+    return out
+
+
+def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -> dict:
+    """The long run: base scores in three formats, SFT with early stopping, after scores, the whole-text twin."""
+    from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed
+
+    config = config or SFTRunConfig()
+    model_name = model_name or lesson_model()
+    start = time.perf_counter()
+    tok = load_tokenizer(model_name)
+    train, val, test = task_rows("train", config.train_rows), task_rows("validation", config.eval_rows), \
+        task_rows("test", config.test_rows)
+    set_seed(config.seed)
+    model = load_base_model(model_name)
+    print(f"[sft] {model_name}: base answers to {len(test)} test questions in {len(TEMPLATES)} formats", flush=True)
+    before = _scores(model, tok, test, TEMPLATES, config.max_new_tokens)
+    base_eval_nll = response_nll(model, tok, val)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = sft_trainer(model, tok, train, val, config, tmp)
+        print(f"[sft] training on {len(train)} rows, at most {config.max_steps} steps", flush=True)
+        trainer.train()
+        tuned = trainer.model
+    logs = trainer.state.log_history
+    curve = {"step": [0] + [e["step"] for e in logs if "eval_loss" in e],
+             "eval_loss": [base_eval_nll] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
+    train_curve = {"step": [e["step"] for e in logs if "loss" in e], "loss": [e["loss"] for e in logs if "loss" in e]}
+    after = _scores(tuned, tok, test, TEMPLATES, config.max_new_tokens)  # trained in chat, asked three ways
+    adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
+    tuned.save_pretrained(adapter_dir)
+    result = {"model": model_name, "config": asdict(config), "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
+              "test_rows": len(test), "trainable_parameters": count_parameters(tuned, trainable_only=True),
+              "eval_curve": curve, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
+              "stopped_at_step": trainer.state.global_step, "before": before, "after": after,
+              "references": [r["messages"][-1]["content"] for r in test],
+              "questions": [r["messages"][0]["content"] for r in test],
+              "adapter_dir": adapter_dir.relative_to(data_dir().parent).as_posix()
+              if adapter_dir.is_relative_to(data_dir().parent) else str(adapter_dir),
+              "adapter_bytes": dir_bytes(adapter_dir)}
+    print(f"[sft] stopped at step {trainer.state.global_step}, best {trainer.state.best_global_step}", flush=True)
+    if config.compare_whole_text:  # same steps as the masked run took, every token a target, no early stopping
+        set_seed(config.seed)
+        whole = load_base_model(model_name)
+        with tempfile.TemporaryDirectory() as tmp:
+            twin = sft_trainer(whole, tok, train, [], config, tmp, completion_only_loss=False,
+                               max_steps=trainer.state.global_step, eval_strategy="no", save_strategy="no",
+                               load_best_model_at_end=False)
+            twin.train()
+        twin.model.save_pretrained(adapter_dir.with_name(adapter_dir.name + "-whole-text"))
+        result["whole_text"] = {"steps": trainer.state.global_step,
+                                "after": _scores(twin.model, tok, test, ("chat",), config.max_new_tokens),
+                                "eval_response_nll": response_nll(twin.model, tok, val)}
+        result["masked_eval_response_nll"] = response_nll(tuned, tok, val)
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply-only loss") -> None:
+    """README.md of a saved adapter: what it is, the command and seed that made it (replaces peft's template)."""
+    c = result["config"]
+    options = " ".join(f"--{k} {v}" for k, v in c.items() if v != getattr(SFTRunConfig, k, v) and k not in ("out",))
+    Path(adapter_dir, "README.md").write_text(
+        f"# LoRA adapter for {result['model']}: one-line docstring answers ({kind})\n\n"
+        f"Made by `course sft{' ' + options if options else ''}` (course_lib/sft.py, seed {result['seed']}): "
+        f"TRL's SFTTrainer, LoRA r={c['r']}, lora_alpha={c['lora_alpha']:g}, target_modules={c['target_modules']}, "
+        f"learning rate {c['learning_rate']:g}, batches of {c['per_device_train_batch_size']}, "
+        f"{result['train_rows']} rows of data/instructions/chat (\"{TASK_PREFIX} …\"), "
+        f"{result['stopped_at_step']} steps (best checkpoint: step {result['best_step']}). "
+        "Lesson 06 loads it with `peft.PeftModel.from_pretrained`; the figures are in data/results/sft.json.\n",
+        encoding="utf-8")
+
+
+def _run(config: SFTRunConfig) -> int:
+    from course_lib.results import save_results
+
+    if config.max_steps <= 0 or config.train_rows <= 0:
+        raise ValueError("--max_steps and --train_rows must be positive.")
+    result = sft_run(config)
+    adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
+    write_adapter_card(adapter_dir, result)
+    if config.compare_whole_text:
+        write_adapter_card(adapter_dir.with_name(adapter_dir.name + "-whole-text"), result, "whole-text loss, "
+                           "the comparison run")
+    path = save_results("sft", result, out=config.out or None)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"sft": ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
+                    "data/results/sft.json and data/adapters/sft-docstring (about 18 min on a shared 2-core CPU)",
+                    (SFTRunConfig,), _run)}
