@@ -69,6 +69,7 @@ NOT_CLAIMS = [  # phrases whose number is the set-up or a definition, not a meas
     re.compile(r"\(1e\d bytes\)"),  # a unit's definition: GB (1e9 bytes)
     re.compile(r"[≥>]=?\s*\d+(?:\.\d+)+"),  # a version requirement: bitsandbytes ≥ 0.45
     re.compile(r"\b(?:RTX|GTX) \d{4}\b"),  # a product name
+    re.compile(r"\b(?:torch|transformers|peft|trl|accelerate|bitsandbytes|deepspeed|datasets) \d+(?:\.\d+)+"),  # a version
 ]
 TASK = re.compile(r"^#+\s*(?:Q|Part )\d+\b")  # the statement of a graded part: its numbers are the inputs it sets
 
@@ -199,6 +200,8 @@ def evidence(nb: nbformat.NotebookNode, root: Path = ROOT) -> list[tuple[float, 
     """(value, unit-or-key) for every number in the stored outputs and in the results files the code reads."""
     out: list[tuple[float, str | None]] = []
     files = set()
+    points = [cell.metadata.get("course", {}).get("points", 0) for cell in nb.cells]
+    out.append((float(sum(points)), None))  # an exercise's total: "11 points in all"
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
