@@ -87,3 +87,11 @@ def test_to_training_arguments_carries_every_shared_name(tmp_path):
     assert args.lr_scheduler_type == "cosine" and args.get_warmup_steps(tc.max_steps) == 2  # 0.25 × 7, rounded
     assert args.eval_strategy == "steps" and args.save_strategy == "no"
     assert tc.to_training_arguments(str(tmp_path), seed=3).seed == 3  # overrides win
+
+
+def test_live_size_keeps_small_models_and_shortens_large_ones():
+    from course_lib.training import live_size
+
+    assert live_size(30, 1_000_000) == 30
+    assert live_size(30, 140_000_000) == 9  # 100x the parameters: (1/100)^(1/4) ≈ 0.32 of the steps
+    assert live_size(5, 10**12, minimum=3) == 3
