@@ -403,12 +403,14 @@ def short_run(log10_lr: float = -3.0, warmup_ratio: float = 0.0) -> None:
     plt.show()
 
 
-# continuous_update=False: one short run when you release a slider, not one per pixel
-widgets.interact(short_run,
-                 log10_lr=widgets.FloatSlider(value=-3.0, min=-6.0, max=1.0, step=0.5, description="log10 LR",
-                                              continuous_update=False),
-                 warmup_ratio=widgets.FloatSlider(value=0.0, min=0.0, max=0.5, step=0.05, description="warm-up",
-                                                  continuous_update=False));  # `;`: no repr of short_run
+# continuous_update=False: one short run when you release a slider, not one per pixel. On a model
+# larger than course-tiny (shortened runs), nothing trains until you press the button.
+interact = widgets.interact if slider_steps == 20 else widgets.interact_manual
+interact(short_run,
+         log10_lr=widgets.FloatSlider(value=-3.0, min=-6.0, max=1.0, step=0.5, description="log10 LR",
+                                      continuous_update=False),
+         warmup_ratio=widgets.FloatSlider(value=0.0, min=0.0, max=0.5, step=0.05, description="warm-up",
+                                          continuous_update=False));  # `;`: no repr of short_run
 
 # %% [markdown]
 # ## Summary
