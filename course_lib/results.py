@@ -13,7 +13,7 @@ from pathlib import Path
 
 from course_lib.data import data_dir
 
-__all__ = ["RESULTS", "results_path", "save_results", "load_results"]
+__all__ = ["RESULTS", "results_path", "command_line", "save_results", "load_results"]
 
 # results file name -> the command that writes it (and the lesson that reads it)
 RESULTS = {
@@ -31,6 +31,20 @@ RESULTS = {
 def results_path(name: str) -> Path:
     """data/results/<name>.json"""
     return data_dir() / "results" / f"{name}.json"
+
+
+def command_line(command: str, *configs) -> str:
+    """The `course` command that reproduces `configs`: the options that differ from their defaults."""
+    from dataclasses import fields
+
+    words = ["course", command]
+    for config in configs:
+        default = type(config)()
+        for f in fields(config):
+            value = getattr(config, f.name)
+            if f.name != "out" and value != getattr(default, f.name):
+                words += [f"--{f.name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    return " ".join(words)
 
 
 def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:

@@ -162,11 +162,13 @@ def build_classifier(method: str, config: TransferConfig, seed: int) -> torch.nn
 
 def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConfig | None = None,
                          seed: int = 0, tokenizer=None, train_config: TrainConfig | None = None,
-                         layerwise: str = "none", keep_model: bool = False) -> TransferRun:
+                         layerwise: str = "none", layer_factor: float = 2.6,
+                         keep_model: bool = False) -> TransferRun:
     """Build the classifier for `method`, train it on `train_rows`, evaluate on `val_rows` (lessons 01, 02).
 
-    layerwise: "none" (one LR), "discriminative" (LR / 2.6 per lower group), or "gradual"
-    (discriminative and one more group unfrozen every max_steps / number-of-groups steps).
+    layerwise: "none" (one LR), "discriminative" (LR / layer_factor per lower group: ULMFiT's 2.6, or
+    a factor close to 1 for layer-wise LR decay), or "gradual" (discriminative and one more group
+    unfrozen every max_steps / number-of-groups steps).
     keep_model: return the trained model on the run (e.g. to evaluate it on the test split).
     """
     config = config or TransferConfig()
@@ -182,7 +184,7 @@ def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConf
         raise ValueError(f"layerwise must be 'none', 'discriminative' or 'gradual', not {layerwise!r}.")
     optimizer, hook = None, None
     if layerwise != "none":  # every group in the optimizer; frozen ones are skipped until unfrozen
-        optimizer = make_optimizer(model, tc, discriminative_lr_groups(model, tc.learning_rate, 2.6,
+        optimizer = make_optimizer(model, tc, discriminative_lr_groups(model, tc.learning_rate, layer_factor,
                                                                        tc.weight_decay))
     if layerwise == "gradual":
         hook = gradual_unfreezing(every=max(1, math.ceil(tc.max_steps / len(layer_groups(model)))))

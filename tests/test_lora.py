@@ -1,5 +1,7 @@
 """course_lib.lora: the from-scratch layer keeps peft's names and numbers (lesson 03)."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -124,3 +126,21 @@ def test_model_matches_peft_get_peft_model(tiny_llama):
 def test_no_target_found_says_so(tiny_llama):
     with pytest.raises(ValueError, match="print\\(model\\)"):
         add_lora(tiny_llama(hidden_size=32, heads=4), LoraConfig(target_modules=("query",)))
+
+
+def test_ablation_scalings_change_alpha_with_the_rank_as_named():
+    from course_lib.experiments.lora_ablation import SCALINGS, AblationConfig, lora_config
+
+    config = AblationConfig()
+    for r in (1, 4, 64):
+        assert LinearWithLoRA(torch.nn.Linear(4, 4), r, **_kw(lora_config(config, "alpha_2r", r))).scaling == 2.0
+        rs = LinearWithLoRA(torch.nn.Linear(4, 4), r, **_kw(lora_config(config, "rslora", r)))
+        assert math.isclose(rs.scaling, config.rslora_alpha / math.sqrt(r))
+        assert lora_config(config, "fixed_alpha", r).lora_alpha == config.lora_alpha
+    assert set(SCALINGS) == {"fixed_alpha", "alpha_2r", "rslora"}
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        lora_config(config, "alpha=r", 4)
+
+
+def _kw(lora):
+    return {"lora_alpha": lora.lora_alpha, "use_rslora": lora.use_rslora}

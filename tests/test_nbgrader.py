@@ -38,7 +38,7 @@ VISIBLE_ONLY = {
     "def lora_scaling(": "def lora_scaling(alpha, r, use_rslora=False):\n    return alpha / (4 if use_rslora else r)",
     "all_linear_r8 =": "all_linear_r8 = 81920\nattention_rank_same_budget = 20",
 }
-EXPECTED = {"correct": 12, "blank": 0, "visible_only": 8}  # visible_only: q3 + q4 + q5 = 3 + 3 + 2
+EXPECTED = {"correct": 15, "blank": 0, "visible_only": 11}  # visible_only: q3 + q4 + q5 + q6 = 3 + 3 + 2 + 3
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

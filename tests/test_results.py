@@ -28,3 +28,12 @@ def test_save_adds_provenance_and_round_trips(tmp_path, monkeypatch):
 def test_every_committed_results_file_is_registered():
     committed = {p.stem for p in results_path("x").parent.glob("*.json")}
     assert committed and committed <= set(RESULTS), committed - set(RESULTS)
+
+
+def test_command_line_names_only_the_options_that_differ():
+    from course_lib.experiments.lora_ablation import AblationConfig
+    from course_lib.results import command_line
+
+    assert command_line("lora-ablation", AblationConfig()) == "course lora-ablation"
+    config = AblationConfig(ranks=[1, 8], max_steps=5, out="x.json")  # `out` is where, not what: left out
+    assert command_line("lora-ablation", config) == "course lora-ablation --ranks 1 8 --max_steps 5"

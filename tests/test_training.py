@@ -173,3 +173,11 @@ def test_unknown_normalisation_is_one_clear_error(tiny_llama):
 
     with pytest.raises(ValueError, match="normalisation"):
         accumulate_gradients(model, [_lm_batch([3])], "sum")
+
+
+def test_live_size_keeps_small_models_and_shortens_large_ones():
+    from course_lib.training import live_size
+
+    assert live_size(30, 1_000_000) == 30
+    assert live_size(30, 140_000_000) == 9  # 100x the parameters: (1/100)^(1/4) ≈ 0.32 of the steps
+    assert live_size(5, 10**12, minimum=3) == 3

@@ -6,9 +6,10 @@
 # merged adapter costs nothing at inference. Then check that our from-scratch layer
 # (`course_lib.lora`) gives the same numbers as 🤗 peft.
 #
-# **Runtime.** Under a minute on a 2-core laptop CPU (about 35 s measured, course-tiny); the full
-# rank ablation is cached in `data/results/lora_rank_ablation.json` by
-# `OMP_NUM_THREADS=1 course lora-ablation` (several minutes).
+# **Runtime.** Under a minute on a 2-core laptop CPU (course-tiny); with a model set by COURSE_MODEL
+# the live runs are shortened from the model's size. The full rank ablation (two scalings, three
+# seeds) is cached in `data/results/lora_rank_ablation.json` by `course lora-ablation`; the file
+# records its wall time.
 #
 # Sources: LoRA is Hu et al., ICLR 2022 (arXiv 2106.09685); rsLoRA is Kalajdzievski 2023
 # (arXiv 2312.03732); DoRA is Liu et al., ICML 2024 (arXiv 2402.09353).
@@ -33,9 +34,10 @@ from course_lib.data import data_dir, instruction_text, load_course_dataset
 from course_lib.lora import (ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LinearWithLoRA, LoraConfig, add_lora,
                              lora_parameter_count, merge_lora, unmerge_lora)
 from course_lib.metrics import perplexity
-from course_lib.models import count_parameters, get_device, load_base_model, load_tokenizer, set_seed
+from course_lib.models import (count_parameters, default_model_name, get_device, load_base_model, load_tokenizer,
+                               set_seed)
 from course_lib.encoding import collator_for, tokenize_causal
-from course_lib.training import TrainConfig, train
+from course_lib.training import TrainConfig, live_size, train
 from course_lib.vram import PRESETS, model_shape
 
 device = get_device()  # course_lib runs the CPU with one thread (COURSE_THREADS): same numbers everywhere
@@ -60,8 +62,8 @@ print(f"r·(d+k) = {lora:,}")
 print(f"ratio   = {full / lora:.1f}×  (per matrix)")
 
 # %% [markdown]
-# Exactly 128× for one 4096 × 4096 matrix at r = 16 — not "about 127×" as some tutorials
-# say, and per matrix, not per model. The whole model is a different count: the
+# Exactly 128× for one 4096 × 4096 matrix at r = 16 — not "about 127×", as it is sometimes
+# rounded — and per matrix, not per model. The whole model is a different count: the
 # embeddings, norms and untargeted matrices are frozen, not shrunk. Per model, the totals below
 # use each model's real shapes (Llama-2-7B's published config and course-tiny's own).
 
@@ -96,9 +98,12 @@ eval_texts = [instruction_text(r) for r in alpaca["validation"].select(range(64)
 collate = collator_for(tok, "causal-lm")
 
 model = load_base_model().to(device)
+n_params = count_parameters(model)
 # only decoder layer 1 is analysed below: keeping a copy of every matrix would double a big model's memory
 before = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim == 2 and ".layers.1." in n}
-ft_cfg = TrainConfig(learning_rate=5e-4, max_steps=30, per_device_train_batch_size=8, disable_tqdm=True)
+# 30 steps on course-tiny; fewer on a larger model (live_size), whose steps cost more
+ft_cfg = TrainConfig(learning_rate=5e-4, max_steps=live_size(30, n_params), per_device_train_batch_size=8,
+                     disable_tqdm=True)
 hist = train(model, train_rows, ft_cfg, collate_fn=collate)
 print(f"full fine-tune: loss {hist.loss[0]:.3f} -> {hist.loss[-1]:.3f} in {ft_cfg.max_steps} steps")
 delta = {n: (p.detach() - before[n]).float().cpu() for n, p in model.named_parameters() if n in before}
@@ -157,9 +162,12 @@ for name in (name_q, name_up):
 # - **Init.** A is random (peft and the reference code use `kaiming_uniform_(A, a=√5)`; the paper's
 #   text says Gaussian), **B = 0**. Then BA = 0: at step 0 the adapted model computes exactly what
 #   the base model computes, and training starts from the pretrained behaviour.
-# - **Scaling.** The update is multiplied by α/r. With α fixed you can change r without re-tuning
-#   the learning rate much. rsLoRA (Kalajdzievski 2023) shows α/r shrinks the update too much at
-#   high rank and uses α/√r instead (`use_rslora=True` in peft).
+# - **Scaling.** The update is multiplied by α/r (`lora_alpha` / `r` in peft). The LoRA paper fixes
+#   α and varies r, so that r can change without re-tuning the learning rate much (Hu et al. §4.1).
+#   But then the scale of the update changes with r: at α = 16 it is 16 at r = 1 and 0.25 at r = 64.
+#   rsLoRA (Kalajdzievski 2023) shows that α/r shrinks the update too much at high rank — learning
+#   slows as r grows — and proves α/√r keeps it stable (`use_rslora=True` in peft). Another common
+#   rule is α = 2r, which keeps α/r = 2 at every rank. Section 5 compares ranks under both.
 # - **Dropout** (`lora_dropout`) is applied to the input of the LoRA path only; the frozen path
 #   sees the clean input.
 
@@ -177,10 +185,10 @@ print(f"wrapped {len(wrapped)} linear layers; trainable {count_parameters(model,
 print(f"max |logits change| at init (B = 0): {(logits_after - logits_before).abs().max().item():.1f}")
 print(model.model.layers[0].self_attn.q_proj)
 
-print("\nscaling for lora_alpha = 16:")
-print(" r    alpha/r   alpha/sqrt(r)")
+print("\nthe factor B A is multiplied by, by rank:")
+print(" r   alpha=16: alpha/r   alpha=2r: alpha/r   rsLoRA, alpha=4: alpha/sqrt(r)")
 for rr in (1, 4, 16, 64):
-    print(f"{rr:2d} {16 / rr:9.3f} {16 / math.sqrt(rr):12.3f}")
+    print(f"{rr:2d} {16 / rr:18.3f} {2 * rr / rr:19.3f} {4 / math.sqrt(rr):32.3f}")
 
 # %% [markdown]
 # ## 4. Merging: zero extra latency
@@ -227,62 +235,100 @@ print(f"forward unmerged {t_unmerged:.2f} ms, merged {t_merged:.2f} ms (timings 
 # ## 5. Which rank? A rank ablation on course-tiny
 #
 # The paper's Table 6 (GPT-3, LoRA on Wq and Wv, WikiSQL) reports 73.4 / 73.3 / 73.7 / 73.8 / 73.5
-# for r = 1 / 2 / 4 / 8 / 64: very low ranks were enough there. Here is a small live version (three
-# ranks, 20 steps each, attention matrices, 64 validation examples), then the full sweep from
-# the cached file (120 steps per run, 200 validation examples).
+# for r = 1 / 2 / 4 / 8 / 64: very low ranks were enough there. A rank ablation has to change one
+# thing at a time: with α fixed, a higher rank also means a smaller scale (the table in section 3),
+# so it would measure rank and step size at once. `course lora-ablation` therefore trains LoRA on
+# the attention matrices at r = 1, 4, 16 and 64 under two scalings — α = 2r (α/r = 2 at every
+# rank) and rsLoRA (α = 4, α/√r: 2 at r = 4, so both scalings share that run) — with three seeds
+# each, 120 steps per run, 200 validation examples.
+#
+# First a small live version: r = 1 and r = 64 under both scalings, seed 0, 20 steps on course-tiny
+# (fewer on a larger model), 64 validation examples.
 
 # %%
-from course_lib.experiments.lora_ablation import AblationConfig, lora_run
+from course_lib.experiments.lora_ablation import AblationConfig, lora_config, lora_run
 
-live = AblationConfig(max_steps=20)  # the cached sweep's settings, with 20 steps instead of 120
-
-
-base_ppl = perplexity(load_base_model().to(device), tok, eval_texts)
+# the cached sweep's settings, shortened: 20 steps instead of 120 on course-tiny, fewer on a larger model
+live = AblationConfig(max_steps=live_size(20, n_params))
+live_eval = eval_texts[: live_size(64, n_params, minimum=16)]
+base_ppl = perplexity(load_base_model().to(device), tok, live_eval)
+print(f"{default_model_name()}: {live.max_steps} steps per run, {len(live_eval)} validation examples, "
+      f"LR {live.learning_rate:g}")
 print(f"base model: validation perplexity {base_ppl:.2f}")
-for rr in (1, 8, 64):
-    run = lora_run(live, LoraConfig(r=rr, lora_alpha=live.lora_alpha, target_modules=ATTENTION_TARGETS),
-                   alpaca["train"], eval_texts, tok)
-    n, ppl = run["trainable_parameters"], run["perplexity"]
-    print(f"r={rr:2d}: {n:6,} trainable, validation perplexity {ppl:.2f}")
-
-# %%
-from course_lib.results import load_results
-
-res = load_results("lora_rank_ablation")  # made by `course lora-ablation` (3–6 minutes)
-rows = res["ranks"]
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
-ax.plot([x["r"] for x in rows], [x["perplexity"] for x in rows], "o-", label="LoRA on q, k, v, o")
-for x, marker in zip(res["budget"], ("s", "*")):  # the same 81,920 parameters, two ways
-    ax.plot([x["r"]], [x["perplexity"]], marker, ms=9, ls="none",
-            label=f"{x['targets']}, r = {x['r']} ({x['trainable_parameters']:,} parameters)")
-ax.set_xscale("log", base=2)
-ax.set_xticks([x["r"] for x in rows], [str(x["r"]) for x in rows])
-ax.set(title=f"Rank ablation, course-tiny, {res['config']['max_steps']} steps (cached)\n"
-             f"base model before training: {res['base_perplexity']:.1f} (off the chart)",
-       xlabel="LoRA rank r (log scale)", ylabel="validation perplexity (lower is better)")
-for x in rows:
-    ax.annotate(f"{x['trainable_parameters']:,}", (x["r"], x["perplexity"]), fontsize=7,
-                textcoords="offset points", xytext=(0, 6), ha="center")
-ax.legend(fontsize=8); plt.tight_layout(); plt.show()
-print(f"base perplexity {res['base_perplexity']:.2f}")
-for x in rows + res["budget"]:
-    print(f"{x['targets']:10s} r={x['r']:2d}: {x['trainable_parameters']:7,} trainable, "
-          f"perplexity {x['perplexity']:.2f}")
+for scaling in ("alpha_2r", "rslora"):
+    for rr in (1, 64):
+        lora = lora_config(live, scaling, rr)
+        run = lora_run(live, lora, alpaca["train"], live_eval, tok)
+        factor = lora.lora_alpha / (math.sqrt(rr) if lora.use_rslora else rr)
+        print(f"{scaling:8s} r={rr:2d} (scale {factor:5.3f}): {run['trainable_parameters']:7,} trainable, "
+              f"validation perplexity {run['perplexity']:.2f}")
 
 # %% [markdown]
-# What the cached sweep shows: every rank takes the validation perplexity from 147.66 to below
-# 12, and most of the gain is already there at r = 8 (8.70). Going on to r = 64, with 8× more
-# trainable parameters, only reaches 8.48. Unlike the paper's flat WikiSQL numbers, r = 1 (11.36)
-# is clearly worse here: on a small model in a short run, one direction per matrix is too few.
-# The live run above shows the same order (23.85, 18.68, 18.10 for r = 1, 8, 64).
+# The live runs use the LR of the cached file, 2e-3, chosen for course-tiny; on a larger model it
+# is high next to the few times 1e-4 of the LoRA paper's own runs (Hu et al., appendix D), and it is
+# used here unchanged, not re-tuned. Now the full ablation from the file: mean ± standard deviation
+# over the three seeds.
+
+# %%
+from course_lib.experiments.lora_ablation import summarize
+from course_lib.results import load_results
+
+res = load_results("lora_rank_ablation")  # made by `course lora-ablation`
+cfg = res["config"]
+print(f"{res['model']}, {cfg['max_steps']} steps per run, seeds {cfg['seeds']}, {res['seconds'] / 60:.0f} min "
+      f"for the whole file; command: {res['command']}")
+print(f"base perplexity {res['base_perplexity']:.2f}")
+by_rank = summarize(res["runs"])
+labels = {"alpha_2r": "alpha = 2r (alpha/r = 2)", "rslora": f"rsLoRA, alpha = {cfg['rslora_alpha']:g} (alpha/sqrt(r))"}
+fig, ax = plt.subplots(figsize=(7, 4))
+for scaling in cfg["scalings"]:
+    ranks = [r for (s, r) in by_rank if s == scaling]
+    mean = [by_rank[scaling, r][0] for r in ranks]
+    sd = [by_rank[scaling, r][1] for r in ranks]
+    ax.errorbar(ranks, mean, yerr=sd, marker="o", capsize=3, label=labels[scaling])
+    for r in ranks:
+        m, d, n = by_rank[scaling, r]
+        print(f"{scaling:8s} r={r:2d}: {n:7,} trainable, perplexity {m:.2f} ± {d:.2f}")
+budget = summarize(res["budget"], by=("targets", "r"))
+for (targets, r), marker in zip(budget, ("s", "*")):  # the same 81,920 parameters, two ways
+    m, d, n = budget[targets, r]
+    ax.errorbar([r], [m], yerr=[d], marker=marker, ms=9, ls="none", capsize=3,
+                label=f"{targets}, r = {r} ({n:,} parameters, alpha = 2r)")
+    print(f"{targets:10s} r={r:2d}: {n:7,} trainable, perplexity {m:.2f} ± {d:.2f}")
+ax.set_xscale("log", base=2)
+ax.set_xticks(cfg["ranks"], [str(r) for r in cfg["ranks"]])
+ax.set(title=f"Rank ablation, {res['model']}, {cfg['max_steps']} steps, mean ± sd of {len(cfg['seeds'])} seeds\n"
+             f"base model before training: {res['base_perplexity']:.1f} (off the chart)",
+       xlabel="LoRA rank r (log scale)", ylabel="validation perplexity (lower is better)")
+ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# What the cached ablation shows (course-tiny, 120 steps, three seeds). The seeds agree closely:
+# every standard deviation is between 0.03 and 0.16, so differences of a few tenths are real here.
+#
+# - **Rank matters on course-tiny, under both scalings.** With α = 2r the perplexity falls from
+#   12.99 ± 0.10 at r = 1 to 9.56 at r = 4, 8.32 at r = 16 and 7.95 ± 0.11 at r = 64; with rsLoRA
+#   from 12.03 ± 0.16 to 8.21 ± 0.04. Each step up in rank is worth many standard deviations, and
+#   the gain shrinks as r grows (r = 16 → 64 gains 0.37 with α = 2r, against 3.43 for r = 1 → 4).
+# - **The scale still acts like a step size.** At r = 4 both scalings give the same factor (2),
+#   hence the same runs (9.56 ± 0.07). Below it rsLoRA's factor is larger (4 at r = 1) and rsLoRA
+#   wins (12.03 against 12.99); above it α = 2r's factor is larger (2 against 0.5 at r = 64) and
+#   α = 2r wins (7.95 against 8.21). With a fixed LR and a short run, a larger scale moves the
+#   adapter further, so compare ranks under one scaling rule, and re-tune the LR when you change it.
+#
+# Against the papers: on GPT-3, Hu et al. (2021, Table 6) found r = 1 as good as r = 64, while on
+# course-tiny every higher rank helps, under α = 2r and under α/√r alike — which is what
+# Kalajdzievski (2023) predicts once the scaling no longer shrinks the update as α/r does, and
+# suggests that a 1.4M-parameter model needs more new directions for this task than a 175B one
+# whose features already hold most of it (section 2's spectra point the same way).
 #
 # The last two lines are the fixed-budget question of the paper's Table 5: with the same number
 # of trainable parameters (81,920 on course-tiny), is it better to put a high rank on the
-# attention matrices only, or a lower rank on every linear layer? Here rank 8 on all seven linear
-# layers reached 7.75 against 8.62 for rank 20 on the attention matrices: spreading the budget
-# won, as in Table 5, and as the QLoRA paper (§4) found when it needed LoRA on all linear layers
-# to match full fine-tuning. One seed on one tiny model: an illustration, not a measurement of
-# how large the effect is in general.
+# attention matrices only, or a lower rank on every linear layer? Both at α = 2r, rank 8 on all
+# seven linear layers reached 7.80 ± 0.05 against 8.19 ± 0.05 for rank 20 on the attention
+# matrices: spreading the budget won by several standard deviations, as in Table 5, and as the
+# QLoRA paper (§4) found when it needed LoRA on all linear layers to match full fine-tuning. Three
+# seeds on one tiny model: the direction is clear here, its size on another model is not known.
 #
 # ## 6. A slider: rank against parameters and reconstruction error
 #
@@ -351,7 +397,7 @@ with torch.no_grad():
 # ## 8. Beyond plain LoRA: DoRA
 #
 # **DoRA** is *Weight-Decomposed Low-Rank Adaptation* (Liu et al., ICML 2024) — not "double
-# low-rank", as it is sometimes miscalled. It writes each weight as a magnitude
+# low-rank", as it is sometimes expanded. It writes each weight as a magnitude
 # times a direction, W = m · V/‖V‖ (per output column), trains the magnitude vector m directly and
 # applies LoRA to the direction V. Like LoRA it can be merged after training. In peft it is one
 # flag: `LoraConfig(..., use_dora=True)`.
@@ -363,12 +409,15 @@ with torch.no_grad():
 #   linear layers; on a tiny model such as course-tiny the share is far larger (up to 48 %).
 # - The change a full fine-tune makes is concentrated in few directions — far more than in a random
 #   matrix (section 2) — which is why a low rank can work; it is not exactly low rank.
-# - On course-tiny, r = 8 gets most of the gain of r = 64, and at a fixed parameter budget LoRA on
-#   all linear layers beat a higher rank on attention alone (section 5).
+# - A rank ablation must keep the scale fixed by a rule (α = 2r, or rsLoRA's α/√r): with α fixed,
+#   the scale α/r falls 64× from r = 1 to r = 64. On course-tiny, over three seeds, every higher
+#   rank helped under both rules (12.99 → 7.95 with α = 2r), unlike GPT-3 in the LoRA paper; at a
+#   fixed parameter budget LoRA on all linear layers beat a higher rank on attention alone (section 5).
 # - B = 0 at init keeps the model unchanged at step 0; α/r (or α/√r with rsLoRA) scales the update;
 #   dropout acts on the LoRA path only; merging removes all inference overhead.
 # - Our from-scratch layer and peft give the same outputs and the same ΔW (section 7).
 #
 # **Exercises:** [exercises/03_lora_math.ipynb](../exercises/03_lora_math.ipynb) — count LoRA parameters, write a LoRA forward pass,
-# merge an adapter, compare scalings, and budget ranks. Next, lesson 04 shrinks the frozen base
-# model to 4 bits (QLoRA).
+# merge an adapter, compare scalings, budget ranks, and choose a rank, alpha and targets that reach a
+# perplexity within a parameter budget. Next, lesson 04 shrinks the frozen base model to 4 bits
+# (QLoRA).
