@@ -115,7 +115,7 @@ def _sentences(md: str) -> list[str]:
     return [s for s in out if s]
 
 
-ARITHMETIC = re.compile(r"((?:[\d.,]+|e\^|[ +\-−×·*/()^√])+?)\s*[≈=]\s*([\d.,]+)")
+ARITHMETIC = re.compile(r"((?:[\d.,]+|e\^|[ +\-−×·*/()^√])+?)\s*[≈=]\s*([\d.,]+(?:e[−-]?\d+)?)")
 
 
 def _derived(sentence: str) -> set[str]:

@@ -331,8 +331,8 @@ print(f"for comparison, a model with 30 blocks (32 groups): 2.6^31 = {2.6 ** 31:
 
 # %% [markdown]
 # ULMFiT's 2.6 was a factor per layer *group* of a three-layer LSTM, a handful of groups. Applied to
-# every block of a deep transformer it compounds: on a model with 30 blocks the embeddings would get
-# 7e12 times less than the head (printed above) — they would not move at all. Deep transformers use
+# every block of a deep transformer it compounds: on a model with 30 blocks (31 groups below the
+# head) the embeddings would get 2.6^31 ≈ 7e12 times less than the head — they would not move at all. Deep transformers use
 # **layer-wise LR decay** instead: a factor close to 1 per layer, such as 0.8 for ELECTRA-Base
 # (12 layers) and 0.9 for ELECTRA-Large (24 layers) (Clark et al. 2020, appendix); Sun et al. (2019,
 # "How to Fine-Tune BERT for Text Classification") found a decay of 0.95 best for BERT. The same
