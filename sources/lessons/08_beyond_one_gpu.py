@@ -99,9 +99,10 @@ memory_rows(two, "2 processes, DDP")
 # %% tags=["nbval-ignore-output"]
 steps = slice(1, None)  # step 1 includes one-off set-up; skip it
 comm, total = sum(two["allreduce_seconds"][steps]), sum(two["step_seconds"][steps])
+timed = len(two["step_seconds"][steps])
 grad_bytes = two["memory"][0]["gradients"]
-print(f"all-reduce: {comm:.3f} s of {total:.3f} s of steps 2-6 = {comm / total:.0%} of the step time")
-print(f"gradients averaged per step: {grad_bytes / 1e6:.1f} MB -> {grad_bytes * 5 / comm / 1e9:.2f} GB/s "
+print(f"all-reduce: {comm:.3f} s of {total:.3f} s of steps 2-{timed + 1} = {comm / total:.0%} of the step time")
+print(f"gradients averaged per step: {grad_bytes / 1e6:.1f} MB -> {grad_bytes * timed / comm / 1e9:.2f} GB/s "
       f"through gloo on this machine")
 
 # %% [markdown]
