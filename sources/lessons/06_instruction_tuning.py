@@ -345,31 +345,48 @@ print(f"(for scale: largest |logit| {adapter_logits.abs().max().item():.1f}; "
 from transformers import BitsAndBytesConfig
 
 nf4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
-tuned4 = PeftModel.from_pretrained(load_base_model(name, quantization_config=nf4), adapter_dir).eval()
+
+
+def adapter_on_4bit_base():
+    return PeftModel.from_pretrained(load_base_model(name, quantization_config=nf4), adapter_dir).eval()
+
+
+def stored_q_proj(model) -> tuple:
+    """Shape of layer 0's q_proj 4-bit weight as bitsandbytes stores it (packed bytes)."""
+    return tuple(model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.shape)
+
+
 with torch.no_grad(), warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*4-bit.*rounding", category=UserWarning)
+    merged_first = adapter_on_4bit_base().merge_and_unload()  # merged before any forward pass
+    ppl4_merged_first = math.exp(sft.response_nll(merged_first, tokenizer, test))
+    del merged_first
+    tuned4 = adapter_on_4bit_base()
+    loaded_shape = stored_q_proj(tuned4)
     adapter4_logits = tuned4(**inputs).logits[keep]
     ppl4 = math.exp(sft.response_nll(tuned4, tokenizer, test))
-    stored = tuple(tuned4.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.shape)
-    merged4 = tuned4.merge_and_unload()
-    merged4_logits = merged4(**inputs).logits[keep]
+    used_shape = stored_q_proj(tuned4)
+    merged4 = tuned4.merge_and_unload()  # merged after forward passes
     ppl4_merged = math.exp(sft.response_nll(merged4, tokenizer, test))
 print(f"max |adapter on 4-bit base − adapter on float32 base| = {(adapter4_logits - adapter_logits).abs().max().item():.2f}")
-print(f"max |merged 4-bit − adapter on 4-bit base|          = {(merged4_logits - adapter4_logits).abs().max().item():.2f}")
-print(f"layer 0 q_proj, stored 4-bit weight: shape {stored} before the merge, "
-      f"{tuple(merged4.model.layers[0].self_attn.q_proj.weight.shape)} after")
-print(f"test response ppl: adapter on float32 base {tuned_ppl['chat']:.2f}, on 4-bit base {ppl4:.2f}, "
-      f"merged into 4-bit {ppl4_merged:.3g}")
+print(f"layer 0 q_proj, 4-bit weight as stored: {loaded_shape} after loading, {used_shape} after a forward pass")
+print(f"test response ppl: adapter on float32 base {tuned_ppl['chat']:.2f}, adapter on 4-bit base {ppl4:.2f}, "
+      f"merged into 4-bit before any forward pass {ppl4_merged_first:.2f}, after forward passes {ppl4_merged:.3g}")
 
 # %% [markdown]
-# Two different effects. The adapter on a 4-bit base moves the logits by the NF4 rounding of lesson 04
-# and costs some response perplexity, yet keeps most of the gain over the base model (42.25 in
-# section 1): QLoRA's setting works. The merged 4-bit model is broken on this machine: its perplexity
-# explodes. peft dequantizes each weight, adds B·A and builds a new 4-bit parameter from the sum; with
-# these versions on a CPU the result no longer computes what it should (the stored shape is unchanged;
-# we have not traced it further). Whatever the cause, the lesson is the check itself: measure a merged
-# model before shipping it, and merge into a float copy of
-# the base (reload it unquantized, merge, then quantize the result if you must).
+# Three results. The adapter on a 4-bit base moves the logits by the NF4 rounding of lesson 04 and costs
+# some response perplexity (27.65 against 21.03), yet keeps most of the gain over the base model (42.25 in
+# section 1): QLoRA's setting works. Merged into the 4-bit base *before the model has run*, the model
+# computes sensibly but the fine-tune is gone and more: 57.87, worse than the untuned base. peft
+# dequantizes each weight, adds B·A and quantizes the sum again; the likely reason (not isolated here) is
+# that an update small next to one NF4 step largely rounds away while the second rounding adds its own
+# error to the first. Merged
+# *after* forward passes, it is broken: on a CPU, bitsandbytes repacks each 4-bit weight into its CPU
+# kernel's layout the first time the layer runs (the stored shape above changes), and peft's merge
+# dequantizes those bytes as if they still had the standard layout. That last one is a version-specific
+# pitfall (peft 0.21, bitsandbytes 0.50, CPU); what outlives it is the check itself: measure a merged
+# model before shipping it, keep the adapter separate on a 4-bit base, or merge
+# into a float copy of the base (reload it unquantized, merge, then quantize the result if you must).
 
 # %% [markdown]
 # **Two adapters, one base.** An adapter is a few megabytes beside a base of hundreds, so one base can
@@ -410,7 +427,8 @@ print("adapters held:", list(multi.peft_config))
 #   with early stopping and best-checkpoint reload wired in. `course sft` reproduces it (its wall time
 #   is printed in section 1, on a shared 2-core machine).
 # - Shipping: the adapter is about a hundredth of the model on disk; merged = adapter within 1e-3 on a
-#   float32 base; merging into a 4-bit base broke the model on this CPU, which only a check reveals;
+#   float32 base; merging into a 4-bit base after it has run broke the model on this CPU (bitsandbytes
+#   repacks its weights; peft's merge misreads them), which only a check reveals;
 #   one base holds several adapters, switched with `set_adapter` / `disable_adapter`.
 #
 # **Exercises:** [exercises/06_instruction_tuning.ipynb](../exercises/06_instruction_tuning.ipynb) — render a
