@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from course_lib.lora import LoraConfig, add_lora
+from course_lib.lora import LoraConfig, LinearWithLoRA, add_lora
 from course_lib.vram import ALL_LINEAR, ATTENTION, ModelShape, VramConfig
 
 __all__ = ["TrackedMemory", "track_training_step", "track_model_steps", "PeakMemory", "measure_peak_memory"]
@@ -110,10 +110,16 @@ def track_training_step(shape: ModelShape, config: VramConfig, steps: int = 2) -
             # peft's own `.to()` cannot move parameters between fake tensors
             add_lora(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
                                        target_modules=ALL_LINEAR if config.lora_targets == "all-linear" else ATTENTION))
+            if config.fp32_adapters:  # peft's autocast_adapter_dtype: fp32 adapters, which cast their input to fp32
+                for module in model.modules():
+                    if isinstance(module, LinearWithLoRA):  # new layers: fake tensors cannot change dtype
+                        module.lora_A = torch.nn.Linear(module.in_features, config.lora_r, bias=False)
+                        module.lora_B = torch.nn.Linear(config.lora_r, module.out_features, bias=False)
             if config.gradient_checkpointing:
                 model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks need a grad path
         model.train()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                                      foreach=config.foreach)  # CUDA's default is foreach; the CPU's is not
         ids = torch.randint(0, shape.vocab_size, (config.batch_size, config.seq_len))
         peak_snapshot, forward_activations = _tracked_steps(model, optimizer, ids, steps,
                                                             autocast=config.precision == "mixed")

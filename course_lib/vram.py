@@ -137,6 +137,12 @@ class VramConfig:
         default="all-linear", metadata={"help": "attention means q, k, v, o only"})
     double_quant: bool = field(default=True, metadata={"help": "QLoRA: 8-bit absmax constants (0.127 instead "
                                                                "of 0.5 bit per parameter)"})
+    autocast_adapter_dtype: bool = field(default=True, metadata={"help": "peft's default (get_peft_model): LoRA "
+                                                                         "adapters of a 16-bit model kept in fp32"})
+    prepare_model_for_kbit_training: bool = field(default=True, metadata={"help": "QLoRA: peft's recipe, which "
+                                                                                  "casts embeddings and norms to fp32"})
+    foreach: bool = field(default=True, metadata={"help": "torch's AdamW updates every tensor at once (its CUDA "
+                                                          "default), holding a copy of all second moments"})
     overhead_bytes: int = field(default=1 << 30, metadata={"help": "CUDA context, cuBLAS workspace, allocator "
                                                                    "slack: an assumption, about 1 GiB"})
 
@@ -151,6 +157,17 @@ class VramConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def fp32_adapters(self) -> bool:
+        """LoRA adapters (and their gradients and AdamW states) in fp32 on a 16-bit model: peft's defaults."""
+        return self.method != "full" and self.precision in ("fp16", "bf16") and (
+            self.autocast_adapter_dtype or self.prepared_4bit)
+
+    @property
+    def prepared_4bit(self) -> bool:
+        """QLoRA through prepare_model_for_kbit_training: the 16-bit rest of the model (embeddings, norms) in fp32."""
+        return self.method == "qlora" and self.prepare_model_for_kbit_training and self.precision in ("fp16", "bf16")
 
 
 @dataclass
@@ -210,6 +227,14 @@ _PER_TOKEN = {  # (h, kv, i) coefficients in bytes
 }
 
 
+# What peft's defaults add per token and decoder block on a 16-bit model, in multiples of h, i and the rank
+# r, counted with MemTracker on peft 0.21's LoRA layers (2- and 4-layer Llamas, several h and i;
+# benchmarks/results/vram-nvidia-h200.json checks them on a GPU): fp32 adapters cast each adapted layer's
+# input to fp32 and keep it; prepare_model_for_kbit_training's fp32 norms make the residual stream fp32.
+_FP32_ADAPTERS = {("lora", "all-linear"): (20, 2, 14), ("lora", "attention"): (14, 0, 8),
+                  ("qlora-prepared", "all-linear"): (12, 8, 14), ("qlora-prepared", "attention"): (10, 6, 8)}
+
+
 class Activations(NamedTuple):
     """Activation bytes of one training step (`activation_bytes`)."""
 
@@ -226,14 +251,26 @@ def activation_bytes(s: ModelShape, c: VramConfig) -> Activations:
     kind = "fp32" if c.precision == "fp32" else "mixed" if c.precision == "mixed" else "16-bit"
     what = "full" if c.method == "full" else c.lora_targets
     ch, ckv, ci = _PER_TOKEN[(kind, what)]
-    attention = (c.batch_size * a * c.seq_len * c.seq_len * (4 + (4 if kind == "fp32" else 2))  # fp32 softmax + cast
-                 if c.attn_implementation == "eager" else 4 * c.batch_size * a * c.seq_len)  # sdpa: log-sum-exp
+    scores = c.batch_size * a * c.seq_len * c.seq_len
+    if c.attn_implementation == "eager":
+        attention = scores * (4 + (4 if kind == "fp32" else 2))  # fp32 softmax + its cast
+    elif c.prepared_4bit and s.num_key_value_heads < a:  # fp32 grouped-query attention: measured on CUDA to keep
+        attention = 4 * scores  # its fp32 probabilities (flash attention needs 16-bit inputs)
+    else:
+        attention = 4 * c.batch_size * a * c.seq_len  # sdpa: the log-sum-exp of each row
     block = tokens * (ch * h + ckv * kv + ci * s.intermediate_size + 8) + attention  # + two fp32 rsqrt
     logits = 4 * tokens * s.vocab_size  # fp32 logits kept by the loss
     e = 4 if kind == "fp32" else 2
     head = logits + (5 * e * tokens * h if c.method == "full" else 0)  # final norm and embeddings, when trained
+    layer_input = e * tokens * h  # what a checkpointed block keeps
+    if c.fp32_adapters:  # fp32 copies of each adapted layer's input and the adapters' fp32 outputs
+        eh, ei, er = _FP32_ADAPTERS[("qlora-prepared" if c.prepared_4bit else "lora", c.lora_targets)]
+        block += tokens * (eh * h + ei * s.intermediate_size + er * c.lora_r)
+    if c.prepared_4bit:  # fp32 embeddings and norms: the residual stream between blocks is fp32
+        layer_input += 2 * tokens * h
+        head += (5 if c.gradient_checkpointing else 1) * tokens * h // 2
     if c.gradient_checkpointing:  # each block keeps only its input; one block is recomputed at a time
-        saved = s.num_hidden_layers * e * tokens * h + head
+        saved = s.num_hidden_layers * layer_input + head
     else:
         saved = s.num_hidden_layers * block + head
     return Activations(int(saved), int(block), logits, 8 * tokens * s.vocab_size)
@@ -253,21 +290,24 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
         largest = c.lora_r * max(shape.intermediate_size, shape.hidden_size)
     # frozen or trainable base weights; QLoRA keeps the decoder's linear layers in 4 bits
     if c.method == "qlora":
-        weights = shape.linear_parameters // 2 + shape.other_parameters * half
+        weights = shape.linear_parameters // 2 + shape.other_parameters * (4 if c.prepared_4bit else half)
         blocks = shape.linear_parameters / 64
         quant = int(blocks * 1 + blocks / 256 * 4) if c.double_quant else int(blocks * 4)
     else:
         weights, quant = n * half, 0
-    lora_bytes = trainable * half if c.method != "full" else 0
-    gradients = trainable * half
-    state = {"adamw": 8 if c.precision in ("fp32", "mixed") else 2 * half,  # m and v; torch keeps them in the param dtype
+    trained = 4 if c.fp32_adapters else half  # bytes of a trainable parameter and of its gradient
+    lora_bytes = trainable * trained if c.method != "full" else 0
+    gradients = trainable * trained
+    state = {"adamw": 8 if c.precision in ("fp32", "mixed") else 2 * trained,  # m and v in the parameter's dtype
              "adamw-8bit": 2, "paged-adamw-8bit": 2, "sgd": 0}[c.optimizer]
     master = 4 if c.precision == "mixed" else 0  # fp32 copy of each trainable weight (ZeRO counts it here)
     optimizer = trainable * (state + master)
     act = activation_bytes(shape, c)
     static = int(weights) + quant + lora_bytes + optimizer  # alive all step long, from step 2 on
-    # torch's AdamW on one tensor at a time keeps two scratch copies of the largest (sqrt, then the step)
-    step_scratch = 2 * largest * (state // 2 if state else 0)
+    if c.optimizer == "adamw" and c.foreach:  # torch's multi-tensor AdamW takes the square root of every
+        step_scratch = trainable * state // 2  # second moment at once: one more copy of them all
+    else:  # one tensor at a time: two scratch copies of the largest (sqrt, then the step)
+        step_scratch = 2 * largest * (state // 2 if state else 0)
     moments = {  # moment -> (tensor bytes alive, of which short-lived temporaries)
         "the start of the backward pass": (static + act.saved + act.loss_buffers, act.loss_buffers),
         "the optimizer step": (static + gradients + step_scratch, step_scratch)}
