@@ -43,7 +43,7 @@ from course_lib.quant import (bits_per_parameter, dequantize_blockwise, dequanti
 from course_lib.encoding import collator_for, tokenize_causal
 from course_lib.training import TrainConfig, train
 from course_lib.memtrack import measure_peak_memory
-from course_lib.vram import PRESETS, VramConfig, estimate_memory, shape_of
+from course_lib.vram import PRESETS, ModelShape, VramConfig, estimate_memory, shape_of
 
 device = get_device()
 set_seed(0)
@@ -270,8 +270,11 @@ for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model),
     tracked[name] = t = track_model_steps(build(), ids)
     parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in t.by_category.items() if v >= 1e4)
     print(f"{name:26s} tensor peak {t.peak / 1e6:6.2f} MB  ({parts} MB)")
-predicted = estimate_memory(shape_of(model.config), VramConfig(method="lora", batch_size=4, seq_len=64))
-print(f"course vram, LoRA r=16 all-linear, bf16, batch 4 × 64: tensor peak {predicted.peak / 1e6:6.2f} MB")
+for adapters in (True, False):
+    predicted = estimate_memory(shape_of(model.config), VramConfig(method="lora", batch_size=4, seq_len=64,
+                                                                   autocast_adapter_dtype=adapters))
+    print(f"course vram, LoRA r=16 all-linear, bf16, batch 4 × 64, autocast_adapter_dtype={adapters!s:5s}: "
+          f"tensor peak {predicted.peak / 1e6:6.2f} MB")
 
 # %% [markdown]
 # Four things, each visible above (course-tiny; with `COURSE_MODEL` your numbers differ):
@@ -290,8 +293,8 @@ print(f"course vram, LoRA r=16 all-linear, bf16, batch 4 × 64: tensor peak {pre
 #   more than the 4-bit weights save.
 # - **peft keeps LoRA's adapters in float32** (`get_peft_model(..., autocast_adapter_dtype=True)`, its
 #   default), and every adapted layer keeps a float32 copy of its input for them. With 16-bit adapters
-#   the tensor peak of 16-bit LoRA is 22.35 MB, which is what `course vram` predicts (22.37 MB): the
-#   estimator assumes 16-bit adapters.
+#   the tensor peak of 16-bit LoRA is 22.35 MB instead of 26.97 MB. `course vram` predicts both: 26.99 MB
+#   with peft's default, 22.37 MB with `autocast_adapter_dtype=False`.
 #
 # Measured the way the earlier version did — the growth of the process's resident memory on a CPU —
 # building the model and taking a step are two different peaks:
@@ -400,9 +403,9 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # | gradients | one per *trainable* parameter | same precision as the weights |
 # | optimizer states | AdamW's m and v (+ the fp32 master copy in mixed precision) | 8 (+4) bytes; 8-bit AdamW 2 |
 # | activations | what the forward pass saves for backward | per token and layer ≈ 20·h + 4·kv + 8·i bytes in 16-bit (Llama, SDPA); + 6·a·s per token with eager attention; 2·h with checkpointing |
-# | temporaries | short-lived buffers at the peak | the loss's fp32 logit gradients, the optimizer's scratch copies |
+# | temporaries | short-lived buffers at the peak | the loss's fp32 logit gradients; the optimizer's scratch: on CUDA torch's AdamW (`foreach`) holds a copy of all second moments |
 # | quantization constants | absmax per block of 64 | 0.5 bit/param, 0.127 with DQ (QLoRA §3) |
-# | LoRA parameters | the adapters | r·(d+k) per matrix |
+# | LoRA parameters | the adapters | r·(d+k) per matrix; fp32 by peft's default (`autocast_adapter_dtype`), with an fp32 copy of each adapted layer's input kept for backward |
 #
 # The parts are never all alive at once. In a training step the **peak** is either the start of the
 # backward pass (weights + optimizer states + every saved activation + the loss's gradient buffers) or
@@ -438,10 +441,11 @@ for attn in ("sdpa", "eager"):
           f"peak {nockpt.peak / 1e9:5.0f} GB at {nockpt.phase}")
 
 # %% [markdown]
-# About 114 GB on a GPU: a 112.5 GB tensor peak, reached late in the backward pass (every gradient
-# and a recomputed block alive next to the optimizer states), plus the assumed 1 GB of overhead. More
-# than one 80 GB card, dominated by the 12 bytes per parameter of optimizer state (80.9 GB) — not the
-# 14 GB of a table that counts the weights only. The weights alone are 13.5 GB (6.74 B parameters × 2
+# About 136 GB on a GPU: a 134.77 GB tensor peak, reached at the optimizer step, plus the assumed 1 GB
+# of overhead. More than one 80 GB card, dominated by the 12 bytes per parameter of optimizer state
+# (80.86 GB) and by torch's multi-tensor AdamW, which holds a float32 copy of every second moment while it
+# updates (the 26.95 GB of temporaries; measured on a GPU at the end of this section) — not the 14 GB of
+# a table that counts the weights only. The weights alone are 13.5 GB (6.74 B parameters × 2
 # bytes). Without checkpointing the saved activations are 62 GB with SDPA attention and 165 GB with
 # eager attention, which keeps the 2048 × 2048 softmax scores of every head and layer.
 #
@@ -450,12 +454,14 @@ for attn in ("sdpa", "eager"):
 
 # %%
 l13 = PRESETS["llama-2-13b"]
-for method, precision, opt in (("full", "mixed", "adamw"), ("lora", "bf16", "adamw"),
-                               ("qlora", "bf16", "paged-adamw-8bit")):
+lean = dict(autocast_adapter_dtype=False, prepare_model_for_kbit_training=False)  # everything in 16 bits
+for method, precision, opt, recipe in (("full", "mixed", "adamw", {}), ("lora", "bf16", "adamw", {}),
+                                       ("qlora", "bf16", "paged-adamw-8bit", {}),
+                                       ("qlora", "bf16", "paged-adamw-8bit", lean)):
     e = estimate_memory(l13, VramConfig(method=method, precision=precision, optimizer=opt, batch_size=1,
-                                        seq_len=512, gradient_checkpointing=True))
-    print(f"{method:5s} {precision:5s} {opt:16s} total {e.total / 1e9:6.1f} GB  -> "
-          f"{'fits' if e.total <= 10e9 else 'does not fit'} in 10 GB")
+                                        seq_len=512, gradient_checkpointing=True, **recipe))
+    print(f"{method:5s} {precision:5s} {opt:16s} {'lean' if recipe else 'peft defaults':13s} total "
+          f"{e.total / 1e9:6.2f} GB  -> {'fits' if e.total <= 10e9 else 'does not fit'} in 10 GB")
 q2 = estimate_memory(l13, VramConfig(method="qlora", optimizer="paged-adamw-8bit", batch_size=1, seq_len=512,
                                      gradient_checkpointing=True))
 print()
@@ -466,7 +472,10 @@ for b in (1, 2, 4, 8):
     print(f"batch {b}: activations {e.activations / 1e9:5.2f} GB, total {e.total / 1e9:5.2f} GB")
 
 # %% [markdown]
-# Only QLoRA fits, and the last lines show the often-repeated "batch size: low impact on memory" is wrong:
+# With peft's defaults nothing fits — QLoRA misses by a fifth of a gigabyte, the price of its fp32
+# adapters, embeddings and norms. Kept in 16 bits (the lean recipe: `autocast_adapter_dtype=False` and
+# no fp32 cast), QLoRA fits; only QLoRA does. The last lines show the often-repeated "batch size: low
+# impact on memory" is wrong:
 # activations grow linearly with the batch, and on QLoRA they decide whether a batch fits. The
 # reported fits agree in size: QLoRA 13/14B ≈ 8.5–12 GB (QLoRA §1, LLaMA-Factory README, Unsloth
 # docs).
@@ -502,11 +511,11 @@ for label, base, of in (("weights vs 16-bit", "LoRA (FP16)", weights_of),
 # %% [markdown]
 # The quoted full fine-tuning rows are the weights column; real training needs 16 bytes per
 # parameter plus activations. The "up to 8×" often promised for QLoRA needs a baseline, and
-# the last lines give it: against 16-bit weights the model shrinks 3.5× (7B) to 3.8× (70B) — not
-# quite the 16 / 4.127 ≈ 3.9× of quantizing everything, because the embeddings and LM head stay
-# in 16 bits — and 7.0× to 7.6× against fp32. Whole training memory shrinks 2.8× (7B) to 3.6×
-# (70B) against 16-bit LoRA, and 20.2× to 28.0× against full fine-tuning (batch 1 × 512 here;
-# bigger batches add activations to every method).
+# the last lines give it: against 16-bit weights the model shrinks 3.1× (7B) to 3.7× (70B) — not
+# the 16 / 4.127 ≈ 3.9× of quantizing everything, because the embeddings and LM head are not
+# quantized, and peft's recipe even keeps them in fp32 — and 6.1× to 7.4× against fp32. Whole
+# training memory shrinks 2.5× (7B) to 3.4× (70B) against 16-bit LoRA, and 21.5× to 32.6× against
+# full fine-tuning (batch 1 × 512 here; bigger batches add activations to every method).
 #
 # ### Memory by method and model size, against real cards
 
@@ -584,10 +593,96 @@ print(f"worst error {receipt['worst_relative_error']:.1%} over {len(runs)} confi
 # What this does and does not check. The tracker counts tensor bytes exactly as PyTorch allocates
 # them for these shapes, in the order the real code runs, so it checks the estimator's parts *and*
 # its peak model. It does not see what a GPU adds (the separate overhead line above), and 4-bit
-# layers cannot run on fake tensors, so QLoRA is not in the receipt: its weights are the NF4
-# arithmetic of section 3. A GPU receipt (`python benchmarks/vram_benchmark.py` on a CUDA machine,
-# `torch.cuda.max_memory_allocated` and `max_memory_reserved`) is the last step, and the course will
-# plot it once one has been committed.
+# layers cannot run on fake tensors, so QLoRA is not in this receipt. The GPU receipt is.
+#
+# ### Predicted against measured, on a GPU
+#
+# `python benchmarks/vram_benchmark.py` ran on an NVIDIA H200. Each run builds a Llama of a
+# published shape with random weights — SmolLM2-135M, Llama-3.2-1B, Llama-2-7B, 13B and 70B — adds peft
+# LoRA, or quantizes the decoder's linear layers to bitsandbytes NF4 first, takes three AdamW steps and
+# records `torch.cuda.max_memory_allocated()` over the steps: every tensor alive at the worst moment,
+# weights included. LoRA and QLoRA ran in two recipes: peft's defaults (`get_peft_model` keeps the adapters
+# of a 16-bit model in fp32; `prepare_model_for_kbit_training` casts the embeddings and norms to fp32) and a
+# lean one with everything in bf16. `estimate_memory` predicts both (`autocast_adapter_dtype`,
+# `prepare_model_for_kbit_training`, both true by default, as in peft).
+
+# %%
+gpu_shapes = {**PRESETS, "smollm2-135m": ModelShape(576, 1536, 30, 9, 3, 49152, tie_word_embeddings=True)}  # its config.json
+gpu = json.loads((data_dir().parent / "benchmarks" / "results" / "vram-nvidia-h200.json").read_text())
+fig, ax = plt.subplots(figsize=(6, 4.8))
+for method, marker in (("full", "o"), ("lora", "s"), ("qlora", "^")):
+    pts = [(r["measured_peak_bytes"] / 1e9, estimate_memory(gpu_shapes[r["model"]], VramConfig(**r["config"])).peak / 1e9)
+           for r in gpu["runs"] if r["config"]["method"] == method]
+    ax.scatter(*zip(*pts), marker=marker, label=method)
+top = max(r["measured_peak_bytes"] for r in gpu["runs"]) / 1e9 * 1.1
+ax.plot([0, top], [0, top], "k:", label="predicted = measured")
+ax.set(xscale="log", yscale="log", title=f"course vram against {gpu['device']}", xlabel="measured tensor peak (GB)",
+       ylabel="predicted tensor peak (GB)")
+ax.legend(); plt.tight_layout(); plt.show()
+errors = []
+for r in gpu["runs"]:
+    c = r["config"]
+    e = estimate_memory(gpu_shapes[r["model"]], VramConfig(**c))
+    errors.append(e.peak / r["measured_peak_bytes"] - 1)
+    print(f"{r['model']:12s} {c['method']:5s} {c['precision']:5s} {r['recipe']:13s} {c['batch_size']}×{c['seq_len']:<4d}"
+          f"{' ckpt' if c['gradient_checkpointing'] else '     '} {c['attn_implementation']:5s}"
+          f"{'' if c['foreach'] else ' one-tensor AdamW'}: measured {r['measured_peak_bytes'] / 1e9:6.2f} GB, "
+          f"predicted {e.peak / 1e9:6.2f} GB ({errors[-1]:+.1%}); on the card {r['device_peak_bytes'] / 1e9:6.2f} GB")
+print(f"{len(errors)} runs, tensor peak errors from {min(errors):+.1%} to {max(errors):+.1%}; "
+      f"CUDA context and libraries {min(r['context_bytes'] for r in gpu['runs']) / 1e9:.2f}–"
+      f"{max(r['context_bytes'] for r in gpu['runs']) / 1e9:.2f} GB")
+
+# %% [markdown]
+# Three things the GPU taught the estimator, each now part of it:
+#
+# - **torch's AdamW on CUDA updates all tensors at once** (`foreach`, its default there; on a CPU it goes
+#   one tensor at a time). It takes the square root of every second moment in one call, so the optimizer
+#   step holds one more copy of them all. Full fine-tuning of Llama-2-7B peaked at the optimizer step
+#   with 67.38 GB, against 54.43 GB for the same job with `foreach=False`: 13 GB, one bf16 copy of 6.74 B
+#   parameters. MemTracker on a CPU had agreed with the old estimate because it, too, ran one tensor at a
+#   time.
+# - **peft's defaults cost memory.** fp32 adapters cast each adapted layer's input to fp32 and keep it
+#   for the backward pass: Llama-2-7B LoRA at 1 × 512 tokens measured 18.67 GB with peft's defaults and
+#   16.71 GB lean. `prepare_model_for_kbit_training` makes the embeddings and norms fp32, and the
+#   residual stream between blocks becomes fp32 with them: QLoRA 10.12 against 7.11 GB. Pass
+#   `autocast_adapter_dtype=False` to `get_peft_model` (and cast the norms back) if memory is tight.
+# - **fp32 grouped-query attention keeps its scores.** After `prepare_model_for_kbit_training`, models
+#   with fewer key/value heads than query heads (SmolLM2, Llama-3.2) kept 4 bytes per attention
+#   score in the GPU run; PyTorch's flash kernel needs 16-bit inputs. The estimate counts them for that case.
+#
+# What the card shows is more than the tensor peak: the CUDA context and libraries (the range printed
+# above) and the caching allocator's reserve, which held up to 2.45 GB more than the live tensors in
+# the checkpointed QLoRA runs. `course vram` assumes 1 GiB for both together, which is too little for
+# those runs. The allocator setting `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` (PyTorch docs, "CUDA
+# semantics") shrinks that reserve:
+
+# %%
+expandable = json.loads((data_dir().parent / "benchmarks" / "results" / "vram-nvidia-h200-expandable.json").read_text())
+default_by_index = {r["index"]: r for r in gpu["runs"]}
+for r in expandable["runs"]:
+    before = default_by_index[r["index"]]
+    print(f"{r['model']:12s} {r['config']['method']:5s} {r['recipe']:13s} {r['config']['batch_size']}×"
+          f"{r['config']['seq_len']:<4d}: reserve above the live tensors {(before['reserved_peak_bytes'] - before['measured_peak_bytes']) / 1e9:4.2f} GB"
+          f" -> {(r['reserved_peak_bytes'] - r['measured_peak_bytes']) / 1e9:4.2f} GB with expandable segments")
+
+# %% [markdown]
+# And the question this lesson set out to answer: on one card, QLoRA trained Llama-2-70B at 1 × 512
+# tokens with checkpointing in the tensor peak printed above for that run (42.29 GB with peft's
+# defaults) — the QLoRA paper's 65B model fine-tuned in under 48 GB on one GPU (Dettmers et al. 2023, §1),
+# measured. It is
+# not free in time: the same card trained Llama-2-7B at 1 × 512 tokens at the rates below.
+
+# %%
+for r in gpu["runs"]:
+    c = r["config"]
+    if r["model"] == "llama-2-7b" and (c["batch_size"], c["seq_len"], c["gradient_checkpointing"]) == (1, 512, False) \
+            and c["optimizer"] == "adamw" and c["foreach"]:
+        print(f"{c['method']:5s} {r['recipe']:13s} {r['tokens_per_second']:7.0f} tokens/s  ({r['measured_peak_bytes'] / 1e9:5.2f} GB)")
+
+# %% [markdown]
+# QLoRA trained about a third slower than 16-bit LoRA (2093 against 3191 tokens/s, lean recipes): every
+# forward and backward pass dequantizes each 4-bit weight before its matrix product. These are single
+# steps of one short sequence, so read the rates as rough; the memory figures are exact.
 #
 # **Check a prediction on your laptop.** `course vram --model llama-2-7b --method lora --batch-size 4
 # --seq-len 1024 --check` prints the estimate and then measures the same job with the tracker (about a
@@ -709,7 +804,7 @@ for b in (16, 4):
 # the hardware as busy as one large batch would (Hugging Face docs, "Efficient training on a single
 # GPU"; see docs/references.md). The cell prints both times on this machine; they vary with its load.
 # What it buys: for Llama-2-7B with LoRA, a batch of 16 × 512 tokens keeps 3.20 GB of activations and
-# peaks at 19.01 GB of tensors; 4 micro-batches of 4 keep 0.80 GB and peak at 15.04 GB, for the same
+# peaks at 19.25 GB of tensors; 4 micro-batches of 4 keep 0.80 GB and peak at 15.30 GB, for the same
 # update.
 
 # %% [markdown]
@@ -733,8 +828,12 @@ for b in (16, 4):
 #   and `course vram` says which. Full fine-tuning needs ≈16 bytes/param before activations;
 #   activations grow linearly with batch size (and with the sequence squared only if the attention
 #   scores are stored); QLoRA brings 13B within a 10 GB card at batch 1.
-# - The estimate is checked without a GPU: PyTorch's MemTracker on fake tensors, at 1B–13B shapes
-#   (`benchmarks/vram_memtrack.py`), and on your laptop with `course vram --check`.
+# - The estimate is checked without a GPU — PyTorch's MemTracker on fake tensors, at 1B–13B shapes
+#   (`benchmarks/vram_memtrack.py`), and on your laptop with `course vram --check` — and on one: 37 runs on
+#   an H200, SmolLM2-135M to Llama-2-70B, full fine-tuning, LoRA and QLoRA, measured tensor peaks between
+#   −4.3 % and +3.7 % of the estimate (`benchmarks/vram_benchmark.py`). The card needs the context and
+#   the allocator's reserve on top; peft's defaults (fp32 adapters, fp32 norms and embeddings for QLoRA) and
+#   torch's multi-tensor AdamW cost gigabytes that a weights-only table never shows.
 # - Gradient accumulation with the loss normalised by all micro-batches' label tokens
 #   (`num_items_in_batch`) gives the whole batch's update (max |Δθ| 1.5e-08 through the Trainer):
 #   the memory of one micro-batch, paid for in time.
