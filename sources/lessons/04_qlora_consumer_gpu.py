@@ -341,10 +341,14 @@ print(f"memory_smollm2.json: made by `{mem['command']}`; {cfg['max_steps']} step
       f"{cfg['per_device_train_batch_size']} × {cfg['seq_len']} tokens, one CPU thread, one process per method")
 print(f"{'SmolLM2-135M (file)':22s} {'footprint':>10s} {'predicted':>10s} | {'tensor peak':>11s} {'predicted':>10s} "
       f"{'error':>7s} | {'RSS peak':>9s} {'loading':>8s}")
+from course_lib.experiments.memory import MemoryConfig, vram_config
+
+predicted = {r["method"]: estimate_memory(ModelShape(**mem["shape"]), vram_config(MemoryConfig(**cfg), r["method"]))
+             for r in mem["runs"]}  # today's estimator, for the file's shapes
 for r in mem["runs"]:
-    p = r["predicted"]
-    print(f"{r['method']:22s} {r['footprint_bytes'] / 1e6:8.1f}MB {p['weights_bytes'] / 1e6:8.1f}MB | "
-          f"{r['tracked_peak_bytes'] / 1e6:9.1f}MB {p['peak_bytes'] / 1e6:8.1f}MB {r['tracked_error']:+7.0%} | "
+    p = predicted[r["method"]]
+    print(f"{r['method']:22s} {r['footprint_bytes'] / 1e6:8.1f}MB {(p.weights + p.quantization_constants + p.lora_parameters) / 1e6:8.1f}MB | "
+          f"{r['tracked_peak_bytes'] / 1e6:9.1f}MB {p.peak / 1e6:8.1f}MB {p.peak / r['tracked_peak_bytes'] - 1:+7.1%} | "
           f"{r['train_peak_bytes'] / 1e6:7.0f}MB {r['load_peak_bytes'] / 1e6:6.0f}MB")
 for r in mem["runs"]:
     print(f"{r['method']:5s} tensor peak by category: " + ", ".join(
@@ -356,7 +360,7 @@ labels = [r["method"] for r in mem["runs"]]
 for i, (what, key) in enumerate((("footprint", "footprint_bytes"), ("tensor peak (MemTracker)", "tracked_peak_bytes"),
                                  ("RSS peak", "train_peak_bytes"))):
     ax.bar([x + (i - 1.5) * 0.2 for x in range(len(labels))], [r[key] / 1e6 for r in mem["runs"]], width=0.2, label=what)
-ax.bar([x + 1.5 * 0.2 for x in range(len(labels))], [r["predicted"]["peak_bytes"] / 1e6 for r in mem["runs"]],
+ax.bar([x + 1.5 * 0.2 for x in range(len(labels))], [predicted[r["method"]].peak / 1e6 for r in mem["runs"]],
        width=0.2, label="course vram: tensor peak", color="white", edgecolor="k", hatch="//")
 ax.set_xticks(range(len(labels)), labels)
 ax.set(title="SmolLM2-135M on the CPU: measured against predicted", xlabel="method", ylabel="MB")
@@ -372,11 +376,11 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 #   1443 MB for QLoRA, whose residual stream is float32 after the cast) and the loss's buffers over
 #   the large vocabulary (403 MB) are most of the peak; quantization does not touch them. Full
 #   fine-tuning pays for its optimizer states (538 MB), not more.
-# - **`course vram` is exact where its assumptions hold and says where they do not.** For full
-#   fine-tuning it predicts 2173.3 MB against the 2172.2 MB the tracker counted; for LoRA and QLoRA
-#   it predicts 22 % and 29 % less than the tracker counts, because it assumes 16-bit adapters and a
-#   16-bit embedding, while peft keeps the adapters and `prepare_model_for_kbit_training` the embedding
-#   in float32 (the course-tiny cell above shows the prediction exact once the adapters are 16-bit).
+# - **`course vram` predicts a GPU, and the CPU differs in one place.** For full fine-tuning it predicts
+#   2173.3 MB against the 2172.2 MB the tracker counted, for LoRA with peft's fp32 adapters 2107.7 MB
+#   against 2079.3 MB (+1.4%). For QLoRA it predicts 2430.7 MB, 17.4% more than the CPU run kept: on a
+#   GPU, the fp32 grouped-query attention that `prepare_model_for_kbit_training` leads to keeps its
+#   attention scores (section 6 measures it), and the CPU's attention kernel does not.
 # - **On the CPU, QLoRA's process peak is the highest**: 3455 MB of resident memory against 2599 MB
 #   for LoRA. The extra over the tensor peak (3455 − 2071 ≈ 1384 MB for QLoRA, 2599 − 2079 ≈ 520 MB for
 #   LoRA) is memory the process touched and kept, not tensors alive at the peak, which the tracker
@@ -388,8 +392,10 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # What a CPU measurement does and does not say about a GPU: the footprint and the tracker's tensor
 # peak are the tensors these shapes and dtypes allocate on any device, so they carry over; the RSS
 # column does not — on a GPU `torch.cuda.max_memory_allocated()` counts live tensors, like the tracker,
-# and the CUDA context and the caching allocator's reserve come on top (section 6). Nothing here ran on
-# a GPU, so that is a prediction, not a measurement. And QLoRA's saving is the weights: it shows where
+# and the CUDA context and the caching allocator's reserve come on top (section 6). Section 6's GPU
+# receipt ran these shapes on an H200: tensor peaks of 2.27 GB for full fine-tuning, 2.13 GB for LoRA and
+# 2.48 GB for QLoRA with peft's defaults — on a GPU too, QLoRA's peak is the highest on this small model;
+# in the lean recipe it is the lowest (1.47 against 1.62 GB for LoRA). And QLoRA's saving is the weights: it shows where
 # they dominate the peak — large models, short sequences, small batches — as section 6 computes for 7B
 # to 70B.
 #
