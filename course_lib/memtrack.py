@@ -7,7 +7,7 @@ parameters, gradients, optimizer states, activations and temporaries. Two steps,
 optimizer's states only exist from the first step on: the second step is the steady state a
 real run lives in. This is the measurement `course vram --check` and
 benchmarks/vram_memtrack.py compare the estimate with; `measure_peak_memory` (below) measures a real
-run instead, on a GPU (benchmarks/vram_benchmark.py).
+run instead (lesson 04 uses it on a GPU; benchmarks/vram_benchmark.py is the GPU receipt).
 
 What it cannot see: 4-bit layers (bitsandbytes kernels do not run on fake tensors), the CUDA
 context, and the caching allocator's rounding and fragmentation (`course vram` lists those on a
@@ -85,7 +85,7 @@ def track_training_step(shape: ModelShape, config: VramConfig, steps: int = 2) -
     config.validate()
     if config.method == "qlora":
         raise ValueError("4-bit layers cannot run on fake tensors: track method 'lora' and add the NF4 saving "
-                         "by hand (lesson 04), or measure on a GPU (benchmarks/vram_benchmark.py --device cuda).")
+                         "by hand (lesson 04), or measure on a GPU (python benchmarks/vram_benchmark.py; lesson 04 plots its receipt).")
     if config.optimizer != "adamw":
         raise ValueError(f"only torch's AdamW is tracked here, not {config.optimizer!r}.")
     notes = []
