@@ -446,6 +446,7 @@ with torch.no_grad():
 #   the scale α/r falls 64× from r = 1 to r = 64. On course-tiny, over three seeds, every higher
 #   rank helped under both rules (12.99 → 7.95 with α = 2r), unlike GPT-3 in the LoRA paper; at a
 #   fixed parameter budget LoRA on all linear layers beat a higher rank on attention alone (section 5).
+#   A short single-seed run on SmolLM2 did not show GPT-3's flat curve either: rank helped there too.
 # - B = 0 at init keeps the model unchanged at step 0; α/r (or α/√r with rsLoRA) scales the update;
 #   dropout acts on the LoRA path only; merging removes all inference overhead.
 # - Our from-scratch layer and peft give the same outputs and the same ΔW (section 7).
