@@ -18,8 +18,13 @@ __all__ = ["RESULTS", "results_path", "command_line", "save_results", "load_resu
 # results file name -> the command that writes it (and the lesson that reads it)
 RESULTS = {
     "learning_curve": "course learning-curve",  # lesson 01
+    "learning_curve_smollm2-135m-instruct":  # lesson 01, the real model
+        "course learning-curve --model smollm2-135m-instruct --sizes 25 100 --seeds 0 --compute 12.0",
     "lr_sweep": "course lr-sweep",  # lesson 02
     "lora_rank_ablation": "course lora-ablation",  # lesson 03
+    "lora_rank_ablation_smollm2-135m-instruct":  # lesson 03, the real model
+        "course lora-ablation --model smollm2-135m-instruct --ranks 1 8 64 --scalings alpha_2r --budget False "
+        "--learning_rate 0.0005 --max_steps 40 --eval_examples 100 --seeds 0",
     "forgetting": "course forgetting",  # lesson 05
     "forgetting_smollm2-135m-instruct":  # lesson 05, the real model
         "course forgetting --model smollm2-135m-instruct --probe_prompts 16 --curve_texts 0",

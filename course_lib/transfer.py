@@ -70,12 +70,12 @@ class TransferConfig:
         return {"scratch": self.lr_scratch, "linear_probe": self.lr_probe,
                 "top_blocks": self.lr_top_blocks, "full": self.lr_full}[method]
 
-    def scaled_for(self, n_params: int) -> "TransferConfig":
+    def scaled_for(self, n_params: int, compute: float = 1.0) -> "TransferConfig":
         """This run reduced for a model of `n_params` parameters, so a live run costs about what it costs on
-        course-tiny (lessons 01, 02).
+        course-tiny (lessons 01, 02), or `compute` times that (`course learning-curve --compute`).
 
         Compute per step grows with parameters × tokens, so a model k = n_params / COURSE_TINY_PARAMS
-        times larger gets k times fewer tokens per run: shorter texts first (not under 32 tokens), then
+        times larger gets k / compute times fewer tokens per run: shorter texts first (not under 32 tokens), then
         smaller batches (not under 8), then fewer steps (not under 16); at most 4 evaluations during
         training, and 128 validation rows unless eval_rows is set. The body's learning rates shrink by 1/sqrt(k) (lr_full 5e-4 becomes 5e-5 for 135M parameters,
         the range used to fine-tune BERT-sized models); the probe's stays, only the head trains. k ≤ 1
@@ -84,7 +84,7 @@ class TransferConfig:
         k = n_params / COURSE_TINY_PARAMS
         if k <= 1:
             return self
-        tokens = self.max_steps * self.per_device_train_batch_size * self.max_length / k
+        tokens = self.max_steps * self.per_device_train_batch_size * self.max_length * compute / k
         max_length = max(32, min(self.max_length, round(self.max_length / k)))
         batch = max(8, min(self.per_device_train_batch_size, round(tokens / (self.max_steps * max_length))))
         steps = max(16, min(self.max_steps, round(tokens / (batch * max_length))))

@@ -95,3 +95,19 @@ def test_runner_with_the_retention_probe(text_tokenizer, text_llama, texts):
     run = results["runs"][0]
     assert 0.0 <= run["kept"] <= 1.0 and isinstance(run["logprob_change"], float) and len(run["probe_answers"]) == 3
     assert {"kept", "logprob_change"} <= set(summarize(results)["full"])
+
+
+def test_learning_curve_model_option_parses_and_buys_back_steps_with_compute():
+    from course_lib.cli import _parser, commands
+    from course_lib.experiments.learning_curve import _command
+    from course_lib.results import RESULTS
+    from course_lib.transfer import COURSE_TINY_PARAMS
+
+    help_, types, _ = commands()["learning-curve"]
+    words = "--model smollm2-135m-instruct --sizes 25 100 --seeds 0 --compute 12".split()
+    config, args = _parser(types, "learning-curve", help_).parse_args_into_dataclasses(words)
+    assert config.model == "smollm2-135m-instruct" and args.sizes == [25, 100] and args.compute == 12
+    assert _command(config, args) == RESULTS["learning_curve_smollm2-135m-instruct"]  # the file's command
+    one, more = config.scaled_for(100 * COURSE_TINY_PARAMS), config.scaled_for(100 * COURSE_TINY_PARAMS, 12)
+    assert (one.max_steps, more.max_steps) == (16, 38)  # 80×16×64 tokens × 12 / 100 = 38 steps of 8×32
+    assert more.lr_full == one.lr_full and more.max_length == one.max_length == 32

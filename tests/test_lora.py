@@ -144,3 +144,30 @@ def test_ablation_scalings_change_alpha_with_the_rank_as_named():
 
 def _kw(lora):
     return {"lora_alpha": lora.lora_alpha, "use_rslora": lora.use_rslora}
+
+
+def test_ablation_model_option_names_the_file_and_can_skip_the_budget_runs(tmp_path, capsys):
+    import json
+
+    from course_lib.cli import _parser, commands
+    from course_lib.experiments.lora_ablation import _run, results_name
+    from course_lib.models import course_tiny_path
+    from course_lib.results import RESULTS, command_line
+
+    name = "lora_rank_ablation_smollm2-135m-instruct"
+    help_, types, _ = commands()["lora-ablation"]
+    (config,) = _parser(types, "lora-ablation", help_).parse_args_into_dataclasses(RESULTS[name].split()[2:])
+    assert config.model == "smollm2-135m-instruct" and config.ranks == [1, 8, 64] and config.budget is False
+    assert command_line("lora-ablation", config) == RESULTS[name] and results_name(config.model) == name
+    assert results_name("course-tiny") == "lora_rank_ablation"
+    if not (course_tiny_path() / "model.safetensors").exists():
+        pytest.skip("course-tiny not built")
+    out = tmp_path / "ablation.json"  # one step on course-tiny, the runner end to end
+    (config,) = _parser(types, "lora-ablation", help_).parse_args_into_dataclasses(
+        ["--model", str(course_tiny_path()), "--ranks", "2", "--scalings", "alpha_2r", "--budget", "False",
+         "--max_steps", "1", "--per_device_train_batch_size", "2", "--eval_examples", "2", "--seeds", "0",
+         "--out", str(out)])
+    assert _run(config) == 0
+    res = json.loads(out.read_text())
+    assert res["model"] == str(course_tiny_path()) and res["budget"] == [] and len(res["runs"]) == 1
+    assert "--budget False" in res["command"] and res["runs"][0]["r"] == 2

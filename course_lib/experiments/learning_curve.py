@@ -3,7 +3,7 @@
 On course-tiny it writes data/results/learning_curve.json. With `--model` naming a bigger model
 (`course learning-curve --model smollm2-135m-instruct`) the runs are reduced by
 `TransferConfig.scaled_for` (shorter texts, smaller batches, fewer steps, smaller learning rates,
-a fixed validation subset) and written to data/results/learning_curve_<model>.json; the file
+a fixed validation subset; `--compute` buys back steps) and written to data/results/learning_curve_<model>.json; the file
 records the config that actually ran and the command line.
 """
 
@@ -30,6 +30,8 @@ class LearningCurveArgs:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "seeds, one run each"})
     methods: list[str] = field(default_factory=lambda: list(METHODS),
                                metadata={"help": f"from {', '.join(METHODS)}"})
+    compute: float = field(default=1.0, metadata={"help": "on a model bigger than course-tiny: each run costs "
+                                                          "about this many times course-tiny's (more steps)"})
 
 
 def learning_curve(config: TransferConfig, args: LearningCurveArgs,
@@ -69,7 +71,7 @@ def _run(config: TransferConfig, args: LearningCurveArgs) -> int:
     model = config.model or default_model_name()
     command = _command(config, args)
     n_params = count_parameters(load_base_model(model))
-    ran = replace(config.scaled_for(n_params), model=model)  # unchanged for course-tiny
+    ran = replace(config.scaled_for(n_params, args.compute), model=model)  # unchanged for course-tiny
     start = time.perf_counter()
     records = learning_curve(ran, args)
     path = save_results(results_name(model), {

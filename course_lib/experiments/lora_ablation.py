@@ -2,7 +2,8 @@
 
 `lora_run` is one point: the lesson calls it live with a reduced config, the command repeats it
 for every rank, scaling and seed, and for the fixed-parameter-budget comparison (LoRA paper,
-Table 5). A fixed `lora_alpha` would change the update's scale alpha / r with the rank, so the
+Table 5). With `--model` naming another model the file is data/results/lora_rank_ablation_<model>.json.
+A fixed `lora_alpha` would change the update's scale alpha / r with the rank, so the
 rank is compared under scalings that do not shrink with r that way: alpha = 2r (alpha / r = 2
 at every rank) and rsLoRA's alpha / sqrt(r) (Kalajdzievski 2023; peft's `use_rslora=True`).
 """
@@ -12,16 +13,18 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from course_lib.data import instruction_text, load_course_dataset
 from course_lib.encoding import collator_for, tokenize_causal
 from course_lib.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
 from course_lib.metrics import perplexity
-from course_lib.models import count_parameters, default_model_name, load_base_model, load_tokenizer, set_seed
+from course_lib.models import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer, set_seed
 from course_lib.results import command_line, save_results
 from course_lib.training import TrainConfig, train
 
-__all__ = ["SCALINGS", "AblationConfig", "lora_config", "lora_run", "rank_ablation", "summarize", "COMMANDS"]
+__all__ = ["SCALINGS", "AblationConfig", "lora_config", "lora_run", "rank_ablation", "summarize", "results_name",
+           "COMMANDS"]
 
 # scaling name -> how lora_alpha follows the rank r (peft's names: lora_alpha, use_rslora)
 SCALINGS = {
@@ -48,6 +51,8 @@ class AblationConfig:
     budget_rank_all_linear: int = field(default=8, metadata={"help": "... all-linear at this rank on course-tiny "
                                                                      "(81,920): Table 5's fixed budget"})
     budget_scaling: str = field(default="alpha_2r", metadata={"help": "the scaling of the fixed-budget runs"})
+    budget: bool = field(default=True, metadata={"help": "run the fixed-budget comparison (its ranks match "
+                                                         "course-tiny's shapes)"})
     learning_rate: float = field(default=2e-3, metadata={"help": "LoRA on a 1.4M-parameter model tolerates a "
                                                                  "large LR"})
     max_steps: int = field(default=120, metadata={"help": "optimizer steps per run"})
@@ -55,7 +60,8 @@ class AblationConfig:
     max_length: int = field(default=128, metadata={"help": "tokens per example"})
     eval_examples: int = field(default=200, metadata={"help": "validation examples for the perplexity"})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "LoRA init and batch order"})
-    out: str = field(default="", metadata={"help": "output file; '' means data/results/lora_rank_ablation.json"})
+    out: str = field(default="", metadata={"help": "output file; '' means data/results/lora_rank_ablation.json, "
+                                                   "or lora_rank_ablation_<model>.json for another model"})
 
 
 def lora_config(config: AblationConfig, scaling: str, r: int, target_modules=ATTENTION_TARGETS) -> LoraConfig:
@@ -111,8 +117,9 @@ def rank_ablation(config: AblationConfig) -> dict:
                 result["runs"].append(row)
                 print(f"{scaling:11s} r={r:3d} seed {seed}: {row['trainable_parameters']:8d} trainable, "
                       f"perplexity {row['perplexity']:.2f}", flush=True)
-    for name, r, targets in (("attention", config.budget_rank_attention, ATTENTION_TARGETS),
-                             ("all-linear", config.budget_rank_all_linear, ALL_LINEAR_TARGETS)):
+    budget = (("attention", config.budget_rank_attention, ATTENTION_TARGETS),
+              ("all-linear", config.budget_rank_all_linear, ALL_LINEAR_TARGETS)) if config.budget else ()
+    for name, r, targets in budget:
         for seed in config.seeds:
             row = {"targets": name, **one(config.budget_scaling, r, targets, seed)}
             result["budget"].append(row)
@@ -131,6 +138,11 @@ def summarize(rows: list[dict], by: tuple[str, ...] = ("scaling", "r")) -> dict[
                   g[0]["trainable_parameters"]) for key, g in groups.items()}
 
 
+def results_name(model: str) -> str:
+    """lora_rank_ablation for course-tiny, lora_rank_ablation_<model> for any other model (a folder: its name)."""
+    return "lora_rank_ablation" if model == COURSE_TINY else f"lora_rank_ablation_{Path(model).name}"
+
+
 def _run(config: AblationConfig) -> int:
     if config.max_steps <= 0:
         raise ValueError(f"--max_steps must be positive, got {config.max_steps}.")
@@ -139,10 +151,11 @@ def _run(config: AblationConfig) -> int:
         raise ValueError(f"unknown scaling {unknown[0]!r}: choose from {list(SCALINGS)}.")
     start = time.perf_counter()
     result = rank_ablation(config)
-    payload = {"model": config.model or default_model_name(),
+    model = config.model or default_model_name()
+    payload = {"model": model,
                "command": command_line("lora-ablation", config), "config": asdict(config),
                "seconds": round(time.perf_counter() - start), **result}
-    path = save_results("lora_rank_ablation", payload, out=config.out or None)
+    path = save_results(results_name(model), payload, out=config.out or None)
     print(f"wrote {path}")
     return 0
 
