@@ -1,4 +1,4 @@
-"""course_lib.dpo: the pairs' splits, the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
+"""course_lib.dpo: the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
 
 The tokenizer is SmolLM2-135M-Instruct's (its ChatML template renders the pairs); the model under it
 is a tiny random Llama with the same vocabulary, so every test runs in seconds.
@@ -24,36 +24,6 @@ def tok():
 @pytest.fixture
 def small_model(tiny_llama, tok):
     return lambda seed=0: tiny_llama(vocab_size=len(tok), hidden_size=16, pad_token_id=tok.pad_token_id, seed=seed)
-
-
-def test_splits_are_disjoint_and_every_preference_is_real():
-    splits = {s: dpo.preference_rows(s) for s in ("train", "validation", "test")}
-    assert {s: len(r) for s, r in splits.items()} == dpo.SPLIT_SIZES
-    prompts = {s: {r["prompt"] for r in rows} for s, rows in splits.items()}
-    chosen = {s: {r["chosen"] for r in rows} for s, rows in splits.items()}
-    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
-        assert not prompts[a] & prompts[b], (a, b)
-        assert not chosen[a] & chosen[b], (a, b)
-    for rows in splits.values():
-        assert len({r["prompt"] for r in rows}) == len(rows)  # one pair per prompt
-        for r in rows:
-            assert r["chosen"] != r["rejected"] and r["kind"] in dpo.PAIR_KINDS
-            assert sft.format_ok(r["chosen"])
-            if r["kind"] == "format":
-                assert not sft.format_ok(r["rejected"])
-            else:
-                assert r["rejected"] not in {x["chosen"] for x in rows if x["prompt"] == r["prompt"]}
-    assert {r["kind"] for r in splits["train"]} == set(dpo.PAIR_KINDS)
-
-
-def test_first_sentence():
-    assert dpo.first_sentence("Return x. Raise ValueError if x is e.g. negative.") == "Return x."
-    assert dpo.first_sentence("Use e.g. this one.") == "Use e.g. this one."
-
-
-def test_pairs_are_reproducible():
-    rows = sft.task_rows("validation")
-    assert dpo.make_pairs(rows, 8, seed=3) == dpo.make_pairs(rows, 8, seed=3)
 
 
 def test_loss_by_hand_matches_the_formula():

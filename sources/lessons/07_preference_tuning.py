@@ -217,18 +217,21 @@ import numpy as np
 
 runs = results["runs"]
 betas = cfg["betas"]
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+panels = (("rewards/margins",), ("rewards/chosen", "rewards/rejected"), ("rewards/accuracies",))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for beta, color in zip(betas, ("tab:blue", "tab:orange", "tab:green")):
-    mine_runs = [r for r in runs if r["beta"] == beta]
-    steps = [0] + mine_runs[0]["curve"]["eval"]["step"]
-    for ax, key in zip(axes, ("rewards/margins", "rewards/chosen", "rewards/accuracies")):
-        values = np.array([[0.0] + r["curve"]["eval"][key] for r in mine_runs])
-        ax.plot(steps, values.mean(0), "o-", color=color, label=f"β = {beta}")
-        ax.fill_between(steps, values.min(0), values.max(0), color=color, alpha=0.15)
-for ax, key in zip(axes, ("rewards/margins", "rewards/chosen", "rewards/accuracies")):
-    ax.set(title=f"validation {key} (mean, min–max of 3 seeds)", xlabel="optimizer step",
-           ylabel="implicit reward (β·nats)" if "accur" not in key else "share of pairs")
+    beta_runs = [r for r in runs if r["beta"] == beta]
+    steps = [0] + beta_runs[0]["curve"]["eval"]["step"]
+    for ax, keys in zip(axes, panels):
+        for key, style in zip(keys, ("o-", "s--")):
+            values = np.array([[0.0] + r["curve"]["eval"][key] for r in beta_runs])  # step 0: policy = reference
+            ax.plot(steps, values.mean(0), style, color=color, label=f"β = {beta}" if style == "o-" else None)
+            ax.fill_between(steps, values.min(0), values.max(0), color=color, alpha=0.15)
+for ax, keys in zip(axes, panels):
+    ax.set(title=" (solid), ".join(keys) + (" (dashed)" if len(keys) > 1 else ""), xlabel="optimizer step",
+           ylabel="share of pairs" if "accuracies" in keys[0] else "implicit reward (β·nats)")
 axes[0].legend()
+fig.suptitle(f"DPO on {results['eval_pairs']} validation pairs: mean and min–max of {len(cfg['seeds'])} seeds per β")
 plt.tight_layout()
 plt.show()
 
@@ -251,7 +254,7 @@ for beta in betas:
     stats["logratio_margin"] = (np.mean([a["reward_margins"] / beta for a in after]),
                                 np.std([a["reward_margins"] / beta for a in after], ddof=1))
     beta_table[beta] = stats
-    print(f"{'β = ' + str(beta):10s} " + " ".join(f"{m:{w}.{d}f}±{s:.{d}f}".rjust(w) for (m, s), w, d in zip(
+    print(f"{'β = ' + str(beta):10s} " + " ".join(f"{m:.{d}f}±{s:.{d}f}".rjust(w) for (m, s), w, d in zip(
         (stats["accuracy"], stats["reward_margins"], stats["logratio_margin"], stats["kl"]), (12, 16, 18, 24), (3, 3, 2, 4))))
 print("\naccuracy by kind, before:", {k: round(v, 3) for k, v in before["accuracy_by_kind"].items()})
 for beta in betas:
