@@ -178,7 +178,7 @@ check.equal("chosen", answer_chosen, "A" if log[-1]["rewards/chosen"] > 0 else "
 # Set `mean_accuracy` and `mean_kl` (dicts β → mean over seeds) and `best_beta`.
 
 # %%
-KL_BUDGET = 0.05  # nats per token: how far from lesson 06's model we accept to drift
+KL_BUDGET = 0.055  # nats per token: how far from lesson 06's model we accept to drift
 ### BEGIN SOLUTION
 betas = sorted({r["beta"] for r in results["runs"]})
 mean_accuracy = {b: float(np.mean([r["after"]["accuracy"] for r in results["runs"] if r["beta"] == b])) for b in betas}
@@ -193,7 +193,7 @@ check.equal("betas", sorted(mean_accuracy), sorted({r["beta"] for r in results["
             hint="one entry per β in the results file")
 check.close("kl_first", mean_kl[min(mean_kl)], float(np.mean([r["after"]["kl"] for r in results["runs"]
                                                                if r["beta"] == min(mean_kl)])), rel_tol=1e-6,
-            hint="the mean of the three seeds' after['kl']")
+            hint="the mean over the three runs (seeds) of after['kl']")
 ### BEGIN HIDDEN TESTS
 acc = {b: np.mean([r["after"]["accuracy"] for r in results["runs"] if r["beta"] == b]) for b in mean_accuracy}
 kl = {b: np.mean([r["after"]["kl"] for r in results["runs"] if r["beta"] == b]) for b in mean_accuracy}
