@@ -26,6 +26,7 @@ RESULTS = {
     "memory_smollm2": "course memory --model smollm2-135m-instruct",  # lesson 04
     "sft": "course sft",  # lesson 06
     "dpo": "course dpo",  # lesson 07
+    "orpo": "course orpo --betas 0.1 --seeds 0",  # lesson 07
 }
 
 

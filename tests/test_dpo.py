@@ -104,3 +104,14 @@ def test_dpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
     assert result["command"] == "course dpo" and len(result["runs"]) == 2
     assert result["runs"][0]["curve"]["eval"]["step"] == [1, 2] and "win_rate_vs_before" in result["runs"][0]
     assert result["before"]["reward_margins"] == 0.0 and result["reference_copy_bytes"] > 0
+
+
+@pytest.mark.slow
+def test_orpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_model())
+    config = dpo.DPORunConfig(betas=[0.1], seeds=[0], train_pairs=4, test_pairs=2, max_steps=2,
+                              per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
+    assert dpo._run_orpo(config) == 0
+    result = json.loads((tmp_path / "orpo.json").read_text())
+    assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
+    assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]
