@@ -24,7 +24,7 @@ COMMAND_MODULES = ("course_lib.cli", "course_lib.data", "course_lib.pretrain", "
                    "course_lib.vram", "course_lib.distributed", "course_lib.experiments.learning_curve",
                    "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation", "course_lib.experiments.forgetting",
                    "course_lib.experiments.memory",
-                   "course_lib.sft", "course_lib.grading.cli")
+                   "course_lib.sft", "course_lib.dpo", "course_lib.grading.cli")
 
 Spec = tuple[str, tuple[type, ...], Callable[..., int]]
 

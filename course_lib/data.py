@@ -31,6 +31,8 @@ DATASETS: dict[str, tuple[str, dict[str, type], tuple[str, ...]]] = {
                ("train", "validation", "test")),
     "chat": ("instructions/chat", {"messages": list}, ("train", "validation", "test")),
     "general": ("general", {"text": str, "source": str}, ("test",)),
+    "preferences": ("preferences", {"prompt": str, "chosen": str, "rejected": str, "kind": str},
+                    ("train", "validation", "test")),  # lesson 07, built by course_lib.preferences
 }
 
 
@@ -258,6 +260,9 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
     counts["alpaca"] = counts["chat"] = {s: len(r) for s, r in isplits.items()}
 
     _write_cards(out, counts, config, Counter(r["area"] for r in cls_rows))
+    from course_lib.preferences import build_preferences  # lesson 07's pairs, cut from the chat set just written
+
+    counts["preferences"] = build_preferences(out, config.seed)
     return counts
 
 

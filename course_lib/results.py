@@ -30,6 +30,8 @@ RESULTS = {
         "course forgetting --model smollm2-135m-instruct --probe_prompts 16 --curve_texts 0",
     "memory_smollm2": "course memory --model smollm2-135m-instruct",  # lesson 04
     "sft": "course sft",  # lesson 06
+    "dpo": "course dpo",  # lesson 07
+    "orpo": "course orpo --betas 0.1 --seeds 0",  # lesson 07
 }
 
 

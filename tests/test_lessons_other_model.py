@@ -24,7 +24,9 @@ LESSON_TIMEOUT_S = 600  # each lesson, top to bottom
 # Lessons that read artefacts trained on one model: with another model they need that model's own run first.
 TRAINED_ON_DEFAULT = {"06_instruction_tuning": "lesson 06 loads adapters `course sft` trained on "
                                                "smollm2-135m-instruct (its default); another model needs its own "
-                                               "`COURSE_MODEL=... course sft` first"}
+                                               "`COURSE_MODEL=... course sft` first",
+                     "07_preference_tuning": "lesson 07 merges lesson 06's adapter, trained on smollm2-135m-instruct; "
+                                             "another model needs its own `course sft` and `course dpo` first"}
 
 
 def execute(nb, path: Path, seconds: float) -> None:

@@ -1,0 +1,334 @@
+"""Preference tuning with DPO: preference pairs, the DPO loss by hand, `course dpo` (lesson 07).
+
+The pairs (data/preferences, written by `course build-data` through course_lib.preferences) ask lesson
+06's question, "Explain what the Python function `X` does.", and prefer the first sentence of X's real
+docstring (chosen) to another function's (kind "other-function") or to X's own sentence in a broken,
+chatty format (kind "format"). Both preferences are checkable.
+
+`dpo_loss` is Rafailov et al. (2023), eq. 7, written out; tests/test_dpo.py proves it, and the logged
+rewards, equal to TRL's `DPOTrainer` on the same batch. `dpo_run` is the long run behind `course dpo`:
+lesson 06's SFT adapter merged into the base (the reference), a fresh LoRA adapter trained by TRL on
+top (the policy: the reference is the same model with the adapter disabled), several β and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from course_lib import sft
+from course_lib.data import data_dir
+from course_lib.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
+
+__all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
+           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "COMMANDS"]
+
+# ---------------------------------------------------------------- log-probabilities and the loss
+
+def pair_batch(tokenizer, pairs: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """(2B, T) input_ids, attention_mask, completion_mask: B chosen sequences, then B rejected, right-padded.
+
+    The completion is what follows the prompt rendered with its generation prompt: the reply, its
+    <|im_end|> and newline. The layout is TRL's `DataCollatorForPreference`'s.
+    """
+    seqs, masks = [], []
+    for side in ("chosen", "rejected"):
+        for p in pairs:
+            t = to_trl(p)
+            prompt = tokenizer.apply_chat_template(t["prompt"], tokenize=True, return_dict=True,
+                                                   add_generation_prompt=True)["input_ids"]
+            full = tokenizer.apply_chat_template(t["prompt"] + t[side], tokenize=True, return_dict=True)["input_ids"]
+            seqs.append(full)
+            masks.append([0] * len(prompt) + [1] * (len(full) - len(prompt)))
+    width = max(map(len, seqs))
+    batch = {"input_ids": torch.full((len(seqs), width), tokenizer.pad_token_id),
+             "attention_mask": torch.zeros((len(seqs), width), dtype=torch.long),
+             "completion_mask": torch.zeros((len(seqs), width), dtype=torch.long)}
+    for i, (s, m) in enumerate(zip(seqs, masks)):
+        batch["input_ids"][i, :len(s)] = torch.tensor(s)
+        batch["attention_mask"][i, :len(s)] = 1
+        batch["completion_mask"][i, :len(s)] = torch.tensor(m)
+    return batch
+
+
+def sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(2B,) log π(y | x): the sum of the completion tokens' log-probabilities, prompt and padding excluded."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    targets = batch["input_ids"][:, 1:]  # (2B, T-1): token t is predicted at position t-1
+    token_logps = torch.gather(logits[:, :-1].log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    return (token_logps * batch["completion_mask"][:, 1:]).sum(dim=1)
+
+
+class DPOLoss(NamedTuple):
+    """The mean DPO loss and the per-pair implicit rewards β·log(π/π_ref) of chosen and rejected."""
+
+    loss: torch.Tensor
+    chosen_rewards: torch.Tensor
+    rejected_rewards: torch.Tensor
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float) -> DPOLoss:
+    """−log σ(β[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))]), averaged over pairs (lesson 07)."""
+    chosen_logratio = policy_chosen - ref_chosen  # (B,) how much more likely the policy makes y_w
+    rejected_logratio = policy_rejected - ref_rejected
+    loss = -F.logsigmoid(beta * (chosen_logratio - rejected_logratio)).mean()
+    return DPOLoss(loss, beta * chosen_logratio.detach(), beta * rejected_logratio.detach())
+
+
+def logged_rewards(out: DPOLoss) -> dict[str, float]:
+    """What TRL logs from one batch: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies."""
+    margins = out.chosen_rewards - out.rejected_rewards
+    return {"rewards/chosen": out.chosen_rewards.mean().item(), "rewards/rejected": out.rejected_rewards.mean().item(),
+            "rewards/margins": margins.mean().item(),
+            "rewards/accuracies": (out.chosen_rewards > out.rejected_rewards).float().mean().item()}
+
+
+def token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean KL(π ‖ π_ref) of the next-token distributions over the masked positions (nats per token)."""
+    logp, logq = policy_logits.float().log_softmax(-1), ref_logits.float().log_softmax(-1)
+    kl = (logp.exp() * (logp - logq)).sum(-1)  # (B, T)
+    return ((kl * mask).sum() / mask.sum()).item()
+
+
+@torch.no_grad()
+def evaluate_pairs(model, tokenizer, pairs: Sequence[dict], beta: float, batch_size: int = 8) -> dict:
+    """Held-out preference metrics of a peft model against itself with the adapter disabled (the reference).
+
+    accuracy: share of pairs where the model gives the chosen reply the higher log-probability;
+    reward_*: DPO's implicit rewards (0 before training); kl: mean per-token KL to the reference on the
+    chosen replies' positions; logratio: mean log π/π_ref over all completions (a sampled drift).
+    """
+    was_training = model.training
+    model.eval()
+    pol, ref, kls = [], [], []
+    for i in range(0, len(pairs), batch_size):
+        b = pair_batch(tokenizer, pairs[i:i + batch_size])
+        inputs = {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
+        logits = model(**inputs).logits
+        with model.disable_adapter():
+            ref_logits = model(**inputs).logits
+        for lg, out in ((logits, pol), (ref_logits, ref)):
+            tok = torch.gather(lg[:, :-1].float().log_softmax(-1), 2, b["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
+            out.append((tok * b["completion_mask"][:, 1:]).sum(1).view(2, -1))  # (2, b): chosen row, rejected row
+        n = b["input_ids"].shape[0] // 2
+        kls.append((token_kl(logits[:n, :-1], ref_logits[:n, :-1], b["completion_mask"][:n, 1:]),
+                    int(b["completion_mask"][:n].sum())))
+    model.train(was_training)
+    pol, ref = torch.cat(pol, 1), torch.cat(ref, 1)
+    out = dpo_loss(pol[0], pol[1], ref[0], ref[1], beta)
+    kinds = [p["kind"] for p in pairs]
+    by_kind = {k: (pol[0] > pol[1])[[x == k for x in kinds]].float().mean().item() for k in PAIR_KINDS if k in kinds}
+    return {"accuracy": (pol[0] > pol[1]).float().mean().item(), "accuracy_by_kind": by_kind,
+            "logp_margin": (pol[0] - pol[1]).mean().item(), "loss": out.loss.item(),
+            **{k.replace("rewards/", "reward_"): v for k, v in logged_rewards(out).items()},
+            "kl": sum(k * n for k, n in kls) / sum(n for _, n in kls), "logratio": (pol - ref).mean().item()}
+
+
+# ---------------------------------------------------------------- training with TRL
+
+def sft_reference(model_name: str | None = None, adapter: Path | str | None = None):
+    """Lesson 06's model: the base with its SFT adapter merged in (float32, exact) — DPO's starting point."""
+    from peft import PeftModel
+
+    from course_lib.models import load_base_model
+
+    base = load_base_model(model_name or sft.lesson_model())
+    adapter = adapter or data_dir() / "adapters" / "sft-docstring"
+    return PeftModel.from_pretrained(base, adapter).merge_and_unload().eval()
+
+
+@dataclass
+class DPORunConfig:
+    """What `course dpo` runs; names as in TRL's DPOConfig and peft's LoraConfig."""
+
+    betas: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.5], metadata={"help": "DPO β values"})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "LoRA init and batch order"})
+    train_pairs: int = field(default=48, metadata={"help": "training pairs (data/preferences/train): one epoch"})
+    eval_pairs: int = field(default=8, metadata={"help": "validation pairs, evaluated during training"})
+    test_pairs: int = field(default=24, metadata={"help": "held-out pairs for before/after"})
+    r: int = field(default=4, metadata={"help": "LoRA rank (as lesson 06)"})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA scaling alpha / r = 2"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "constant LR (lesson 06's)"})
+    max_steps: int = field(default=12, metadata={"help": "optimizer steps per run"})
+    per_device_train_batch_size: int = field(default=4, metadata={"help": "pairs per step"})
+    eval_steps: int = field(default=4, metadata={"help": "evaluate on the validation pairs every this many steps"})
+    max_new_tokens: int = field(default=20, metadata={"help": "greedy tokens per held-out answer"})
+    out: str = field(default="", metadata={"help": "results file; '' = data/results/dpo.json"})
+
+    def to_dpo_config(self, output_dir: str, beta: float, seed: int, **overrides):
+        """TRL's DPOConfig for one run (loss_type sigmoid: the paper's loss)."""
+        from trl import DPOConfig
+
+        kwargs = dict(output_dir=output_dir, beta=beta, seed=seed, learning_rate=self.learning_rate,
+                      max_steps=self.max_steps, per_device_train_batch_size=self.per_device_train_batch_size,
+                      per_device_eval_batch_size=8, lr_scheduler_type="constant", logging_steps=1,
+                      eval_strategy="steps", eval_steps=self.eval_steps, save_strategy="no",
+                      bf16=False, activation_checkpointing=False, report_to="none", disable_tqdm=True,
+                      use_cpu=not torch.cuda.is_available())
+        return DPOConfig(**{**kwargs, **overrides})
+
+    def lora_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.lora_alpha, lora_dropout=0.0, target_modules="all-linear",
+                          task_type="CAUSAL_LM")
+
+
+def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], config: DPORunConfig,
+                output_dir: str, beta: float = 0.1, seed: int = 0, **overrides):
+    """TRL's DPOTrainer with a fresh LoRA adapter; ref_model=None, so the reference is the adapter disabled."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    as_dataset = lambda rows: Dataset.from_list([to_trl(p) for p in rows])  # noqa: E731
+    args = config.to_dpo_config(output_dir, beta, seed, **overrides)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
+                          train_dataset=as_dataset(train), eval_dataset=as_dataset(evals) if evals else None,
+                          peft_config=config.lora_config())
+
+
+def win_rate(after: Sequence[str], before: Sequence[str], references: Sequence[str]) -> dict:
+    """Pairwise after-vs-before by a checkable rule: in the docstring format first, then higher ROUGE-L; ties ½."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    key = lambda a, r: (sft.format_ok(a), round(scorer.score(r, a)["rougeL"].fmeasure, 6))  # noqa: E731
+    wins = ties = 0
+    for a, b, r in zip(after, before, references):
+        ka, kb = key(a, r), key(b, r)
+        wins, ties = wins + (ka > kb), ties + (ka == kb)
+    n = len(references)
+    return {"win_rate": (wins + ties / 2) / n, "wins": wins, "ties": ties, "losses": n - wins - ties}
+
+
+def _curve(logs: list[dict]) -> dict:
+    keys = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "loss")
+    train, evals = [e for e in logs if "rewards/margins" in e], [e for e in logs if "eval_loss" in e]
+    return {"train": {"step": [e["step"] for e in train], **{k: [e[k] for e in train] for k in keys}},
+            "eval": {"step": [e["step"] for e in evals], **{k: [e["eval_" + k] for e in evals] for k in keys}}}
+
+
+def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -> dict:
+    """The long run: before metrics of the SFT model, then DPO for every β × seed, after metrics of each."""
+    from peft import get_peft_model
+
+    from course_lib.models import count_parameters, load_tokenizer, set_seed
+
+    config = config or DPORunConfig()
+    model_name = model_name or sft.lesson_model()
+    start = time.perf_counter()
+    tok = load_tokenizer(model_name)
+    train, val, test = (preference_rows("train", config.train_pairs), preference_rows("validation", config.eval_pairs),
+                        preference_rows("test", config.test_pairs))
+    rows = [{"messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": p["chosen"]}]}
+            for p in test]
+    refs = [p["chosen"] for p in test]
+    set_seed(0)
+    base = get_peft_model(sft_reference(model_name), config.lora_config())  # B = 0: the policy is the reference
+    print(f"[dpo] {model_name}: before, on {len(test)} held-out pairs", flush=True)
+    before = {**evaluate_pairs(base, tok, test, 0.1), **_answers(base, tok, rows, refs, config)}
+    ref_bytes = sum(p.numel() * p.element_size() for p in base.get_base_model().parameters())
+    result = {"config": asdict(config), "model": model_name, "train_pairs": len(train), "eval_pairs": len(val),
+              "test_pairs": len(test), "trainable_parameters": count_parameters(base, trainable_only=True),
+              "reference_copy_bytes": ref_bytes, "before": before, "runs": []}
+    for beta in config.betas:
+        for seed in config.seeds:
+            t0 = time.perf_counter()
+            set_seed(seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = dpo_trainer(sft_reference(model_name), tok, train, val, config, tmp, beta, seed)
+                trainer.train()
+            policy = trainer.model
+            run = {"beta": beta, "seed": seed, "curve": _curve(trainer.state.log_history),
+                   "after": evaluate_pairs(policy, tok, test, beta)}
+            if seed == config.seeds[0]:  # greedy answers: one seed per β (generation is the slow part)
+                run["after"].update(_answers(policy, tok, rows, refs, config))
+                run["win_rate_vs_before"] = win_rate(run["after"]["answers"], before["answers"], refs)
+            run["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            print(f"[dpo] β={beta} seed={seed}: accuracy {run['after']['accuracy']:.3f}, "
+                  f"margin {run['after']['reward_margins']:.3f}, kl {run['after']['kl']:.4f} "
+                  f"({run['wall_seconds']:.0f} s)", flush=True)
+            result["runs"].append(run)
+    result["references"] = refs
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -> dict:
+    """ORPO (Hong et al. 2024) on the same pairs and adapter, one run per seed: no reference forward pass.
+
+    `beta` is ORPO's λ, the weight of its odds-ratio term beside the SFT loss (TRL's ORPOConfig.beta).
+    Evaluated as `dpo_run` evaluates DPO, against the adapter-off model, with the first β of the config.
+    """
+    from datasets import Dataset
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    from course_lib.models import load_tokenizer, set_seed
+
+    config = config or DPORunConfig(betas=[0.1])
+    model_name = model_name or sft.lesson_model()
+    start, tok, beta = time.perf_counter(), load_tokenizer(model_name), config.betas[0]
+    train, test = preference_rows("train", config.train_pairs), preference_rows("test", config.test_pairs)
+    rows = [{"messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": p["chosen"]}]}
+            for p in test]
+    runs = []
+    for seed in config.seeds:
+        t0 = time.perf_counter()
+        set_seed(seed)
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the experimental-API notice
+            args = ORPOConfig(**{k: v for k, v in vars(config.to_dpo_config(tmp, beta, seed, eval_strategy="no"))
+                                 .items() if k in ORPOConfig.__dataclass_fields__ and k not in ("loss_type",)})
+            trainer = ORPOTrainer(model=sft_reference(model_name), args=args, processing_class=tok,
+                                  train_dataset=Dataset.from_list([to_trl(p) for p in train]),
+                                  peft_config=config.lora_config())
+            trainer.train()
+        run = {"seed": seed, "after": evaluate_pairs(trainer.model, tok, test, beta),
+               "train_loss": [e["loss"] for e in trainer.state.log_history if "loss" in e]}
+        if seed == config.seeds[0]:
+            run["after"].update(_answers(trainer.model, tok, rows, [p["chosen"] for p in test], config))
+        run["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"[orpo] seed={seed}: accuracy {run['after']['accuracy']:.3f}, kl {run['after']['kl']:.4f}", flush=True)
+        runs.append(run)
+    return {"config": asdict(config), "model": model_name, "lambda": beta, "runs": runs,
+            "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def _answers(model, tok, rows, refs, config: DPORunConfig) -> dict:
+    m = sft.answer_metrics(model, tok, rows, "chat", config.max_new_tokens)
+    return {"rouge_l": m["rouge_l"], "exact": m["exact"], "format_rate": m["format_rate"],
+            "response_ppl": math.exp(m["response_nll"]), "answers": m["answers"]}
+
+
+def _run(config: DPORunConfig) -> int:
+    from course_lib.results import save_results
+
+    if config.max_steps <= 0 or not config.betas or not config.seeds:
+        raise ValueError("--max_steps must be positive, and --betas and --seeds must name at least one value.")
+    path = save_results("dpo", dpo_run(config), out=config.out or None)
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_orpo(config: DPORunConfig) -> int:
+    from course_lib.results import save_results
+
+    print(f"wrote {save_results('orpo', orpo_run(config), out=config.out or None)}")
+    return 0
+
+
+COMMANDS = {"dpo": ("lesson 07: DPO of lesson 06's SFT model with TRL's DPOTrainer and a LoRA adapter, 3 β × 3 seeds "
+                    "-> data/results/dpo.json (about 25 min on a shared 2-core CPU)", (DPORunConfig,), _run),
+            "orpo": ("lesson 07: ORPO on the same pairs, beside DPO (its first --betas value is ORPO's λ) -> "
+                     "data/results/orpo.json", (DPORunConfig,), _run_orpo)}

@@ -1,0 +1,117 @@
+"""course_lib.dpo: the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
+
+The tokenizer is SmolLM2-135M-Instruct's (its ChatML template renders the pairs); the model under it
+is a tiny random Llama with the same vocabulary, so every test runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from course_lib import dpo, sft
+from course_lib.models import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(sft.DEFAULT_MODEL)
+
+
+@pytest.fixture
+def small_model(tiny_llama, tok):
+    return lambda seed=0: tiny_llama(vocab_size=len(tok), hidden_size=16, pad_token_id=tok.pad_token_id, seed=seed)
+
+
+def test_loss_by_hand_matches_the_formula():
+    pc, pr, rc, rr = (torch.tensor([v]) for v in (-10.0, -12.0, -11.0, -11.5))
+    out = dpo.dpo_loss(pc, pr, rc, rr, beta=0.5)
+    expected = -math.log(1 / (1 + math.exp(-0.5 * ((-10 + 11) - (-12 + 11.5)))))
+    assert out.loss.item() == pytest.approx(expected, rel=1e-6)
+    assert out.chosen_rewards.item() == pytest.approx(0.5) and out.rejected_rewards.item() == pytest.approx(-0.25)
+    zero = dpo.dpo_loss(pc, pr, pc, pr, beta=0.1)  # policy = reference: loss log 2, rewards 0
+    assert zero.loss.item() == pytest.approx(math.log(2)) and dpo.logged_rewards(zero)["rewards/accuracies"] == 0.0
+
+
+def _trained_looking(trainer):
+    """Give the fresh adapter non-zero B (seeded), so that policy and reference differ."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5])
+def test_loss_and_rewards_equal_trl(tok, small_model, tmp_path, beta):
+    pairs = dpo.preference_rows("train", 6)
+    config = dpo.DPORunConfig(max_steps=1, per_device_train_batch_size=6)
+    trainer = dpo.dpo_trainer(small_model(), tok, pairs, [], config, str(tmp_path), beta=beta, eval_strategy="no")
+    theirs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    ours = dpo.pair_batch(tok, pairs)
+    for key in ("input_ids", "attention_mask", "completion_mask"):
+        assert torch.equal(theirs[key], ours[key]), key
+    _trained_looking(trainer)
+    model = trainer.model.eval()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(model, theirs).item()
+        logged = {k: v[-1] for k, v in trainer._metrics["eval"].items()}
+        policy = dpo.sequence_logps(model, ours)
+        with model.disable_adapter():  # ref_model=None with a peft model: the reference is the adapter off
+            ref = dpo.sequence_logps(model, ours)
+    n = len(pairs)
+    out = dpo.dpo_loss(policy[:n], policy[n:], ref[:n], ref[n:], beta)
+    assert abs(out.loss.item() - trl_loss) < 1e-5
+    assert out.loss.item() != pytest.approx(math.log(2), abs=1e-3)  # the adapter moved the policy
+    for key, value in dpo.logged_rewards(out).items():
+        assert value == pytest.approx(logged[key], abs=1e-5), key
+    assert logged["logps/chosen"] == pytest.approx(policy[:n].mean().item(), abs=1e-4)
+
+
+def test_evaluate_pairs_before_training_is_the_reference(tok, small_model, tmp_path):
+    from peft import get_peft_model
+
+    model = get_peft_model(small_model(), dpo.DPORunConfig().lora_config())  # B = 0
+    m = dpo.evaluate_pairs(model, tok, dpo.preference_rows("test", 5), beta=0.1, batch_size=2)
+    assert m["reward_margins"] == 0.0 and m["kl"] == pytest.approx(0.0, abs=1e-7)
+    assert m["loss"] == pytest.approx(math.log(2)) and 0 <= m["accuracy"] <= 1
+
+
+def test_token_kl_is_zero_for_equal_and_positive_otherwise():
+    a = torch.randn(2, 3, 7, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 3)
+    assert dpo.token_kl(a, a, mask) == pytest.approx(0.0, abs=1e-7)
+    assert dpo.token_kl(a, a.flip(-1), mask) > 0
+
+
+def test_win_rate_rule():
+    refs = ["Return the value.", "Return the size."]
+    w = dpo.win_rate(["Return the value.", "Size\nof it"], ["Sure! value", "Return the size."], refs)
+    assert (w["wins"], w["ties"], w["losses"], w["win_rate"]) == (1, 0, 1, 0.5)
+
+
+@pytest.mark.slow
+def test_dpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_model())
+    config = dpo.DPORunConfig(betas=[0.1], seeds=[0, 1], train_pairs=4, eval_pairs=2, test_pairs=2, max_steps=2,
+                              per_device_train_batch_size=2, eval_steps=1, max_new_tokens=2,
+                              out=str(tmp_path / "dpo.json"))
+    assert dpo._run(config) == 0
+    result = json.loads((tmp_path / "dpo.json").read_text())
+    assert result["command"] == "course dpo" and len(result["runs"]) == 2
+    assert result["runs"][0]["curve"]["eval"]["step"] == [1, 2] and "win_rate_vs_before" in result["runs"][0]
+    assert result["before"]["reward_margins"] == 0.0 and result["reference_copy_bytes"] > 0
+
+
+@pytest.mark.slow
+def test_orpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_model())
+    config = dpo.DPORunConfig(betas=[0.1], seeds=[0], train_pairs=4, test_pairs=2, max_steps=2,
+                              per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
+    assert dpo._run_orpo(config) == 0
+    result = json.loads((tmp_path / "orpo.json").read_text())
+    assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
+    assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]
