@@ -46,6 +46,21 @@ def tiny_llama():
     return make_llama
 
 
+@pytest.fixture(scope="session")
+def chat_tok():
+    """SmolLM2-135M-Instruct's tokenizer (ChatML template): lessons 06 and 07's tests render chats with it."""
+    from course_lib.models import load_tokenizer
+    from course_lib.sft import DEFAULT_MODEL
+    return load_tokenizer(DEFAULT_MODEL)
+
+
+@pytest.fixture
+def small_chat_model(tiny_llama, chat_tok):
+    """Factory of tiny random Llamas with chat_tok's vocabulary: small_chat_model(seed=0)."""
+    return lambda seed=0: tiny_llama(vocab_size=len(chat_tok), hidden_size=16, pad_token_id=chat_tok.pad_token_id,
+                                     seed=seed)
+
+
 @pytest.fixture
 def tiny_classifier():
     """Factory of tiny sequence classifiers: tiny_classifier(num_labels=3, layers=3, ...)."""

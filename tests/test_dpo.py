@@ -12,18 +12,7 @@ import math
 import pytest
 import torch
 
-from course_lib import dpo, sft
-from course_lib.models import load_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tokenizer(sft.DEFAULT_MODEL)
-
-
-@pytest.fixture
-def small_model(tiny_llama, tok):
-    return lambda seed=0: tiny_llama(vocab_size=len(tok), hidden_size=16, pad_token_id=tok.pad_token_id, seed=seed)
+from course_lib import dpo
 
 
 def test_loss_by_hand_matches_the_formula():
@@ -46,12 +35,12 @@ def _trained_looking(trainer):
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5])
-def test_loss_and_rewards_equal_trl(tok, small_model, tmp_path, beta):
+def test_loss_and_rewards_equal_trl(chat_tok, small_chat_model, tmp_path, beta):
     pairs = dpo.preference_rows("train", 6)
     config = dpo.DPORunConfig(max_steps=1, per_device_train_batch_size=6)
-    trainer = dpo.dpo_trainer(small_model(), tok, pairs, [], config, str(tmp_path), beta=beta, eval_strategy="no")
+    trainer = dpo.dpo_trainer(small_chat_model(), chat_tok, pairs, [], config, str(tmp_path), beta=beta, eval_strategy="no")
     theirs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
-    ours = dpo.pair_batch(tok, pairs)
+    ours = dpo.pair_batch(chat_tok, pairs)
     for key in ("input_ids", "attention_mask", "completion_mask"):
         assert torch.equal(theirs[key], ours[key]), key
     _trained_looking(trainer)
@@ -71,11 +60,11 @@ def test_loss_and_rewards_equal_trl(tok, small_model, tmp_path, beta):
     assert logged["logps/chosen"] == pytest.approx(policy[:n].mean().item(), abs=1e-4)
 
 
-def test_evaluate_pairs_before_training_is_the_reference(tok, small_model, tmp_path):
+def test_evaluate_pairs_before_training_is_the_reference(chat_tok, small_chat_model, tmp_path):
     from peft import get_peft_model
 
-    model = get_peft_model(small_model(), dpo.DPORunConfig().lora_config())  # B = 0
-    m = dpo.evaluate_pairs(model, tok, dpo.preference_rows("test", 5), beta=0.1, batch_size=2)
+    model = get_peft_model(small_chat_model(), dpo.DPORunConfig().lora_config())  # B = 0
+    m = dpo.evaluate_pairs(model, chat_tok, dpo.preference_rows("test", 5), beta=0.1, batch_size=2)
     assert m["reward_margins"] == 0.0 and m["kl"] == pytest.approx(0.0, abs=1e-7)
     assert m["loss"] == pytest.approx(math.log(2)) and 0 <= m["accuracy"] <= 1
 
@@ -94,8 +83,8 @@ def test_win_rate_rule():
 
 
 @pytest.mark.slow
-def test_dpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_model())
+def test_dpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_chat_model())
     config = dpo.DPORunConfig(betas=[0.1], seeds=[0, 1], train_pairs=4, eval_pairs=2, test_pairs=2, max_steps=2,
                               per_device_train_batch_size=2, eval_steps=1, max_new_tokens=2,
                               out=str(tmp_path / "dpo.json"))
@@ -107,8 +96,8 @@ def test_dpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_orpo_command_writes_results(tok, small_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_model())
+def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_chat_model())
     config = dpo.DPORunConfig(betas=[0.1], seeds=[0], train_pairs=4, test_pairs=2, max_steps=2,
                               per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
     assert dpo._run_orpo(config) == 0

@@ -12,52 +12,41 @@ import pytest
 import torch
 
 from course_lib import sft
-from course_lib.models import load_tokenizer
 
 CONVERSATION = [{"role": "user", "content": "Explain what the Python function `math.fabs` does.\n\ndef fabs(x)"},
                 {"role": "assistant", "content": "Return the absolute value of the float x."}]
 
 
-@pytest.fixture(scope="module")
-def tok():
-    return load_tokenizer(sft.DEFAULT_MODEL)
-
-
-@pytest.fixture
-def small_model(tiny_llama, tok):
-    return lambda seed=0: tiny_llama(vocab_size=len(tok), hidden_size=16, pad_token_id=tok.pad_token_id, seed=seed)
-
-
-def test_mask_keeps_only_the_reply_and_its_end_of_turn(tok):
-    out = sft.assistant_only_labels(tok, CONVERSATION)
+def test_mask_keeps_only_the_reply_and_its_end_of_turn(chat_tok):
+    out = sft.assistant_only_labels(chat_tok, CONVERSATION)
     kept = [t for t in out["labels"] if t != -100]
-    assert tok.decode(kept) == "Return the absolute value of the float x.<|im_end|>\n"
+    assert chat_tok.decode(kept) == "Return the absolute value of the float x.<|im_end|>\n"
     assert len(out["labels"]) == len(out["input_ids"])
-    assert sft.whole_text_labels(tok, CONVERSATION)["labels"] == out["input_ids"]
+    assert sft.whole_text_labels(chat_tok, CONVERSATION)["labels"] == out["input_ids"]
 
 
-def test_mask_covers_every_assistant_turn(tok):
+def test_mask_covers_every_assistant_turn(chat_tok):
     messages = CONVERSATION + [{"role": "user", "content": "Shorter?"}, {"role": "assistant", "content": "abs."}]
-    kept = tok.decode([t for t in sft.assistant_only_labels(tok, messages)["labels"] if t != -100])
+    kept = chat_tok.decode([t for t in sft.assistant_only_labels(chat_tok, messages)["labels"] if t != -100])
     assert kept == "Return the absolute value of the float x.<|im_end|>\nabs.<|im_end|>\n"
 
 
-def test_mask_equals_trl_on_the_same_batch(tok, small_model, tmp_path):
+def test_mask_equals_trl_on_the_same_batch(chat_tok, small_chat_model, tmp_path):
     rows = sft.task_rows("train", 6)
     config = sft.SFTRunConfig(max_steps=1, per_device_train_batch_size=6, early_stopping_patience=0)
-    trainer = sft.sft_trainer(small_model(), tok, rows, [], config, str(tmp_path), eval_strategy="no")
+    trainer = sft.sft_trainer(small_chat_model(), chat_tok, rows, [], config, str(tmp_path), eval_strategy="no")
     theirs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
-    ours = sft.pad_batch([sft.assistant_only_labels(tok, r["messages"]) for r in rows], tok.pad_token_id)
+    ours = sft.pad_batch([sft.assistant_only_labels(chat_tok, r["messages"]) for r in rows], chat_tok.pad_token_id)
     for key in ("input_ids", "attention_mask", "labels"):
         assert torch.equal(theirs[key], ours[key]), key
 
 
-def test_whole_text_equals_trl_without_completion_only_loss(tok, small_model, tmp_path):
+def test_whole_text_equals_trl_without_completion_only_loss(chat_tok, small_chat_model, tmp_path):
     rows = sft.task_rows("train", 4)
     config = sft.SFTRunConfig(max_steps=1, early_stopping_patience=0, completion_only_loss=False)
-    trainer = sft.sft_trainer(small_model(), tok, rows, [], config, str(tmp_path), eval_strategy="no")
+    trainer = sft.sft_trainer(small_chat_model(), chat_tok, rows, [], config, str(tmp_path), eval_strategy="no")
     theirs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
-    ours = sft.pad_batch([sft.whole_text_labels(tok, r["messages"]) for r in rows], tok.pad_token_id)
+    ours = sft.pad_batch([sft.whole_text_labels(chat_tok, r["messages"]) for r in rows], chat_tok.pad_token_id)
     assert torch.equal(theirs["labels"], ours["labels"])
 
 
@@ -75,15 +64,15 @@ def test_config_names_reach_sft_config(tmp_path):
     assert not sft.SFTRunConfig(early_stopping_patience=0).to_sft_config(str(tmp_path)).load_best_model_at_end
 
 
-def test_prompt_formats(tok):
+def test_prompt_formats(chat_tok):
     row = {"messages": CONVERSATION}
-    chat = sft.prompt_for(tok, row, "chat")
-    assert chat.endswith(sft.generation_prompt(tok)) and sft.generation_prompt(tok) == "<|im_start|>assistant\n"
-    assert sft.prompt_for(tok, row, "none") == CONVERSATION[0]["content"] + "\n"
-    assert sft.prompt_for(tok, row, "alpaca").startswith("### Instruction:\n") and \
-        sft.prompt_for(tok, row, "alpaca").endswith("### Response:\n")
+    chat = sft.prompt_for(chat_tok, row, "chat")
+    assert chat.endswith(sft.generation_prompt(chat_tok)) and sft.generation_prompt(chat_tok) == "<|im_start|>assistant\n"
+    assert sft.prompt_for(chat_tok, row, "none") == CONVERSATION[0]["content"] + "\n"
+    assert sft.prompt_for(chat_tok, row, "alpaca").startswith("### Instruction:\n") and \
+        sft.prompt_for(chat_tok, row, "alpaca").endswith("### Response:\n")
     with pytest.raises(ValueError, match="template"):
-        sft.prompt_for(tok, row, "llama")
+        sft.prompt_for(chat_tok, row, "llama")
 
 
 def test_scores():
@@ -93,25 +82,25 @@ def test_scores():
     assert not sft.format_ok("Return the value") and not sft.format_ok(" ".join(["w"] * 30) + ".")
 
 
-def test_response_nll_ignores_the_prompt(tok, small_model):
-    model = small_model()
+def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):
+    model = small_chat_model()
     rows = sft.task_rows("validation", 3)
-    nll = sft.response_nll(model, tok, rows)
-    assert nll == pytest.approx(sft.response_nll(model, tok, rows, batch_size=1), rel=1e-5)
+    nll = sft.response_nll(model, chat_tok, rows)
+    assert nll == pytest.approx(sft.response_nll(model, chat_tok, rows, batch_size=1), rel=1e-5)
     one = rows[0]
-    prompt = tok(sft.prompt_for(tok, one), add_special_tokens=False)["input_ids"]
-    answer = tok(one["messages"][-1]["content"], add_special_tokens=False)["input_ids"]
+    prompt = chat_tok(sft.prompt_for(chat_tok, one), add_special_tokens=False)["input_ids"]
+    answer = chat_tok(one["messages"][-1]["content"], add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logits = model(torch.tensor([prompt + answer])).logits[0]
     by_hand = torch.nn.functional.cross_entropy(logits[len(prompt) - 1:-1], torch.tensor(answer)).item()
-    assert sft.response_nll(model, tok, rows[:1]) == pytest.approx(by_hand, rel=1e-5)
+    assert sft.response_nll(model, chat_tok, rows[:1]) == pytest.approx(by_hand, rel=1e-5)
 
 
 @pytest.mark.slow
-def test_sft_command_writes_results_and_adapter(tok, small_model, tmp_path, monkeypatch):
+def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_path, monkeypatch):
     from course_lib import models
 
-    monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_model())
+    monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_chat_model())
     config = sft.SFTRunConfig(train_rows=8, eval_rows=4, test_rows=2, max_steps=4, per_device_train_batch_size=4,
                               eval_steps=2, logging_steps=2, max_new_tokens=3, adapter_dir=str(tmp_path / "adapter"),
                               out=str(tmp_path / "sft.json"))
