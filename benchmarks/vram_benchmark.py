@@ -45,8 +45,7 @@ import torch
 from course_lib.vram import ALL_LINEAR, ATTENTION, PRESETS, ModelShape, VramConfig, estimate_memory
 
 ROOT = Path(__file__).resolve().parent
-SMOLLM2 = ModelShape(576, 1536, 30, 9, 3, 49152, tie_word_embeddings=True)  # SmolLM2-135M's config.json
-SHAPES = {**PRESETS, "smollm2-135m": SMOLLM2}
+SHAPES = PRESETS  # the published config.json of each model (SmolLM2-135M's among them)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "mixed": torch.float32}
 
 

@@ -200,10 +200,7 @@ def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], 
 
 def win_rate(after: Sequence[str], before: Sequence[str], references: Sequence[str]) -> dict:
     """Pairwise after-vs-before by a checkable rule: in the docstring format first, then higher ROUGE-L; ties ½."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    key = lambda a, r: (sft.format_ok(a), round(scorer.score(r, a)["rougeL"].fmeasure, 6))  # noqa: E731
+    key = lambda a, r: (sft.format_ok(a), round(sft.rouge_l([a], [r]), 6))  # noqa: E731
     wins = ties = 0
     for a, b, r in zip(after, before, references):
         ka, kb = key(a, r), key(b, r)

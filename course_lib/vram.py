@@ -88,6 +88,7 @@ PRESETS: dict[str, ModelShape] = {  # the published config.json of each model
     "llama-2-13b": ModelShape(5120, 13824, 40, 40, 40, 32000),
     "llama-2-70b": ModelShape(8192, 28672, 80, 64, 8, 32000),
     "course-tiny": ModelShape(128, 384, 4, 4, 4, 4096, tie_word_embeddings=True),
+    "smollm2-135m": ModelShape(576, 1536, 30, 9, 3, 49152, tie_word_embeddings=True),
 }
 
 

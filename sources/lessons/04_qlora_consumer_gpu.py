@@ -613,11 +613,10 @@ print(f"worst error {receipt['worst_relative_error']:.1%} over {len(runs)} confi
 # `prepare_model_for_kbit_training`, both true by default, as in peft).
 
 # %%
-gpu_shapes = {**PRESETS, "smollm2-135m": ModelShape(576, 1536, 30, 9, 3, 49152, tie_word_embeddings=True)}  # its config.json
 gpu = json.loads((data_dir().parent / "benchmarks" / "results" / "vram-nvidia-h200.json").read_text())
 fig, ax = plt.subplots(figsize=(6, 4.8))
 for method, marker in (("full", "o"), ("lora", "s"), ("qlora", "^")):
-    pts = [(r["measured_peak_bytes"] / 1e9, estimate_memory(gpu_shapes[r["model"]], VramConfig(**r["config"])).peak / 1e9)
+    pts = [(r["measured_peak_bytes"] / 1e9, estimate_memory(PRESETS[r["model"]], VramConfig(**r["config"])).peak / 1e9)
            for r in gpu["runs"] if r["config"]["method"] == method]
     ax.scatter(*zip(*pts), marker=marker, label=method)
 top = max(r["measured_peak_bytes"] for r in gpu["runs"]) / 1e9 * 1.1
@@ -628,7 +627,7 @@ ax.legend(); plt.tight_layout(); plt.show()
 errors = []
 for r in gpu["runs"]:
     c = r["config"]
-    e = estimate_memory(gpu_shapes[r["model"]], VramConfig(**c))
+    e = estimate_memory(PRESETS[r["model"]], VramConfig(**c))
     errors.append(e.peak / r["measured_peak_bytes"] - 1)
     print(f"{r['model']:12s} {c['method']:5s} {c['precision']:5s} {r['recipe']:13s} {c['batch_size']}×{c['seq_len']:<4d}"
           f"{' ckpt' if c['gradient_checkpointing'] else '     '} {c['attn_implementation']:5s}"
