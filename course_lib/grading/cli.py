@@ -1,4 +1,4 @@
-"""`course release` and `course grade` (see EXERCISES.md and docs/instructors.md)."""
+"""`course release`, `course grade` (see docs/instructors.md) and the students' `course check` (selfcheck.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+
+from course_lib.grading.selfcheck import COMMANDS as _SELFCHECK
 
 __all__ = ["ReleaseArgs", "GradeArgs", "COMMANDS"]
 
@@ -86,4 +88,5 @@ COMMANDS = {
                 (ReleaseArgs,), _release_run),
     "grade": ("grade student notebooks against solutions/ in fresh kernels; write a gradebook CSV",
               (GradeArgs,), _grade_run),
+    **_SELFCHECK,
 }
