@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # a user's mistake: one line, no traceback
         print(f"course {name}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"course {name}: interrupted (anything written so far is kept).", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what it left behind (course sft: nothing changed)
+        print(f"course {name}: interrupted{': ' + str(exc) if str(exc) else ''}.", file=sys.stderr)
         return 130
 
 

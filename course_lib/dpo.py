@@ -29,7 +29,7 @@ from course_lib.data import data_dir
 from course_lib.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
-           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "COMMANDS"]
+           "sft_reference", "DPORunConfig", "ORPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "COMMANDS"]
 
 # ---------------------------------------------------------------- log-probabilities and the loss
 
@@ -140,10 +140,11 @@ def sft_reference(model_name: str | None = None, adapter: Path | str | None = No
     from peft import PeftModel
 
     from course_lib.models import load_base_model
+    from course_lib.results import require_adapter
 
+    adapter = adapter or require_adapter("sft-docstring")  # missing or cut: one sentence, before the model loads
     base = load_base_model(model_name or sft.lesson_model())
-    adapter = adapter or data_dir() / "adapters" / "sft-docstring"
-    return PeftModel.from_pretrained(base, adapter).merge_and_unload().eval()
+    return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().eval()
 
 
 @dataclass
@@ -163,6 +164,23 @@ class DPORunConfig:
     eval_steps: int = field(default=4, metadata={"help": "evaluate on the validation pairs every this many steps"})
     max_new_tokens: int = field(default=20, metadata={"help": "greedy tokens per held-out answer"})
     out: str = field(default="", metadata={"help": "results file; '' = data/results/dpo.json"})
+    resume: bool = field(default=False, metadata={"help": "keep the β × seed runs an interrupted `course dpo` "
+                                                          "finished (data/checkpoints/dpo) and run the rest; the "
+                                                          "same options are needed"})
+
+    def validate(self) -> None:
+        """One sentence for options that would train nonsense (a β ≤ 0, no seeds, no steps)."""
+        if not self.betas or not self.seeds:
+            raise ValueError("--betas and --seeds must name at least one value.")
+        if any(not b > 0 for b in self.betas):
+            raise ValueError(f"--betas must be positive (got {' '.join(map(str, self.betas))}): β scales the "
+                             "log-ratio to the reference; lesson 07 uses 0.05 to 0.5.")
+        if min(self.max_steps, self.train_pairs, self.test_pairs, self.per_device_train_batch_size,
+               self.eval_steps, self.r) <= 0:
+            raise ValueError("--max_steps, --train_pairs, --test_pairs, --per_device_train_batch_size, "
+                             "--eval_steps and --r must be positive.")
+        if self.learning_rate <= 0 or any(s < 0 for s in self.seeds):
+            raise ValueError("--learning_rate must be positive and --seeds at least 0.")
 
     def to_dpo_config(self, output_dir: str, beta: float, seed: int, **overrides):
         """TRL's DPOConfig for one run (loss_type sigmoid: the paper's loss)."""
@@ -181,6 +199,17 @@ class DPORunConfig:
 
         return LoraConfig(r=self.r, lora_alpha=self.lora_alpha, lora_dropout=0.0, target_modules="all-linear",
                           task_type="CAUSAL_LM")
+
+
+@dataclass
+class ORPORunConfig(DPORunConfig):
+    """What `course orpo` runs: DPORunConfig's options, with lesson 07's one λ and one seed as defaults."""
+
+    betas: list[float] = field(default_factory=lambda: [0.1], metadata={
+        "help": "ORPO's λ (TRL's ORPOConfig.beta), the weight of its odds-ratio term beside the SFT loss; only "
+                "the first value is used"})
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "LoRA init and batch order, one run each"})
+    out: str = field(default="", metadata={"help": "results file; '' = data/results/orpo.json"})
 
 
 def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], config: DPORunConfig,
@@ -216,8 +245,15 @@ def _curve(logs: list[dict]) -> dict:
             "eval": {"step": [e["step"] for e in evals], **{k: [e["eval_" + k] for e in evals] for k in keys}}}
 
 
-def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -> dict:
-    """The long run: before metrics of the SFT model, then DPO for every β × seed, after metrics of each."""
+def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None, *, finished: Sequence[dict] = (),
+            on_run=None) -> dict:
+    """The long run: before metrics of the SFT model, then DPO for every β × seed, after metrics of each.
+
+    `finished`: runs already done (by an interrupted `course dpo`), kept and not run again; `on_run(run)`
+    is called after each new run.
+    """
+    from tqdm.auto import tqdm
+
     from peft import get_peft_model
 
     from course_lib.models import count_parameters, load_tokenizer, set_seed
@@ -239,8 +275,14 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -
     result = {"config": asdict(config), "model": model_name, "train_pairs": len(train), "eval_pairs": len(val),
               "test_pairs": len(test), "trainable_parameters": count_parameters(base, trainable_only=True),
               "reference_copy_bytes": ref_bytes, "before": before, "runs": []}
+    kept = {(r["beta"], r["seed"]): r for r in finished}
+    bar = tqdm(total=len(config.betas) * len(config.seeds), desc="[dpo] β × seed runs", unit="run",
+               initial=len(kept), disable=on_run is None, dynamic_ncols=True)  # ETA from the runs done
     for beta in config.betas:
         for seed in config.seeds:
+            if (beta, seed) in kept:
+                result["runs"].append(kept[(beta, seed)])
+                continue
             t0 = time.perf_counter()
             set_seed(seed)
             with tempfile.TemporaryDirectory() as tmp:
@@ -253,10 +295,14 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -
                 run["after"].update(_answers(policy, tok, rows, refs, config))
                 run["win_rate_vs_before"] = win_rate(run["after"]["answers"], before["answers"], refs)
             run["wall_seconds"] = round(time.perf_counter() - t0, 1)
-            print(f"[dpo] β={beta} seed={seed}: accuracy {run['after']['accuracy']:.3f}, "
-                  f"margin {run['after']['reward_margins']:.3f}, kl {run['after']['kl']:.4f} "
-                  f"({run['wall_seconds']:.0f} s)", flush=True)
+            bar.write(f"[dpo] β={beta} seed={seed}: accuracy {run['after']['accuracy']:.3f}, "
+                      f"margin {run['after']['reward_margins']:.3f}, kl {run['after']['kl']:.4f} "
+                      f"({run['wall_seconds']:.0f} s)")
             result["runs"].append(run)
+            bar.update()
+            if on_run is not None:
+                on_run(run)
+    bar.close()
     result["references"] = refs
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     return result
@@ -308,24 +354,64 @@ def _answers(model, tok, rows, refs, config: DPORunConfig) -> dict:
             "response_ppl": math.exp(m["response_nll"]), "answers": m["answers"]}
 
 
-def _run(config: DPORunConfig) -> int:
-    from course_lib.results import save_results
+def checkpoints_dir() -> Path:
+    """Where `course dpo` keeps the runs it finished until it ends (git-ignored): what --resume keeps."""
+    return data_dir() / "checkpoints" / "dpo"
 
-    if config.max_steps <= 0 or not config.betas or not config.seeds:
-        raise ValueError("--max_steps must be positive, and --betas and --seeds must name at least one value.")
-    path = save_results("dpo", dpo_run(config), out=config.out or None)
+
+def _run(config: DPORunConfig) -> int:
+    import json
+    import shutil
+
+    from course_lib.results import require_adapter, save_results
+
+    config.validate()
+    require_adapter("sft-docstring")  # the reference: checked before anything slow
+    folder, options = checkpoints_dir(), {k: v for k, v in asdict(config).items() if k != "resume"}
+    saved = folder / "runs.json"
+    done = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
+    if done is not None and done["options"] != options:
+        raise ValueError(f"the runs kept in {folder} are from `course dpo` with other options: give those options "
+                         "with --resume, or leave out --resume to start again.")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    runs = done["runs"] if done else []
+
+    def keep(run: dict) -> None:  # after each β × seed: what --resume starts from
+        runs.append(run)
+        saved.write_text(json.dumps({"options": options, "runs": runs}), encoding="utf-8")
+    saved.write_text(json.dumps({"options": options, "runs": runs}), encoding="utf-8")
+    try:
+        result = dpo_run(config, finished=list(runs), on_run=keep)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"data/results/dpo.json is unchanged; {len(runs)} of "
+                                f"{len(config.betas) * len(config.seeds)} β × seed runs are kept, and `course dpo "
+                                "--resume` (same options) runs the rest") from None
+    path = save_results("dpo", result, out=config.out or None)
+    shutil.rmtree(folder, ignore_errors=True)
     print(f"wrote {path}")
     return 0
 
 
-def _run_orpo(config: DPORunConfig) -> int:
-    from course_lib.results import save_results
+def _run_orpo(config: ORPORunConfig) -> int:
+    from course_lib.results import require_adapter, save_results
 
+    config.validate()
+    if config.resume:
+        raise ValueError("`course orpo` has no --resume: its runs are short; run it again without it.")
+    require_adapter("sft-docstring")
     print(f"wrote {save_results('orpo', orpo_run(config), out=config.out or None)}")
     return 0
 
 
-COMMANDS = {"dpo": ("lesson 07: DPO of lesson 06's SFT model with TRL's DPOTrainer and a LoRA adapter, 3 β × 3 seeds "
-                    "-> data/results/dpo.json (about 25 min on a shared 2-core CPU)", (DPORunConfig,), _run),
-            "orpo": ("lesson 07: ORPO on the same pairs, beside DPO (its first --betas value is ORPO's λ) -> "
-                     "data/results/orpo.json", (DPORunConfig,), _run_orpo)}
+def _help(text: str, name: str) -> str:
+    from course_lib.results import took
+
+    return text + took(name)
+
+
+COMMANDS = {"dpo": (_help("lesson 07: DPO of lesson 06's SFT model with TRL's DPOTrainer and a LoRA adapter, 3 β × 3 "
+                          "seeds -> data/results/dpo.json; --resume keeps the runs an interrupted one finished", "dpo"),
+                    (DPORunConfig,), _run),
+            "orpo": (_help("lesson 07: ORPO on the same pairs, beside DPO; its defaults (λ 0.1, seed 0) make "
+                           "data/results/orpo.json", "orpo"), (ORPORunConfig,), _run_orpo)}

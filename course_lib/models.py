@@ -126,9 +126,9 @@ def _not_available(name: str, exc: Exception, offline: bool = False) -> ModelNot
            f"the hub could not provide it (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')})")
     return ModelNotAvailable(
         f"Could not load the model {name!r}: it is not a folder here, not in the Hugging Face cache, "
-        f"and {why}. The course runs offline on its own model: unset "
-        f"COURSE_MODEL (or pass name=None) to use {COURSE_TINY!r}, which ships in "
-        f"{course_tiny_path()}. To use {name!r}, download it once while online "
+        f"and {why}. Unset COURSE_MODEL to run each lesson on its own model, offline: {COURSE_TINY!r} in lessons "
+        f"00-05 and 08, 'smollm2-135m-instruct' in lessons 06-07 (converted once by `course get-model "
+        f"smollm2-135m-instruct`). To use {name!r}, give a model folder, or download it once while online "
         f"(`hf download {name}`; gated models need `hf auth login` first) and try again. "
         f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]")
 

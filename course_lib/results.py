@@ -1,19 +1,29 @@
 """Results files: what the long `course` experiments write and the lessons read (data/results/*.json).
 
     save_results("lr_sweep", payload)   # by a runner in course_lib/experiments/
-    load_results("lr_sweep")            # by a lesson; a missing file names the command that makes it
+    load_results("lr_sweep")            # by a lesson; a missing or broken file names the command that makes it
 
-Every file records the model, the versions line and the command that produced it.
+Every file records the model, the versions line and the command that produced it. A file is written
+whole or not at all (a temporary file, then a rename); `staged_outputs` does the same for the several
+outputs of one run (lesson 06's adapters and sft.json): all of them are replaced together at the end, so
+an interrupted run leaves the previous ones as they were.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from course_lib.data import data_dir
 
-__all__ = ["RESULTS", "results_path", "command_line", "save_results", "load_results"]
+__all__ = ["RESULTS", "results_path", "command_line", "save_results", "load_results", "staged_outputs",
+           "BrokenInput", "require_results", "require_adapter", "recorded_time", "took"]
 
 # results file name -> the command that writes it (and the lesson that reads it)
 RESULTS = {
@@ -31,7 +41,7 @@ RESULTS = {
     "memory_smollm2": "course memory --model smollm2-135m-instruct",  # lesson 04
     "sft": "course sft",  # lesson 06
     "dpo": "course dpo",  # lesson 07
-    "orpo": "course orpo --betas 0.1 --seeds 0",  # lesson 07
+    "orpo": "course orpo",  # lesson 07 (its defaults: λ 0.1, seed 0)
 }
 
 
@@ -63,13 +73,138 @@ def save_results(name: str, payload: dict, out: Path | str | None = None) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": default_model_name(), "versions": versions_line(),
                "command": RESULTS.get(name, "course"), **payload}
-    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as tmp:  # whole or not at all: a rename at the end
+        tmp.write(json.dumps(payload, indent=1) + "\n")
+    os.replace(tmp.name, path)
     return path
 
 
+@contextmanager
+def staged_outputs(targets: Sequence[Path | str]) -> Iterator[list[Path]]:
+    """Paths to write a run's outputs to instead of `targets`; they replace the targets together at the end.
+
+        with staged_outputs([adapter_dir, results_file]) as (adapter_tmp, results_tmp):
+            ...write to adapter_tmp and results_tmp...
+        # here both are in place; after an exception (Ctrl-C included) neither target has changed
+
+    The staging folder sits beside the first target (same disk, so the moves are renames); a target left
+    unwritten in staging is left alone. Ctrl-C during the final moves is held until they are done.
+    """
+    targets = [Path(t) for t in targets]
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=targets[0].parent, prefix=".staging-"))
+    staged = [staging / "new" / str(i) / t.name for i, t in enumerate(targets)]
+    for path in staged:
+        path.parent.mkdir(parents=True)
+    try:
+        yield staged
+        interrupted: list = []
+        previous = signal.signal(signal.SIGINT, lambda *a: interrupted.append(a)) \
+            if signal.getsignal(signal.SIGINT) is not None and _main_thread() else None
+        try:
+            for i, (new, target) in enumerate(zip(staged, targets)):
+                if not new.exists():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    shutil.move(target, staging / f"old-{i}")
+                shutil.move(new, target)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt("interrupted after every output was written")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def recorded_time(name: str) -> str:
+    """How long the run behind data/results/<name>.json took ("51 min", its `wall_seconds`), for help texts;
+    "" when the file is missing or has no time. Read when `course` lists its commands: help never guesses."""
+    try:
+        seconds = float(json.loads(results_path(name).read_text(encoding="utf-8"))["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def took(name: str) -> str:
+    """" (the committed run took 51 min, data/results/dpo.json)", or "" without a time."""
+    time = recorded_time(name)
+    return f" (the run that wrote data/results/{name}.json took {time})" if time else ""
+
+
+class BrokenInput(FileNotFoundError):
+    """A file a lesson needs is missing or unreadable; the message names it and the command that rebuilds it."""
+
+    def _render_traceback_(self) -> list[str]:  # in a notebook: the sentence, not a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+def _shown(path: Path) -> str:
+    root = data_dir().parent
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def _restore(path: Path, command: str) -> str:
+    return f"`{command}` rebuilds it, or `git checkout -- {_shown(path)}` restores the course's copy"
+
+
 def load_results(name: str) -> dict:
-    """A results file written by a `course` command; a missing file says which command makes it."""
+    """A results file written by a `course` command; a missing or broken file says which command makes it."""
     path = results_path(name)
+    command = RESULTS.get(name, "course")
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `{RESULTS.get(name, 'course')}` to produce it.")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise BrokenInput(f"{_shown(path)} does not exist: run `{command}` to produce it.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BrokenInput(f"{_shown(path)} is not a complete results file ({exc.msg if hasattr(exc, 'msg') else exc}, "
+                          f"perhaps cut short): {_restore(path, command)}.") from None
+
+
+def require_results(*names: str) -> None:
+    """Stop at once, with one sentence, if a results file a lesson reads is missing or broken."""
+    for name in names:
+        load_results(name)
+
+
+ADAPTERS = {"sft-docstring": "course sft", "sft-docstring-whole-text": "course sft"}  # folder -> its command
+
+
+def _json_readable(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def _safetensors_readable(path: Path) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return bool(list(f.keys()))
+    except Exception:  # noqa: BLE001 - safetensors raises its own error types for a cut file
+        return False
+
+
+def require_adapter(name: str) -> Path:
+    """data/adapters/<name>, checked whole (config and weights readable), or one sentence naming the fix."""
+    path = data_dir() / "adapters" / name
+    command = ADAPTERS.get(name, "course sft")
+    config, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
+    if not path.is_dir():
+        raise BrokenInput(f"{_shown(path)} does not exist: {_restore(path, command)}.")
+    for part, readable in ((config, _json_readable), (weights, _safetensors_readable)):
+        if not readable(part):
+            raise BrokenInput(f"{_shown(part)} is missing or unreadable: {_restore(path, command)}.")
+    return path

@@ -6,13 +6,16 @@ style of the standard library's own docstrings. `assistant_only_labels` writes t
 `SFTTrainer` builds from the same rows in its prompt–completion format with `completion_only_loss`.
 `sft_run` is the long run behind `course sft`: TRL + a peft `LoraConfig`, early stopping on the
 evaluation loss with the best checkpoint reloaded, before/after metrics, the adapter saved to disk.
+`course sft` writes its adapters and sft.json together or not at all (`results.staged_outputs`), keeps
+its checkpoints in data/checkpoints/sft until it ends, and `course sft --resume` continues from them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import tempfile
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -26,7 +29,7 @@ from course_lib.data import RESPONSE_MARKER, data_dir, instruction_text, load_co
 __all__ = ["DEFAULT_MODEL", "lesson_model", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
            "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
-           "COMMANDS"]
+           "tidy_adapter_config", "COMMANDS"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
 TASK_PREFIX = "Explain what the Python function"  # the rows of data/instructions/chat this lesson trains on
@@ -187,6 +190,8 @@ class SFTRunConfig:
     adapter_dir: str = field(default="", metadata={"help": "where the adapter goes; '' = data/adapters/sft-docstring "
                                                            "(the whole-text twin: the same name + '-whole-text')"})
     out: str = field(default="", metadata={"help": "results file; '' = data/results/sft.json"})
+    resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its last checkpoint "
+                                                          "(data/checkpoints/sft); the same options are needed"})
 
     def to_sft_config(self, output_dir: str, **overrides):
         """The same run as TRL's `SFTConfig` (a TrainingArguments): every shared name carried over."""
@@ -198,7 +203,7 @@ class SFTRunConfig:
                       lr_scheduler_type=self.lr_scheduler_type, logging_steps=self.logging_steps,
                       eval_strategy="steps", eval_steps=self.eval_steps, seed=self.seed,
                       max_length=self.max_length, completion_only_loss=self.completion_only_loss,
-                      save_strategy="steps" if stopping else "no", save_steps=self.eval_steps,
+                      save_strategy="steps", save_steps=self.eval_steps,  # checkpoints: the best, and --resume
                       load_best_model_at_end=stopping, metric_for_best_model="eval_loss", greater_is_better=False,
                       bf16=False, activation_checkpointing=False,  # TRL turns both on by default; not on a CPU
                       report_to="none", disable_tqdm=True, use_cpu=not torch.cuda.is_available())
@@ -242,33 +247,67 @@ def _scores(model, tokenizer, test, templates=("chat",), max_new_tokens: int = 3
     return out
 
 
-def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -> dict:
-    """The long run: base scores in three formats, SFT with early stopping, after scores, the whole-text twin."""
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _phases(total: int, progress: bool):
+    """A progress bar over the run's phases (ETA from the phases done), or a silent stand-in."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="[sft]", unit="phase", disable=not progress, dynamic_ncols=True)
+
+
+def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None, *, save_to: Path | None = None,
+            twin_to: Path | None = None, checkpoints: Path | None = None, progress: bool = False) -> dict:
+    """The long run: base scores in three formats, SFT with early stopping, after scores, the whole-text twin.
+
+    The adapters are saved to `save_to` (default: config.adapter_dir) and `twin_to` (default: the same name
+    + "-whole-text"); the
+    trainers checkpoint into `checkpoints` (default: a folder removed at the end), and with config.resume
+    each training continues from its last checkpoint there.
+    """
+    import tempfile
+
     from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed
 
     config = config or SFTRunConfig()
     model_name = model_name or lesson_model()
+    if checkpoints is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return sft_run(config, model_name, save_to=save_to, twin_to=twin_to, checkpoints=Path(tmp),
+                           progress=progress)
     start = time.perf_counter()
+    bar = _phases(5 if config.compare_whole_text else 3, progress)
+    shown = {} if progress else {"disable_tqdm": True}  # the trainer's own bar: steps, ETA
     tok = load_tokenizer(model_name)
     train, val, test = task_rows("train", config.train_rows), task_rows("validation", config.eval_rows), \
         task_rows("test", config.test_rows)
     set_seed(config.seed)
     model = load_base_model(model_name)
-    print(f"[sft] {model_name}: base answers to {len(test)} test questions in {len(TEMPLATES)} formats", flush=True)
+    bar.set_postfix_str(f"base answers to {len(test)} test questions in {len(TEMPLATES)} formats")
     before = _scores(model, tok, test, TEMPLATES, config.max_new_tokens)
     base_eval_nll = response_nll(model, tok, val)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = sft_trainer(model, tok, train, val, config, tmp)
-        print(f"[sft] training on {len(train)} rows, at most {config.max_steps} steps", flush=True)
-        trainer.train()
-        tuned = trainer.model
+    bar.update()
+    bar.set_postfix_str(f"training on {len(train)} rows, at most {config.max_steps} steps")
+    masked_dir = checkpoints / "reply-only"
+    trainer = sft_trainer(model, tok, train, val, config, str(masked_dir), **shown)
+    trainer.train(resume_from_checkpoint=_last_checkpoint(masked_dir) if config.resume else None)
+    tuned = trainer.model
+    bar.update()
     logs = trainer.state.log_history
     curve = {"step": [0] + [e["step"] for e in logs if "eval_loss" in e],
              "eval_loss": [base_eval_nll] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
     train_curve = {"step": [e["step"] for e in logs if "loss" in e], "loss": [e["loss"] for e in logs if "loss" in e]}
+    bar.set_postfix_str("answers after training")
     after = _scores(tuned, tok, test, TEMPLATES, config.max_new_tokens)  # trained in chat, asked three ways
+    bar.update()
     adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
-    tuned.save_pretrained(adapter_dir)
+    save_to = Path(save_to or adapter_dir)
+    tuned.save_pretrained(save_to)
+    tidy_adapter_config(save_to, model_name)
     result = {"model": model_name, "config": asdict(config), "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
               "test_rows": len(test), "trainable_parameters": count_parameters(tuned, trainable_only=True),
               "eval_curve": curve, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
@@ -277,23 +316,41 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -
               "questions": [r["messages"][0]["content"] for r in test],
               "adapter_dir": adapter_dir.relative_to(data_dir().parent).as_posix()
               if adapter_dir.is_relative_to(data_dir().parent) else str(adapter_dir),
-              "adapter_bytes": dir_bytes(adapter_dir)}
-    print(f"[sft] stopped at step {trainer.state.global_step}, best {trainer.state.best_global_step}", flush=True)
+              "adapter_bytes": dir_bytes(save_to)}
+    bar.write(f"[sft] stopped at step {trainer.state.global_step}, best {trainer.state.best_global_step}")
     if config.compare_whole_text:  # same steps as the masked run took, every token a target, no early stopping
         set_seed(config.seed)
         whole = load_base_model(model_name)
-        with tempfile.TemporaryDirectory() as tmp:
-            twin = sft_trainer(whole, tok, train, [], config, tmp, completion_only_loss=False,
-                               max_steps=trainer.state.global_step, eval_strategy="no", save_strategy="no",
-                               load_best_model_at_end=False)
-            twin.train()
-        twin.model.save_pretrained(adapter_dir.with_name(adapter_dir.name + "-whole-text"))
+        bar.set_postfix_str(f"the whole-text twin, {trainer.state.global_step} steps")
+        twin_dir = checkpoints / "whole-text"
+        twin = sft_trainer(whole, tok, train, [], config, str(twin_dir), completion_only_loss=False,
+                           max_steps=trainer.state.global_step, eval_strategy="no", load_best_model_at_end=False,
+                           **shown)
+        twin.train(resume_from_checkpoint=_last_checkpoint(twin_dir) if config.resume else None)
+        bar.update()
+        twin_to = Path(twin_to or save_to.with_name(save_to.name + "-whole-text"))
+        twin.model.save_pretrained(twin_to)
+        tidy_adapter_config(twin_to, model_name)
+        bar.set_postfix_str("the twin's answers")
         result["whole_text"] = {"steps": trainer.state.global_step,
                                 "after": _scores(twin.model, tok, test, ("chat",), config.max_new_tokens),
                                 "eval_response_nll": response_nll(twin.model, tok, val)}
         result["masked_eval_response_nll"] = response_nll(tuned, tok, val)
+        bar.update()
+    bar.close()
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def tidy_adapter_config(adapter_dir: Path | str, model_name: str) -> None:
+    """adapter_config.json as the course commits it: the model's course name, not the path of the machine
+    that made it, and target_modules sorted (peft writes a set, in an order that changes from run to run)."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = model_name if not Path(model_name).is_absolute() else Path(model_name).name
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply-only loss") -> None:
@@ -311,22 +368,51 @@ def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply
         encoding="utf-8")
 
 
-def _run(config: SFTRunConfig) -> int:
-    from course_lib.results import save_results
+def checkpoints_dir() -> Path:
+    """Where `course sft` keeps its checkpoints until it ends (git-ignored): what --resume continues from."""
+    return data_dir() / "checkpoints" / "sft"
 
-    if config.max_steps <= 0 or config.train_rows <= 0:
-        raise ValueError("--max_steps and --train_rows must be positive.")
-    result = sft_run(config)
+
+def _run(config: SFTRunConfig) -> int:
+    from course_lib.results import results_path, save_results, staged_outputs
+
+    if config.max_steps <= 0 or config.train_rows <= 0 or config.eval_steps <= 0:
+        raise ValueError("--max_steps, --train_rows and --eval_steps must be positive.")
     adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
-    write_adapter_card(adapter_dir, result)
-    if config.compare_whole_text:
-        write_adapter_card(adapter_dir.with_name(adapter_dir.name + "-whole-text"), result, "whole-text loss, "
-                           "the comparison run")
-    path = save_results("sft", result, out=config.out or None)
-    print(f"wrote {path}")
+    twin_dir = adapter_dir.with_name(adapter_dir.name + "-whole-text")
+    out = Path(config.out) if config.out else results_path("sft")
+    checkpoints, options = checkpoints_dir(), {k: v for k, v in asdict(config).items() if k != "resume"}
+    saved = checkpoints / "options.json"
+    if config.resume and saved.exists() and json.loads(saved.read_text(encoding="utf-8")) != options:
+        raise ValueError(f"the checkpoints in {checkpoints} are from a run with other options: run `course sft` "
+                         "with those options and --resume, or without --resume to start again.")
+    if not config.resume:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(options, indent=1), encoding="utf-8")
+    try:
+        with staged_outputs([adapter_dir, twin_dir, out]) as (adapter_tmp, twin_tmp, out_tmp):
+            result = sft_run(config, save_to=adapter_tmp, twin_to=twin_tmp, checkpoints=checkpoints, progress=True)
+            write_adapter_card(adapter_tmp, result)
+            if config.compare_whole_text:
+                write_adapter_card(twin_tmp, result, "whole-text loss, the comparison run")
+            save_results("sft", result, out=out_tmp)
+    except KeyboardInterrupt:
+        resumable = any(checkpoints.glob("*/checkpoint-*"))
+        raise KeyboardInterrupt(f"{adapter_dir.name}, its twin and {out.name} are unchanged (a run writes them "
+                                "together at its end)" + ("; `course sft --resume` (same options) continues from "
+                                                         "the last checkpoint" if resumable else "")) from None
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    print(f"wrote {out}, {adapter_dir} and {twin_dir.name}" if config.compare_whole_text else f"wrote {out} and {adapter_dir}")
     return 0
 
 
-COMMANDS = {"sft": ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
-                    "data/results/sft.json and data/adapters/sft-docstring (about 18 min on a shared 2-core CPU)",
-                    (SFTRunConfig,), _run)}
+def _help() -> str:
+    from course_lib.results import took
+
+    return ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
+            f"data/results/sft.json and data/adapters/sft-docstring*, written together at the end{took('sft')}; "
+            "--resume continues an interrupted run")
+
+
+COMMANDS = {"sft": (_help(), (SFTRunConfig,), _run)}

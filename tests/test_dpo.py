@@ -85,6 +85,7 @@ def test_win_rate_rule():
 @pytest.mark.slow
 def test_dpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkeypatch):
     monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_chat_model())
+    monkeypatch.setattr(dpo, "checkpoints_dir", lambda: tmp_path / "checkpoints")
     config = dpo.DPORunConfig(betas=[0.1], seeds=[0, 1], train_pairs=4, eval_pairs=2, test_pairs=2, max_steps=2,
                               per_device_train_batch_size=2, eval_steps=1, max_new_tokens=2,
                               out=str(tmp_path / "dpo.json"))
@@ -104,3 +105,56 @@ def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monke
     result = json.loads((tmp_path / "orpo.json").read_text())
     assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
     assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_dpo_keeps_its_file_and_resumes(chat_tok, small_chat_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_chat_model())
+    monkeypatch.setattr(dpo, "checkpoints_dir", lambda: tmp_path / "checkpoints")
+    config = lambda **kw: dpo.DPORunConfig(betas=[0.1], seeds=[0, 1], train_pairs=4, eval_pairs=2,  # noqa: E731
+                                           test_pairs=2, max_steps=2, per_device_train_batch_size=2, eval_steps=1,
+                                           max_new_tokens=2, out=str(tmp_path / "dpo.json"), **kw)
+    (tmp_path / "dpo.json").write_text("the committed file\n")
+    trainer, calls = dpo.dpo_trainer, []
+
+    def second_run_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return trainer(*args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(dpo, "dpo_trainer", second_run_interrupted)
+        with pytest.raises(KeyboardInterrupt, match="1 of 2 β × seed runs are kept"):
+            dpo._run(config())
+    assert (tmp_path / "dpo.json").read_text() == "the committed file\n"
+    with pytest.raises(ValueError, match="other options"):
+        dpo._run(config(max_new_tokens=3, resume=True))
+    first = json.loads((tmp_path / "checkpoints" / "runs.json").read_text())["runs"][0]
+    assert dpo._run(config(resume=True)) == 0
+    result = json.loads((tmp_path / "dpo.json").read_text())
+    assert [(r["beta"], r["seed"]) for r in result["runs"]] == [(0.1, 0), (0.1, 1)] and result["runs"][0] == first
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("args, says", [(["--betas", "-0.1"], "--betas must be positive"),
+                                        (["--betas", "0"], "--betas must be positive"),
+                                        (["--max_steps", "0"], "must be positive")])
+def test_nonsense_options_are_refused_before_training(args, says, capsys):
+    from course_lib.cli import main
+
+    for command in ("dpo", "orpo"):
+        assert main([command, *args]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_plain_course_orpo_reproduces_the_lessons_file():
+    """`course orpo` with no options is the run behind data/results/orpo.json (lesson 07)."""
+    from dataclasses import asdict
+
+    from course_lib.results import RESULTS, load_results
+
+    recorded = load_results("orpo")["config"]
+    defaults = {k: v for k, v in asdict(dpo.ORPORunConfig()).items() if k not in ("out", "resume")}
+    assert {k: recorded[k] for k in defaults} == defaults
+    assert RESULTS["orpo"] == "course orpo"

@@ -88,7 +88,7 @@ def _display(text: str, widget: bool = False):
 
 
 @pytest.mark.parametrize("output, kind", [
-    (_stream("data         /work/main/data"), "absolute path"),
+    (_stream("data         /srv/course/data"), "absolute path"),
     (_stream("model at /home/ana/course/data/models/course-tiny"), "absolute path"),
     (_stream("C:\\Users\\ana\\course\\data"), "absolute path"),
     (_stream("/usr/lib/python3/site-packages/x/y.py:3: UserWarning: careful", "stderr"), "warning"),

@@ -7,6 +7,7 @@ under it is a tiny random Llama with the same vocabulary, so every test runs in 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +117,65 @@ def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     assert "seed 0" in (tmp_path / "adapter" / "README.md").read_text()
     assert result["whole_text"]["steps"] == result["stopped_at_step"]
+
+
+def _small_run(tmp_path, **kw):
+    return sft.SFTRunConfig(train_rows=8, eval_rows=4, test_rows=2, max_steps=4, per_device_train_batch_size=4,
+                            eval_steps=2, logging_steps=2, max_new_tokens=3, adapter_dir=str(tmp_path / "adapter"),
+                            out=str(tmp_path / "sft.json"), **kw)
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_model, tmp_path, monkeypatch):
+    """Ctrl-C right after the adapter is saved leaves the previous adapters and sft.json as they were;
+    `--resume` after Ctrl-C in training continues from the last checkpoint to the uninterrupted run's adapter."""
+    from transformers import TrainerCallback
+
+    from course_lib import models
+    from course_lib.cli import main
+
+    monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_chat_model())
+    monkeypatch.setattr(sft, "checkpoints_dir", lambda: tmp_path / "checkpoints")
+    assert sft._run(_small_run(tmp_path)) == 0  # "the committed run"
+    committed = {name: _snapshot(tmp_path / name) for name in ("adapter", "adapter-whole-text")}
+    committed_json = (tmp_path / "sft.json").read_bytes()
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert not Path(config["base_model_name_or_path"]).is_absolute()
+    assert config["target_modules"] == sorted(config["target_modules"])
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:  # Ctrl-C just after the new adapter was saved (while its card is written)
+        m.setattr(sft, "write_adapter_card", interrupt)
+        with pytest.raises(KeyboardInterrupt, match="unchanged"):
+            sft._run(_small_run(tmp_path, seed=1))
+    assert {name: _snapshot(tmp_path / name) for name in committed} == committed
+    assert (tmp_path / "sft.json").read_bytes() == committed_json
+    assert not list(tmp_path.glob(".staging-*"))  # nothing left half-written beside them
+
+    class StopAtStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+    trainer = sft.sft_trainer
+    with monkeypatch.context() as m:
+        m.setattr(sft, "sft_trainer", lambda *a, **k: [t := trainer(*a, **k), t.add_callback(StopAtStep3())][0])
+        assert main(["sft", *_args(_small_run(tmp_path, seed=1))]) == 130
+    assert (tmp_path / "sft.json").read_bytes() == committed_json
+    assert list((tmp_path / "checkpoints").glob("reply-only/checkpoint-2"))
+    with pytest.raises(ValueError, match="other options"):
+        sft._run(_small_run(tmp_path, seed=2, resume=True))
+    assert sft._run(_small_run(tmp_path, seed=1, resume=True)) == 0
+    resumed = _snapshot(tmp_path / "adapter")["adapter_model.safetensors"]
+    assert not (tmp_path / "checkpoints").exists()  # removed once the run has ended
+    assert sft._run(_small_run(tmp_path, seed=1)) == 0  # the same run, never interrupted
+    assert _snapshot(tmp_path / "adapter")["adapter_model.safetensors"] == resumed
+
+
+def _args(config) -> list[str]:
+    from dataclasses import asdict
+    return [f"--{k}={v}" for k, v in asdict(config).items()]

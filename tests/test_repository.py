@@ -1,0 +1,52 @@
+"""The repository is self-contained and machine-independent: no tracked file holds an absolute path of this machine.
+
+Before issue 26, data/adapters/*/adapter_config.json named the folder of the checkout that trained them
+(peft's `base_model_name_or_path`); a fresh clone elsewhere got another machine's path.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tracked_files() -> list[Path]:
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return [REPO / name for name in listed.decode().split("\0") if name]
+
+
+def machine_paths() -> list[str]:
+    """This checkout's folder, the folder it sits in and the user's home: as they appear in a path."""
+    found = {str(REPO), str(REPO.parent) + "/", str(Path.home()) + "/"}
+    return sorted(p for p in found if p not in ("/", "//"))
+
+
+def test_no_absolute_path_of_this_machine_in_any_tracked_file():
+    paths, hits = machine_paths(), []
+    for path in tracked_files():
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data[:8192]:  # binary (weights, images)
+            continue
+        text = data.decode("utf-8", errors="replace")
+        hits += [f"{path.relative_to(REPO)}: {p}" for p in paths if p in text]
+    assert not hits, "absolute paths of this machine in tracked files:\n" + "\n".join(hits)
+
+
+def test_adapter_configs_are_tidy():
+    """What `course sft` writes (sft.tidy_adapter_config): the model's course name, target_modules sorted."""
+    import json
+
+    for config in sorted((REPO / "data" / "adapters").glob("*/adapter_config.json")):
+        data = json.loads(config.read_text())
+        assert not Path(data["base_model_name_or_path"]).is_absolute(), config
+        assert data["target_modules"] == sorted(data["target_modules"]), config
+        assert config.read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n", config
