@@ -367,6 +367,7 @@ def _run(config: DPORunConfig) -> int:
 
     config.validate()
     require_adapter("sft-docstring")  # the reference: checked before anything slow
+    sft.quiet_command()
     folder, options = checkpoints_dir(), {k: v for k, v in asdict(config).items() if k != "resume"}
     saved = folder / "runs.json"
     done = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None

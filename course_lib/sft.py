@@ -26,7 +26,7 @@ import torch
 
 from course_lib.data import RESPONSE_MARKER, data_dir, instruction_text, load_course_dataset
 
-__all__ = ["DEFAULT_MODEL", "lesson_model", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
+__all__ = ["DEFAULT_MODEL", "lesson_model", "NoChatTemplate", "require_chat_template", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
            "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
            "tidy_adapter_config", "COMMANDS"]
@@ -40,6 +40,26 @@ TEMPLATES: tuple[str, ...] = ("chat", "none", "alpaca")  # the model's own, none
 def lesson_model() -> str:
     """COURSE_MODEL if set, else smollm2-135m-instruct: this lesson needs a model with a chat template."""
     return os.environ.get("COURSE_MODEL") or DEFAULT_MODEL
+
+
+class NoChatTemplate(ValueError):
+    """The lesson's model has no chat template; rendered in a notebook as its one sentence."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+def require_chat_template(model_name: str, tokenizer=None) -> None:
+    """Stop at once, in one sentence, when `model_name`'s tokenizer has no chat template (a base model)."""
+    from course_lib.models import load_tokenizer
+
+    if (tokenizer or load_tokenizer(model_name)).chat_template is None:
+        raise NoChatTemplate(
+            f"{model_name!r} has no chat template (a base model, never taught to chat), and this lesson trains and "
+            "compares inside one: set COURSE_MODEL to a chat model (an -Instruct or -chat one), or give yours a "
+            "template first as practitioners do — TRL's `clone_chat_template` adds ChatML's special tokens, whose "
+            "new embedding rows LoRA must then train (`modules_to_save=['embed_tokens', 'lm_head']`) — and name "
+            "the saved folder in COURSE_MODEL.")
 
 
 def task_rows(split: str, n: int | None = None) -> list[dict]:
@@ -368,6 +388,16 @@ def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply
         encoding="utf-8")
 
 
+def quiet_command() -> None:
+    """For `course sft` / `dpo`: a bar per phase and nothing unexplained (no per-dataset bars, no notices)."""
+    from datasets import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bars()  # TRL's tokenizing of each dataset
+    hf_logging.disable_progress_bar()  # weight loading
+    hf_logging.set_verbosity_error()
+
+
 def checkpoints_dir() -> Path:
     """Where `course sft` keeps its checkpoints until it ends (git-ignored): what --resume continues from."""
     return data_dir() / "checkpoints" / "sft"
@@ -390,6 +420,7 @@ def _run(config: SFTRunConfig) -> int:
         shutil.rmtree(checkpoints, ignore_errors=True)
     checkpoints.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(options, indent=1), encoding="utf-8")
+    quiet_command()
     try:
         with staged_outputs([adapter_dir, twin_dir, out]) as (adapter_tmp, twin_tmp, out_tmp):
             result = sft_run(config, save_to=adapter_tmp, twin_to=twin_tmp, checkpoints=checkpoints, progress=True)

@@ -128,7 +128,7 @@ def test_an_interrupted_dpo_keeps_its_file_and_resumes(chat_tok, small_chat_mode
             dpo._run(config())
     assert (tmp_path / "dpo.json").read_text() == "the committed file\n"
     with pytest.raises(ValueError, match="other options"):
-        dpo._run(config(max_new_tokens=3, resume=True))
+        dpo._run(config(lora_alpha=4.0, resume=True))
     first = json.loads((tmp_path / "checkpoints" / "runs.json").read_text())["runs"][0]
     assert dpo._run(config(resume=True)) == 0
     result = json.loads((tmp_path / "dpo.json").read_text())

@@ -50,3 +50,20 @@ def test_adapter_configs_are_tidy():
         assert not Path(data["base_model_name_or_path"]).is_absolute(), config
         assert data["target_modules"] == sorted(data["target_modules"]), config
         assert config.read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n", config
+
+
+def test_docs_link_only_inside_the_repository():
+    """README and docs/ are read in a clone: a relative link must land in it (docs/instructors.md once
+    pointed at ../shared/EXERCISES.md, a maintainers' folder beside the repository)."""
+    import re
+
+    bad = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)", text) + re.findall(r"`(\.\./[^`\s]+)`", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address (docs/references.md cites papers)
+            resolved = (page.parent / target).resolve()
+            if not resolved.is_relative_to(REPO) or not resolved.exists():
+                bad.append(f"{page.relative_to(REPO)}: {target}")
+    assert not bad, bad

@@ -179,3 +179,15 @@ def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_mod
 def _args(config) -> list[str]:
     from dataclasses import asdict
     return [f"--{k}={v}" for k, v in asdict(config).items()]
+
+
+def test_a_base_model_without_chat_template_stops_in_one_sentence():
+    """Most base models a learner brings have no chat template: lesson 06's first cell says what to do."""
+    from course_lib.models import load_tokenizer
+
+    base = load_tokenizer("course-tiny")
+    sft.require_chat_template("course-tiny", base)  # course-tiny has one (a minimal one of its own)
+    base.chat_template = None  # as a base model's tokenizer comes
+    with pytest.raises(sft.NoChatTemplate, match="has no chat template .*clone_chat_template") as caught:
+        sft.require_chat_template("my-base-model", base)
+    assert "\n" not in str(caught.value) and len(caught.value._render_traceback_()) == 1

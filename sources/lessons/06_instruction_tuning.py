@@ -50,7 +50,7 @@ from course_lib import sft
 from course_lib.data import data_dir
 from course_lib.doctor import versions_line
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
-from course_lib.results import load_results
+from course_lib.results import load_results, require_adapter, require_results
 
 hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
 disable_progress_bars()  # nor the bars of TRL's dataset preparation (datasets.map)
@@ -59,6 +59,11 @@ hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
+# what this lesson reads, checked before anything slow: a missing or broken file stops here in one sentence
+require_results("sft")
+for adapter in ("sft-docstring", "sft-docstring-whole-text"):
+    require_adapter(adapter)
+sft.require_chat_template(sft.lesson_model())  # a base model without one: what to do, in one sentence
 
 # %% [markdown]
 # ## 1 · What a chat template turns a conversation into
