@@ -20,7 +20,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install lab doctor test unit notebooks-test notebooks release clean lock test-latest test-real
+.PHONY: install lab lab-instructor doctor test unit notebooks-test notebooks release clean lock test-latest test-real
 
 install: $(VENV)/.installed
 
@@ -60,9 +60,31 @@ lock:
 
 # JupyterLab on the course root (lessons/, exercises/, solutions/ all in its file browser), opening lesson 00.
 # Every notebook names the course's kernel, registered by `install`. --allow-root: containers often run as root.
-lab: install
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" lessons/00_start_here.ipynb \
-	  $(if $(filter 0,$(shell id -u)),--allow-root)
+# PORT: where it listens (the next free one if taken); LAB_ARGS: more options, e.g. LAB_ARGS=--no-browser.
+PORT ?= 8888
+LAB_ARGS ?=
+LAB = $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.port=$(PORT) $(LAB_ARGS) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) lessons/00_start_here.ipynb
+# nbgrader's instructor tools: its menu, Formgrader, Create Assignment, the assignment and course lists.
+# Students get nbgrader's Validate button only (`make lab`); `make lab-instructor` turns the rest on.
+NBGRADER_LAB_TOOLS := @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:menu \
+	  @jupyter/nbgrader:assignment-list @jupyter/nbgrader:course-list
+NBGRADER_SERVER_TOOLS := nbgrader.server_extensions.formgrader nbgrader.server_extensions.assignment_list \
+	  nbgrader.server_extensions.course_list
+
+lab: install $(VENV)/.nbgrader-student
+	$(LAB)
+
+lab-instructor: install
+	$(VENV)/bin/jupyter-labextension enable --level=sys_prefix $(NBGRADER_LAB_TOOLS) >/dev/null 2>&1
+	$(VENV)/bin/jupyter-server extension enable --sys-prefix $(NBGRADER_SERVER_TOOLS) >/dev/null 2>&1
+	rm -f $(VENV)/.nbgrader-student
+	$(LAB)
+
+$(VENV)/.nbgrader-student: $(VENV)/.installed
+	$(VENV)/bin/jupyter-labextension disable --level=sys_prefix $(NBGRADER_LAB_TOOLS) >/dev/null 2>&1
+	$(VENV)/bin/jupyter-server extension disable --sys-prefix $(NBGRADER_SERVER_TOOLS) >/dev/null 2>&1
+	@touch $@
 
 # What this machine has: versions, device, 4-bit support, paths (= `.venv/bin/course doctor`).
 doctor: install

@@ -136,7 +136,11 @@ def test_make_lab_serves_the_course_root_with_the_course_kernel(tmp_path):
         port = s.getsockname()[1]
     command += ["--no-browser", f"--ServerApp.port={port}", "--IdentityProvider.token=readme-test",
                 "--allow-root", f"--ServerApp.runtime_dir={tmp_path}"]
-    server = subprocess.Popen(command, cwd=REPO, env=fresh_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # what `make lab` sets up before it starts (students: nbgrader's Validate button only), for real
+    subprocess.run(["make", ".venv/.nbgrader-student"], cwd=REPO, env=fresh_env(), check=True, timeout=300,
+                   capture_output=True)
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(command, cwd=REPO, env=fresh_env(), stdout=log, stderr=log)
 
     def get(path: str):
         url = f"http://127.0.0.1:{port}{path}?token=readme-test"
@@ -157,6 +161,16 @@ def test_make_lab_serves_the_course_root_with_the_course_kernel(tmp_path):
         assert get("/api/contents/exercises/03_lora_math.ipynb")["type"] == "notebook"
         kernel = get("/api/contents/lessons/00_start_here.ipynb")["content"]["metadata"]["kernelspec"]["name"]
         assert kernel in get("/api/kernelspecs")["kernelspecs"], kernel
+        # what the browser is told to load: nbgrader's Validate button, none of its instructor tools
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token=readme-test", timeout=30) as page:
+            html = page.read().decode()
+        config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', html, re.S).group(1))
+        disabled = set(config["disabledExtensions"])
+        assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                "@jupyter/nbgrader:menu"} <= disabled, disabled
+        assert "@jupyter/nbgrader:validate-assignment" not in disabled
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
+    assert "No nbgrader_config.py file found" not in (tmp_path / "server.log").read_text()

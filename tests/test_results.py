@@ -110,3 +110,16 @@ def test_help_times_come_from_the_results_files():
         seconds = load_results(name)["wall_seconds"]
         assert recorded_time(name) in commands[name][0] and recorded_time(name).split()[0] in (
             f"{seconds:.0f}", f"{seconds / 60:.0f}")
+
+
+def test_readme_times_come_from_the_results_files():
+    """README's `course` table states each long run's time as its results file records it."""
+    import re
+    from pathlib import Path
+
+    from course_lib.results import recorded_time
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in ("sft", "dpo", "orpo"):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `course {name}"))
+        assert re.search(r"the committed run took ([\d.]+ (?:min|s))", row).group(1) == recorded_time(name), row

@@ -33,10 +33,18 @@ def target_of(source: Path) -> Path:
     return ROOT / rel.parent / (rel.stem + ".ipynb")
 
 
+def language_info() -> dict:
+    """What the course's kernel reports and JupyterLab writes into a notebook it opens (Python's version
+    included): stored as is, so opening and saving a notebook changes nothing (tests/test_jupyterlab.py)."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    return dict(IPythonKernel.language_info)
+
+
 def clean_metadata(nb: nbformat.NotebookNode, nbgrader: bool = False) -> None:
     """Only the kernel and language at notebook level; with `nbgrader`, nbgrader's metadata on
     answer and test cells (so each solution is an `nbgrader generate_assignment` source)."""
-    nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
+    nb.metadata = {"kernelspec": KERNEL, "language_info": language_info()}
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("nbgrader", None)

@@ -19,8 +19,10 @@
 # tokens the loss should see, supervised fine-tuning with TRL's `SFTTrainer` and a peft LoRA adapter,
 # and shipping the result (save, reload, merge, several adapters on one base).
 #
-# **Runtime.** About three minutes on a 2-core CPU. The full run (training with early stopping,
-# its whole-text twin, the held-out answers in three prompt formats) is `course sft`; it wrote
+# **Runtime.** About three minutes on a 2-core CPU; the first time, add a few minutes in which SmolLM2
+# is converted, once, into `data/models/` (`course get-model smollm2-135m-instruct` does it ahead). The
+# full run (training with early stopping, its whole-text twin, the held-out answers in three prompt
+# formats) is `course sft`; it wrote
 # `data/results/sft.json` and the adapters under `data/adapters/`, and this notebook reads them and
 # repeats a few steps live.
 #
