@@ -272,7 +272,7 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None, *
     print(f"[dpo] {model_name}: before, on {len(test)} held-out pairs", flush=True)
     before = {**evaluate_pairs(base, tok, test, 0.1), **_answers(base, tok, rows, refs, config)}
     ref_bytes = sum(p.numel() * p.element_size() for p in base.get_base_model().parameters())
-    result = {"config": asdict(config), "model": model_name, "train_pairs": len(train), "eval_pairs": len(val),
+    result = {"config": {k: v for k, v in asdict(config).items() if k != "resume"}, "model": model_name, "train_pairs": len(train), "eval_pairs": len(val),
               "test_pairs": len(test), "trainable_parameters": count_parameters(base, trainable_only=True),
               "reference_copy_bytes": ref_bytes, "before": before, "runs": []}
     kept = {(r["beta"], r["seed"]): r for r in finished}

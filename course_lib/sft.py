@@ -328,7 +328,7 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None, *
     save_to = Path(save_to or adapter_dir)
     tuned.save_pretrained(save_to)
     tidy_adapter_config(save_to, model_name)
-    result = {"model": model_name, "config": asdict(config), "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
+    result = {"model": model_name, "config": {k: v for k, v in asdict(config).items() if k != "resume"}, "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
               "test_rows": len(test), "trainable_parameters": count_parameters(tuned, trainable_only=True),
               "eval_curve": curve, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
               "stopped_at_step": trainer.state.global_step, "before": before, "after": after,

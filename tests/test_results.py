@@ -123,3 +123,23 @@ def test_readme_times_come_from_the_results_files():
     for name in ("sft", "dpo", "orpo"):
         row = next(line for line in readme.splitlines() if line.startswith(f"| `course {name}"))
         assert re.search(r"the committed run took ([\d.]+ (?:min|s))", row).group(1) == recorded_time(name), row
+
+
+@pytest.mark.parametrize("lesson", ["06_instruction_tuning", "07_preference_tuning"])
+def test_lessons_check_what_they_read_in_their_first_cell(lesson):
+    """Every results file and adapter a lesson reads is checked in its first code cell, before anything slow
+    (a missing adapter used to fail lesson 06 after 45 s of live training, with peft's HFValidationError)."""
+    import re
+    from pathlib import Path
+
+    import jupytext
+
+    nb = jupytext.read(Path(__file__).resolve().parents[1] / "sources" / "lessons" / f"{lesson}.py")
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    read = set(re.findall(r'load_results\("([\w-]+)"\)', "\n".join(code)))
+    adapters = set(re.findall(r'"adapters" / "([\w-]+)"', "\n".join(code))) | {"sft-docstring"}
+    first = code[0]
+    checked = set(re.findall(r'"([\w-]+)"', " ".join(re.findall(r"require_results\(([^)]*)\)", first))))
+    assert read and read <= checked, (read, checked)
+    for adapter in adapters:
+        assert f'"{adapter}"' in first and "require_adapter(" in first, adapter

@@ -57,8 +57,8 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is depr
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 # what this lesson reads, checked before anything slow: a missing or broken file stops here in one sentence
-require_results("dpo", "orpo")
 require_adapter("sft-docstring")
+require_results("dpo", "orpo")
 
 # %% [markdown]
 # ## 1 · Preferences that can be checked
