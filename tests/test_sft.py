@@ -130,7 +130,7 @@ def _snapshot(folder):
 
 
 @pytest.mark.slow
-def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_model, tmp_path, monkeypatch):
+def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_model, tmp_path, monkeypatch, capfd):
     """Ctrl-C right after the adapter is saved leaves the previous adapters and sft.json as they were;
     `--resume` after Ctrl-C in training continues from the last checkpoint to the uninterrupted run's adapter."""
     from transformers import TrainerCallback
@@ -172,8 +172,11 @@ def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_mod
     assert sft._run(_small_run(tmp_path, seed=1, resume=True)) == 0
     resumed = _snapshot(tmp_path / "adapter")["adapter_model.safetensors"]
     assert not (tmp_path / "checkpoints").exists()  # removed once the run has ended
+    capfd.readouterr()
     assert sft._run(_small_run(tmp_path, seed=1)) == 0  # the same run, never interrupted
     assert _snapshot(tmp_path / "adapter")["adapter_model.safetensors"] == resumed
+    # peft warned once per adapter when it saved over an old adapter's card; now each lands in a fresh folder
+    assert "Repo card metadata block was not found" not in capfd.readouterr().err
 
 
 def _args(config) -> list[str]:
