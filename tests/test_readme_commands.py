@@ -128,14 +128,16 @@ def test_make_lab_serves_the_course_root_with_the_course_kernel(tmp_path):
     import time
     import urllib.request
 
-    done = subprocess.run(["make", "-n", "lab"], cwd=REPO, env=fresh_env(), capture_output=True, text=True, timeout=60)
-    recipe = done.stdout[done.stdout.index(".venv/bin/jupyter lab"):].replace("\\\n", " ")
-    command = shlex.split(recipe.split("#")[0].splitlines()[0])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command += ["--no-browser", f"--ServerApp.port={port}", "--IdentityProvider.token=readme-test",
-                "--allow-root", f"--ServerApp.runtime_dir={tmp_path}"]
+    # README's `make lab PORT=… LAB_ARGS=…`: the port and the extra options reach jupyter lab
+    done = subprocess.run(["make", "-n", "lab", f"PORT={port}", "LAB_ARGS=--no-browser --IdentityProvider.token=readme-test"],
+                          cwd=REPO, env=fresh_env(), capture_output=True, text=True, timeout=60)
+    recipe = done.stdout[done.stdout.index(".venv/bin/jupyter lab"):].replace("\\\n", " ")
+    command = shlex.split(recipe.split("#")[0].splitlines()[0])
+    assert f"--ServerApp.port={port}" in command and "--no-browser" in command, command
+    command += ["--allow-root", f"--ServerApp.runtime_dir={tmp_path}"]
     # what `make lab` sets up before it starts (students: nbgrader's Validate button only), for real
     subprocess.run(["make", ".venv/.nbgrader-student"], cwd=REPO, env=fresh_env(), check=True, timeout=300,
                    capture_output=True)
