@@ -9,15 +9,32 @@ of the class so that each attacker is as strong as it can be.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from course_lib.grading import sandbox
 from course_lib.grading.release import release_notebook
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sandbox_required():
+    """Skip a test that needs the bubblewrap sandbox where it cannot start, saying why; in CI (`CI=true`)
+    fail instead, so a CI where the sandbox cannot start is never green with its guarantees untested."""
+    why = sandbox.unavailable_reason()
+    if why and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true, and the grading sandbox cannot start here: {why}", pytrace=False)
+    if why:
+        pytest.skip(f"no sandbox on this machine: {why}")
+
+
+needs_sandbox = pytest.mark.usefixtures("sandbox_required")
 POINTS = {"q1_count": 2, "q2_mean": 3, "q3_choice": 1, "q4_unit": 4}
 TOTAL = sum(POINTS.values())
 
@@ -266,9 +283,9 @@ def attacks(root: Path, repo: Path, uid: str) -> dict[str, tuple]:
                                          '    src = "".join(linecache.getlines(sys._getframe(1).f_code.co_filename))\n'
                                          '    raise ValueError(src[src.find(", True, ") - 30:])'},
                          (), [], None),
-        "=HYPERLINK(1+2)": ({**WRONG, "c1": "def count_words(text):\n    raise ValueError(\"=cmd|' /C calc'!A0\")"},
+        "=HYPERLINK(1+2)": ({**WRONG, "c2": "def mean(xs):\n    raise ValueError(\"=cmd|' /C calc'!A0\")"},
                             (), [], None),
-        "<img src=x onerror=alert(1)>": ({**WRONG, "c1": 'def count_words(text):\n'
+        "<img src=x onerror=alert(1)>": ({**WRONG, "c2": 'def mean(xs):\n'
                                                          '    raise ValueError("<script>alert(1)</script> `x` |")'},
                                          (), [], None),
     }
