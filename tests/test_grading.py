@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,8 +29,8 @@ from course_lib.grading import check, limits, sandbox
 from course_lib.grading.markers import rewrite_test_cell, strip_solution
 from course_lib.grading.release import release_notebook
 from course_lib.grading.report import read_gradebook
-from grading_class import (ATTACK_TOTAL, EXPECTED_TOTAL, HONEST, POINTS, TAMPER, TOTAL, attacks,  # noqa: F401
-                           needs_sandbox, sandbox_required, solution_nb, submission)
+from grading_class import (ATTACK_TOTAL, COLLIDE, EXPECTED_TOTAL, HONEST, HOSTILE, POINTS, RIGHT, SECRET_ENV,  # noqa: F401
+                           TAMPER, TOTAL, attacks, needs_sandbox, sandbox_required, solution_nb, submission)
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX = sandbox.unavailable_reason()
@@ -57,7 +58,7 @@ def _grade(root: Path, subs: str, out: str, *extra: str, unsafe_if_needed: bool 
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             rc = course(["grade", subs, "--out", out, "--solutions", "solutions", "--timeout", "3",
-                         "--memory-mb", "4096", *extra])
+                         "--memory-mb", "4096", "--scratch-mb", "64", "--max-procs", "256", *extra])
     finally:
         os.chdir(cwd)
     return rc, stdout.getvalue(), stderr.getvalue()
@@ -77,17 +78,34 @@ def graded(tmp_path_factory):
     (root / "solutions").mkdir()
     nbformat.write(solution_nb(), root / "solutions" / "01_count.ipynb")
     students = {**HONEST, **TAMPER, **(attacks(root, REPO, UID) if not SANDBOX else {})}
+    if not SANDBOX:
+        students.update({name: (answers, (), [], None) for name, answers in {**HOSTILE, **COLLIDE}.items()})
     for student, (answers, drop, extra, tests) in students.items():
         (root / "subs" / student).mkdir(parents=True)
         nbformat.write(submission(answers, drop, extra, tests), root / "subs" / student / "01_count.ipynb")
+    # issue 27: a folder name no UTF-8 file takes (byte 0xff), a notebook of 250,000 cells, a stale scratch
+    odd = os.path.join(os.fsencode(root / "subs"), b"eve\xff")
+    os.mkdir(odd)
+    nbformat.write(submission(RIGHT), os.fsdecode(os.path.join(odd, b"01_count.ipynb")))
+    (root / "subs" / "many_cells").mkdir()
+    big = {**submission({}), "cells": [{"cell_type": "raw", "metadata": {}, "source": "x"}] * 250_000}
+    (root / "subs" / "many_cells" / "01_count.ipynb").write_text(json.dumps(big))
+    stale = Path(tempfile.mkdtemp(prefix="course-grade-batch-999999999-"))  # left by a grader that was killed
+    os.environ[SECRET_ENV] = "hf_" + UID  # the grader's environment: a submission must never see it
     (root / "subs" / "unreadable").mkdir()
     (root / "subs" / "unreadable" / "01_count.ipynb").write_text("{ this is not a notebook")
     (root / "subs" / "symlink").mkdir()
     os.symlink("../../solutions/01_count.ipynb", root / "subs" / "symlink" / "01_count.ipynb")
     os.symlink("solution", root / "subs" / "linked_folder")
     before = _tree_digest()
-    rc, out, err = _grade(root, "subs", "gradebook.csv", "--feedback", "feedback", "--jobs", "2", "--json")
+    start = time.monotonic()
+    try:
+        rc, out, err = _grade(root, "subs", "gradebook.csv", "--feedback", "feedback", "--jobs", "2", "--json")
+    finally:
+        os.environ.pop(SECRET_ENV, None)
     assert rc == 0, err
+    assert not stale.exists(), "a stale scratch folder of a killed grader was left behind"
+    print(f"graded the class in {time.monotonic() - start:.0f} s")
     yield _by_student(root / "gradebook.csv"), json.loads(out), root, before
     for site in {REPO / ".venv/lib/python3.11/site-packages"}:  # never leave a planted .pth behind
         for f in site.glob(f"zz_course_pwn_{UID}.pth"):
@@ -281,6 +299,77 @@ def test_missing_bwrap_is_one_clear_error(graded, monkeypatch, tmp_path):
         sandbox._probe.cache_clear()
     assert rc == 2 and "apt-get install -y bubblewrap" in err and "--no-sandbox" in err
     assert len(err.strip().splitlines()) == 1
+
+# ---- issue 27: a hostile class. Each attack is a submission in the same batch as the honest students,
+# whose exact scores test_honest_submissions_get_exactly_their_points checks. ----
+
+def _said(rows, student) -> str:
+    """What the attacker reported through q2's visible message."""
+    return rows[student]["q2_mean"].message.removeprefix("ValueError: ")
+
+
+@needs_sandbox
+@pytest.mark.parametrize("student", list(HOSTILE) + ["bob~smith"])
+def test_hostile_submissions_earn_nothing_and_the_batch_goes_on(graded, student):
+    rows, *_ = graded
+    assert total(rows, student) == 0, rows[student]
+    assert set(rows[student]) == set(POINTS)
+
+
+@needs_sandbox
+def test_text_no_file_takes_is_cleaned_not_a_crash(graded):  # item 1
+    rows, _, root, _ = graded
+    assert _said(rows, "surrogate") == "bad \\ud800 text"
+    assert _said(rows, "nul_byte") == "nul \\x00 escape \\x1b[31m bidi \\u202e end"
+    text = (root / "gradebook.csv").read_text(encoding="utf-8")  # strict UTF-8: it would raise on a surrogate
+    assert not {"\x00", "\x1b", "\u202e"} & set(text)
+    assert total(rows, "eve\\udcff") == TOTAL  # a folder named with byte 0xff is graded, its name escaped
+    (row,) = rows["many_cells"].values()  # item 14: refused before nbformat spends a minute on it
+    assert row.status == "unreadable" and "250000 cells" in row.message
+
+
+@needs_sandbox
+def test_the_graders_environment_does_not_leak(graded):  # item 2
+    rows, _, root, _ = graded
+    assert _said(rows, "environ") == "clean"
+    everything = "".join(p.read_text() for p in [root / "gradebook.csv", *(root / "feedback").iterdir()])
+    assert "hf_" + UID not in everything and SECRET_ENV not in everything
+
+
+@needs_sandbox
+def test_processes_memory_and_mounts_are_limited(graded):  # item 4
+    rows, *_ = graded
+    spawned = int(_said(rows, "fork_bomb").split()[-1])
+    assert spawned < 256, f"{spawned} processes: {limits.describe()}"  # --max-procs 256, the kernel's own included
+    said = _said(rows, "write_root")
+    assert said.startswith("/big OSError /dev/big OSError /opt/course/lib/big OSError unshare ") and not said.endswith(" 0")
+
+
+@needs_sandbox
+def test_filling_the_disk_stops_at_the_scratch_size(graded):  # item 5
+    rows, *_ = graded
+    written = int(_said(rows, "fill_disk").split()[1])
+    assert 0 < written <= 2 * 64 * 1.048576, written  # MB written: --scratch-mb 64 (home and /tmp) + 64 MiB /dev/shm
+
+
+@needs_sandbox
+def test_feedback_files_never_collide(graded):  # item 7
+    rows, _, root, _ = graded
+    files = {p.name: p.read_text() for p in (root / "feedback").iterdir()}
+    assert len(files) == len(rows)
+    assert f"**Total: {TOTAL} / {TOTAL}**" in files["bob_smith.md"]
+    (other,) = [t for n, t in files.items() if n.startswith("bob_smith-")]
+    assert f"**Total: 0 / {TOTAL}**" in other and "bob~smith" in other
+
+
+@needs_sandbox
+def test_reformatted_hidden_inputs_do_not_leak(graded):  # item 8
+    rows, *_ = graded
+    assert rows["reformat_leak"]["q1_count"].message == "ValueError (text withheld: this test has hidden checks)"
+    for student in rows:
+        for r in rows[student].values():
+            assert "count_words ( ''" not in r.message and "count_words ( \"\"" not in r.message
+
 
 # ---- no kernel below ----
 
