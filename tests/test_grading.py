@@ -499,6 +499,29 @@ def test_a_solution_that_cannot_run_stops_only_its_notebook(tmp_path, monkeypatc
     assert sum(r.points for r in again if r.notebook == "01_count") == TOTAL
 
 
+@needs_sandbox
+def test_memory_is_limited_for_the_kernel_as_a_whole(tmp_path):  # item 4
+    """Three children of 600 MB each pass a 1 GB RLIMIT_AS one by one; the kernel's cgroup (1 GB + scratch)
+    holds them together: the kernel is killed or some are, and the host never carries all three."""
+    import json as _json
+
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from course_lib.grading.runner import RunConfig, new_nonce, run_notebook
+    if not limits._available():
+        pytest.skip(f"no cgroup can be made on this machine ({limits.describe()}); docs/instructors.md says what holds")
+    nonce = new_nonce()
+    hog = "import time\nx = bytearray(600 * 1024**2)\nfor i in range(0, len(x), 4096):\n    x[i] = 1\ntime.sleep(30)"
+    cell = new_code_cell(
+        "import os, subprocess, sys, time, json\n"
+        f"kids = [subprocess.Popen([sys.executable, '-c', {hog!r}]) for _ in range(3)]\n"
+        "time.sleep(8)\n"
+        f"os.write(3, ({nonce!r} + ' ' + json.dumps({{'alive': sum(k.poll() is None for k in kids)}}) + '\\n').encode())")
+    result = run_notebook(new_notebook(cells=[cell]), nonce, RunConfig(cell_timeout=30, memory_mb=1024, scratch_mb=64))
+    alive = [e["alive"] for e in result.events if "alive" in e]
+    assert result.stopped == "kernel died" or (alive and alive[0] < 3), (result.stopped, alive)
+
+
 # ---- no kernel below ----
 
 def test_release_stubs_hides_and_tags():
