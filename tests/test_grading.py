@@ -522,6 +522,23 @@ def test_memory_is_limited_for_the_kernel_as_a_whole(tmp_path):  # item 4
     assert result.stopped == "kernel died" or (alive and alive[0] < 3), (result.stopped, alive)
 
 
+def test_review_column_flags_parsed_code_not_substrings():  # item 10
+    """No flag on any honest solution or lesson of the course (before: every lesson-03 notebook, for
+    `load_course_dataset`); strings joined from pieces and code built at run time are flagged."""
+    from course_lib.grading.grade import suspicious
+    from course_lib.grading.review import review_flags
+    honest = sorted((REPO / "solutions").glob("*.ipynb")) + sorted((REPO / "lessons").glob("*.ipynb"))
+    assert {p.name: suspicious(p) for p in honest if suspicious(p)} == {}
+    assert review_flags("from course_lib.data import load_course_dataset\nds = load_course_dataset('x')") == set()
+    assert review_flags("p = '/pr' + 'oc'") == {"the string '/proc'"}
+    assert review_flags("p = ''.join(['/pr', 'oc', '/1/environ'])") == {"the string '/proc'", "the string 'environ'"}
+    assert review_flags("f = getattr(sys, 'set' + 'trace')") == {"tracing"}  # the name, folded
+    assert review_flags("name = input()\nf = getattr(sys, name)") == {"computed attribute names (getattr on sys)"}
+    assert review_flags("import sys\nsys.modules['math'] = None") == {"sys.modules"}
+    assert "code built at run time (exec)" in review_flags("exec(bytes([112, 97, 115, 115]).decode())")
+    assert review_flags("import sys\nsys._getframe(1)") == {"frames"}
+
+
 # ---- no kernel below ----
 
 def test_release_stubs_hides_and_tags():

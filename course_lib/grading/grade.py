@@ -25,6 +25,7 @@ import nbformat
 
 from course_lib.grading.assemble import Graded, build_graded
 from course_lib.grading.markers import test_spec
+from course_lib.grading.review import review_notebook
 from course_lib.grading.runner import RunConfig, RunResult, new_nonce, run_notebook
 from course_lib.grading.verdict import compare, show
 
@@ -36,12 +37,6 @@ MAX_STUDENT_TEXT = 160   # characters of a student's own exception text a visibl
 MAX_NOTEBOOK_BYTES = 50_000_000
 TIME_FACTOR = 3          # a submission may take 3x the solution's run time (+ RunConfig.time_slack)
 MAX_CELLS = 2_000        # cells per submission (lesson notebooks have < 100): validation time grows with it
-_SUSPICIOUS = re.compile(
-    r"_course_|settrace|setprofile|gc\.get_|__closure__|cell_contents|__builtins__|import builtins|os\._exit|"
-    r"os\.kill|ctypes|set_custom_exc|setrlimit|sys\.modules\[|importlib\.reload|sys\.exit|\bexit\(\)|__code__|"
-    r"_getframe|f_back|inspect\.stack|\bIn\[|\b_ih\b|events\.register|input_transformers|addaudithook|"
-    r"/proc|__file__|solutions|\.grade-cache|gradebook|site-packages|\.pth\b|subprocess|os\.system|os\.fork|"
-    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb|user_ns|get_ipython|linecache|f_code")
 _BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 
@@ -281,16 +276,15 @@ def grade_submission(student: str, path: Path, solution_path: Path, expect: dict
 
 
 def suspicious(path: Path) -> list[str]:
-    """Calls in a submission that the sandbox and the verdict make useless but a human may want to see."""
+    """What in a submission the sandbox and the verdict make useless but a human may want to read
+    (`review.review_flags`: parsed, not pattern-matched)."""
     try:
         nb = read_submission(path)
     except PermissionError:
         return ["not a regular file"]
     except Exception:
         return []
-    found = {m.group(0) for c in nb.cells if c.cell_type == "code" and not test_spec(c)
-             for m in _SUSPICIOUS.finditer(c.source)}
-    return sorted(found)
+    return review_notebook([c for c in nb.cells if not test_spec(c)])
 
 
 def row_dict(row: Row) -> dict:

@@ -102,7 +102,7 @@ def write_summary(path: Path, rows: list[Row], flags: dict[str, list[str]]) -> N
         w.writerow(["student", "points", "max_points", "percent", "notebooks", "review"])
         for student, s in sorted(summarize(rows).items()):
             pct = round(100 * s["points"] / s["max_points"], 1) if s["max_points"] else 0.0
-            review = " ".join(flags.get(student, []))
+            review = "; ".join(flags.get(student, []))
             w.writerow([neutralise(student), s["points"], s["max_points"], pct, len(s["notebooks"]), neutralise(review)])
 
 
