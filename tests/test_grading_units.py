@@ -181,3 +181,13 @@ def test_records_are_credited_to_the_cell_that_wrote_them_and_capped(tmp_path, m
     records.take(7)
     assert [(e["gid"], e["cell"]) for e in records.events[:2]] == [("a", 4), ("c", 7)]
     assert 10 < len(records.events) < 60  # the flood is read up to the cap, no further
+
+
+def test_a_visible_check_without_a_literal_never_shows_the_solutions_value():  # issue 27, item 9
+    from course_lib.grading.grade import _compare_all
+    want = [{"kind": "equal", "name": "answer_q3", "value": ["int", 768], "expected": None, "hint": "an int"}]
+    assert _compare_all(want, [{"value": ["int", 700]}]) == "answer_q3: does not match the solution's value — an int"
+    assert _compare_all(want, [{"value": ["str", "768"]}]) == \
+        "answer_q3: does not match the solution's value (got str, not int) — an int"
+    literal = [{**want[0], "expected": ["int", 768]}]  # written in the exercise: the message may say it
+    assert "expected int 768, got int 700" in _compare_all(literal, [{"value": ["int", 700]}])

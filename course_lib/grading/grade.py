@@ -112,6 +112,12 @@ def _failure(event: dict, hidden_source: str) -> str:
     return f"{ename}: {text}".rstrip(": ")
 
 
+def _kinds(got: dict, want: dict) -> str:
+    """' (got str, not int)' when the kinds differ, else ''."""
+    tags = (got["value"] or ["?"])[0], want["value"][0]
+    return "" if tags[0] == tags[1] or tags[0] == "unsupported" else f" (got {tags[0]}, not {tags[1]})"
+
+
 def _compare_all(want: list[dict], got: list[dict], has_hidden: bool = False) -> str | None:
     """None when the student's observations match the solution's one for one, else the first difference."""
     for i, w in enumerate(want):
@@ -129,6 +135,9 @@ def _compare_all(want: list[dict], got: list[dict], has_hidden: bool = False) ->
                             if tags[0] == "unsupported" else f"a {tags[0]}")
                 return (f"{name}: expected {show(w['value'])}, got {got_kind} (value withheld: this test has "
                         "hidden checks)" + (f" — {w['hint']}" if w.get("hint") else ""))
+            if w.get("expected") is None:  # the value is the solution's own, never written in the exercise
+                return (f"{name}: does not match the solution's value{kinds}" if (kinds := _kinds(got[i], w))
+                        else f"{name}: does not match the solution's value") + (f" — {w['hint']}" if w.get("hint") else "")
             return f"{name}: {msg}" + (f" — {w['hint']}" if w.get("hint") else "")
     if len(got) > len(want):
         return f"{len(got) - len(want)} more check(s) than the solution makes"
