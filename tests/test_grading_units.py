@@ -191,3 +191,23 @@ def test_a_visible_check_without_a_literal_never_shows_the_solutions_value():  #
         "answer_q3: does not match the solution's value (got str, not int) — an int"
     literal = [{**want[0], "expected": ["int", 768]}]  # written in the exercise: the message may say it
     assert "expected int 768, got int 700" in _compare_all(literal, [{"value": ["int", 700]}])
+
+
+def test_a_row_that_cannot_be_written_becomes_an_error_row(tmp_path, monkeypatch):  # issue 27, item 1
+    from course_lib.grading import batch
+    from course_lib.grading.batch import GradeConfig, _write
+    real, calls = batch.append_rows, []
+
+    def flaky(path, rows):
+        calls.append(rows)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        real(path, rows)
+    monkeypatch.setattr(batch, "append_rows", flaky)
+    config = GradeConfig(out=tmp_path / "g.csv")
+    _write(config, tmp_path / "cache", [Row("eve", "01_count", "q1", 2, 2, Status.PASSED, ""),
+                                        Row("eve", "01_count", "q2", 0, 3, Status.FAILED, "x")])
+    (row,) = read_gradebook(tmp_path / "g.csv")
+    assert (row.student, row.grade_id, row.points, row.max_points, row.status) == ("eve", "*", 0, 5, Status.ERROR)
+    assert "could not be written (UnicodeEncodeError)" in row.message
+    assert Row("a\ud800\x00", "n", "g", 0, 1, Status.FAILED, "m\ud800\x00").student == "a\\ud800\\x00"

@@ -219,7 +219,8 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
     current = -1  # the cell running now; -1 is the preamble
     try:
         with client.setup_kernel(cwd=str(scratch / "work"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-            assert client.kc.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_BYTES
+            if client.kc.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) != MAX_MESSAGE_BYTES:
+                raise RuntimeError("the grader's sockets did not take their size limit (jupyter_client changed?)")
             client.execute_cell(preamble, len(cells), store_history=False)
             error = next((o for o in preamble.outputs if o.get("output_type") == "error"), None)
             if error is not None:
