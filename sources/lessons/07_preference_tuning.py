@@ -62,13 +62,17 @@ print(versions_line())
 #
 # Supervised fine-tuning shows the model *one* good answer. Preference tuning shows it two answers to
 # the same prompt, one preferred (`chosen`, y_w) and one not (`rejected`, y_l), and asks it to move
-# probability from the second to the first. Real preference data comes from people ranking answers;
+# probability from the second to the first. Real preference data comes from people ranking answers, or
+# from AI feedback: a strong model rating several models' answers, as in UltraFeedback (Cui et al. 2023);
 # ours is built from the course's own text so that every preference is *true and checkable*:
 # `course build-data` writes `data/preferences/` from lesson 06's questions ("Explain what the Python
 # function `X` does."). `chosen` is the first sentence of X's real docstring; `rejected` is either
 # the first sentence of **another function's** docstring (about as many words, so length cannot
 # decide), or X's own sentence in a **broken format** (a chatty preamble on its own line, no final full
-# stop — what lesson 06's base model used to write).
+# stop — what lesson 06's base model used to write). For the format pairs length *does* decide: the
+# rejected answer is the same sentence plus a preamble, so it has more tokens, and a sum of per-token
+# log-probabilities (each one negative) is lower for it almost whatever the model — keep that in mind
+# when their accuracy is printed below.
 
 # %%
 name = sft.lesson_model()
@@ -166,7 +170,7 @@ print(f"max |by hand − TRL| = {diff:.1e}")
 # %% [markdown]
 # The hand-written loss and rewards equal TRL's to float32 rounding (tests/test_dpo.py checks the same
 # on a tiny model, with a non-zero adapter, at two values of β). After two steps the policy has barely
-# moved: rewards of a few thousandths.
+# moved: rewards of a few hundredths (a rejected reward of −0.07 and a margin of 0.06 above, in β·nats).
 #
 # **What the disabled-adapter reference saves.** A separate reference model would be a second copy of
 # every base weight, frozen, in memory for the whole run. We measure both: the bytes of the parameters,
@@ -271,7 +275,9 @@ for beta in betas:
 #
 # - **Held-out preference accuracy did not move.** Lesson 06's model already ranked the real sentence
 #   above the wrong one on 22 of the 24 test pairs (0.917; every format pair, and 0.895 of the
-#   other-function pairs), and after DPO it still does — for every β and seed. What grew is the *size*
+#   other-function pairs), and after DPO it still does — for every β and seed. The 1.0 on the format
+#   pairs is by construction (section 1: the rejected answer is longer, so its summed log-probability is
+#   lower); only the other-function pairs test a preference the model could get wrong. What grew is the *size*
 #   of the preference: the implicit reward margin is positive on every test pair (`reward_accuracies`
 #   1.0 in the file), including the two the model still ranks the wrong way; they moved in the right
 #   direction, not far enough to flip.
@@ -302,22 +308,25 @@ for beta in betas:
 #   equal is a tie, counted half (`dpo.win_rate`).
 
 # %%
-print(f"{str(results['test_pairs']) + ' test questions':22s} {'resp. ppl':>10s} {'ROUGE-L':>8s} {'exact':>6s} {'format':>7s} {'win rate vs SFT':>16s}")
-print(f"{'SFT (before)':22s} {before['response_ppl']:10.2f} {before['rouge_l']:8.3f} {before['exact']:6.0%} {before['format_rate']:7.0%} {'':>16s}")
+print(f"{str(results['test_pairs']) + ' test questions':22s} {'resp. ppl':>10s} {'ROUGE-L':>8s} {'exact':>6s} "
+      f"{'format':>7s} {'win rate vs SFT ± s.e.':>23s} {'W/T/L':>8s} {'changed':>8s}")
+print(f"{'SFT (before)':22s} {before['response_ppl']:10.2f} {before['rouge_l']:8.3f} {before['exact']:6.0%} {before['format_rate']:7.0%}")
 first_seed = {r["beta"]: r for r in runs if r["seed"] == cfg["seeds"][0]}
 for beta, r in first_seed.items():
-    a, w = r["after"], r["win_rate_vs_before"]
+    a = r["after"]
+    w = dpo.win_rate(a["answers"], before["answers"], results["references"])  # = the file's, plus s.e. and changed
     print(f"{'DPO β = ' + str(beta):22s} {a['response_ppl']:10.2f} {a['rouge_l']:8.3f} {a['exact']:6.0%} {a['format_rate']:7.0%} "
-          f"{w['win_rate']:8.0%} ({w['wins']}/{w['ties']}/{w['losses']})")
-print("(win rate: wins / ties / losses; one seed per β — generation is the slow part)\n")
+          f"{w['win_rate']:15.0%} ± {w['se']:4.0%} {w['wins']:>3d}/{w['ties']}/{w['losses']} {w['changed']:5d}/{len(a['answers'])}")
+print("(W/T/L: wins / ties / losses; s.e.: standard error over the questions; one seed per β — generation is the slow part)\n")
 show = max(first_seed)
 for ref, b, a in list(zip(results["references"], before["answers"], first_seed[show]["after"]["answers"]))[:4]:
     print(f"reference: {ref}\n  SFT:     {b!r}\n  DPO β={show}: {a!r}")
 
 # %% [markdown]
-# The answers tell a plainer story than the rewards. DPO on these pairs changed few greedy answers
-# (ties on about half the questions), and the rule calls the rest about even: a win rate near 50 %
-# is no improvement. The response perplexity of the real sentences went *up* a little, as the falling
+# The answers tell a plainer story than the rewards. DPO on these pairs changed about half of the
+# greedy answers (the `changed` column), and the rule calls the changes about even: wins and losses
+# balance, and a win rate near 50 % with a standard error of about 7 points (24 questions) is no
+# measurable improvement — nor a loss. The response perplexity of the real sentences went *up* a little, as the falling
 # chosen rewards predicted, and exact matches stay at zero: pairs that teach "the real docstring beats
 # another function's" push the wrong answers down without teaching the model the facts it lacks. A
 # preference signal cannot add knowledge that no training answer contains, and a loss going down
@@ -350,9 +359,9 @@ for ref, b, a in list(zip(results["references"], before["answers"], first_seed[s
 # |---|---|---|---|---|
 # | **RLHF** (Ouyang et al. 2022, InstructGPT) | PPO on a learned reward r(x, y), minus β·KL to the SFT model | yes, trained on human comparisons | yes (the KL term) and a value model (PPO's critic) | comparisons for the reward model; prompts to sample answers for |
 # | **DPO** (Rafailov et al. 2023) | −log σ(β·[log-ratio(y_w) − log-ratio(y_l)]): the RLHF objective's optimum, fitted directly | no (the policy's log-ratio is the implicit reward) | yes, frozen (here: the adapter off) | pairs (prompt, chosen, rejected); no sampling |
-# | **ORPO** (Hong et al. 2024, Odds Ratio Preference Optimization) | SFT loss on y_w plus λ·(−log σ(log odds(y_w) − log odds(y_l))), odds = p/(1−p) | no | **no** | pairs; SFT and preference in one stage |
+# | **ORPO** (Hong et al. 2024, Odds Ratio Preference Optimization) | SFT loss on y_w plus λ·(−log σ(log odds(y_w) − log odds(y_l))), odds = p/(1−p) with p the **length-normalised** probability exp(mean token log-prob) | no | **no** | pairs; SFT and preference in one stage |
 # | **KTO** (Ethayarajh et al. 2024, Kahneman–Tversky Optimization) | a prospect-theory value of each answer's log-ratio against a reference point, desirable up, undesirable down | no | yes | **unpaired** answers labelled desirable or undesirable |
-# | **GRPO** (Shao et al. 2024, DeepSeekMath, Group Relative Policy Optimization) | PPO-style clipped policy gradient; each answer's advantage is its reward normalised by the mean and std of a *group* of answers sampled for the same prompt | a reward function (a model or a rule: a checker, unit tests) | yes (a KL term); **no value model** | prompts; several samples per prompt, generated during training |
+# | **GRPO** (Shao et al. 2024, DeepSeekMath, Group Relative Policy Optimization) | PPO-style clipped policy gradient; each answer's advantage is its reward normalised by the mean and std of a *group* of answers sampled for the same prompt | a reward function (a model or a rule: a checker, unit tests) | in the paper yes (a KL term); TRL's `GRPOConfig` defaults to `beta=0.0` and then loads none; **no value model** | prompts; several samples per prompt, generated during training |
 #
 # DPO and ORPO learn from fixed pairs (offline); RLHF's PPO and GRPO sample from the policy as it trains
 # (online), which costs generation at every step — the expensive part on this CPU (section 4's answers
