@@ -376,15 +376,22 @@ for ref, b, a in list(zip(results["references"], before["answers"], first_seed[s
 
 # %%
 orpo = load_results("orpo")
-o, d = orpo["runs"][0], first_seed[0.1]
-print(f"{'':16s} {'accuracy':>9s} {'KL to SFT':>10s} {'resp. ppl':>10s} {'ROUGE-L':>8s} {'format':>7s} {'win rate vs SFT':>16s}")
-for label, r in (("DPO β = 0.1", d), (f"ORPO λ = {orpo['lambda']}", o)):
+arms = {"DPO β = 0.1": first_seed[0.1], "ORPO, reply only": orpo["runs"][0],
+        "ORPO, whole text": orpo["whole_text_runs"][0]}
+print(f"ORPO λ = {orpo['lambda']}, seed {orpo['config']['seeds'][0]}; made by `{orpo['command']}` "
+      f"in {orpo['wall_seconds'] / 60:.0f} min")
+print(f"{'':18s} {'accuracy':>9s} {'reward acc.':>11s} {'KL to SFT':>10s} {'resp. ppl':>10s} {'ROUGE-L':>8s} "
+      f"{'format':>7s} {'win rate vs SFT ± s.e.':>23s}")
+for label, r in arms.items():
     a = r["after"]
     w = dpo.win_rate(a["answers"], before["answers"], results["references"])
-    print(f"{label:16s} {a['accuracy']:9.3f} {a['kl']:10.4f} {a['response_ppl']:10.2f} {a['rouge_l']:8.3f} "
-          f"{a['format_rate']:7.0%} {w['win_rate']:16.0%}")
-print("ORPO's training loss (SFT + λ·odds-ratio term), first and last step:", round(o["train_loss"][0], 3),
-      round(o["train_loss"][-1], 3))
+    print(f"{label:18s} {a['accuracy']:9.3f} {a['reward_accuracies']:11.3f} {a['kl']:10.4f} {a['response_ppl']:10.2f} "
+          f"{a['rouge_l']:8.3f} {a['format_rate']:7.0%} {w['win_rate']:15.0%} ± {w['se']:4.0%}")
+print("(reward acc.: share of test pairs whose DPO implicit reward, measured against lesson 06's model, favours the chosen answer)")
+for label in ("ORPO, reply only", "ORPO, whole text"):
+    r = arms[label]
+    print(f"{label}: training loss (SFT term + λ·odds-ratio term) {r['train_loss'][0]:.3f} -> {r['train_loss'][-1]:.3f}; "
+          f"its SFT term {r['train_nll'][0]:.3f} -> {r['train_nll'][-1]:.3f}")
 
 # %% [markdown]
 # Measured, and against the hope that ORPO is "DPO without the reference": with λ = 0.1 and these few
