@@ -19,7 +19,7 @@
 # tokens the loss should see, supervised fine-tuning with TRL's `SFTTrainer` and a peft LoRA adapter,
 # and shipping the result (save, reload, merge, several adapters on one base).
 #
-# **Runtime.** About three minutes on a 2-core CPU. The full run (training with early stopping,
+# **Runtime.** About four minutes on a 2-core CPU. The full run (training with early stopping,
 # its whole-text twin, the held-out answers in three prompt formats) is `course sft`; it wrote
 # `data/results/sft.json` and the adapters under `data/adapters/`, and this notebook reads them and
 # repeats a few steps live.
@@ -181,6 +181,7 @@ for tok_id, label in zip(multi["input_ids"], multi["labels"]):
     elif current:
         spans.append(tokenizer.decode(current))
         current = []
+spans += [tokenizer.decode(current)] if current else []  # a reply that ends the conversation
 print(f"{len(multi['input_ids'])} tokens, {sum(t != -100 for t in multi['labels'])} targets, in {len(spans)} spans:")
 for span in spans:
     print(f"  {span!r}")
@@ -189,7 +190,7 @@ for span in spans:
 # **Padding is `<|im_end|>`.** SmolLM2's tokenizer pads with the same token that ends a turn (printed
 # in section 1). Any collator that masks padding *by token id* — transformers'
 # `DataCollatorForLanguageModeling` sets `labels[labels == pad_token_id] = -100` — therefore also masks
-# every `<|im_end|>` target, and a model trained that way never learns to stop. TRL 1.16's collator masks
+# every `<|im_end|>` target, and a model trained that way never learns to stop. trl 1.16's collator masks
 # padding by the attention mask instead (`labels[attention_mask == 0] = -100`, in
 # `trl/trainer/sft_trainer.py`), so the end of turn stays a target. Measured on the same rows:
 
@@ -207,7 +208,7 @@ for label, batch in (("masks padding by id (transformers)", by_id), ("masks by a
 # %% [markdown]
 # The usual fix, when a collator masks by id, is a pad token that is not the end of turn (many recipes
 # add one, or use another unused special token). A second trap of the same kind: a dataset in the
-# **conversational** format (`messages` only) is trained on *every* token by TRL 1.16 unless told
+# **conversational** format (`messages` only) is trained on *every* token by trl 1.16 unless told
 # otherwise — `completion_only_loss` defaults to `None`, which means "true only for prompt–completion
 # rows", and `assistant_only_loss` defaults to `False` (`SFTConfig`, `trl/trainer/sft_trainer.py`).
 #
@@ -294,6 +295,7 @@ print(f"LoRA r={cfg['r']}, lora_alpha={cfg['lora_alpha']:g} on {cfg['target_modu
 set_seed(cfg["seed"])
 step0_trainer = sft.sft_trainer(load_base_model(name), tokenizer, train_rows[:results["train_rows"]],
                                 val_rows[:results["eval_rows"]], sft.SFTRunConfig(**cfg), tempfile.mkdtemp())
+step0_trainer.remove_callback(PrinterCallback)
 step0 = step0_trainer.evaluate()["eval_loss"]
 del step0_trainer
 file_step0 = "TRL's eval_loss" if "base_eval_response_nll" in results else "the reply-only NLL, another metric"
@@ -341,7 +343,7 @@ for q, ref, before_a, after_a in list(zip(results["questions"], results["referen
 # `max_new_tokens` tokens (the file's config), and the format check needs a final full stop, so an
 # answer the cap cut mid-sentence fails the format whatever the model would have written. The cap must
 # be sized from the references: here they are in tokens, with whether each passes the format check
-# itself, and then the base model's answers regenerated live with a cap of 1.5 × the longest reference
+# itself, and then the base model's answers regenerated live with a cap of half as much again as the longest reference
 # (`sft.answer_cap`), counting the answers the cap cut.
 
 # %%
@@ -360,6 +362,15 @@ for max_new in (cfg["max_new_tokens"], cap):
 del base_model
 
 # %% [markdown]
+# Three things the numbers above say. One reference is longer than the file's cap (45 tokens against
+# 24), so no model could have written it within the cap, and one reference fails the format check
+# itself: the format rate is a property of the answers' shape, not agreement with the reference. Every
+# one of the base model's answers ran into the 24-token cap — and the base model's low format rate is
+# *not* an artefact of the cap: given room for half as much again as the longest reference, 7 of its 8 answers still
+# run to the end of the cap, and its format rate drops to 12 % (two of the answers cut at 24 tokens
+# happened to end on a full stop). The base model is verbose, as section 1 showed. `course sft` now
+# records the truncations (`truncated`) beside each format rate; the file above predates that.
+#
 # After a few minutes of training on a few dozen rows, every answer is in the docstring format,
 # ROUGE-L about doubled and the response perplexity fell by half. Exact matches stay at zero: the
 # adapter learned the *style* (an imperative verb, one short line, a full stop — "Return the filename
@@ -474,19 +485,28 @@ print(f"test response ppl: float32 base {live_ppl['chat']:.2f}, adapter on float
       f"merged into 4-bit before any forward pass {ppl4_merged_first:.2f}, after forward passes {ppl4_merged:.3g}")
 
 # %% [markdown]
-# Three results. The adapter on a 4-bit base moves the logits by the NF4 rounding of lesson 04 and costs
-# some response perplexity (27.65 against 21.03), yet keeps most of the gain over the base model (42.25 in
-# section 1): QLoRA's setting works. Merged into the 4-bit base *before the model has run*, the model
-# computes sensibly but the fine-tune is gone and more: 57.87, worse than the untuned base. peft
-# dequantizes each weight, adds B·A and quantizes the sum again; the likely reason (not isolated here) is
-# that an update small next to one NF4 step largely rounds away while the second rounding adds its own
-# error to the first. Merged
-# *after* forward passes, it is broken: on a CPU, bitsandbytes repacks each 4-bit weight into its CPU
-# kernel's layout the first time the layer runs (the stored shape above changes), and peft's merge
-# dequantizes those bytes as if they still had the standard layout. That last one is a version-specific
-# pitfall (peft 0.21, bitsandbytes 0.50, CPU); what outlives it is the check itself: measure a merged
-# model before shipping it, keep the adapter separate on a 4-bit base, or merge
-# into a float copy of the base (reload it unquantized, merge, then quantize the result if you must).
+# Read these against the control, the 4-bit base with the adapter off. NF4 alone moves the logits by
+# about as much as the adapter does (25.75 against the adapter's 24.1 on the float32 base) and, on its
+# own, raises the response perplexity from 42.25 to 58.58. One more caveat on "float32": this course's
+# SmolLM2 is itself dequantized from a Q4_1 GGUF file (`course get-model`), so NF4 here re-quantizes
+# weights that were 4-bit once already.
+#
+# - **The adapter on the 4-bit base** scores 27.65: far better than that base alone (58.58), worse than
+#   the same adapter on the float32 base it was trained on (21.03). That is *not* QLoRA's setting:
+#   QLoRA trains the adapter against the NF4 base, so that it learns to correct for the quantized
+#   weights; this adapter was trained in float32 and is only served on a 4-bit base.
+# - **Merged into the 4-bit base before the model has run**, the model scores 57.87 — the 4-bit base
+#   alone scores 58.58, so the merge kept almost nothing of the adapter. peft dequantizes each weight,
+#   adds B·A and quantizes the sum again; an update small next to one NF4 step rounds away.
+# - **Merged *after* forward passes**, it is broken: on a CPU, bitsandbytes repacks each 4-bit weight
+#   into its CPU kernel's layout the first time the layer runs (the stored shape above changes), and
+#   peft's merge dequantizes those bytes as if they still had the standard layout. That one is a
+#   version-specific pitfall (peft 0.21, bitsandbytes 0.50, CPU).
+#
+# What outlives the versions is the check itself: measure a merged model, against its unmerged adapter
+# *and* against the base it was merged into, before shipping it; keep the adapter separate on a 4-bit
+# base, or merge into a float copy of the base (reload it unquantized, merge, then quantize the result
+# if you must).
 
 # %% [markdown]
 # **Two adapters, one base.** An adapter is a few megabytes beside a base of hundreds, so one base can
@@ -526,13 +546,14 @@ print("adapters held:", list(multi.peft_config))
 #   ahead of whole-text training at equal steps in one seed on 8 questions, with one shared LR — a
 #   pointer, not a verdict (Shi et al. 2024 find the opposite in a similar regime).
 # - SFT with TRL's `SFTTrainer` and a rank-4 LoRA on 32 rows turned long chatty answers into one-line
-#   docstrings (format rate, ROUGE-L and response perplexity above; part of the base model's low format
-#   rate is the token cap cutting its long answers). No overfitting within its 24 steps, so early
+#   docstrings (format rate, ROUGE-L and response perplexity above; the base model's low format rate is
+#   its verbosity, not the token cap — checked with a cap sized from the references). No overfitting within its 24 steps, so early
 #   stopping, wired in, never fired. `course sft` reproduces it (its wall time is printed in section 1,
 #   on a shared 2-core machine).
 # - Shipping: the adapter is about a hundredth of the model on disk; merged = adapter within 1e-3 on a
-#   float32 base; merging into a 4-bit base after it has run broke the model on this CPU (bitsandbytes
-#   repacks its weights; peft's merge misreads them), which only a check reveals;
+#   float32 base; merged into a 4-bit base, the adapter rounds away (the merged model scores like the
+#   4-bit base alone, the control), and after the model has run the merge broke it on this CPU
+#   (bitsandbytes repacks its weights; peft's merge misreads them), which only a check reveals;
 #   one base holds several adapters, switched with `set_adapter` / `disable_adapter`.
 #
 # **Exercises:** [exercises/06_instruction_tuning.ipynb](../exercises/06_instruction_tuning.ipynb) — render a

@@ -323,10 +323,10 @@ for ref, b, a in list(zip(results["references"], before["answers"], first_seed[s
     print(f"reference: {ref}\n  SFT:     {b!r}\n  DPO β={show}: {a!r}")
 
 # %% [markdown]
-# The answers tell a plainer story than the rewards. DPO on these pairs changed about half of the
-# greedy answers (the `changed` column), and the rule calls the changes about even: wins and losses
-# balance, and a win rate near 50 % with a standard error of about 7 points (24 questions) is no
-# measurable improvement — nor a loss. The response perplexity of the real sentences went *up* a little, as the falling
+# The answers tell a plainer story than the rewards. DPO on these pairs changed about two thirds of the
+# greedy answers (the `changed` column: 15 or 16 of 24), and the rule calls the changes about even:
+# wins and losses balance, ties are many (a changed answer can tie), and a win rate near 50 % with a
+# standard error of about 7 or 8 points (24 questions) is no measurable improvement — nor a loss. The response perplexity of the real sentences went *up* a little, as the falling
 # chosen rewards predicted, and exact matches stay at zero: pairs that teach "the real docstring beats
 # another function's" push the wrong answers down without teaching the model the facts it lacks. A
 # preference signal cannot add knowledge that no training answer contains, and a loss going down
@@ -371,8 +371,16 @@ for ref, b, a in list(zip(results["references"], before["answers"], first_seed[s
 #
 # **ORPO beside DPO, on the same pairs.** ORPO needs no reference model, so it costs this CPU less per step
 # than DPO: `course orpo` trained the same LoRA adapter on the same training pairs for the same steps
-# with TRL's `ORPOTrainer` (in trl 1.16 under `trl.experimental.orpo`), λ = 0.1, one seed, and measured it
-# like DPO — against lesson 06's model (the adapter off), which ORPO itself never looked at.
+# with TRL's `ORPOTrainer` (in trl 1.16 under `trl.experimental.orpo`), λ = 0.1, one seed, in two arms.
+# As shipped, trl 1.16's trainer takes its SFT term "over the full prompt and response" (its own comment
+# in `concatenated_forward`: the labels are the input ids with only padding masked), and its
+# `add_eos_token_if_needed` appends a second `<|im_end|>` after the template's `<|im_end|>` and newline:
+# it trains on the whole text — the condition lesson 06 compared in its section 2 — with a tokenization
+# DPO does not use. The **reply only** arm (`dpo.orpo_trainer(..., sft_term="completion-only")`) drops
+# that extra token, so that its batches are DPO's token for token, and takes the SFT term over the
+# completion tokens only (tests/test_dpo.py checks both arms against `dpo.pair_batch`); the **whole
+# text** arm is TRL's default. The odds-ratio term is TRL's in both. Both are measured like DPO: against
+# lesson 06's model (the adapter off), which ORPO itself never looked at.
 
 # %%
 orpo = load_results("orpo")
@@ -394,18 +402,27 @@ for label in ("ORPO, reply only", "ORPO, whole text"):
           f"its SFT term {r['train_nll'][0]:.3f} -> {r['train_nll'][-1]:.3f}")
 
 # %% [markdown]
-# Measured, and against the hope that ORPO is "DPO without the reference": with λ = 0.1 and these few
-# steps, ORPO mostly did supervised fine-tuning. Its loss is dominated by the SFT term on the chosen
-# answers (it falls like lesson 06's training loss), and that term raises the probability of any
-# sentence in docstring style — including the rejected other-function sentences, which are real
-# docstrings too. Measured against lesson 06's model, the rejected answers gained more than the chosen
-# ones on most test pairs (DPO's reward accuracy of the ORPO model is 0.125 in the file), and held-out
-# preference accuracy fell from 0.917 to 0.833. ORPO was designed to do SFT and preference alignment in
-# one stage, from a base model (Hong et al. 2024); starting from a model already fine-tuned on this
-# task, its SFT half repeats what is done, and a larger λ would be the first thing to try. Yet by section
-# 4's rule its greedy answers win 58 % against lesson 06's (on ROUGE-L, though fewer are in the format):
-# the preference check and the answer check disagree, one more reason to report both. One seed and one
-# λ: a pointer, not a verdict.
+# Measured. In both arms the loss is nearly all SFT term (compare the two printed rows: at λ = 0.1 the
+# odds-ratio term adds little), so what that term is taken over decides the outcome.
+#
+# - **Whole text (TRL's default).** The SFT term falls steadily over the epoch — much of what it learns
+#   is the system prompt, the template and the question, text that is easy to predict — and the model
+#   drifts twice as far from lesson 06's model as the reply-only arm (KL 0.0758 against 0.0373).
+#   Measured against lesson 06's model, the rejected answers gained more than the chosen ones on most
+#   test pairs (reward accuracy 0.125), and held-out preference accuracy fell from 0.917 to 0.833.
+# - **Reply only.** Preference accuracy stays at 0.917, the drift is the smallest of the three runs,
+#   and the chosen answers became *more* likely (response perplexity 18.54 against lesson 06's 19.06;
+#   DPO's rose to 20.01). But the preference itself barely moved: the DPO reward favours the chosen
+#   answer on only 0.542 of the test pairs, where DPO's does on all of them.
+#
+# So the verdict an earlier version of this lesson drew — ORPO "mostly repeated supervised fine-tuning
+# and lowered preference accuracy" — was the whole-text SFT term, not ORPO. With the SFT term on the
+# replies, ORPO at λ = 0.1 is mostly more SFT on the chosen answers with a weak preference push; ORPO was
+# designed to do SFT and preference alignment in one stage, from a base model (Hong et al. 2024), and
+# starting from a model already fine-tuned on this task, a larger λ would be the first thing to try. By
+# section 4's rule both ORPO arms' greedy answers win 58 % against lesson 06's, with a standard error of
+# 8 points: within about one standard error of even, like DPO's. One seed and one λ: a pointer, not a
+# verdict.
 
 # %% [markdown]
 # ## Summary
@@ -420,8 +437,10 @@ for label in ("ORPO, reply only", "ORPO, whole text"):
 #   with β; compare β by the log-ratio margin and the KL to the reference.
 # - A LoRA adapter makes the reference free: the same weights with the adapter off, instead of a second
 #   frozen copy (measured in section 2).
-# - ORPO needs no reference model and ran on the same pairs, but with its default λ it mostly repeated
-#   supervised fine-tuning and lowered held-out preference accuracy in our one run (section 5).
+# - ORPO needs no reference model. trl 1.16's `ORPOTrainer` takes its SFT term over the whole text (and
+#   adds a second `<|im_end|>`); that arm lowered held-out preference accuracy. With the SFT term on the
+#   replies only, as DPO and lesson 06 train, ORPO kept the accuracy, drifted least and made the chosen
+#   answers more likely, but at λ = 0.1 barely moved the preference (one seed, section 5).
 # - Evaluate the answers, not only the loss: response perplexity, ROUGE-L and exact match against a
 #   reference, a checkable pairwise rule; an LLM judge or human raters when no rule exists, with their
 #   biases (position, verbosity, self-enhancement) in mind.
