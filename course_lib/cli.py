@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["main", "commands", "DoctorArgs"]
+__all__ = ["main", "commands", "DoctorArgs", "RunArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
 COMMAND_MODULES = ("course_lib.cli", "course_lib.data", "course_lib.pretrain", "course_lib.model_zoo",
@@ -34,6 +34,15 @@ class DoctorArgs:
     """Options of `course doctor`."""
 
     json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
+
+
+@dataclass
+class RunArgs:
+    """Options every `course` command takes (added by `main`, not passed to the command's `run`)."""
+
+    threads: int | None = field(default=None, metadata={
+        "help": "CPU threads for this command (default: $COURSE_THREADS if set, else every core this process may use; "
+                "the lessons use 1 so their numbers repeat on any laptop)"})
 
 
 def _doctor(args: DoctorArgs) -> int:
@@ -84,7 +93,10 @@ def _usage(specs: dict[str, Spec]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
     from course_lib.models import set_threads
+    from course_lib.throughput import TokenMeter, command_threads
 
     argv = sys.argv[1:] if argv is None else list(argv)
     specs = commands()
@@ -99,10 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     positional = getattr(config_types[0], "POSITIONAL", None)  # `course grade FOLDER` = `--submissions FOLDER`
     if positional and rest and not rest[0].startswith("-"):
         rest = [f"--{positional}", *rest]
+    # A command with its own thread option (pretrain: 1 thread, bit for bit) does not take --threads.
+    own_threads = any("threads" in f for t in config_types for f in getattr(t, "__dataclass_fields__", {}))
     try:
-        configs = _parser(config_types, name, help_).parse_args_into_dataclasses(rest)  # --help exits here
-        set_threads()
-        return run(*configs) or 0
+        types = config_types if own_threads else (*config_types, RunArgs)
+        configs = list(_parser(types, name, help_).parse_args_into_dataclasses(rest))  # --help exits here
+        previous = torch.get_num_threads()  # restored at the end: `main` is also called in-process (tests)
+        if not own_threads:
+            set_threads(command_threads(configs.pop().threads))
+        try:
+            with TokenMeter() as meter:
+                code = run(*configs) or 0
+        finally:
+            torch.set_num_threads(previous)
+        if meter.train_tokens:
+            print(f"course {name}: {meter.summary()}", file=sys.stderr)
+        return code
     except _UsageError as exc:
         print(f"course {name}: error: {exc} (`course {name} --help` lists the options)", file=sys.stderr)
         return 2

@@ -55,14 +55,20 @@ def command_line(command: str, *configs) -> str:
 
 
 def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:
-    """Write `payload` with the model, versions and command on top, to `out` or data/results/<name>.json."""
+    """Write `payload` with the model, versions and command on top, to `out` or data/results/<name>.json.
+
+    Under a `course` command it also records the threads, the machine's cores and the tokens trained so far
+    with their end-to-end rate (`machine`: course_lib.throughput)."""
     from course_lib.doctor import versions_line
     from course_lib.models import default_model_name
+    from course_lib.throughput import active_meter
 
     path = Path(out) if out else results_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": default_model_name(), "versions": versions_line(),
                "command": RESULTS.get(name, "course"), **payload}
+    if (meter := active_meter()) is not None:
+        payload["machine"] = meter.reading()
     path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     return path
 
