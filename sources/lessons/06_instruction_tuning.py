@@ -245,7 +245,7 @@ print("  eval loss (8 validation rows):", [(e["step"], round(e["eval_loss"], 3))
 # pad position only for the loss to throw it away. TRL can put the examples of a batch end to end in a
 # single row instead (`SFTConfig(padding_free=True)`; `packing=True` with its default best-fit-decreasing
 # strategy does it too): no attention mask, and position ids that restart at 0 where each example begins.
-# Does attention then leak from one example into the next (TRL users ask exactly this, trl issue #3067)?
+# Does attention then leak from one example into the next (TRL users ask exactly this, trl issue `#3067`)?
 # transformers reads the restarts as document boundaries and builds a block-diagonal causal mask, so it
 # must not. The check: each example's per-token losses, padded vs padding-free, on the same 8 examples
 # and the adapter just trained; and the control — the same row with positions that never restart, which
