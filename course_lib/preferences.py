@@ -73,7 +73,7 @@ def build_preferences(out: Path | None = None, seed: int = 0) -> dict[str, int]:
     table = "\n".join(f"| {s} | {n} |" for s, n in counts.items())
     (out / "README.md").write_text(
         "# Preference pairs: the right one-line docstring, or a wrong one\n\nPairs for lesson 07 (DPO), built by "
-        f"`course build-data` (course_lib/dpo.py, `build_preferences`, seed {seed}) from data/instructions/chat. "
+        f"`course build-data` (course_lib/preferences.py, `build_preferences`, seed {seed}) from data/instructions/chat. "
         "Each row has `prompt` (\"Explain what the Python function `X` does.\" and X's signature), `chosen` (the "
         "first sentence of X's real docstring), `rejected` and `kind`:\n\n- `other-function`: the first sentence "
         "of another function's docstring from the same split, at most 2 words longer or shorter (length alone "

@@ -169,16 +169,36 @@ def format_ok(answer: str, max_words: int = 25) -> bool:
 
 
 @torch.no_grad()
+def greedy_answers_and_cuts(model, tokenizer, prompts: Sequence[str], max_new_tokens: int) -> tuple[list[str], list[bool]]:
+    """Greedy answers, and for each whether the token cap cut it (no end of turn within `max_new_tokens`)."""
+    from course_lib.generation import _greedy_ids
+
+    answers, cut = [], []
+    for p in prompts:
+        ids = _greedy_ids(model, tokenizer, tokenizer(p)["input_ids"], max_new_tokens)
+        answers.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        cut.append(len(ids) >= max_new_tokens and tokenizer.eos_token_id not in ids)
+    return answers, cut
+
+
+def answer_cap(tokenizer, references: Sequence[str], slack: float = 1.5) -> int:
+    """A generation cap sized from the references: `slack` × the longest reference in tokens, plus its end of turn."""
+    return math.ceil(slack * max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)) + 1
+
+
+@torch.no_grad()
 def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = "chat",
                    max_new_tokens: int = 32) -> dict:
-    """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL."""
-    from course_lib.generation import greedy_answers
+    """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL.
 
+    `truncated` counts the answers the token cap cut before the model ended its turn: a cut answer usually
+    fails the format check for want of its final full stop, whatever the model would have written.
+    """
     prompts = [prompt_for(tokenizer, r, template) for r in rows]
-    answers = greedy_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    answers, cut = greedy_answers_and_cuts(model, tokenizer, prompts, max_new_tokens)
     refs = [r["messages"][-1]["content"] for r in rows]
     return {"rouge_l": rouge_l(answers, refs), "exact": sum(a == r for a, r in zip(answers, refs)) / len(refs),
-            "format_rate": sum(map(format_ok, answers)) / len(answers),
+            "format_rate": sum(map(format_ok, answers)) / len(answers), "truncated": sum(cut),
             "response_nll": response_nll(model, tokenizer, rows, template), "answers": answers}
 
 
@@ -314,12 +334,13 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None, *
     bar.set_postfix_str(f"training on {len(train)} rows, at most {config.max_steps} steps")
     masked_dir = checkpoints / "reply-only"
     trainer = sft_trainer(model, tok, train, val, config, str(masked_dir), **shown)
+    step0 = trainer.evaluate()["eval_loss"]  # TRL's eval_loss before training (B = 0): the curve's one metric
     trainer.train(resume_from_checkpoint=_last_checkpoint(masked_dir) if config.resume else None)
     tuned = trainer.model
     bar.update()
-    logs = trainer.state.log_history
+    logs = [e for e in trainer.state.log_history if e.get("step", 0) > 0 or "eval_loss" not in e]
     curve = {"step": [0] + [e["step"] for e in logs if "eval_loss" in e],
-             "eval_loss": [base_eval_nll] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
+             "eval_loss": [step0] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
     train_curve = {"step": [e["step"] for e in logs if "loss" in e], "loss": [e["loss"] for e in logs if "loss" in e]}
     bar.set_postfix_str("answers after training")
     after = _scores(tuned, tok, test, TEMPLATES, config.max_new_tokens)  # trained in chat, asked three ways
@@ -330,7 +351,7 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None, *
     tidy_adapter_config(save_to, model_name)
     result = {"model": model_name, "config": {k: v for k, v in asdict(config).items() if k != "resume"}, "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
               "test_rows": len(test), "trainable_parameters": count_parameters(tuned, trainable_only=True),
-              "eval_curve": curve, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
+              "eval_curve": curve, "base_eval_response_nll": base_eval_nll, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
               "stopped_at_step": trainer.state.global_step, "before": before, "after": after,
               "references": [r["messages"][-1]["content"] for r in test],
               "questions": [r["messages"][0]["content"] for r in test],
