@@ -108,6 +108,7 @@ def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monke
     result = json.loads((tmp_path / "orpo.json").read_text())
     assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
     assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]
+    assert [r["sft_term"] for r in result["runs"] + result["whole_text_runs"]] == ["completion-only", "whole-text"]
 
 
 @pytest.mark.slow
@@ -162,8 +163,6 @@ def test_plain_course_orpo_reproduces_the_lessons_file():
     assert {k: recorded[k] for k in defaults} == defaults
     assert RESULTS["orpo"] == "course orpo"
 
-
-    assert [r["sft_term"] for r in result["runs"] + result["whole_text_runs"]] == ["completion-only", "whole-text"]
 
 
 def test_orpo_completion_only_tokenizes_as_dpo_and_masks_the_prompt(chat_tok, small_chat_model, tmp_path):
