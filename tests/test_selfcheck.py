@@ -33,7 +33,7 @@ def _answer_cells(nb):
 
 
 def _submission(tmp_path: Path) -> Path:
-    """Q1 and Q4 from the solution, Q3 wrong, Q2 and Q5 untouched."""
+    """Parts 1 and 4 from the solution, part 3 wrong, parts 2 and 5 untouched."""
     exercise, solution = nbformat.read(EXERCISE, as_version=4), nbformat.read(SOLUTION, as_version=4)
     nb = copy.deepcopy(exercise)
     answers, solved = _answer_cells(nb), _answer_cells(solution)
@@ -57,7 +57,7 @@ def test_self_check_reports_each_part(tmp_path):
     # what the notebook itself shows: ✓ per passing check, one line per failure, no course_lib frames
     cells = _test_cells(nb)
     shown = lambda gid: [o for o in cells[gid].outputs]  # noqa: E731
-    assert "✓ type\n✓ stage0\n" in "".join(o.get("text", "") for o in shown("q1_zero_by_hand"))
+    assert "✓ stage0\n" in "".join(o.get("text", "") for o in shown("q1_zero_by_hand"))
     (q3_error,) = [o for o in shown("q3_ddp_log") if o.output_type == "error"]
     assert len(q3_error.traceback) == 1 and q3_error.traceback[0].startswith("✗ allreduce_share: expected float")
     (q2_error,) = [o for o in shown("q2_global_batch") if o.output_type == "error"]
@@ -67,7 +67,8 @@ def test_self_check_reports_each_part(tmp_path):
     assert typo.ename == "NameError" and len(typo.traceback) > 1  # elsewhere: IPython's own traceback
     found = parts(nb)
     assert [(p.label, p.status) for p in found] == [
-        ("Q1", "pass"), ("Q2", "not answered"), ("Q3", "fail"), ("Q4", "pass"), ("Q5", "not answered")]
+        ("Part 1", "pass"), ("Part 2", "not answered"), ("Part 3", "fail"), ("Part 4", "pass"),
+        ("Part 5", "not answered")]
     assert found[2].message.startswith("allreduce_share: expected float 0.25, got float 0.2")
     assert "step 1 left out" in found[2].message  # the visible test's hint
     assert found[1].message.startswith(NOT_ANSWERED) and "global_batch_size" in found[1].message
@@ -79,7 +80,7 @@ def test_course_check_command(tmp_path, capsys):
     assert main(["check", str(_submission(tmp_path))]) == 1
     out = capsys.readouterr().out
     assert "2 of 5 parts pass (6 of 12 points on the visible tests)" in out
-    assert "✗ Q3  allreduce_share: expected float 0.25" in out and "✓ Q1  passes" in out
+    assert "✗ Part 3  allreduce_share: expected float 0.25" in out and "✓ Part 1  passes" in out
     assert main(["check", str(SOLUTION)]) == 0
     assert "5 of 5 parts pass (12 of 12 points" in capsys.readouterr().out
 
