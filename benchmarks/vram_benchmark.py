@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib.vram import ALL_LINEAR, ATTENTION, PRESETS, ModelShape, VramConfig, estimate_memory
+from course_lib.memory import ALL_LINEAR, ATTENTION, PRESETS, ModelShape, VramConfig, estimate_memory
 
 ROOT = Path(__file__).resolve().parent
 SHAPES = PRESETS  # the published config.json of each model (SmolLM2-135M's among them)
@@ -240,7 +240,7 @@ def plan(args) -> list[tuple[str, VramConfig]]:
 
 def breakdown(shape: ModelShape, cfg: VramConfig, device: str) -> dict:
     """The same job under PyTorch's MemTracker on real tensors: bytes by category at the peak."""
-    from course_lib.memtrack import track_model_steps
+    from course_lib.memory import track_model_steps
     model = build_model(shape, cfg, device)
     ids = torch.randint(0, shape.vocab_size, (cfg.batch_size, cfg.seq_len), device=device)
     tracked = track_model_steps(model, ids, steps=2)
@@ -251,10 +251,10 @@ def breakdown(shape: ModelShape, cfg: VramConfig, device: str) -> dict:
 
 
 def nf4_check(device: str) -> dict:
-    """course_lib.quant's NF4 (written by hand, on the CPU) against bitsandbytes' kernel on `device`."""
+    """course_lib.memory.quant's NF4 (written by hand, on the CPU) against bitsandbytes' kernel on `device`."""
     import bitsandbytes.functional as F
 
-    from course_lib.quant import dequantize_nf4, quantize_nf4
+    from course_lib.memory import dequantize_nf4, quantize_nf4
     w = torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0)) * 0.02
     packed, state = F.quantize_4bit(w.to(device), blocksize=64, quant_type="nf4")
     flat = packed.reshape(-1).cpu()

@@ -20,11 +20,11 @@ from typing import Callable
 __all__ = ["main", "commands", "DoctorArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
-COMMAND_MODULES = ("course_lib.cli", "course_lib.data", "course_lib.pretrain", "course_lib.model_zoo",
-                   "course_lib.vram", "course_lib.distributed", "course_lib.experiments.learning_curve",
+COMMAND_MODULES = ("course_lib.cli", "course_lib.data.datasets", "course_lib.models.pretrain", "course_lib.models.zoo",
+                   "course_lib.memory.vram", "course_lib.training.distributed", "course_lib.experiments.learning_curve",
                    "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation", "course_lib.experiments.forgetting",
                    "course_lib.experiments.memory",
-                   "course_lib.sft", "course_lib.dpo", "course_lib.grading.cli")
+                   "course_lib.tuning.sft", "course_lib.tuning.dpo", "course_lib.grading.cli")
 
 Spec = tuple[str, tuple[type, ...], Callable[..., int]]
 
@@ -84,7 +84,7 @@ def _usage(specs: dict[str, Spec]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_lib.models import set_threads
+    from course_lib.models.loading import set_threads
 
     argv = sys.argv[1:] if argv is None else list(argv)
     specs = commands()

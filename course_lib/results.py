@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course_lib.data import data_dir
+from course_lib.data.datasets import data_dir
 
 __all__ = ["RESULTS", "results_path", "command_line", "save_results", "load_results"]
 
@@ -57,7 +57,7 @@ def command_line(command: str, *configs) -> str:
 def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:
     """Write `payload` with the model, versions and command on top, to `out` or data/results/<name>.json."""
     from course_lib.doctor import versions_line
-    from course_lib.models import default_model_name
+    from course_lib.models.loading import default_model_name
 
     path = Path(out) if out else results_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)

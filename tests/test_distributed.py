@@ -1,9 +1,9 @@
-"""course_lib.distributed: per-process memory accounting, the data split, launching (lesson 08)."""
+"""course_lib.training.distributed: per-process memory accounting, the data split, launching (lesson 08)."""
 
 import pytest
 import torch
 
-from course_lib.distributed import (DistributedConfig, DistributedRunFailed, compare_runs, launch, process_memory,
+from course_lib.training.distributed import (DistributedConfig, DistributedRunFailed, compare_runs, launch, process_memory,
                                     training_batches)
 
 

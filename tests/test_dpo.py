@@ -1,4 +1,4 @@
-"""course_lib.dpo: the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
+"""course_lib.tuning.dpo: the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
 
 The tokenizer is SmolLM2-135M-Instruct's (its ChatML template renders the pairs); the model under it
 is a tiny random Llama with the same vocabulary, so every test runs in seconds.
@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from course_lib import dpo
+from course_lib.tuning import dpo
 
 
 def test_loss_by_hand_matches_the_formula():

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from course_lib.data import instruction_text
+from course_lib.data.datasets import instruction_text
 from course_lib.experiments.forgetting import (LEARNING_RATES, SCALED_RUNS, ExperimentConfig, RunSpec, _prepare,
                                               default_runs, learning_rates, run_experiment, scaled_config)
-from course_lib.forgetting import TaskData, summarize
+from course_lib.forgetting.measure import TaskData, summarize
 
 
 def test_top_method_trains_only_the_top_block(text_tokenizer, text_llama):
@@ -54,7 +54,7 @@ def test_runner_writes_results_with_schema(text_tokenizer, text_llama, texts):
 
 def test_learning_curve_files_are_named_by_model_and_record_the_command():
     from course_lib.experiments.learning_curve import LearningCurveArgs, _command, results_name
-    from course_lib.transfer import TransferConfig
+    from course_lib.training.transfer import TransferConfig
 
     assert results_name("course-tiny") == "learning_curve"
     assert results_name("smollm2-135m-instruct") == "learning_curve_smollm2-135m-instruct"
@@ -101,7 +101,7 @@ def test_learning_curve_model_option_parses_and_buys_back_steps_with_compute():
     from course_lib.cli import _parser, commands
     from course_lib.experiments.learning_curve import _command
     from course_lib.results import RESULTS
-    from course_lib.transfer import COURSE_TINY_PARAMS
+    from course_lib.training.transfer import COURSE_TINY_PARAMS
 
     help_, types, _ = commands()["learning-curve"]
     words = "--model smollm2-135m-instruct --sizes 25 100 --seeds 0 --compute 12".split()

@@ -1,4 +1,4 @@
-"""course_lib.lora: the from-scratch layer keeps peft's names and numbers (lesson 03)."""
+"""course_lib.tuning.lora: the from-scratch layer keeps peft's names and numbers (lesson 03)."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.lora import (LinearWithLoRA, LoraConfig, add_lora, lora_parameter_count, lora_state_dict,
+from course_lib.tuning.lora import (LinearWithLoRA, LoraConfig, add_lora, lora_parameter_count, lora_state_dict,
                              merge_lora, unmerge_lora)
 
 
@@ -151,7 +151,7 @@ def test_ablation_model_option_names_the_file_and_can_skip_the_budget_runs(tmp_p
 
     from course_lib.cli import _parser, commands
     from course_lib.experiments.lora_ablation import _run, results_name
-    from course_lib.models import course_tiny_path
+    from course_lib.models.loading import course_tiny_path
     from course_lib.results import RESULTS, command_line
 
     name = "lora_rank_ablation_smollm2-135m-instruct"

@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-import course_lib.models as models
-from course_lib.models import ModelNotAvailable, count_parameters, get_device, load_base_model, load_tokenizer, set_seed
+import course_lib.models.loading as models
+from course_lib.models.loading import ModelNotAvailable, count_parameters, get_device, load_base_model, load_tokenizer, set_seed
 
 
 def test_course_tiny_is_a_pretrained_llama():

@@ -1,8 +1,10 @@
-"""course_lib.preferences: the pairs' splits are disjoint, every preference is real, the build repeats."""
+"""course_lib.data.preferences: the pairs' splits are disjoint, every preference is real, the build repeats."""
 
 from __future__ import annotations
 
-from course_lib import preferences, sft
+from course_lib.data import preferences
+
+from course_lib.tuning import sft
 
 
 def test_splits_are_disjoint_and_every_preference_is_real():

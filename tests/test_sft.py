@@ -1,4 +1,4 @@
-"""course_lib.sft: the hand-written assistant-only mask equals TRL's, the config maps onto SFTConfig, `course sft`'s file.
+"""course_lib.tuning.sft: the hand-written assistant-only mask equals TRL's, the config maps onto SFTConfig, `course sft`'s file.
 
 The tokenizer is SmolLM2-135M-Instruct's (its ChatML template is what the lesson teaches); the model
 under it is a tiny random Llama with the same vocabulary, so every test runs in seconds.
@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from course_lib import sft
+from course_lib.tuning import sft
 
 CONVERSATION = [{"role": "user", "content": "Explain what the Python function `math.fabs` does.\n\ndef fabs(x)"},
                 {"role": "assistant", "content": "Return the absolute value of the float x."}]
@@ -98,7 +98,7 @@ def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):
 
 @pytest.mark.slow
 def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_path, monkeypatch):
-    from course_lib import models
+    from course_lib.models import loading as models
 
     monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_chat_model())
     config = sft.SFTRunConfig(train_rows=8, eval_rows=4, test_rows=2, max_steps=4, per_device_train_batch_size=4,

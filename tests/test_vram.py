@@ -1,4 +1,4 @@
-"""course_lib.vram: the estimator against FACTS.md, the CLI's contract, the CPU measurement (lesson 04)."""
+"""course_lib.memory.vram: the estimator against FACTS.md, the CLI's contract, the CPU measurement (lesson 04)."""
 
 import json
 import subprocess
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.memtrack import measure_peak_memory, track_training_step
-from course_lib.vram import ALL_LINEAR, METHODS, PARTS, PRESETS, ModelShape, VramConfig, estimate_memory, model_shape
+from course_lib.memory.memtrack import measure_peak_memory, track_training_step
+from course_lib.memory.vram import ALL_LINEAR, METHODS, PARTS, PRESETS, ModelShape, VramConfig, estimate_memory, model_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 L7 = PRESETS["llama-2-7b"]

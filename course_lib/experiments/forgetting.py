@@ -23,17 +23,17 @@ from typing import Callable
 
 import torch
 
-from course_lib.encoding import collator_for, tokenize_causal
-from course_lib.data import prompt_of
-from course_lib.ewc import EWCPenalty, fisher_diagonal
-from course_lib.forgetting import TaskData, forgetting, load_task_data, measure, summarize, target_gain
-from course_lib.freezing import set_trainable_groups
-from course_lib.generation import GENERAL_PROMPTS, RetentionReference, greedy_answers, retention, retention_reference
+from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.data.datasets import prompt_of
+from course_lib.forgetting.ewc import EWCPenalty, fisher_diagonal
+from course_lib.forgetting.measure import TaskData, forgetting, load_task_data, measure, summarize, target_gain
+from course_lib.training.freezing import set_trainable_groups
+from course_lib.forgetting.generation import GENERAL_PROMPTS, RetentionReference, greedy_answers, retention, retention_reference
 from course_lib.metrics import mean_nll
-from course_lib.models import COURSE_TINY, count_parameters, get_device, set_seed
-from course_lib.replay import replay_batches
+from course_lib.models.loading import COURSE_TINY, count_parameters, get_device, set_seed
+from course_lib.forgetting.replay import replay_batches
 from course_lib.results import save_results
-from course_lib.training import TrainConfig, train
+from course_lib.training.loop import TrainConfig, train
 
 __all__ = ["RunSpec", "LearningRates", "LEARNING_RATES", "learning_rates", "ExperimentConfig", "default_runs",
            "SCALED_RUNS", "scaled_config", "peft_lora", "run_one", "run_experiment", "COMMANDS"]
@@ -281,7 +281,7 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
 
 
 def _run(config: ExperimentConfig) -> int:
-    from course_lib.models import default_model_name, load_base_model, load_tokenizer
+    from course_lib.models.loading import default_model_name, load_base_model, load_tokenizer
 
     defaults = ExperimentConfig()
     given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)

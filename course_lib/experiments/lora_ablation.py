@@ -15,13 +15,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from course_lib.data import instruction_text, load_course_dataset
-from course_lib.encoding import collator_for, tokenize_causal
-from course_lib.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
+from course_lib.data.datasets import instruction_text, load_course_dataset
+from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
 from course_lib.metrics import perplexity
-from course_lib.models import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer, set_seed
+from course_lib.models.loading import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer, set_seed
 from course_lib.results import command_line, save_results
-from course_lib.training import TrainConfig, train
+from course_lib.training.loop import TrainConfig, train
 
 __all__ = ["SCALINGS", "AblationConfig", "lora_config", "lora_run", "rank_ablation", "summarize", "results_name",
            "COMMANDS"]

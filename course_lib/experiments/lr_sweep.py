@@ -6,11 +6,11 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from course_lib.data import load_course_dataset
-from course_lib.models import default_model_name, load_tokenizer
+from course_lib.data.datasets import load_course_dataset
+from course_lib.models.loading import default_model_name, load_tokenizer
 from course_lib.results import command_line, save_results
-from course_lib.training import History, TrainingDiverged
-from course_lib.transfer import TransferConfig, fine_tune_classifier
+from course_lib.training.loop import History, TrainingDiverged
+from course_lib.training.transfer import TransferConfig, fine_tune_classifier
 
 __all__ = ["SweepTransferConfig", "LRSweepArgs", "lr_sweep", "COMMANDS"]
 

@@ -4,7 +4,7 @@ Each method runs in its own fresh Python process (so one run's freed memory cann
 one's peak): load the model, then a few AdamW steps on fixed-length batches. Recorded per method:
 the model's footprint (parameter and buffer bytes, by dtype), the process's resident memory (RSS)
 above what it was before loading — after loading, and at its peak while loading and while training
-— and what `course vram` (course_lib.vram.estimate_memory) predicts for the same shape and set-up.
+— and what `course vram` (course_lib.memory.vram.estimate_memory) predicts for the same shape and set-up.
 
 The same steps are then repeated under PyTorch's MemTracker, which counts the tensors alive at the
 peak exactly, by category. What a CPU measurement says: the tensor bytes are what the same shapes
@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from course_lib.memtrack import track_model_steps
-from course_lib.models import load_base_model, set_seed, set_threads
+from course_lib.memory.memtrack import track_model_steps
+from course_lib.models.loading import load_base_model, set_seed, set_threads
 from course_lib.results import save_results
-from course_lib.vram import ModelShape, VramConfig, estimate_memory
+from course_lib.memory.vram import ModelShape, VramConfig, estimate_memory
 
 __all__ = ["MemoryConfig", "RssSampler", "build_model", "measure_method", "memory_comparison", "COMMANDS"]
 
@@ -85,7 +85,7 @@ def build_model(name: str | None, method: str, lora_r: int = 16):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
-    from course_lib.quant import keep_cpu_4bit_trainable
+    from course_lib.memory.quant import keep_cpu_4bit_trainable
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
@@ -123,7 +123,7 @@ def measure_method(config: MemoryConfig, method: str) -> dict:
     """Load and train one method in this process; bytes are RSS increases over the process before loading."""
     import gc
 
-    from course_lib.memtrack import _release_freed_memory
+    from course_lib.memory.memtrack import _release_freed_memory
 
     set_threads()
     _train(build_model("course-tiny", method, config.lora_r), MemoryConfig(max_steps=1, seq_len=16))  # warm-up:
@@ -183,8 +183,8 @@ def _isolated(config: MemoryConfig, method: str) -> dict:
 
 def memory_comparison(config: MemoryConfig, shape: ModelShape | None = None) -> dict:
     """Every method measured in its own process, next to `course vram`'s prediction for the same shape."""
-    from course_lib.models import _resolve
-    from course_lib.vram import model_shape
+    from course_lib.models.loading import _resolve
+    from course_lib.memory.vram import model_shape
 
     shape = shape or model_shape(_resolve(config.model))
     runs = []

@@ -27,8 +27,8 @@
 # re-runs one configuration live. With `COURSE_MODEL=smollm2-135m-instruct` the live run is
 # shrunk in proportion to the model's size, so the lesson still runs in a few minutes.
 #
-# **You will use** `course_lib.forgetting` (metrics, replay, EWC, the experiment runner), peft's
-# `LoraConfig`, and the training loop `course_lib.training.train` from lesson 01.
+# **You will use** `course_lib.forgetting.measure` (metrics, replay, EWC, the experiment runner), peft's
+# `LoraConfig`, and the training loop `course_lib.training.loop.train` from lesson 01.
 
 # %%
 import logging
@@ -40,7 +40,7 @@ from transformers.utils import logging as hf_logging
 from course_lib import forgetting as fg
 from course_lib.data import prompt_of
 from course_lib.experiments.forgetting import ExperimentConfig, RunSpec, learning_rates, run_one, scaled_config
-from course_lib.generation import GENERAL_PROMPTS, retention_reference
+from course_lib.forgetting import GENERAL_PROMPTS, retention_reference
 from course_lib.results import load_results, results_path
 from course_lib.data import LABELS
 from course_lib.doctor import versions_line
@@ -292,7 +292,7 @@ for prompt, a, b in zip(data.target_val, seq[0]["answers_after_a"], seq[0]["answ
 # ## 5 · Replay, EWC and the learning rate
 #
 # **Replay** mixes old data into every batch: here a quarter of each batch of 16 is pre-training
-# text (`data/corpus`, never the yardstick). `course_lib.replay.replay_batches` builds the stream and
+# text (`data/corpus`, never the yardstick). `course_lib.forgetting.replay.replay_batches` builds the stream and
 # `train(..., batches=...)` consumes it. At scale much less is enough: replaying about 1 % of old
 # data preserved earlier tasks in CT0 (Scialom et al. 2022).
 #
@@ -376,7 +376,7 @@ print(f"alignment tax: the instruction format (gain {full['gain'][0]:+.3f}) cost
 #
 # course-tiny's "general ability" is next-token statistics of docstrings. A real pretrained model
 # knows things and answers questions, so we can ask what fine-tuning does to *that*. The
-# **retention probe** (`course_lib.generation.retention`) asks the model held-out general
+# **retention probe** (`course_lib.forgetting.generation.retention`) asks the model held-out general
 # questions ("What is the capital of Italy?", …) through its chat template before fine-tuning and
 # keeps its own greedy answers as the reference — right or wrong, they are what it used to say.
 # After fine-tuning it reports

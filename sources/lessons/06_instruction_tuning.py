@@ -27,7 +27,7 @@
 # **Model.** `smollm2-135m-instruct` unless `COURSE_MODEL` names another model with a chat template
 # (course-tiny has none: it was never taught to chat).
 #
-# **You will use** `course_lib.sft` (prompt formats, the label mask, the run), TRL's `SFTTrainer`,
+# **You will use** `course_lib.tuning.sft` (prompt formats, the label mask, the run), TRL's `SFTTrainer`,
 # peft's `LoraConfig` / `PeftModel`, and Google's `rouge_score`.
 
 # %%
@@ -46,7 +46,7 @@ from peft import PeftModel
 from transformers import PrinterCallback
 from transformers.utils import logging as hf_logging
 
-from course_lib import sft
+from course_lib.tuning import sft
 from course_lib.data import data_dir
 from course_lib.doctor import versions_line
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads

@@ -26,7 +26,7 @@
 #
 # **Model.** `smollm2-135m-instruct` with lesson 06's adapter (`data/adapters/sft-docstring`) merged in.
 #
-# **You will use** `course_lib.dpo` (the pairs, the loss, the runs), TRL's `DPOTrainer` (and, read from a
+# **You will use** `course_lib.tuning.dpo` (the pairs, the loss, the runs), TRL's `DPOTrainer` (and, read from a
 # results file, `ORPOTrainer`), peft's LoRA.
 
 # %%
@@ -45,7 +45,9 @@ from datasets import Dataset, disable_progress_bars
 from transformers import PrinterCallback
 from transformers.utils import logging as hf_logging
 
-from course_lib import dpo, sft
+from course_lib.tuning import dpo
+
+from course_lib.tuning import sft
 from course_lib.doctor import versions_line
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
 from course_lib.results import load_results

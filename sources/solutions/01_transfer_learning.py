@@ -164,7 +164,7 @@ check.equal("answer_q4", answer_q4, "C",
 # the right model. Use the lesson's table of validation loss and accuracy to decide.
 
 # %%
-from course_lib.transfer import TransferConfig
+from course_lib.training import TransferConfig
 
 ### BEGIN SOLUTION
 answer_q5 = TransferConfig(eval_steps=5, metric_for_best_model="accuracy", early_stopping_patience=2,
@@ -176,7 +176,7 @@ from dataclasses import asdict, replace
 
 from course_lib.data import load_course_dataset
 from course_lib.grading import check
-from course_lib.transfer import TransferConfig, fine_tune_classifier, subset
+from course_lib.training import TransferConfig, fine_tune_classifier, subset
 
 CHOICES = ("eval_steps", "metric_for_best_model", "early_stopping_patience", "load_best_model_at_end")
 check.equal("answer_q5_type", type(answer_q5).__name__, "TransferConfig",

@@ -14,7 +14,7 @@ import warnings
 import torch
 from transformers.utils import logging as hf_logging
 
-from course_lib import sft
+from course_lib.tuning import sft
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
@@ -100,7 +100,7 @@ check.equal("targets", tokenizer.decode([t for t in labels if t != -100]),
             "Return the number of items in a container.<|im_end|>\n",
             hint="only the reply, its <|im_end|> and the newline after it; the header stays −100")
 check.equal("same_as_course_lib", labels, sft.assistant_only_labels(tokenizer, conversation)["labels"],
-            hint="compare with course_lib.sft.assistant_only_labels on the same conversation")
+            hint="compare with course_lib.tuning.sft.assistant_only_labels on the same conversation")
 ### BEGIN HIDDEN TESTS
 two_turns = conversation + [{"role": "user", "content": "And `abs`?"}, {"role": "assistant", "content": "Absolute value."}]
 ids2 = tokenizer.apply_chat_template(two_turns, tokenize=True, return_dict=True)["input_ids"]

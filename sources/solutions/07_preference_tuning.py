@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib import dpo
+from course_lib.tuning import dpo
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.models import set_seed, set_threads

@@ -14,8 +14,8 @@ print(versions_line())
 
 # %%
 from course_lib.grading import check
-from course_lib.vram import PRESETS, VramConfig
-from course_lib.zero import largest_layer_parameters
+from course_lib.memory import PRESETS, VramConfig
+from course_lib.memory import largest_layer_parameters
 
 L7, L70 = PRESETS["llama-2-7b"], PRESETS["llama-2-70b"]
 print(f"Llama-2-7B: {L7.parameters:,} parameters, largest layer {largest_layer_parameters(L7):,}")
@@ -46,7 +46,7 @@ def zero_model_states_bytes(parameters: int, largest_layer: int, stage: int, num
 
 # %% course={"grade_id": "q1_zero_by_hand", "points": 3}
 from course_lib.grading import check
-from course_lib.zero import model_states_per_gpu
+from course_lib.memory import model_states_per_gpu
 
 got = zero_model_states_bytes(L7.parameters, largest_layer_parameters(L7), 0, 4)
 check.equal("type", type(got).__name__, "int", hint="bytes are a whole number: use // for the sharded terms")
@@ -97,7 +97,7 @@ check.equal("hidden_one", global_batch_size(1, 1, 1), 1)
 
 # %% [markdown]
 # ## Q3 (3 points) — reading a DDP log
-# `course_lib.distributed` prints a header and one line per step. Here is the log of a 4-process run.
+# `course_lib.training.distributed` prints a header and one line per step. Here is the log of a 4-process run.
 # Write `read_ddp_log(log)` returning a dict with `num_processes` (int), `global_batch` (int), and
 # `allreduce_share`: the all-reduce time of steps 2 to the end divided by their step time (step 1 includes
 # one-off set-up, so leave it out), a float between 0 and 1.
@@ -152,7 +152,7 @@ check.close("hidden_share", got["allreduce_share"], 0.4, rel_tol=1e-9)
 # **fewest** GPUs. The test checks that your choice fits, and that no stage fits on fewer GPUs.
 
 # %%
-from course_lib.vram import activation_bytes
+from course_lib.memory import activation_bytes
 
 CARD = 80 * 2**30
 micro_batch = VramConfig(method="full", precision="mixed", batch_size=1, seq_len=512, gradient_checkpointing=True)
@@ -168,7 +168,7 @@ print(f"stage {my_stage} on {my_gpus} GPUs")
 
 # %% course={"grade_id": "q4_decision_70b", "points": 3}
 from course_lib.grading import check
-from course_lib.zero import cards_needed, model_states_per_gpu
+from course_lib.memory import cards_needed, model_states_per_gpu
 
 check.equal("stage_type", type(my_stage).__name__, "int")
 check.equal("gpus_type", type(my_gpus).__name__, "int")

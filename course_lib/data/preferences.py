@@ -1,7 +1,7 @@
 """Preference pairs from the course's own text: the right one-line docstring, or a wrong one (lesson 07).
 
 `course build-data` calls `build_preferences`, which writes data/preferences/{train,validation,test}.jsonl
-and its data card from the chat instruction set's splits; `course_lib.dpo` trains on them.
+and its data card from the chat instruction set's splits; `course_lib.tuning.dpo` trains on them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from course_lib import sft
-from course_lib.data import data_dir, read_jsonl
+from course_lib.tuning import sft
+from course_lib.data.datasets import data_dir, read_jsonl
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "first_sentence", "make_pairs", "build_preferences", "preference_rows",
            "to_trl"]
@@ -61,7 +61,7 @@ def make_pairs(rows: Sequence[dict], n: int, seed: int = 0, format_share: float 
 
 def build_preferences(out: Path | None = None, seed: int = 0) -> dict[str, int]:
     """data/preferences/{train,validation,test}.jsonl and its data card, from the chat set's splits."""
-    from course_lib.data import _write_jsonl
+    from course_lib.data.datasets import _write_jsonl
 
     root = Path(out or data_dir())
     out = root / "preferences"
@@ -73,12 +73,12 @@ def build_preferences(out: Path | None = None, seed: int = 0) -> dict[str, int]:
     table = "\n".join(f"| {s} | {n} |" for s, n in counts.items())
     (out / "README.md").write_text(
         "# Preference pairs: the right one-line docstring, or a wrong one\n\nPairs for lesson 07 (DPO), built by "
-        f"`course build-data` (course_lib/dpo.py, `build_preferences`, seed {seed}) from data/instructions/chat. "
+        f"`course build-data` (course_lib/tuning/dpo.py, `build_preferences`, seed {seed}) from data/instructions/chat. "
         "Each row has `prompt` (\"Explain what the Python function `X` does.\" and X's signature), `chosen` (the "
         "first sentence of X's real docstring), `rejected` and `kind`:\n\n- `other-function`: the first sentence "
         "of another function's docstring from the same split, at most 2 words longer or shorter (length alone "
         "does not separate them);\n- `format`: X's own sentence as a chatty two-line reply without a final full "
-        "stop (it fails lesson 06's `course_lib.sft.format_ok`).\n\nEvery preference is checkable: `chosen` is "
+        "stop (it fails lesson 06's `course_lib.tuning.sft.format_ok`).\n\nEvery preference is checkable: `chosen` is "
         "the documentation's own sentence (4 to 20 words, in the docstring format). Splits are the chat set's "
         "(by a hash of the prompt) and rejected sentences come from the same split: no prompt and no sentence "
         f"is in two splits.\n\n## Size\n\n| split | pairs |\n|---|---|\n{table}\n\n## Licence\n\n"

@@ -25,8 +25,8 @@ from typing import Callable
 
 import torch
 
-from course_lib.lora import LoraConfig, LinearWithLoRA, add_lora
-from course_lib.vram import ALL_LINEAR, ATTENTION, ModelShape, VramConfig
+from course_lib.tuning.lora import LoraConfig, LinearWithLoRA, add_lora
+from course_lib.memory.vram import ALL_LINEAR, ATTENTION, ModelShape, VramConfig
 
 __all__ = ["TrackedMemory", "track_training_step", "track_model_steps", "PeakMemory", "measure_peak_memory"]
 

@@ -1,6 +1,6 @@
 """Preference tuning with DPO: preference pairs, the DPO loss by hand, `course dpo` (lesson 07).
 
-The pairs (data/preferences, written by `course build-data` through course_lib.preferences) ask lesson
+The pairs (data/preferences, written by `course build-data` through course_lib.data.preferences) ask lesson
 06's question, "Explain what the Python function `X` does.", and prefer the first sentence of X's real
 docstring (chosen) to another function's (kind "other-function") or to X's own sentence in a broken,
 chatty format (kind "format"). Both preferences are checkable.
@@ -24,12 +24,12 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from course_lib import sft
-from course_lib.data import data_dir
-from course_lib.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
+from course_lib.tuning import sft
+from course_lib.data.datasets import data_dir
+from course_lib.data.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
-           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "COMMANDS"]
+           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "orpo_run", "COMMANDS"]
 
 # ---------------------------------------------------------------- log-probabilities and the loss
 
@@ -139,7 +139,7 @@ def sft_reference(model_name: str | None = None, adapter: Path | str | None = No
     """Lesson 06's model: the base with its SFT adapter merged in (float32, exact) — DPO's starting point."""
     from peft import PeftModel
 
-    from course_lib.models import load_base_model
+    from course_lib.models.loading import load_base_model
 
     base = load_base_model(model_name or sft.lesson_model())
     adapter = adapter or data_dir() / "adapters" / "sft-docstring"
@@ -220,7 +220,7 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -
     """The long run: before metrics of the SFT model, then DPO for every β × seed, after metrics of each."""
     from peft import get_peft_model
 
-    from course_lib.models import count_parameters, load_tokenizer, set_seed
+    from course_lib.models.loading import count_parameters, load_tokenizer, set_seed
 
     config = config or DPORunConfig()
     model_name = model_name or sft.lesson_model()
@@ -271,7 +271,7 @@ def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) 
     from datasets import Dataset
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    from course_lib.models import load_tokenizer, set_seed
+    from course_lib.models.loading import load_tokenizer, set_seed
 
     config = config or DPORunConfig(betas=[0.1])
     model_name = model_name or sft.lesson_model()

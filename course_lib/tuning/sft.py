@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 
 import torch
 
-from course_lib.data import RESPONSE_MARKER, data_dir, instruction_text, load_course_dataset
+from course_lib.data.datasets import RESPONSE_MARKER, data_dir, instruction_text, load_course_dataset
 
 __all__ = ["DEFAULT_MODEL", "lesson_model", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
@@ -57,7 +57,7 @@ def prompt_for(tokenizer, row: dict, template: Template = "chat") -> str:
         return tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True)
     if template == "none":
         return user + "\n"
-    if template == "alpaca":  # "### Instruction: … ### Response:" of lessons 03-05 (course_lib.data)
+    if template == "alpaca":  # "### Instruction: … ### Response:" of lessons 03-05 (course_lib.data.datasets)
         return instruction_text({"instruction": user, "input": "", "output": ""})
     raise ValueError(f"template must be one of {TEMPLATES}, not {template!r}.")
 
@@ -149,7 +149,7 @@ def format_ok(answer: str, max_words: int = 25) -> bool:
 def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = "chat",
                    max_new_tokens: int = 32) -> dict:
     """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL."""
-    from course_lib.generation import greedy_answers
+    from course_lib.forgetting.generation import greedy_answers
 
     prompts = [prompt_for(tokenizer, r, template) for r in rows]
     answers = greedy_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
@@ -244,7 +244,7 @@ def _scores(model, tokenizer, test, templates=("chat",), max_new_tokens: int = 3
 
 def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -> dict:
     """The long run: base scores in three formats, SFT with early stopping, after scores, the whole-text twin."""
-    from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed
+    from course_lib.models.loading import count_parameters, load_base_model, load_tokenizer, set_seed
 
     config = config or SFTRunConfig()
     model_name = model_name or lesson_model()
@@ -302,7 +302,7 @@ def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply
     options = " ".join(f"--{k} {v}" for k, v in c.items() if v != getattr(SFTRunConfig, k, v) and k not in ("out",))
     Path(adapter_dir, "README.md").write_text(
         f"# LoRA adapter for {result['model']}: one-line docstring answers ({kind})\n\n"
-        f"Made by `course sft{' ' + options if options else ''}` (course_lib/sft.py, seed {result['seed']}): "
+        f"Made by `course sft{' ' + options if options else ''}` (course_lib/tuning/sft.py, seed {result['seed']}): "
         f"TRL's SFTTrainer, LoRA r={c['r']}, lora_alpha={c['lora_alpha']:g}, target_modules={c['target_modules']}, "
         f"learning rate {c['learning_rate']:g}, batches of {c['per_device_train_batch_size']}, "
         f"{result['train_rows']} rows of data/instructions/chat (\"{TASK_PREFIX} …\"), "

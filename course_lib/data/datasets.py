@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
+from course_lib.data.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
 
 __all__ = ["DATASETS", "LABELS", "data_dir", "load_course_dataset", "read_jsonl", "build_all", "DataConfig",
            "instruction_text", "area_text", "prompt_of", "alpaca_to_chat", "COMMANDS"]
@@ -32,7 +32,7 @@ DATASETS: dict[str, tuple[str, dict[str, type], tuple[str, ...]]] = {
     "chat": ("instructions/chat", {"messages": list}, ("train", "validation", "test")),
     "general": ("general", {"text": str, "source": str}, ("test",)),
     "preferences": ("preferences", {"prompt": str, "chosen": str, "rejected": str, "kind": str},
-                    ("train", "validation", "test")),  # lesson 07, built by course_lib.preferences
+                    ("train", "validation", "test")),  # lesson 07, built by course_lib.data.preferences
 }
 
 
@@ -260,7 +260,7 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
     counts["alpaca"] = counts["chat"] = {s: len(r) for s, r in isplits.items()}
 
     _write_cards(out, counts, config, Counter(r["area"] for r in cls_rows))
-    from course_lib.preferences import build_preferences  # lesson 07's pairs, cut from the chat set just written
+    from course_lib.data.preferences import build_preferences  # lesson 07's pairs, cut from the chat set just written
 
     counts["preferences"] = build_preferences(out, config.seed)
     return counts
@@ -279,7 +279,7 @@ _LICENCE = ("The text is taken from the CPython standard library and its documen
 
 
 def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) -> None:
-    common = (f"Built by `course build-data` (course_lib/data.py, seed {config.seed}) from the "
+    common = (f"Built by `course build-data` (course_lib/data/datasets.py, seed {config.seed}) from the "
               f"standard library of Python {python_version()}: docstrings parsed with `ast` "
               "(tests, demos and vendored folders excluded) and the topics in `pydoc_data.topics`.\n\n"
               "Splits are made **by source file** with a SHA-256 hash of its path: 80 % of files are "
@@ -296,7 +296,7 @@ def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) 
                            "Text classification for lesson 01. Each row is the first paragraph of a class or "
                            "function docstring from a `train` or `validation` file; `label` is its area "
                            f"(index into {LABELS}), `area` the name. Areas are lists of top-level modules in "
-                           "`course_lib.corpus.AREAS`. Balanced by capping each area at "
+                           "`course_lib.data.corpus.AREAS`. Balanced by capping each area at "
                            f"{config.per_class} examples (counts: {dict(sorted(by_area.items()))}); "
                            "deduplicated; split 60/20/20 by a hash of the text, so no text is in two splits. "
                            "course-tiny saw these texts, without labels, during pre-training — as a real "

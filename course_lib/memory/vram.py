@@ -9,7 +9,7 @@ the optimizer step (weights + gradients + states + the optimizer's temporaries):
 activations are never at their largest at the same time. Byte counts follow ZeRO §3.1
 (mixed-precision Adam: 2 + 2 + 12 = 16 bytes per trainable parameter). Activations are counted per
 tensor that transformers' LlamaDecoderLayer saves for the backward pass (see `activation_bytes`),
-checked against PyTorch's MemTracker (`course_lib.memtrack`, benchmarks/vram_memtrack.py) and measured
+checked against PyTorch's MemTracker (`course_lib.memory.memtrack`, benchmarks/vram_memtrack.py) and measured
 on a GPU (benchmarks/vram_benchmark.py; benchmarks/results/vram-nvidia-h200.json: 37 runs within ±5 %).
 LoRA and QLoRA follow peft's defaults unless told otherwise: fp32 adapters (`autocast_adapter_dtype`)
 and, for QLoRA, fp32 embeddings and norms (`prepare_model_for_kbit_training`); AdamW is torch's
@@ -17,7 +17,7 @@ multi-tensor version, its CUDA default (`foreach`).
 What a GPU adds on top of tensors (CUDA context, allocator rounding) is a separate line.
 `course vram` prints the table or `--json`; `--check` measures the same job with the tracker.
 
-Across GPUs, `course vram --num-gpus N --zero-stage S` prints `course_lib.zero`'s model states per GPU
+Across GPUs, `course vram --num-gpus N --zero-stage S` prints `course_lib.memory.zero`'s model states per GPU
 with the per-GPU activations and overhead (lesson 08).
 """
 
@@ -220,7 +220,7 @@ class MemoryEstimate:
 
 # Bytes each LlamaDecoderLayer saves for backward, per token, in multiples of h (hidden size), kv (the
 # key/value width) and i (MLP width), counted with MemTracker on transformers 5.24's Llama (2 and 4
-# layers; course_lib/memtrack.py). In 16-bit, full fine-tuning: each RMSNorm keeps its fp32 input (4h) and
+# layers; course_lib/memory/memtrack.py). In 16-bit, full fine-tuning: each RMSNorm keeps its fp32 input (4h) and
 # its 16-bit output before and after the weight (2h + 2h); attention keeps q and the output (2h each),
 # k and v (2kv each); the SwiGLU MLP keeps gate, up, SiLU(gate) and their product (4 × 2i). LoRA on frozen
 # weights drops what only a weight gradient needs. fp32 doubles the 16-bit tensors; mixed precision
@@ -350,13 +350,13 @@ def _vram(args: VramArgs, config: VramConfig) -> int:
     if args.zero_stage != -1 or args.num_gpus != 1:
         if args.zero_stage == -1:
             raise ValueError("--num-gpus needs --zero-stage (0 for plain data parallel)")
-        from course_lib.zero import print_zero_table
+        from course_lib.memory.zero import print_zero_table
 
         return print_zero_table(args, config)
     est = estimate_memory(model_shape(args.model), config)
     tracked = None
     if args.check:
-        from course_lib.memtrack import track_training_step
+        from course_lib.memory.memtrack import track_training_step
         tracked = track_training_step(model_shape(args.model), config)
     if args.json:
         extra = {"tracked_peak_bytes": tracked.peak, "tracked_by_category": tracked.by_category} if tracked else {}

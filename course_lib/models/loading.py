@@ -16,10 +16,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from course_lib.data import data_dir
+from course_lib.data.datasets import data_dir
 
 __all__ = ["COURSE_TINY", "default_model_name", "load_base_model", "load_tokenizer", "get_device",
-           "set_seed", "set_threads", "ModelNotAvailable", "count_parameters"]
+           "set_seed", "set_threads", "ModelNotAvailable", "count_parameters", "course_tiny_path"]
 
 COURSE_TINY = "course-tiny"
 
@@ -82,7 +82,7 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
 
 def _resolve(name: str | None) -> str:
     """A local folder for course-tiny, a named model (converted on first use) or a path; else the hub id."""
-    from course_lib.model_zoo import NAMED_MODELS, ensure_model  # here: model_zoo imports this module
+    from course_lib.models.zoo import NAMED_MODELS, ensure_model  # here: model_zoo imports this module
 
     name = name or default_model_name()
     if name in NAMED_MODELS:

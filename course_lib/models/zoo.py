@@ -28,10 +28,10 @@ from typing import ClassVar
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.data import data_dir, read_jsonl
+from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.lockfile import MODELS_LOCK_PATH
 from course_lib.metrics import bits_per_byte, perplexity
-from course_lib.models import COURSE_TINY, ModelNotAvailable, count_parameters
+from course_lib.models.loading import COURSE_TINY, ModelNotAvailable, count_parameters
 
 __all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_path", "gguf_path", "ensure_model",
            "load_gguf", "save_as_folder", "convert", "chat", "COMMANDS"]
@@ -186,7 +186,7 @@ def convert(config: GetModelConfig | None = None) -> dict:
 def _convert(config: GetModelConfig) -> dict:
     from transformers import AutoModelForCausalLM
 
-    from course_lib.models import load_base_model, load_tokenizer
+    from course_lib.models.loading import load_base_model, load_tokenizer
 
     src, gguf = _source(config.name), gguf_path(config.name)
     out = named_model_path(config.name)
@@ -271,7 +271,7 @@ a {f['architecture']} with {f['parameters']:,} parameters ({f['layers']} layers,
 {f['attention_heads']} query and {f['key_value_heads']} key-value heads, vocabulary {f['vocab_size']:,},
 tied embeddings), instruction-tuned, with a ChatML chat template. This folder is an ordinary Hugging Face
 checkpoint (float32 safetensors, tokenizer, chat template, generation config) written by
-`course get-model {f['name']}` (`course_lib/model_zoo.py`).
+`course get-model {f['name']}` (`course_lib/models/zoo.py`).
 
 ## Provenance and licence
 

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from course_lib.data import LABELS
-from course_lib.encoding import collator_for, tokenize_classification
-from course_lib.freezing import (discriminative_lr_groups, gradual_unfreezing, layer_groups,
+from course_lib.data.datasets import LABELS
+from course_lib.data.encoding import collator_for, tokenize_classification
+from course_lib.training.freezing import (discriminative_lr_groups, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
 from course_lib.metrics import classification_evaluator
-from course_lib.models import get_device, load_base_model, load_tokenizer, set_seed
-from course_lib.training import History, TrainConfig, make_optimizer, train
+from course_lib.models.loading import get_device, load_base_model, load_tokenizer, set_seed
+from course_lib.training.loop import History, TrainConfig, make_optimizer, train
 
 __all__ = ["METHODS", "TransferConfig", "TransferRun", "fine_tune_classifier", "build_classifier",
            "set_trainable_for", "subset", "COURSE_TINY_PARAMS",

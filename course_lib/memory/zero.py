@@ -4,7 +4,7 @@ ZeRO (Rajbhandari et al. 2020, §5) shards the model states of data-parallel tra
 optimizer states, stage 2 also the gradients, stage 3 also the parameters (= FSDP's FULL_SHARD; SHARD_GRAD_OP is
 stage 2). `model_states_per_gpu` counts the bytes as DeepSpeed's engine and its estimators do;
 `deepspeed_estimate` asks DeepSpeed itself; `zero_paper_bytes_per_gpu` is the paper's leaner count;
-`cards_needed` adds each GPU's activations and overhead from `course_lib.vram` and finds the fewest cards.
+`cards_needed` adds each GPU's activations and overhead from `course_lib.memory.vram` and finds the fewest cards.
 `course vram --num-gpus N --zero-stage S` prints it.
 """
 
@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from typing import NamedTuple
 
-from course_lib.vram import ModelShape, VramArgs, VramConfig, activation_bytes, model_shape
+from course_lib.memory.vram import ModelShape, VramArgs, VramConfig, activation_bytes, model_shape
 
 __all__ = ["ZERO_STAGES", "ModelStates", "largest_layer_parameters", "model_states_per_gpu", "deepspeed_estimate",
            "zero_paper_bytes_per_gpu", "cards_needed", "print_zero_table"]

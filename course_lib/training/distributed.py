@@ -1,9 +1,9 @@
 """One training script for one process or many: data parallel (DDP) and sharded (FSDP2) on the CPU (lesson 08).
 
-    python -m course_lib.distributed --output_json run.json                        # one process
+    python -m course_lib.training.distributed --output_json run.json                        # one process
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
-        --dynamo_backend no -m course_lib.distributed --output_json run.json         # two, DDP over gloo
-    ... -m course_lib.distributed --fsdp --output_json run.json                     # two, each holding half
+        --dynamo_backend no -m course_lib.training.distributed --output_json run.json         # two, DDP over gloo
+    ... -m course_lib.training.distributed --fsdp --output_json run.json                     # two, each holding half
 
 The script is the same in every case: `accelerate.Accelerator` finds how many processes `accelerate launch`
 started and wraps the model in DistributedDataParallel when there are several. Each optimizer step takes the
@@ -38,7 +38,7 @@ __all__ = ["DistributedConfig", "ProcessMemory", "process_memory", "training_bat
 
 @dataclass
 class DistributedConfig:
-    """One training run of `python -m course_lib.distributed` (names as in TrainingArguments where one exists)."""
+    """One training run of `python -m course_lib.training.distributed` (names as in TrainingArguments where one exists)."""
 
     model: str = field(default="course-tiny", metadata={"help": "model name or folder (course-tiny: 1.4M params)"})
     max_steps: int = field(default=6, metadata={"help": "optimizer steps"})
@@ -82,8 +82,8 @@ def process_memory(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 def training_batches(config: DistributedConfig) -> torch.Tensor:
     """(max_steps, global_batch_size, seq_len) token ids: the corpus, tokenized, joined and cut into full sequences."""
-    from course_lib.data import data_dir, read_jsonl
-    from course_lib.models import load_tokenizer
+    from course_lib.data.datasets import data_dir, read_jsonl
+    from course_lib.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(config.model)
     need = config.max_steps * config.global_batch_size * config.seq_len
@@ -117,7 +117,7 @@ def train_distributed(config: DistributedConfig) -> dict:
     """Train `config.max_steps` steps on as many processes as were launched; rank 0 returns (and writes) the results."""
     from accelerate import Accelerator
 
-    from course_lib.models import load_base_model, set_seed, set_threads
+    from course_lib.models.loading import load_base_model, set_seed, set_threads
 
     set_threads()
     accelerator = Accelerator(cpu=True)
@@ -196,7 +196,7 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
     args += ["--fsdp"] * config.fsdp
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
-        script = ["-m", "course_lib.distributed", *args, f"--output_json={out}"]
+        script = ["-m", "course_lib.training.distributed", *args, f"--output_json={out}"]
         if num_processes == 1:
             cmd = [sys.executable, *script]
         else:
