@@ -20,8 +20,8 @@ from typing import Callable
 __all__ = ["main", "commands", "DoctorArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
-COMMAND_MODULES = ("course_lib.cli", "course_lib.data.datasets", "course_lib.models.pretrain", "course_lib.models.zoo",
-                   "course_lib.memory.vram", "course_lib.training.distributed", "course_lib.experiments.learning_curve",
+COMMAND_MODULES = ("course_lib.cli", "course_lib.data.build", "course_lib.models.pretraining", "course_lib.models.zoo",
+                   "course_lib.commands.vram", "course_lib.training.distributed", "course_lib.experiments.learning_curve",
                    "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation", "course_lib.experiments.forgetting",
                    "course_lib.experiments.memory",
                    "course_lib.tuning.sft", "course_lib.tuning.dpo", "course_lib.grading.cli")
@@ -84,7 +84,7 @@ def _usage(specs: dict[str, Spec]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_lib.models.loading import set_threads
+    from course_lib.models.base import set_threads
 
     argv = sys.argv[1:] if argv is None else list(argv)
     specs = commands()

@@ -10,7 +10,7 @@ import torch
 
 from course_lib.data.datasets import data_dir
 from course_lib.lockfile import lock_differences
-from course_lib.models.loading import course_tiny_path, default_model_name, get_device
+from course_lib.models.base import course_tiny_path, default_model_name, get_device
 
 __all__ = ["doctor", "format_report", "versions_line", "bnb_4bit_works"]
 

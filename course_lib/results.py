@@ -57,7 +57,7 @@ def command_line(command: str, *configs) -> str:
 def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:
     """Write `payload` with the model, versions and command on top, to `out` or data/results/<name>.json."""
     from course_lib.doctor import versions_line
-    from course_lib.models.loading import default_model_name
+    from course_lib.models.base import default_model_name
 
     path = Path(out) if out else results_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-from course_lib.models.loading import set_threads
+from course_lib.models.base import set_threads
 
-# Short docstring-like sentences for tests that need a real tokenizer (course_lib.models.pretrain.train_tokenizer).
+# Short docstring-like sentences for tests that need a real tokenizer (course_lib.models.pretraining.train_tokenizer).
 TEXTS = [f"The function number {i} returns the {w} of its argument, or raises ValueError." for i, w in
          enumerate(["length", "square", "name", "type", "size", "first item", "last item", "sum"] * 3)]
 
@@ -87,7 +87,7 @@ def texts() -> list[str]:
 @pytest.fixture(scope="session")
 def text_tokenizer():
     """A 300-token byte-level BPE trained on TEXTS (the course's tokenizer recipe, in miniature)."""
-    from course_lib.models.pretrain import train_tokenizer
+    from course_lib.models.pretraining import train_tokenizer
     return train_tokenizer(TEXTS, vocab_size=300)
 
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from course_lib.data.datasets import DATASETS, LABELS, DataFormatError, build_all, data_dir, load_course_dataset, read_jsonl
+from course_lib.data.build import build_all
+from course_lib.data.datasets import DATASETS, LABELS, DataFormatError, data_dir, load_course_dataset, read_jsonl
 
 
 def test_every_shipped_dataset_loads_through_datasets():

@@ -10,7 +10,8 @@ import pytest
 
 import course_lib.models.loading as models
 from course_lib.data.datasets import DataFormatError, load_course_dataset, read_jsonl
-from course_lib.models.loading import ModelNotAvailable, load_base_model, load_tokenizer
+from course_lib.models.base import ModelNotAvailable
+from course_lib.models.loading import load_base_model, load_tokenizer
 
 
 @pytest.fixture

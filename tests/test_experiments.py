@@ -7,7 +7,7 @@ import pytest
 from course_lib.data.datasets import instruction_text
 from course_lib.experiments.forgetting import (LEARNING_RATES, SCALED_RUNS, ExperimentConfig, RunSpec, _prepare,
                                               default_runs, learning_rates, run_experiment, scaled_config)
-from course_lib.forgetting.measure import TaskData, summarize
+from course_lib.forgetting.measuring import TaskData, summarize
 
 
 def test_top_method_trains_only_the_top_block(text_tokenizer, text_llama):

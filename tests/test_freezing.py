@@ -5,7 +5,7 @@ import torch
 
 from course_lib.training.freezing import (discriminative_lr_groups, freeze_all_but, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
-from course_lib.models.loading import count_parameters
+from course_lib.models.base import count_parameters
 from course_lib.training.loop import TrainConfig, make_optimizer, train
 
 def trainable_names(model):

@@ -151,7 +151,7 @@ def test_ablation_model_option_names_the_file_and_can_skip_the_budget_runs(tmp_p
 
     from course_lib.cli import _parser, commands
     from course_lib.experiments.lora_ablation import _run, results_name
-    from course_lib.models.loading import course_tiny_path
+    from course_lib.models.base import course_tiny_path
     from course_lib.results import RESULTS, command_line
 
     name = "lora_rank_ablation_smollm2-135m-instruct"

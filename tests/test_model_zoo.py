@@ -8,7 +8,8 @@ import torch
 import course_lib.models.zoo as zoo
 from course_lib.cli import main
 from course_lib.lockfile import MODELS_LOCK_PATH
-from course_lib.models.loading import ModelNotAvailable, _resolve, load_base_model, load_tokenizer
+from course_lib.models.base import ModelNotAvailable
+from course_lib.models.loading import _resolve, load_base_model, load_tokenizer
 
 NAME = "smollm2-135m-instruct"
 TEXT = "Return a new socket object, bound to the given address."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from course_lib.data import preferences
 
+from course_lib.metrics import format_ok, rouge_l
 from course_lib.tuning import sft
 
 
@@ -19,9 +20,9 @@ def test_splits_are_disjoint_and_every_preference_is_real():
         assert len({r["prompt"] for r in rows}) == len(rows)  # one pair per prompt
         for r in rows:
             assert r["chosen"] != r["rejected"] and r["kind"] in preferences.PAIR_KINDS
-            assert sft.format_ok(r["chosen"])
+            assert format_ok(r["chosen"])
             if r["kind"] == "format":
-                assert not sft.format_ok(r["rejected"])
+                assert not format_ok(r["rejected"])
             else:
                 assert r["rejected"] not in {x["chosen"] for x in rows if x["prompt"] == r["prompt"]}
     assert {r["kind"] for r in splits["train"]} == set(preferences.PAIR_KINDS)

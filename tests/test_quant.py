@@ -51,7 +51,8 @@ def test_round_trip_equals_bitsandbytes_random(shape):
 
 
 def test_round_trip_equals_bitsandbytes_real_weights():
-    from course_lib.models.loading import ModelNotAvailable, load_base_model
+    from course_lib.models.base import ModelNotAvailable
+    from course_lib.models.loading import load_base_model
     try:
         model = load_base_model()
     except ModelNotAvailable:

@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 
+from course_lib.metrics import format_ok, rouge_l
 from course_lib.tuning import sft
 
 CONVERSATION = [{"role": "user", "content": "Explain what the Python function `math.fabs` does.\n\ndef fabs(x)"},
@@ -76,10 +77,10 @@ def test_prompt_formats(chat_tok):
 
 
 def test_scores():
-    assert sft.rouge_l(["Return the value."], ["Return the value."]) == 1.0
-    assert 0 < sft.rouge_l(["Return a value."], ["Return the absolute value of x."]) < 1
-    assert sft.format_ok("Return the value.") and not sft.format_ok("Return\nthe value.")
-    assert not sft.format_ok("Return the value") and not sft.format_ok(" ".join(["w"] * 30) + ".")
+    assert rouge_l(["Return the value."], ["Return the value."]) == 1.0
+    assert 0 < rouge_l(["Return a value."], ["Return the absolute value of x."]) < 1
+    assert format_ok("Return the value.") and not sft.format_ok("Return\nthe value.")
+    assert not format_ok("Return the value") and not sft.format_ok(" ".join(["w"] * 30) + ".")
 
 
 def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from course_lib.training import transfer
 from course_lib.metrics import classification_evaluator
-from course_lib.models.loading import course_tiny_path
+from course_lib.models.base import course_tiny_path
 from course_lib.results import load_results
 from course_lib.training.transfer import METHODS, TransferConfig, curve_summary, subset
 

@@ -26,11 +26,11 @@ import torch
 from course_lib.data.encoding import collator_for, tokenize_causal
 from course_lib.data.datasets import prompt_of
 from course_lib.forgetting.ewc import EWCPenalty, fisher_diagonal
-from course_lib.forgetting.measure import TaskData, forgetting, load_task_data, measure, summarize, target_gain
+from course_lib.forgetting.measuring import TaskData, forgetting, load_task_data, measure, summarize, target_gain
 from course_lib.training.freezing import set_trainable_groups
 from course_lib.forgetting.generation import GENERAL_PROMPTS, RetentionReference, greedy_answers, retention, retention_reference
 from course_lib.metrics import mean_nll
-from course_lib.models.loading import COURSE_TINY, count_parameters, get_device, set_seed
+from course_lib.models.base import COURSE_TINY, count_parameters, get_device, set_seed
 from course_lib.forgetting.replay import replay_batches
 from course_lib.results import save_results
 from course_lib.training.loop import TrainConfig, train
@@ -281,7 +281,8 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
 
 
 def _run(config: ExperimentConfig) -> int:
-    from course_lib.models.loading import default_model_name, load_base_model, load_tokenizer
+    from course_lib.models.base import default_model_name
+    from course_lib.models.loading import load_base_model, load_tokenizer
 
     defaults = ExperimentConfig()
     given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from course_lib.data.datasets import load_course_dataset
-from course_lib.models.loading import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer
+from course_lib.models.base import COURSE_TINY, count_parameters, default_model_name
+from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.results import save_results
 from course_lib.training.transfer import METHODS, TransferConfig, fine_tune_classifier, subset
 

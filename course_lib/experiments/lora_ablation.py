@@ -19,7 +19,8 @@ from course_lib.data.datasets import instruction_text, load_course_dataset
 from course_lib.data.encoding import collator_for, tokenize_causal
 from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
 from course_lib.metrics import perplexity
-from course_lib.models.loading import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer, set_seed
+from course_lib.models.base import COURSE_TINY, count_parameters, default_model_name, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.results import command_line, save_results
 from course_lib.training.loop import TrainConfig, train
 

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from course_lib.data.datasets import load_course_dataset
-from course_lib.models.loading import default_model_name, load_tokenizer
+from course_lib.models.base import default_model_name
+from course_lib.models.loading import load_tokenizer
 from course_lib.results import command_line, save_results
 from course_lib.training.loop import History, TrainingDiverged
 from course_lib.training.transfer import TransferConfig, fine_tune_classifier

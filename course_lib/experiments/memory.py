@@ -27,15 +27,13 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from course_lib.memory.memtrack import track_model_steps
-from course_lib.models.loading import load_base_model, set_seed, set_threads
+from course_lib.memory.memtrack import RssSampler, release_freed_memory, track_model_steps
+from course_lib.models.base import set_seed, set_threads
+from course_lib.models.loading import load_base_model
 from course_lib.results import save_results
-from course_lib.memory.vram import ModelShape, VramConfig, estimate_memory
+from course_lib.memory.vram import METHODS, ModelShape, VramConfig, estimate_memory
 
-__all__ = ["MemoryConfig", "RssSampler", "build_model", "measure_method", "memory_comparison", "COMMANDS"]
-
-METHODS = ("full", "lora", "qlora")
-
+__all__ = ["MemoryConfig", "build_model", "measure_method", "memory_comparison", "COMMANDS"]
 
 @dataclass
 class MemoryConfig:
@@ -48,36 +46,6 @@ class MemoryConfig:
     seq_len: int = field(default=256, metadata={"help": "tokens per sequence (random ids: memory needs shapes)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank, all linear layers, lora_alpha = 2r"})
     out: str = field(default="", metadata={"help": "output file; '' means data/results/memory_smollm2.json"})
-
-
-class RssSampler:
-    """Peak resident memory of this process while a `with` block runs, sampled every millisecond (Linux)."""
-
-    def __init__(self):
-        self.peak = 0
-        self._done = threading.Event()
-
-    @staticmethod
-    def rss() -> int:
-        """Resident bytes now (/proc/self/statm: anonymous memory and mapped file pages together)."""
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self):
-        while not self._done.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(0.001)
-
-    def __enter__(self):
-        self.peak = self.rss()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss())
 
 
 def build_model(name: str | None, method: str, lora_r: int = 16):
@@ -123,20 +91,18 @@ def measure_method(config: MemoryConfig, method: str) -> dict:
     """Load and train one method in this process; bytes are RSS increases over the process before loading."""
     import gc
 
-    from course_lib.memory.memtrack import _release_freed_memory
-
     set_threads()
     _train(build_model("course-tiny", method, config.lora_r), MemoryConfig(max_steps=1, seq_len=16))  # warm-up:
     # the libraries' code and first-call buffers are loaded here, so what follows counts the model and its training
     set_seed(0)
     gc.collect()
-    _release_freed_memory()
+    release_freed_memory()
     base = RssSampler.rss()
     start = time.perf_counter()
     with RssSampler() as load:
         model = build_model(config.model, method, config.lora_r)
     gc.collect()
-    _release_freed_memory()
+    release_freed_memory()
     after_load = RssSampler.rss()
     footprint = bytes_by_dtype(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -183,10 +149,10 @@ def _isolated(config: MemoryConfig, method: str) -> dict:
 
 def memory_comparison(config: MemoryConfig, shape: ModelShape | None = None) -> dict:
     """Every method measured in its own process, next to `course vram`'s prediction for the same shape."""
-    from course_lib.models.loading import _resolve
+    from course_lib.models.loading import resolve_model
     from course_lib.memory.vram import model_shape
 
-    shape = shape or model_shape(_resolve(config.model))
+    shape = shape or model_shape(resolve_model(config.model))
     runs = []
     for method in config.methods:
         measured = _isolated(config, method)

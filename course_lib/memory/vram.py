@@ -15,7 +15,7 @@ LoRA and QLoRA follow peft's defaults unless told otherwise: fp32 adapters (`aut
 and, for QLoRA, fp32 embeddings and norms (`prepare_model_for_kbit_training`); AdamW is torch's
 multi-tensor version, its CUDA default (`foreach`).
 What a GPU adds on top of tensors (CUDA context, allocator rounding) is a separate line.
-`course vram` prints the table or `--json`; `--check` measures the same job with the tracker.
+`course vram` (course_lib.commands.vram) prints the table or `--json`; `--check` measures the same job with the tracker.
 
 Across GPUs, `course vram --num-gpus N --zero-stage S` prints `course_lib.memory.zero`'s model states per GPU
 with the per-GPU activations and overhead (lesson 08).
@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple, Sequence
 
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape", "shape_of",
            "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
-           "ALL_LINEAR", "VramArgs", "Activations", "activation_bytes", "COMMANDS"]
+           "ALL_LINEAR", "Activations", "activation_bytes"]
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
@@ -326,58 +326,3 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
                           gradients=gradients, optimizer_states=optimizer, activations=act.saved,
                           temporaries=temporaries, peak=int(peak), phase=phase, overhead=c.overhead_bytes,
                           trainable_parameters=trainable, total_parameters=n)
-
-
-# ---------------------------------------------------------------- `course vram`
-
-@dataclass
-class VramArgs:
-    """What to estimate and how to print it."""
-
-    model: str = field(default="llama-2-7b", metadata={"help": f"{', '.join(PRESETS)}, a folder with a "
-                                                              "config.json, or a hub id in the local cache"})
-    json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
-    check: bool = field(default=False, metadata={"help": "also measure the same job with PyTorch's MemTracker on "
-                                                         "fake tensors (no GPU, no allocation; ~1 min for 7B)"})
-    num_gpus: int = field(default=1, metadata={"help": "data-parallel GPUs (lesson 08): with --zero-stage, print "
-                                                       "full fine-tuning's model states per GPU"})
-    zero_stage: int = field(default=-1, metadata={"help": "ZeRO stage 0-3 (0: DDP, 1: optimizer states sharded, "
-                                                         "2: + gradients, 3: + parameters = FSDP FULL_SHARD); "
-                                                         "-1: one GPU, lesson 04's table"})
-
-
-def _vram(args: VramArgs, config: VramConfig) -> int:
-    if args.zero_stage != -1 or args.num_gpus != 1:
-        if args.zero_stage == -1:
-            raise ValueError("--num-gpus needs --zero-stage (0 for plain data parallel)")
-        from course_lib.memory.zero import print_zero_table
-
-        return print_zero_table(args, config)
-    est = estimate_memory(model_shape(args.model), config)
-    tracked = None
-    if args.check:
-        from course_lib.memory.memtrack import track_training_step
-        tracked = track_training_step(model_shape(args.model), config)
-    if args.json:
-        extra = {"tracked_peak_bytes": tracked.peak, "tracked_by_category": tracked.by_category} if tracked else {}
-        print(json.dumps({"model": args.model, "config": asdict(config), **est.to_json(), **extra}, indent=1))
-    else:
-        gc = ", gradient checkpointing" if config.gradient_checkpointing else ""
-        if config.method != "full":
-            gc += ", fp32 adapters (peft's default)" if config.fp32_adapters else ", adapters in the model's dtype"
-        if config.prepared_4bit:
-            gc += ", fp32 embeddings and norms (prepare_model_for_kbit_training)"
-        print(est.table(f"{args.model}: {config.method}, {config.precision}, {config.optimizer}, batch "
-                        f"{config.batch_size} × {config.seq_len} tokens{gc}"))
-        print(f"  trainable parameters: {est.trainable_parameters:,} of {est.total_parameters:,}")
-        if tracked:
-            parts = ", ".join(f"{k} {v / 1e9:.2f}" for k, v in tracked.by_category.items() if v)
-            print(f"  MemTracker (fake tensors): peak {tracked.peak / 1e9:.2f} GB ({parts} GB); the estimate's "
-                  f"tensor peak is {est.peak / tracked.peak - 1:+.1%} off it ({tracked.seconds:.0f} s)")
-    return 0
-
-
-COMMANDS = {
-    "vram": ("estimate training memory part by part (weights, gradients, optimizer, activations, ...); lesson 04",
-             (VramArgs, VramConfig), _vram),
-}

@@ -1,19 +1,20 @@
 """The models (lesson 00): loading course-tiny or a named/hub model, the named-model zoo, pretraining.
 
-    loading      load_base_model / load_tokenizer, get_device, set_seed, set_threads, count_parameters
+    base         model_name (the one resolver), COURSE_TINY, get_device, set_seed, set_threads, count_parameters
+    loading      load_base_model / load_tokenizer (course-tiny, a named model, a folder or a hub id; offline first)
     zoo          named real models converted from a pinned GGUF package (`course get-model`)
-    pretrain     course-tiny from scratch (`course pretrain`)
+    pretraining  course-tiny from scratch (`course pretrain`)
 """
 
-from course_lib.models.loading import (COURSE_TINY, default_model_name, load_base_model, load_tokenizer,
-                                       get_device, set_seed, set_threads, ModelNotAvailable, count_parameters,
-                                       course_tiny_path)
+from course_lib.models.base import (COURSE_TINY, ModelNotAvailable, model_name, default_model_name,
+                                    course_tiny_path, get_device, set_seed, set_threads, count_parameters)
 from course_lib.models.zoo import (GGUFSource, NAMED_MODELS, GetModelConfig, named_model_path, gguf_path,
                                    ensure_model, load_gguf, save_as_folder, convert, chat)
-from course_lib.models.pretrain import PretrainConfig, PretrainArgs, train_tokenizer, build_model, pretrain
+from course_lib.models.loading import resolve_model, load_base_model, load_tokenizer
+from course_lib.models.pretraining import PretrainConfig, PretrainArgs, train_tokenizer, build_model, pretrain
 
-__all__ = ['COURSE_TINY', 'default_model_name', 'load_base_model', 'load_tokenizer', 'get_device', 'set_seed',
-           'set_threads', 'ModelNotAvailable', 'count_parameters', 'course_tiny_path', 'GGUFSource',
-           'NAMED_MODELS', 'GetModelConfig', 'named_model_path', 'gguf_path', 'ensure_model', 'load_gguf',
-           'save_as_folder', 'convert', 'chat', 'PretrainConfig', 'PretrainArgs', 'train_tokenizer',
-           'build_model', 'pretrain']
+__all__ = ['COURSE_TINY', 'ModelNotAvailable', 'model_name', 'default_model_name', 'course_tiny_path',
+           'get_device', 'set_seed', 'set_threads', 'count_parameters', 'GGUFSource', 'NAMED_MODELS',
+           'GetModelConfig', 'named_model_path', 'gguf_path', 'ensure_model', 'load_gguf', 'save_as_folder',
+           'convert', 'chat', 'resolve_model', 'load_base_model', 'load_tokenizer', 'PretrainConfig',
+           'PretrainArgs', 'train_tokenizer', 'build_model', 'pretrain']

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.lockfile import MODELS_LOCK_PATH
 from course_lib.metrics import bits_per_byte, perplexity
-from course_lib.models.loading import COURSE_TINY, ModelNotAvailable, count_parameters
+from course_lib.models.base import COURSE_TINY, ModelNotAvailable, count_parameters, course_tiny_path
 
 __all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_path", "gguf_path", "ensure_model",
            "load_gguf", "save_as_folder", "convert", "chat", "COMMANDS"]
@@ -114,7 +114,7 @@ def gguf_path(name: str) -> Path:
 
 
 def ensure_model(name: str) -> Path:
-    """The converted folder of a named model, converting it first if it is not complete (models._resolve)."""
+    """The converted folder of a named model, converting it first if it is not complete (course_lib.models.loading resolves named models through it)."""
     path = named_model_path(name)
     if not all((path / f).exists() for f in _FOLDER_FILES):
         convert(GetModelConfig(name=name))
@@ -184,9 +184,7 @@ def convert(config: GetModelConfig | None = None) -> dict:
 
 
 def _convert(config: GetModelConfig) -> dict:
-    from transformers import AutoModelForCausalLM
-
-    from course_lib.models.loading import load_base_model, load_tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src, gguf = _source(config.name), gguf_path(config.name)
     out = named_model_path(config.name)
@@ -223,7 +221,8 @@ def _convert(config: GetModelConfig) -> dict:
     held_out = {k: v[:config.eval_texts] for k, v in held_out.items()}
     eval_start = time.perf_counter()
     scores = {config.name: _scores(converted, tokenizer, held_out),
-              COURSE_TINY: _scores(load_base_model(COURSE_TINY), load_tokenizer(COURSE_TINY), held_out)}
+              COURSE_TINY: _scores(AutoModelForCausalLM.from_pretrained(course_tiny_path()),  # the shipped folder, as
+                                  AutoTokenizer.from_pretrained(course_tiny_path()), held_out)}  # load_base_model reads it
     eval_seconds = time.perf_counter() - eval_start
     steps.update()
 

@@ -117,7 +117,8 @@ def train_distributed(config: DistributedConfig) -> dict:
     """Train `config.max_steps` steps on as many processes as were launched; rank 0 returns (and writes) the results."""
     from accelerate import Accelerator
 
-    from course_lib.models.loading import load_base_model, set_seed, set_threads
+    from course_lib.models.base import set_seed, set_threads
+    from course_lib.models.loading import load_base_model
 
     set_threads()
     accelerator = Accelerator(cpu=True)

@@ -19,7 +19,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.models.loading import set_seed
+from course_lib.models.base import set_seed
 
 __all__ = ["TrainConfig", "History", "TrainingDiverged", "train", "make_optimizer", "make_scheduler",
            "shuffled_batches", "accumulate_gradients", "live_size"]

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.models.loading import set_seed
+from course_lib.models.base import set_seed
 from course_lib.training.loop import shuffled_batches
 
 __all__ = ["LRFinderConfig", "SuggestedLRs", "lr_find", "suggest", "plot_lr_find", "exponential_lrs"]

@@ -19,7 +19,8 @@ from course_lib.data.encoding import collator_for, tokenize_classification
 from course_lib.training.freezing import (discriminative_lr_groups, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
 from course_lib.metrics import classification_evaluator
-from course_lib.models.loading import get_device, load_base_model, load_tokenizer, set_seed
+from course_lib.models.base import get_device, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.training.loop import History, TrainConfig, make_optimizer, train
 
 __all__ = ["METHODS", "TransferConfig", "TransferRun", "fine_tune_classifier", "build_classifier",

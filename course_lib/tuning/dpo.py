@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from course_lib.tuning import sft
 from course_lib.data.datasets import data_dir
+from course_lib.metrics import format_ok, rouge_l
 from course_lib.data.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
@@ -200,7 +201,7 @@ def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], 
 
 def win_rate(after: Sequence[str], before: Sequence[str], references: Sequence[str]) -> dict:
     """Pairwise after-vs-before by a checkable rule: in the docstring format first, then higher ROUGE-L; ties ½."""
-    key = lambda a, r: (sft.format_ok(a), round(sft.rouge_l([a], [r]), 6))  # noqa: E731
+    key = lambda a, r: (format_ok(a), round(rouge_l([a], [r]), 6))  # noqa: E731
     wins = ties = 0
     for a, b, r in zip(after, before, references):
         ka, kb = key(a, r), key(b, r)
@@ -220,7 +221,8 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -
     """The long run: before metrics of the SFT model, then DPO for every β × seed, after metrics of each."""
     from peft import get_peft_model
 
-    from course_lib.models.loading import count_parameters, load_tokenizer, set_seed
+    from course_lib.models.base import count_parameters, set_seed
+    from course_lib.models.loading import load_tokenizer
 
     config = config or DPORunConfig()
     model_name = model_name or sft.lesson_model()
@@ -271,7 +273,8 @@ def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) 
     from datasets import Dataset
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    from course_lib.models.loading import load_tokenizer, set_seed
+    from course_lib.models.base import set_seed
+    from course_lib.models.loading import load_tokenizer
 
     config = config or DPORunConfig(betas=[0.1])
     model_name = model_name or sft.lesson_model()

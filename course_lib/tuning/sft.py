@@ -21,15 +21,15 @@ from typing import Literal, Sequence
 
 import torch
 
-from course_lib.data.datasets import RESPONSE_MARKER, data_dir, instruction_text, load_course_dataset
+from course_lib.data.datasets import RESPONSE_MARKER, TASK_PREFIX, data_dir, instruction_text, load_course_dataset
+from course_lib.metrics import format_ok, rouge_l
 
-__all__ = ["DEFAULT_MODEL", "lesson_model", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
-           "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
+__all__ = ["DEFAULT_MODEL", "lesson_model", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
+           "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll",
            "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
            "COMMANDS"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
-TASK_PREFIX = "Explain what the Python function"  # the rows of data/instructions/chat this lesson trains on
 Template = Literal["chat", "none", "alpaca"]
 TEMPLATES: tuple[str, ...] = ("chat", "none", "alpaca")  # the model's own, none at all, another model's
 
@@ -132,19 +132,6 @@ def response_nll(model, tokenizer, rows: Sequence[dict], template: Template = "c
     return total / count
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure (Lin 2004: longest common subsequence), Google's `rouge_score` with stemming."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)) / len(references)
-
-
-def format_ok(answer: str, max_words: int = 25) -> bool:
-    """The course's docstring style: one line, at most `max_words` words, ending with a full stop."""
-    return "\n" not in answer and 0 < len(answer.split()) <= max_words and answer.endswith(".")
-
-
 @torch.no_grad()
 def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = "chat",
                    max_new_tokens: int = 32) -> dict:
@@ -244,7 +231,8 @@ def _scores(model, tokenizer, test, templates=("chat",), max_new_tokens: int = 3
 
 def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -> dict:
     """The long run: base scores in three formats, SFT with early stopping, after scores, the whole-text twin."""
-    from course_lib.models.loading import count_parameters, load_base_model, load_tokenizer, set_seed
+    from course_lib.models.base import count_parameters, set_seed
+    from course_lib.models.loading import load_base_model, load_tokenizer
 
     config = config or SFTRunConfig()
     model_name = model_name or lesson_model()

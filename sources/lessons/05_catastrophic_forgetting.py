@@ -27,7 +27,7 @@
 # re-runs one configuration live. With `COURSE_MODEL=smollm2-135m-instruct` the live run is
 # shrunk in proportion to the model's size, so the lesson still runs in a few minutes.
 #
-# **You will use** `course_lib.forgetting.measure` (metrics, replay, EWC, the experiment runner), peft's
+# **You will use** `course_lib.forgetting.measuring` (metrics, replay, EWC, the experiment runner), peft's
 # `LoraConfig`, and the training loop `course_lib.training.loop.train` from lesson 01.
 
 # %%

@@ -47,7 +47,7 @@ from transformers import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from course_lib.tuning import sft
-from course_lib.data import data_dir
+from course_lib.data import TASK_PREFIX, data_dir
 from course_lib.doctor import versions_line
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
 from course_lib.results import load_results
@@ -76,7 +76,7 @@ set_seed(0)
 model = load_base_model(name).eval()
 train_rows, val_rows, test_rows = sft.task_rows("train"), sft.task_rows("validation"), sft.task_rows("test")
 print(f"model: {name}, {count_parameters(model):,} parameters")
-print(f"task rows (\"{sft.TASK_PREFIX} …\"): train {len(train_rows)}, validation {len(val_rows)}, test {len(test_rows)}")
+print(f"task rows (\"{TASK_PREFIX} …\"): train {len(train_rows)}, validation {len(val_rows)}, test {len(test_rows)}")
 row = train_rows[0]
 print("\nmessages:", row["messages"])
 print("\nrendered for training (the whole conversation):")

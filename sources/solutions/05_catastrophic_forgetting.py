@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 05 · Exercises: catastrophic forgetting
 #
-# Five graded parts. Four are small pieces of `course_lib.forgetting.measure` written by you and checked
+# Five graded parts. Four are small pieces of `course_lib.forgetting.measuring` written by you and checked
 # against the library: the forgetting metric and its sign convention, replay batch mixing, the
 # EWC penalty, and reading the learn-vs-forget results of lesson 05. The fifth is a decision: you
 # choose a learning rate and a replay fraction for fine-tuning course-tiny, and the test runs your

@@ -17,6 +17,7 @@ from transformers.utils import logging as hf_logging
 from course_lib.tuning import sft
 from course_lib.doctor import versions_line
 from course_lib.grading import check
+from course_lib.metrics import rouge_l
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
 
 hf_logging.disable_progress_bar()
@@ -213,7 +214,7 @@ print(f"format rate {format_rate(answers):.0%}, ROUGE-L {rouge:.3f}")
 # %% course={"grade_id": "q4_scores", "points": 2}
 check.close("format_rate", format_rate(answers), 0.5, rel_tol=1e-9,
             hint="answers 1 and 4 qualify; 2 has a line break, 3 has no full stop")
-check.close("rouge", rouge, sft.rouge_l(answers, references), rel_tol=1e-9,
+check.close("rouge", rouge, rouge_l(answers, references), rel_tol=1e-9,
             hint="mean over answers of score(reference, answer)['rougeL'].fmeasure, with use_stemmer=True")
 ### BEGIN HIDDEN TESTS
 check.close("format_long", format_rate([" ".join(["word"] * 26) + ".", "Short."]), 0.5, rel_tol=1e-9)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.metrics import perplexity
-from course_lib.models.loading import count_parameters, set_seed
+from course_lib.models.base import count_parameters, set_seed
 
 __all__ = ["PretrainConfig", "PretrainArgs", "train_tokenizer", "build_model", "pretrain", "COMMANDS"]
 
@@ -232,7 +232,7 @@ def _model_card(f: dict) -> str:
     return f"""# course-tiny
 
 A small **LlamaForCausalLM** pretrained from scratch by this course (`course pretrain`,
-`course_lib/models/pretrain.py`) on English text that ships with every CPython install. It exists so that
+`course_lib/models/pretraining.py`) on English text that ships with every CPython install. It exists so that
 every lesson can fine-tune a *genuinely pretrained* model several times on a laptop CPU, offline.
 Its module names are Llama's (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`,
 `down_proj`), so LoRA configurations written for Llama models apply unchanged.
