@@ -17,7 +17,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["main", "commands", "DoctorArgs"]
+from course_lib.models.base import set_threads
+from course_lib.notebook import quiet_notebook
+
+__all__ = ["main", "commands", "parse", "DoctorArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
 COMMAND_MODULES = ("course_lib.cli", "course_lib.data.build", "course_lib.models.pretraining", "course_lib.models.zoo",
@@ -83,30 +86,42 @@ def _usage(specs: dict[str, Spec]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from course_lib.models.base import set_threads
+def parse(argv: list[str]) -> tuple[str, tuple]:
+    """`course NAME [options]` (argv without `course`) -> (NAME, its filled-in config dataclasses).
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    Raises ValueError for an unknown command or option; what `main` runs, and what tests use to check
+    that a results file's recorded command still parses.
+    """
     specs = commands()
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage(specs))
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
+    name, rest = argv[0], list(argv[1:])
     if name not in specs:
-        print(f"course: error: unknown command {name!r}; `course --help` lists them.", file=sys.stderr)
-        return 2
-    help_, config_types, run = specs[name]
+        raise ValueError(f"unknown command {name!r}; `course --help` lists them.")
+    help_, config_types, _ = specs[name]
     positional = getattr(config_types[0], "POSITIONAL", None)  # `course grade FOLDER` = `--submissions FOLDER`
     if positional and rest and not rest[0].startswith("-"):
         rest = [f"--{positional}", *rest]
     try:
-        configs = _parser(config_types, name, help_).parse_args_into_dataclasses(rest)  # --help exits here
-        set_threads()
-        return run(*configs) or 0
+        return name, tuple(_parser(config_types, name, help_).parse_args_into_dataclasses(rest))
     except _UsageError as exc:
-        print(f"course {name}: error: {exc} (`course {name} --help` lists the options)", file=sys.stderr)
+        raise ValueError(f"{exc} (`course {name} --help` lists the options)") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_notebook()  # a command's output, like a lesson's, shows no progress bars or known notices
+    specs = commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(specs))
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in specs:
+        print(f"course: error: unknown command {name!r}; `course --help` lists them.", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as exc:  # a user's mistake: one line, no traceback
+    try:
+        _, configs = parse(argv)  # --help exits here
+        set_threads()
+        return specs[name][2](*configs) or 0
+    except (ValueError, FileNotFoundError) as exc:  # a user's mistake (an option too): one line, no traceback
         print(f"course {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

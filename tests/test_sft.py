@@ -99,9 +99,7 @@ def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):
 
 @pytest.mark.slow
 def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_path, monkeypatch):
-    from course_lib.models import loading as models
-
-    monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_chat_model())
+    monkeypatch.setattr(sft, "load_base_model", lambda name=None, **kw: small_chat_model())
     config = sft.SFTRunConfig(train_rows=8, eval_rows=4, test_rows=2, max_steps=4, per_device_train_batch_size=4,
                               eval_steps=2, logging_steps=2, max_new_tokens=3, adapter_dir=str(tmp_path / "adapter"),
                               out=str(tmp_path / "sft.json"))

@@ -176,7 +176,7 @@ def test_unknown_normalisation_is_one_clear_error(tiny_llama):
 
 
 def test_live_size_keeps_small_models_and_shortens_large_ones():
-    from course_lib.training.loop import live_size
+    from course_lib.training.sizing import live_size
 
     assert live_size(30, 1_000_000) == 30
     assert live_size(30, 140_000_000) == 9  # 100x the parameters: (1/100)^(1/4) ≈ 0.32 of the steps

@@ -65,7 +65,8 @@ def test_linear_probe_trains_only_the_head_on_course_tiny():
 
 
 def test_scaled_for_shrinks_runs_and_learning_rates_with_the_model_size():
-    from course_lib.training.transfer import COURSE_TINY_PARAMS, TransferConfig
+    from course_lib.training.sizing import COURSE_TINY_PARAMS
+    from course_lib.training.transfer import TransferConfig
 
     base = TransferConfig(eval_steps=5)
     assert base.scaled_for(COURSE_TINY_PARAMS) == base  # course-tiny keeps its settings

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from course_lib.memory.memtrack import measure_peak_memory, track_training_step
-from course_lib.memory.vram import ALL_LINEAR, METHODS, PARTS, PRESETS, ModelShape, VramConfig, estimate_memory, model_shape
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS
+from course_lib.memory.vram import METHODS, PARTS, PRESETS, ModelShape, VramConfig, estimate_memory, model_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 L7 = PRESETS["llama-2-7b"]
@@ -35,7 +36,7 @@ def test_weights_only_figures():
 
 def test_peft_defaults_keep_adapters_and_their_states_in_fp32():
     lean, peft = est(method="lora", autocast_adapter_dtype=False), est(method="lora")
-    n = L7.lora_parameters(16, ALL_LINEAR)
+    n = L7.lora_parameters(16, ALL_LINEAR_TARGETS)
     assert (lean.lora_parameters, lean.gradients, lean.optimizer_states) == (2 * n, 2 * n, 4 * n)
     assert (peft.lora_parameters, peft.gradients, peft.optimizer_states) == (4 * n, 4 * n, 8 * n)
     assert peft.activations > lean.activations  # each adapted layer keeps an fp32 copy of its input
@@ -220,7 +221,7 @@ def test_benchmark_smoke_writes_an_honest_receipt(tmp_path):
 def test_lora_parameters_match_peft_published_counts():
     # the two counts peft users see most on Llama-2-7b: r=8 on q, v and r=16 on all linear layers
     assert L7.lora_parameters(8, ("q_proj", "v_proj")) == 4_194_304
-    assert L7.lora_parameters(16, ALL_LINEAR) == 39_976_960
+    assert L7.lora_parameters(16, ALL_LINEAR_TARGETS) == 39_976_960
     # course-tiny, counted by hand: 4 layers × 4 attention matrices × r=8 × (128 + 128)
     assert PRESETS["course-tiny"].lora_parameters(8) == 4 * 4 * 8 * 256
 

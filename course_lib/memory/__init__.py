@@ -7,8 +7,8 @@
 """
 
 from course_lib.memory.vram import (ModelShape, PRESETS, VramConfig, MemoryEstimate, estimate_memory,
-                                    model_shape, shape_of, METHODS, PRECISIONS, OPTIMIZERS, PARTS, ATTENTION,
-                                    ALL_LINEAR, Activations, activation_bytes)
+                                    model_shape, shape_of, METHODS, PRECISIONS, OPTIMIZERS, PARTS,
+                                    Activations, activation_bytes)
 from course_lib.memory.quant import (nf4_table, int4_table, fp4_table, dynamic_map_8bit, quantize_blockwise,
                                      dequantize_blockwise, quantize_nf4, dequantize_nf4, DoubleQuantized,
                                      double_quantize, double_dequantize, bits_per_parameter,
@@ -19,10 +19,10 @@ from course_lib.memory.zero import (ZERO_STAGES, ModelStates, largest_layer_para
                                     deepspeed_estimate, zero_paper_bytes_per_gpu, cards_needed)
 
 __all__ = ['ModelShape', 'PRESETS', 'VramConfig', 'MemoryEstimate', 'estimate_memory', 'model_shape',
-           'shape_of', 'METHODS', 'PRECISIONS', 'OPTIMIZERS', 'PARTS', 'ATTENTION', 'ALL_LINEAR',
-           'Activations', 'activation_bytes', 'nf4_table', 'int4_table', 'fp4_table', 'dynamic_map_8bit',
-           'quantize_blockwise', 'dequantize_blockwise', 'quantize_nf4', 'dequantize_nf4', 'DoubleQuantized',
-           'double_quantize', 'double_dequantize', 'bits_per_parameter', 'keep_cpu_4bit_trainable',
-           'TrackedMemory', 'track_training_step', 'track_model_steps', 'PeakMemory', 'measure_peak_memory',
-           'RssSampler', 'release_freed_memory', 'ZERO_STAGES', 'ModelStates', 'largest_layer_parameters',
+           'shape_of', 'METHODS', 'PRECISIONS', 'OPTIMIZERS', 'PARTS', 'Activations', 'activation_bytes',
+           'nf4_table', 'int4_table', 'fp4_table', 'dynamic_map_8bit', 'quantize_blockwise',
+           'dequantize_blockwise', 'quantize_nf4', 'dequantize_nf4', 'DoubleQuantized', 'double_quantize',
+           'double_dequantize', 'bits_per_parameter', 'keep_cpu_4bit_trainable', 'TrackedMemory',
+           'track_training_step', 'track_model_steps', 'PeakMemory', 'measure_peak_memory', 'RssSampler',
+           'release_freed_memory', 'ZERO_STAGES', 'ModelStates', 'largest_layer_parameters',
            'model_states_per_gpu', 'deepspeed_estimate', 'zero_paper_bytes_per_gpu', 'cards_needed']

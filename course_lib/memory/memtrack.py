@@ -25,8 +25,8 @@ from typing import Callable
 
 import torch
 
-from course_lib.tuning.lora import LoraConfig, LinearWithLoRA, add_lora
-from course_lib.memory.vram import ALL_LINEAR, ATTENTION, ModelShape, VramConfig
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, LinearWithLoRA, add_lora
+from course_lib.memory.vram import ModelShape, VramConfig
 
 __all__ = ["TrackedMemory", "track_training_step", "track_model_steps", "PeakMemory", "measure_peak_memory", "RssSampler",
            "release_freed_memory"]
@@ -110,7 +110,8 @@ def track_training_step(shape: ModelShape, config: VramConfig, steps: int = 2) -
         if config.method == "lora":  # the course's LoRA layers (= peft's, tests/test_lora.py), in the base dtype;
             # peft's own `.to()` cannot move parameters between fake tensors
             add_lora(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
-                                       target_modules=ALL_LINEAR if config.lora_targets == "all-linear" else ATTENTION))
+                                       target_modules=ALL_LINEAR_TARGETS if config.lora_targets == "all-linear"
+                                       else ATTENTION_TARGETS))
             if config.fp32_adapters:  # peft's autocast_adapter_dtype: fp32 adapters, which cast their input to fp32
                 for module in model.modules():
                     if isinstance(module, LinearWithLoRA):  # new layers: fake tensors cannot change dtype

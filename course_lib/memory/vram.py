@@ -24,19 +24,18 @@ with the per-GPU activations and overhead (lesson 08).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
 
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS
+
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape", "shape_of",
-           "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
-           "ALL_LINEAR", "Activations", "activation_bytes"]
+           "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "Activations", "activation_bytes"]
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
-ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
 PARTS = ("weights", "quantization_constants", "lora_parameters", "gradients", "optimizer_states", "activations",
          "temporaries")
 
@@ -76,7 +75,7 @@ class ModelShape:
     def parameters(self) -> int:
         return self.linear_parameters + self.other_parameters
 
-    def lora_parameters(self, r: int, targets: Sequence[str] = ATTENTION) -> int:
+    def lora_parameters(self, r: int, targets: Sequence[str] = ATTENTION_TARGETS) -> int:
         """Trainable LoRA parameters of the whole model: r·(d + k) per targeted matrix per layer (lesson 03)."""
         return self.num_hidden_layers * sum(r * (d + k) for name, (d, k) in self.linear_shapes().items()
                                             if name in targets)
@@ -291,7 +290,7 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
         trainable = n
         largest = max(shape.vocab_size, shape.intermediate_size) * shape.hidden_size  # biggest trained tensor
     else:
-        trainable = shape.lora_parameters(c.lora_r, ALL_LINEAR if c.lora_targets == "all-linear" else ATTENTION)
+        trainable = shape.lora_parameters(c.lora_r, ALL_LINEAR_TARGETS if c.lora_targets == "all-linear" else ATTENTION_TARGETS)
         largest = c.lora_r * max(shape.intermediate_size, shape.hidden_size)
     # frozen or trainable base weights; QLoRA keeps the decoder's linear layers in 4 bits
     if c.method == "qlora":

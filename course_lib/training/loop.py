@@ -22,10 +22,7 @@ from tqdm.auto import tqdm
 from course_lib.models.base import set_seed
 
 __all__ = ["TrainConfig", "History", "TrainingDiverged", "train", "make_optimizer", "make_scheduler",
-           "shuffled_batches", "accumulate_gradients", "live_size"]
-
-LIVE_REFERENCE_PARAMETERS = 1_400_000  # the model size the lessons' live runs were sized for (course-tiny's order)
-
+           "shuffled_batches", "accumulate_gradients"]
 
 @dataclass
 class TrainConfig:
@@ -122,18 +119,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message: str, history: History):
         super().__init__(message)
         self.history = history
-
-
-def live_size(n: int, n_parameters: int, minimum: int = 2) -> int:
-    """A lesson's live run of `n` steps (or examples), shortened for a larger model (lessons 02, 03).
-
-    A step costs time in proportion to the parameters, so a live run cannot keep its length on a 100×
-    larger model; scaling by (reference / n_parameters)^(1/4) gives it a third of the steps (about 30×
-    the time instead of 100×) while keeping enough of them to show a trend, and at least `minimum`.
-    """
-    if n_parameters <= LIVE_REFERENCE_PARAMETERS:
-        return n
-    return max(minimum, round(n * (LIVE_REFERENCE_PARAMETERS / n_parameters) ** 0.25))
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig,

@@ -27,6 +27,10 @@ import torch.nn.functional as F
 from course_lib.tuning import sft
 from course_lib.data.datasets import data_dir
 from course_lib.metrics import format_ok, rouge_l
+from course_lib.models.base import count_parameters, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.notebook import known_notices
+from course_lib.results import command_line, save_results
 from course_lib.data.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
@@ -140,7 +144,6 @@ def sft_reference(model_name: str | None = None, adapter: Path | str | None = No
     """Lesson 06's model: the base with its SFT adapter merged in (float32, exact) — DPO's starting point."""
     from peft import PeftModel
 
-    from course_lib.models.loading import load_base_model
 
     base = load_base_model(model_name or sft.lesson_model())
     adapter = adapter or data_dir() / "adapters" / "sft-docstring"
@@ -192,8 +195,7 @@ def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], 
 
     as_dataset = lambda rows: Dataset.from_list([to_trl(p) for p in rows])  # noqa: E731
     args = config.to_dpo_config(output_dir, beta, seed, **overrides)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with known_notices():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
         return DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
                           train_dataset=as_dataset(train), eval_dataset=as_dataset(evals) if evals else None,
                           peft_config=config.lora_config())
@@ -221,8 +223,6 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -
     """The long run: before metrics of the SFT model, then DPO for every β × seed, after metrics of each."""
     from peft import get_peft_model
 
-    from course_lib.models.base import count_parameters, set_seed
-    from course_lib.models.loading import load_tokenizer
 
     config = config or DPORunConfig()
     model_name = model_name or sft.lesson_model()
@@ -273,8 +273,6 @@ def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) 
     from datasets import Dataset
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    from course_lib.models.base import set_seed
-    from course_lib.models.loading import load_tokenizer
 
     config = config or DPORunConfig(betas=[0.1])
     model_name = model_name or sft.lesson_model()
@@ -312,19 +310,15 @@ def _answers(model, tok, rows, refs, config: DPORunConfig) -> dict:
 
 
 def _run(config: DPORunConfig) -> int:
-    from course_lib.results import save_results
-
     if config.max_steps <= 0 or not config.betas or not config.seeds:
         raise ValueError("--max_steps must be positive, and --betas and --seeds must name at least one value.")
-    path = save_results("dpo", dpo_run(config), out=config.out or None)
+    path = save_results("dpo", {"command": command_line("dpo", config), **dpo_run(config)}, out=config.out or None)
     print(f"wrote {path}")
     return 0
 
 
 def _run_orpo(config: DPORunConfig) -> int:
-    from course_lib.results import save_results
-
-    print(f"wrote {save_results('orpo', orpo_run(config), out=config.out or None)}")
+    print(f"wrote {save_results('orpo', {'command': command_line('orpo', config), **orpo_run(config)}, out=config.out or None)}")
     return 0
 
 

@@ -11,18 +11,21 @@ evaluation loss with the best checkpoint reloaded, before/after metrics, the ada
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
 import torch
 
-from course_lib.data.datasets import RESPONSE_MARKER, TASK_PREFIX, data_dir, instruction_text, load_course_dataset
+from course_lib.data.datasets import TASK_PREFIX, data_dir, instruction_text, load_course_dataset
+from course_lib.forgetting.generation import greedy_answers
 from course_lib.metrics import format_ok, rouge_l
+from course_lib.models.base import count_parameters, model_name, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.notebook import known_notices
+from course_lib.results import command_line, save_results
 
 __all__ = ["DEFAULT_MODEL", "lesson_model", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll",
@@ -36,7 +39,7 @@ TEMPLATES: tuple[str, ...] = ("chat", "none", "alpaca")  # the model's own, none
 
 def lesson_model() -> str:
     """COURSE_MODEL if set, else smollm2-135m-instruct: this lesson needs a model with a chat template."""
-    return os.environ.get("COURSE_MODEL") or DEFAULT_MODEL
+    return model_name(default=DEFAULT_MODEL)
 
 
 def task_rows(split: str, n: int | None = None) -> list[dict]:
@@ -136,8 +139,6 @@ def response_nll(model, tokenizer, rows: Sequence[dict], template: Template = "c
 def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = "chat",
                    max_new_tokens: int = 32) -> dict:
     """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL."""
-    from course_lib.forgetting.generation import greedy_answers
-
     prompts = [prompt_for(tokenizer, r, template) for r in rows]
     answers = greedy_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
     refs = [r["messages"][-1]["content"] for r in rows]
@@ -208,8 +209,7 @@ def sft_trainer(model, tokenizer, train_rows, eval_rows, config: SFTRunConfig, o
     args = config.to_sft_config(output_dir, **overrides)
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if args.load_best_model_at_end else []
     as_dataset = lambda rows: Dataset.from_list([to_prompt_completion(r) for r in rows])  # noqa: E731
-    with warnings.catch_warnings():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with known_notices():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
         return SFTTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=as_dataset(train_rows),
                           eval_dataset=as_dataset(eval_rows) if eval_rows else None,
                           peft_config=config.lora_config(), callbacks=callbacks)
@@ -231,8 +231,6 @@ def _scores(model, tokenizer, test, templates=("chat",), max_new_tokens: int = 3
 
 def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -> dict:
     """The long run: base scores in three formats, SFT with early stopping, after scores, the whole-text twin."""
-    from course_lib.models.base import count_parameters, set_seed
-    from course_lib.models.loading import load_base_model, load_tokenizer
 
     config = config or SFTRunConfig()
     model_name = model_name or lesson_model()
@@ -300,8 +298,6 @@ def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply
 
 
 def _run(config: SFTRunConfig) -> int:
-    from course_lib.results import save_results
-
     if config.max_steps <= 0 or config.train_rows <= 0:
         raise ValueError("--max_steps and --train_rows must be positive.")
     result = sft_run(config)
@@ -310,7 +306,7 @@ def _run(config: SFTRunConfig) -> int:
     if config.compare_whole_text:
         write_adapter_card(adapter_dir.with_name(adapter_dir.name + "-whole-text"), result, "whole-text loss, "
                            "the comparison run")
-    path = save_results("sft", result, out=config.out or None)
+    path = save_results("sft", {"command": command_line("sft", config), **result}, out=config.out or None)
     print(f"wrote {path}")
     return 0
 

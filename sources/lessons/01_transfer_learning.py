@@ -20,9 +20,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]
@@ -95,7 +96,6 @@ if config != TransferConfig():
 from course_lib.training import layer_groups, trainable_report
 from course_lib.models import set_seed
 
-transformers.logging.set_verbosity_error()  # quiet loads: the loader's own report prints this machine's paths
 pretrained = set(base.state_dict())  # every weight name the checkpoint holds
 set_seed(0)
 model = load_base_model(task="classification", num_labels=len(LABELS))

@@ -16,10 +16,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()  # the new head's "missing weights" report, once is enough
-transformers.utils.logging.disable_progress_bar()
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]

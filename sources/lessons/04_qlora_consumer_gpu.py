@@ -19,13 +19,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
-import warnings
-
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
-# peft's prepare_model_for_kbit_training still calls a transformers alias deprecated in 5.x; harmless here
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
@@ -38,7 +35,7 @@ from course_lib.data import data_dir, instruction_text, load_course_dataset
 from course_lib.models import count_parameters, get_device, load_base_model, load_tokenizer, set_seed
 from course_lib.metrics import perplexity
 from course_lib.memory import (bits_per_parameter, dequantize_blockwise, dequantize_nf4, double_dequantize,
-                              double_quantize, fp4_table, int4_table, keep_cpu_4bit_trainable, nf4_table,
+                              double_quantize, fp4_table, int4_table, nf4_table,
                               quantize_blockwise, quantize_nf4)
 from course_lib.data import collator_for, tokenize_causal
 from course_lib.training import TrainConfig, train
@@ -173,41 +170,26 @@ print(f"{absmax_all.numel():,} absmax constants; worst relative error after doub
 # switches that repacking off (on a GPU it changes nothing).
 
 # %%
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import BitsAndBytesConfig
+from course_lib.experiments.memory import build_model, bytes_by_dtype
 
 tok = load_tokenizer()
 alpaca = load_course_dataset("alpaca")
 train_rows = tokenize_causal(tok, [instruction_text(r) for r in alpaca["train"].select(range(400))], max_length=64)
 eval_texts = [instruction_text(r) for r in alpaca["validation"].select(range(48))]
-half = torch.bfloat16
-lora_cfg = LoraConfig(r=16, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
 steps = TrainConfig(learning_rate=2e-3, max_steps=8, per_device_train_batch_size=4, disable_tqdm=True)
 
 
-def qlora_model(prepare=True):
-    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                             bnb_4bit_compute_dtype=half)
-    m = load_base_model(quantization_config=bnb, **({} if prepare else {"dtype": half}),
-                        **({"device_map": {"": 0}} if device.type == "cuda" else {}))
-    if prepare:  # the recipe: freeze, and cast the unquantized parameters to float32
-        m = prepare_model_for_kbit_training(m, use_gradient_checkpointing=False)
-    else:  # the same without the float32 cast (the next section measures what the cast costs)
-        m.requires_grad_(False)
-    keep_cpu_4bit_trainable(m)  # see above: without it, evaluating first breaks training on a CPU
-    return get_peft_model(m, lora_cfg)
+# The recipe is `build_model` in course_lib/experiments/memory.py (what `course memory` measures):
+# BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+# bnb_4bit_compute_dtype=bfloat16), prepare_model_for_kbit_training, keep_cpu_4bit_trainable, then
+# LoraConfig(r=16, target_modules="all-linear") with get_peft_model. Here lora_alpha = r.
+def qlora_model(prepare=True):  # prepare=False: frozen but without the float32 cast (measured below)
+    return build_model(None, "qlora", lora_r=16, lora_alpha=16, prepare=prepare, device=device)
 
 
-def lora16_model():
-    return get_peft_model(load_base_model(dtype=half).to(device), lora_cfg)
-
-
-def bytes_by_dtype(m):
-    """Parameter bytes per storage dtype (4-bit weights are stored as uint8, two codes per byte)."""
-    out = {}
-    for p in m.parameters():
-        out[str(p.dtype).removeprefix("torch.")] = out.get(str(p.dtype).removeprefix("torch."), 0) + p.nbytes
-    return out
+def lora16_model(autocast_adapter_dtype=True):
+    return build_model(None, "lora", lora_r=16, lora_alpha=16, device=device,
+                       autocast_adapter_dtype=autocast_adapter_dtype)
 
 
 results = {}
@@ -265,7 +247,7 @@ tracked = {}
 for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model),
                     ("QLoRA, no fp32 cast", lambda: qlora_model(prepare=False)),
                     ("16-bit LoRA, bf16 adapters",
-                     lambda: get_peft_model(load_base_model(dtype=half).to(device), lora_cfg, autocast_adapter_dtype=False))):
+                     lambda: lora16_model(autocast_adapter_dtype=False))):
     set_seed(0)
     tracked[name] = t = track_model_steps(build(), ids)
     parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in t.by_category.items() if v >= 1e4)

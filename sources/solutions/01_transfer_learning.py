@@ -12,10 +12,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassifi
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar when part 5 loads course-tiny
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 

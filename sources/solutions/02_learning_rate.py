@@ -14,10 +14,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()  # a new head's "missing weights" report is expected here
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in the saved page
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]

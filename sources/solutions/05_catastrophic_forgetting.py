@@ -15,17 +15,17 @@ import math
 import random
 
 import torch
-from transformers.utils import logging as hf_logging
 
 from course_lib.forgetting import ewc
 from course_lib import forgetting as fg
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 from course_lib.results import load_results
 
-hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]

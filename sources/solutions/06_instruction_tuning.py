@@ -9,21 +9,18 @@
 
 # %%
 import math
-import warnings
 
 import torch
-from transformers.utils import logging as hf_logging
 
 from course_lib.tuning import sft
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.metrics import rouge_l
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
+from course_lib.notebook import quiet_notebook
 
-hf_logging.disable_progress_bar()
-# peft still calls a transformers alias deprecated in 5.x; harmless here
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 tokenizer = load_tokenizer(sft.DEFAULT_MODEL)  # SmolLM2-135M-Instruct's tokenizer and its ChatML template
 
