@@ -13,10 +13,12 @@ dispatches. Mistakes a user can make end in one line on stderr and exit code 2, 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
+from course_lib.doctor import doctor, format_report
 from course_lib.models.base import set_threads
 from course_lib.notebook import quiet_notebook
 
@@ -40,10 +42,6 @@ class DoctorArgs:
 
 
 def _doctor(args: DoctorArgs) -> int:
-    import json
-
-    from course_lib.doctor import doctor, format_report
-
     report = doctor()
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0

@@ -1,9 +1,9 @@
 """One training script for one process or many: data parallel (DDP) and sharded (FSDP2) on the CPU (lesson 08).
 
-    python -m course_lib.training.distributed --output_json run.json                        # one process
+    course train-distributed --output_json run.json                                          # one process
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
-        --dynamo_backend no -m course_lib.training.distributed --output_json run.json         # two, DDP over gloo
-    ... -m course_lib.training.distributed --fsdp --output_json run.json                     # two, each holding half
+        --dynamo_backend no -m course_lib.cli train-distributed --output_json run.json       # two, DDP over gloo
+    ... -m course_lib.cli train-distributed --fsdp --output_json run.json                   # two, each holding half
 
 The script is the same in every case: `accelerate.Accelerator` finds how many processes `accelerate launch`
 started and wraps the model in DistributedDataParallel when there are several. Each optimizer step takes the
@@ -31,6 +31,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
+
+from course_lib.data.datasets import data_dir, read_jsonl
+from course_lib.models.base import set_seed, set_threads
+from course_lib.models.loading import load_base_model, load_tokenizer
 
 __all__ = ["DistributedConfig", "ProcessMemory", "process_memory", "training_batches", "train_distributed",
            "launch", "compare_runs", "DistributedRunFailed", "COMMANDS"]
@@ -82,9 +86,6 @@ def process_memory(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 def training_batches(config: DistributedConfig) -> torch.Tensor:
     """(max_steps, global_batch_size, seq_len) token ids: the corpus, tokenized, joined and cut into full sequences."""
-    from course_lib.data.datasets import data_dir, read_jsonl
-    from course_lib.models.loading import load_tokenizer
-
     tokenizer = load_tokenizer(config.model)
     need = config.max_steps * config.global_batch_size * config.seq_len
     ids: list[int] = []
@@ -115,10 +116,7 @@ def _timed_allreduce_hook(timings: list[float]):
 
 def train_distributed(config: DistributedConfig) -> dict:
     """Train `config.max_steps` steps on as many processes as were launched; rank 0 returns (and writes) the results."""
-    from accelerate import Accelerator
-
-    from course_lib.models.base import set_seed, set_threads
-    from course_lib.models.loading import load_base_model
+    from accelerate import Accelerator  # heavy, and only a training run needs it
 
     set_threads()
     accelerator = Accelerator(cpu=True)
@@ -197,7 +195,7 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
     args += ["--fsdp"] * config.fsdp
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
-        script = ["-m", "course_lib.training.distributed", *args, f"--output_json={out}"]
+        script = ["-m", "course_lib.cli", "train-distributed", *args, f"--output_json={out}"]
         if num_processes == 1:
             cmd = [sys.executable, *script]
         else:
@@ -238,14 +236,3 @@ COMMANDS = {
     "train-distributed": ("train course-tiny a few steps on however many processes `accelerate launch` started "
                           "(DDP, or FSDP2 with --fsdp); lesson 08", (DistributedConfig,), _run),
 }
-
-
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    (config,) = HfArgumentParser(DistributedConfig).parse_args_into_dataclasses(argv)
-    return _run(config)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
