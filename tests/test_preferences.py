@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from course_lib.data import preferences
-
-from course_lib.metrics import format_ok, rouge_l
-from course_lib.tuning import sft
+from course_lib.data.datasets import data_dir, read_jsonl
+from course_lib.metrics import format_ok
 
 
 def test_splits_are_disjoint_and_every_preference_is_real():
@@ -33,6 +32,9 @@ def test_first_sentence():
     assert preferences.first_sentence("Use e.g. this one.") == "Use e.g. this one."
 
 
-def test_pairs_are_reproducible():
-    rows = sft.task_rows("validation")
-    assert preferences.make_pairs(rows, 8, seed=3) == preferences.make_pairs(rows, 8, seed=3)
+def test_the_shipped_pairs_are_what_the_build_makes_from_the_shipped_chat_set():
+    for split, n in preferences.SPLIT_SIZES.items():
+        chat = read_jsonl(data_dir() / "instructions" / "chat" / f"{split}.jsonl")
+        assert preferences.make_pairs(chat, n, seed=0) == preferences.preference_rows(split), split
+    chat = read_jsonl(data_dir() / "instructions" / "chat" / "validation.jsonl")
+    assert preferences.make_pairs(chat, 16, seed=1) != preferences.make_pairs(chat, 16, seed=0)  # the seed decides

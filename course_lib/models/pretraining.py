@@ -125,6 +125,9 @@ def pretrain(config: PretrainConfig | None = None, resume: bool = True) -> dict:
 
 
 def _pretrain(config: PretrainConfig, resume: bool) -> dict:
+    """The run behind `pretrain`, about 90 lines on purpose: tokenizer, model, the resumable loop and the
+    card in the order the model card tells them; what stands alone (train_tokenizer, build_model, _lr_at,
+    _samples, _model_card) is already apart."""
     corpus = Path(config.corpus_dir) if config.corpus_dir else data_dir() / "corpus"
     out = Path(config.out_dir) if config.out_dir else data_dir() / "models" / "course-tiny"
     ckpt_dir = Path(config.checkpoint_dir)

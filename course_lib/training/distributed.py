@@ -207,8 +207,9 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
         if proc.returncode != 0 or not out.exists():
             lines = proc.stderr.strip().splitlines()
+            said = list(dict.fromkeys(line for line in lines if "course train-distributed: error:" in line))  # one line
             ranked = [line for line in lines if line.startswith("[rank")]  # torchrun prefixes each rank's traceback
-            tail = "\n".join((ranked or lines)[-12:])
+            tail = "\n".join((said or ranked or lines)[-12:])
             raise DistributedRunFailed(f"the {num_processes}-process run exited with code {proc.returncode}; "
                                        f"the end of its stderr:\n{tail}")
         result = json.loads(out.read_text())

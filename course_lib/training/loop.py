@@ -163,6 +163,8 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
     is added to the task loss (e.g. an EWC penalty, lesson 05); `batches` replaces the
     default shuffled stream with any iterator of batches (e.g. replay mixing, lesson 05);
     on_step_begin(step, model) runs before each step (e.g. gradual unfreezing, lesson 01).
+    One function of about 90 lines on purpose: lesson 01 reads the whole loop in one screen (step,
+    accumulate, clip, schedule, evaluate, stop early, divergence) next to TrainingArguments' names.
     """
     config = config or TrainConfig()
     set_seed(config.seed)
