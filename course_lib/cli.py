@@ -25,11 +25,11 @@ from course_lib.notebook import quiet_notebook
 __all__ = ["main", "commands", "parse", "DoctorArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
-COMMAND_MODULES = ("course_lib.cli", "course_lib.data.build", "course_lib.models.pretraining", "course_lib.models.zoo",
-                   "course_lib.commands.vram", "course_lib.training.distributed", "course_lib.experiments.learning_curve",
-                   "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation", "course_lib.experiments.forgetting",
-                   "course_lib.experiments.memory",
-                   "course_lib.tuning.sft", "course_lib.tuning.dpo", "course_lib.grading.cli")
+COMMAND_MODULES = ("course_lib.cli", "course_lib.commands.data", "course_lib.commands.models",
+                   "course_lib.commands.vram", "course_lib.commands.training", "course_lib.experiments.learning_curve",
+                   "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation",
+                   "course_lib.experiments.forgetting", "course_lib.experiments.memory", "course_lib.commands.tuning",
+                   "course_lib.grading.cli")
 
 Spec = tuple[str, tuple[type, ...], Callable[..., int]]
 

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from course_lib.commands.tuning import run_dpo, run_orpo
 from course_lib.tuning import dpo
 
 
@@ -88,7 +89,7 @@ def test_dpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkey
     config = dpo.DPORunConfig(betas=[0.1], seeds=[0, 1], train_pairs=4, eval_pairs=2, test_pairs=2, max_steps=2,
                               per_device_train_batch_size=2, eval_steps=1, max_new_tokens=2,
                               out=str(tmp_path / "dpo.json"))
-    assert dpo._run(config) == 0
+    assert run_dpo(config) == 0
     result = json.loads((tmp_path / "dpo.json").read_text())
     assert result["command"] == "course dpo" and len(result["runs"]) == 2
     assert result["runs"][0]["curve"]["eval"]["step"] == [1, 2] and "win_rate_vs_before" in result["runs"][0]
@@ -100,7 +101,7 @@ def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monke
     monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_chat_model())
     config = dpo.DPORunConfig(betas=[0.1], seeds=[0], train_pairs=4, test_pairs=2, max_steps=2,
                               per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
-    assert dpo._run_orpo(config) == 0
+    assert run_orpo(config) == 0
     result = json.loads((tmp_path / "orpo.json").read_text())
     assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
     assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]

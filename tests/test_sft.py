@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from course_lib.metrics import format_ok, rouge_l
+from course_lib.commands.tuning import run_sft
 from course_lib.tuning import sft
 
 CONVERSATION = [{"role": "user", "content": "Explain what the Python function `math.fabs` does.\n\ndef fabs(x)"},
@@ -103,7 +104,7 @@ def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_
     config = sft.SFTRunConfig(train_rows=8, eval_rows=4, test_rows=2, max_steps=4, per_device_train_batch_size=4,
                               eval_steps=2, logging_steps=2, max_new_tokens=3, adapter_dir=str(tmp_path / "adapter"),
                               out=str(tmp_path / "sft.json"))
-    assert sft._run(config) == 0
+    assert run_sft(config) == 0
     result = json.loads((tmp_path / "sft.json").read_text())
     assert result["command"] == "course sft" and result["seed"] == 0 and result["config"]["max_steps"] == 4
     assert result["eval_curve"]["step"][0] == 0 and len(result["eval_curve"]["eval_loss"]) >= 2

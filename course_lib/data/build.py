@@ -16,7 +16,7 @@ from course_lib.data.corpus import AREAS, Doc, area_of, pydoc_topics, python_ver
 from course_lib.data.datasets import LABELS, data_dir, write_jsonl
 from course_lib.data.preferences import build_preferences
 
-__all__ = ["DataConfig", "build_all", "alpaca_to_chat", "COMMANDS"]
+__all__ = ["DataConfig", "build_all", "alpaca_to_chat"]
 
 
 @dataclass
@@ -206,13 +206,3 @@ def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) 
         table = f"| split | rows |\n|---|---|\n{sizes(name)}"
         text = f"# {title}\n\n{body}\n\n## Size\n\n{table}\n\n## How it was built\n\n{common}"
         (out / folder / "README.md").write_text(text, encoding="utf-8")
-
-
-def _build_data(config: DataConfig) -> int:
-    for name, splits in build_all(config).items():
-        print(f"{name:15s} " + ", ".join(f"{s} {n}" for s, n in splits.items()))
-    return 0
-
-
-COMMANDS = {"build-data": ("rebuild the datasets and data cards under data/ from Python's own text",
-                           (DataConfig,), _build_data)}

@@ -22,7 +22,7 @@ from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.metrics import perplexity
 from course_lib.models.base import count_parameters, set_seed
 
-__all__ = ["PretrainConfig", "PretrainArgs", "train_tokenizer", "build_model", "pretrain", "COMMANDS"]
+__all__ = ["PretrainConfig", "train_tokenizer", "build_model", "pretrain"]
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0, 1, 2, 3, as in Llama
 CHAT_TEMPLATE = (
@@ -277,20 +277,3 @@ Samples (top-k 40, temperature 0.8, seed {c['seed']}):
 Reproduce every figure here with `course pretrain` (about the same wall time on a 2-core CPU).
 The loss curve is in `training_log.json`.
 """
-
-
-@dataclass
-class PretrainArgs:
-    """How `course pretrain` runs (not part of the recipe)."""
-
-    resume: bool = field(default=True, metadata={"help": "continue from the checkpoint in checkpoint_dir when "
-                                                         "it was made with the same recipe"})
-
-
-def _pretrain_command(config: PretrainConfig, args: PretrainArgs) -> int:
-    pretrain(config, resume=args.resume)
-    return 0
-
-
-COMMANDS = {"pretrain": ("pretrain course-tiny (tokenizer, weights, model card) from data/corpus "
-                         "(≈20–30 min on 2 cores; resumable)", (PretrainConfig, PretrainArgs), _pretrain_command)}

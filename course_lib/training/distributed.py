@@ -37,7 +37,7 @@ from course_lib.models.base import set_seed, set_threads
 from course_lib.models.loading import load_base_model, load_tokenizer
 
 __all__ = ["DistributedConfig", "ProcessMemory", "process_memory", "training_batches", "train_distributed",
-           "launch", "compare_runs", "DistributedRunFailed", "COMMANDS"]
+           "launch", "compare_runs", "DistributedRunFailed"]
 
 
 @dataclass
@@ -224,16 +224,3 @@ def compare_runs(a: dict, b: dict) -> dict:
     diffs = {k: (a["weights"][k] - b["weights"][k]).abs().max().item() for k in a["weights"]}
     worst = max(diffs, key=diffs.get)
     return {"max_abs_loss_diff": dloss, "max_abs_weight_diff": diffs[worst], "worst_tensor": worst}
-
-
-def _run(config: DistributedConfig) -> int:
-    result = train_distributed(config)
-    if result and not config.output_json:
-        print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1))
-    return 0
-
-
-COMMANDS = {
-    "train-distributed": ("train course-tiny a few steps on however many processes `accelerate launch` started "
-                          "(DDP, or FSDP2 with --fsdp); lesson 08", (DistributedConfig,), _run),
-}

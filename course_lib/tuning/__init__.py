@@ -8,20 +8,18 @@
 from course_lib.tuning.lora import (LoraConfig, LinearWithLoRA, add_lora, merge_lora, unmerge_lora,
                                     lora_parameter_count, lora_state_dict, ATTENTION_TARGETS,
                                     ALL_LINEAR_TARGETS)
-from course_lib.tuning.sft import (DEFAULT_MODEL, lesson_model, TASK_PREFIX, TEMPLATES, task_rows,
-                                   to_prompt_completion, prompt_for, generation_prompt, assistant_only_labels,
-                                   whole_text_labels, pad_batch, response_nll, rouge_l, format_ok,
-                                   answer_metrics, SFTRunConfig, sft_trainer, sft_run, dir_bytes,
-                                   write_adapter_card)
+from course_lib.tuning.sft import (DEFAULT_MODEL, lesson_model, TEMPLATES, task_rows, to_prompt_completion,
+                                   prompt_for, generation_prompt, assistant_only_labels, whole_text_labels,
+                                   pad_batch, response_nll, answer_metrics, SFTRunConfig, sft_trainer,
+                                   sft_run, dir_bytes, write_adapter_card)
 from course_lib.tuning.dpo import (pair_batch, sequence_logps, DPOLoss, dpo_loss, logged_rewards, token_kl,
                                    evaluate_pairs, sft_reference, DPORunConfig, dpo_trainer, win_rate,
                                    dpo_run, orpo_run)
 
 __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count',
            'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
-           'TASK_PREFIX', 'TEMPLATES', 'task_rows', 'to_prompt_completion', 'prompt_for', 'generation_prompt',
-           'assistant_only_labels', 'whole_text_labels', 'pad_batch', 'response_nll', 'rouge_l', 'format_ok',
-           'answer_metrics', 'SFTRunConfig', 'sft_trainer', 'sft_run', 'dir_bytes', 'write_adapter_card',
-           'pair_batch', 'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards', 'token_kl',
-           'evaluate_pairs', 'sft_reference', 'DPORunConfig', 'dpo_trainer', 'win_rate', 'dpo_run',
-           'orpo_run']
+           'TEMPLATES', 'task_rows', 'to_prompt_completion', 'prompt_for', 'generation_prompt',
+           'assistant_only_labels', 'whole_text_labels', 'pad_batch', 'response_nll', 'answer_metrics',
+           'SFTRunConfig', 'sft_trainer', 'sft_run', 'dir_bytes', 'write_adapter_card', 'pair_batch',
+           'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards', 'token_kl', 'evaluate_pairs',
+           'sft_reference', 'DPORunConfig', 'dpo_trainer', 'win_rate', 'dpo_run', 'orpo_run']

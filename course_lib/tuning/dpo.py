@@ -30,11 +30,10 @@ from course_lib.metrics import format_ok, rouge_l
 from course_lib.models.base import count_parameters, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.notebook import known_notices
-from course_lib.results import command_line, save_results
 from course_lib.data.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
-           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "orpo_run", "COMMANDS"]
+           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "orpo_run"]
 
 # ---------------------------------------------------------------- log-probabilities and the loss
 
@@ -307,22 +306,3 @@ def _answers(model, tok, rows, refs, config: DPORunConfig) -> dict:
     m = sft.answer_metrics(model, tok, rows, "chat", config.max_new_tokens)
     return {"rouge_l": m["rouge_l"], "exact": m["exact"], "format_rate": m["format_rate"],
             "response_ppl": math.exp(m["response_nll"]), "answers": m["answers"]}
-
-
-def _run(config: DPORunConfig) -> int:
-    if config.max_steps <= 0 or not config.betas or not config.seeds:
-        raise ValueError("--max_steps must be positive, and --betas and --seeds must name at least one value.")
-    path = save_results("dpo", {"command": command_line("dpo", config), **dpo_run(config)}, out=config.out or None)
-    print(f"wrote {path}")
-    return 0
-
-
-def _run_orpo(config: DPORunConfig) -> int:
-    print(f"wrote {save_results('orpo', {'command': command_line('orpo', config), **orpo_run(config)}, out=config.out or None)}")
-    return 0
-
-
-COMMANDS = {"dpo": ("lesson 07: DPO of lesson 06's SFT model with TRL's DPOTrainer and a LoRA adapter, 3 β × 3 seeds "
-                    "-> data/results/dpo.json (about 25 min on a shared 2-core CPU)", (DPORunConfig,), _run),
-            "orpo": ("lesson 07: ORPO on the same pairs, beside DPO (its first --betas value is ORPO's λ) -> "
-                     "data/results/orpo.json", (DPORunConfig,), _run_orpo)}

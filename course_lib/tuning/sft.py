@@ -25,12 +25,10 @@ from course_lib.metrics import format_ok, rouge_l
 from course_lib.models.base import count_parameters, model_name, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.notebook import known_notices
-from course_lib.results import command_line, save_results
 
 __all__ = ["DEFAULT_MODEL", "lesson_model", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll",
-           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
-           "COMMANDS"]
+           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
 Template = Literal["chat", "none", "alpaca"]
@@ -295,22 +293,3 @@ def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply
         f"{result['stopped_at_step']} steps (best checkpoint: step {result['best_step']}). "
         "Lesson 06 loads it with `peft.PeftModel.from_pretrained`; the figures are in data/results/sft.json.\n",
         encoding="utf-8")
-
-
-def _run(config: SFTRunConfig) -> int:
-    if config.max_steps <= 0 or config.train_rows <= 0:
-        raise ValueError("--max_steps and --train_rows must be positive.")
-    result = sft_run(config)
-    adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
-    write_adapter_card(adapter_dir, result)
-    if config.compare_whole_text:
-        write_adapter_card(adapter_dir.with_name(adapter_dir.name + "-whole-text"), result, "whole-text loss, "
-                           "the comparison run")
-    path = save_results("sft", {"command": command_line("sft", config), **result}, out=config.out or None)
-    print(f"wrote {path}")
-    return 0
-
-
-COMMANDS = {"sft": ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
-                    "data/results/sft.json and data/adapters/sft-docstring (about 18 min on a shared 2-core CPU)",
-                    (SFTRunConfig,), _run)}
