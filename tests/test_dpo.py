@@ -6,12 +6,15 @@ is a tiny random Llama with the same vocabulary, so every test runs in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import shlex
 
 import pytest
 import torch
 
+from course_lib import cli
 from course_lib.commands.tuning import run_dpo, run_orpo
 from course_lib.tuning import dpo
 
@@ -91,7 +94,8 @@ def test_dpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkey
                               out=str(tmp_path / "dpo.json"))
     assert run_dpo(config) == 0
     result = json.loads((tmp_path / "dpo.json").read_text())
-    assert result["command"] == "course dpo" and len(result["runs"]) == 2
+    assert cli.parse(shlex.split(result["command"])[1:]) == ("dpo", (dataclasses.replace(config, out=""),))
+    assert len(result["runs"]) == 2  # the recorded command reruns exactly this config
     assert result["runs"][0]["curve"]["eval"]["step"] == [1, 2] and "win_rate_vs_before" in result["runs"][0]
     assert result["before"]["reward_margins"] == 0.0 and result["reference_copy_bytes"] > 0
 
@@ -103,5 +107,6 @@ def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monke
                               per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
     assert run_orpo(config) == 0
     result = json.loads((tmp_path / "orpo.json").read_text())
-    assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
+    assert cli.parse(shlex.split(result["command"])[1:]) == ("orpo", (dataclasses.replace(config, out=""),))
+    assert result["lambda"] == 0.1
     assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]

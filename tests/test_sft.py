@@ -6,11 +6,14 @@ under it is a tiny random Llama with the same vocabulary, so every test runs in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shlex
 
 import pytest
 import torch
 
+from course_lib import cli
 from course_lib.metrics import format_ok, rouge_l
 from course_lib.commands.tuning import run_sft
 from course_lib.tuning import sft
@@ -106,7 +109,8 @@ def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_
                               out=str(tmp_path / "sft.json"))
     assert run_sft(config) == 0
     result = json.loads((tmp_path / "sft.json").read_text())
-    assert result["command"] == "course sft" and result["seed"] == 0 and result["config"]["max_steps"] == 4
+    assert cli.parse(shlex.split(result["command"])[1:]) == ("sft", (dataclasses.replace(config, out=""),))
+    assert result["seed"] == 0 and result["config"]["max_steps"] == 4
     assert result["eval_curve"]["step"][0] == 0 and len(result["eval_curve"]["eval_loss"]) >= 2
     assert set(result["before"]) == set(result["after"]) == set(sft.TEMPLATES)
     for key in ("rouge_l", "exact", "format_rate", "response_ppl", "answers"):
