@@ -69,12 +69,17 @@ doctor: install
 	$(VENV)/bin/course doctor
 
 # Whole suite: unit tests, lessons and solutions with --nbval, exercises with --nbval-lax.
+# On every core (pytest-xdist): JOBS workers (default: one per core; `make test JOBS=1` runs serially).
+# --dist loadscope keeps a test file, and a notebook's cells, on one worker in order; every notebook's
+# kernel still computes on one thread (set_threads in its first cell), so its outputs match the stored ones.
 # $(1): the venv's python; $(2): extra pytest arguments.
-suite-main = time $(1) -m pytest -q --durations=0 --durations-min=1.0 $(2) \
+JOBS ?= auto
+XDIST = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+suite-main = time $(1) -m pytest -q $(XDIST) --durations=0 --durations-min=1.0 $(2) \
 	  tests \
 	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg lessons solutions \
 	  -o addopts="-p no:cacheprovider"
-suite-exercises = $(1) -m pytest -q --durations=0 --durations-min=1.0 $(2) \
+suite-exercises = time $(1) -m pytest -q $(XDIST) --durations=0 --durations-min=1.0 $(2) \
 	  --nbval-lax --nbval-current-env exercises
 
 test: install

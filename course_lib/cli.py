@@ -18,11 +18,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch
+
 from course_lib.doctor import doctor, format_report
 from course_lib.models.base import set_threads
 from course_lib.notebook import quiet_notebook
+from course_lib.throughput import TokenMeter, command_threads
 
-__all__ = ["main", "commands", "parse", "DoctorArgs"]
+__all__ = ["main", "commands", "parse", "DoctorArgs", "RunArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
 COMMAND_MODULES = ("course_lib.cli", "course_lib.commands.data", "course_lib.commands.models",
@@ -39,6 +42,15 @@ class DoctorArgs:
     """Options of `course doctor`."""
 
     json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
+
+
+@dataclass
+class RunArgs:
+    """Options every `course` command takes (added by `main`, not passed to the command's `run`)."""
+
+    threads: int | None = field(default=None, metadata={
+        "help": "CPU threads for this command (default: $COURSE_THREADS if set, else every core this process may use; "
+                "the lessons use 1 so their numbers repeat on any laptop)"})
 
 
 def _doctor(args: DoctorArgs) -> int:
@@ -84,12 +96,8 @@ def _usage(specs: dict[str, Spec]) -> str:
     return "\n".join(lines)
 
 
-def parse(argv: list[str]) -> tuple[str, tuple]:
-    """`course NAME [options]` (argv without `course`) -> (NAME, its filled-in config dataclasses).
-
-    Raises ValueError for an unknown command or option; what `main` runs, and what tests use to check
-    that a results file's recorded command still parses.
-    """
+def _parse(argv: list[str]) -> tuple[str, list, RunArgs | None]:
+    """(NAME, its filled-in config dataclasses, the options every command takes or None where it has its own)."""
     specs = commands()
     name, rest = argv[0], list(argv[1:])
     if name not in specs:
@@ -98,10 +106,24 @@ def parse(argv: list[str]) -> tuple[str, tuple]:
     positional = getattr(config_types[0], "POSITIONAL", None)  # `course grade FOLDER` = `--submissions FOLDER`
     if positional and rest and not rest[0].startswith("-"):
         rest = [f"--{positional}", *rest]
+    # A command with its own thread option (pretrain: 1 thread, bit for bit) does not take --threads.
+    own_threads = any("threads" in f for t in config_types for f in getattr(t, "__dataclass_fields__", {}))
+    types = config_types if own_threads else (*config_types, RunArgs)
     try:
-        return name, tuple(_parser(config_types, name, help_).parse_args_into_dataclasses(rest))
+        configs = list(_parser(types, name, help_).parse_args_into_dataclasses(rest))  # --help exits here
     except _UsageError as exc:
         raise ValueError(f"{exc} (`course {name} --help` lists the options)") from None
+    return name, configs, (None if own_threads else configs.pop())
+
+
+def parse(argv: list[str]) -> tuple[str, tuple]:
+    """`course NAME [options]` (argv without `course`) -> (NAME, its filled-in config dataclasses).
+
+    Raises ValueError for an unknown command or option; what `main` runs, and what tests use to check
+    that a results file's recorded command still parses.
+    """
+    name, configs, _ = _parse(argv)
+    return name, tuple(configs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,16 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     if name not in specs:
         print(f"course: error: unknown command {name!r}; `course --help` lists them.", file=sys.stderr)
         return 2
+    previous = torch.get_num_threads()  # restored at the end: `main` is also called in-process (tests)
     try:
-        _, configs = parse(argv)  # --help exits here
-        set_threads()
-        return specs[name][2](*configs) or 0
+        _, configs, run_args = _parse(argv)
+        if run_args is not None:
+            set_threads(command_threads(run_args.threads))
+        with TokenMeter() as meter:
+            code = specs[name][2](*configs) or 0
+        if meter.train_tokens:
+            print(f"course {name}: {meter.summary()}", file=sys.stderr)
+        return code
     except (ValueError, FileNotFoundError) as exc:  # a user's mistake (an option too): one line, no traceback
         print(f"course {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"course {name}: interrupted (anything written so far is kept).", file=sys.stderr)
         return 130
+    finally:
+        torch.set_num_threads(previous)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
 import sys
+
+from pathlib import Path
 
 import torch
 
 from course_lib.data.datasets import data_dir
 from course_lib.lockfile import lock_differences
 from course_lib.models.base import course_tiny_path, default_model_name, get_device
+from course_lib.throughput import command_threads, cpu_cores, lesson_threads, matmul_gflops
 
-__all__ = ["doctor", "format_report", "versions_line", "bnb_4bit_works"]
+__all__ = ["doctor", "format_report", "versions_line", "bnb_4bit_works", "speed_report"]
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "tokenizers", "accelerate",
             "matplotlib", "ipywidgets", "jupyterlab", "nbval")
@@ -44,6 +48,25 @@ def bnb_4bit_works() -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {exc}"
 
 
+def speed_report(benchmark_dir: Path | None = None) -> dict:
+    """This CPU's fp32 matmul rate on the commands' threads, and how long `course sft` should take here:
+    the wall time measured by benchmarks/cpu_throughput.py --sft on its machine, scaled by the two matmul rates."""
+    threads = command_threads()
+    here = matmul_gflops(1024, 1024, 1024, threads, repeats=3, budget_s=1.0)
+    report = {"threads": threads, "matmul_gflops": round(here, 1), "sft_minutes": None, "reference": None}
+    folder = benchmark_dir or data_dir().parent / "benchmarks" / "results"
+    for path in sorted(folder.glob("cpu-throughput-*core.json")):
+        ref = json.loads(path.read_text(encoding="utf-8"))
+        sft = ref.get("course_sft", {}).get("wall_seconds", {})
+        ref_threads = str(ref["machine"]["cores"])
+        if ref_threads in sft:
+            ref_rate = ref["matmul_gflops"][ref_threads]["square_1024"]
+            report["sft_minutes"] = round(sft[ref_threads] * ref_rate / here / 60, 1)
+            report["reference"] = (f"{sft[ref_threads] / 60:.1f} min measured on {ref['machine']['cpu']} with "
+                                   f"{ref_threads} threads at {ref_rate:.0f} GFLOP/s ({path.name})")
+    return report
+
+
 def doctor() -> dict:
     """A report of versions, device, GPU memory, 4-bit support and paths."""
     device = get_device()
@@ -53,6 +76,9 @@ def doctor() -> dict:
         "packages": {p: _version(p) for p in PACKAGES},
         "device": device.type,
         "cpu_threads": torch.get_num_threads(),
+        "cpu_cores": cpu_cores(),
+        "threads": {"lessons": lesson_threads(), "commands": command_threads()},
+        "speed": speed_report() if device.type == "cpu" else None,
         "gpu": None,
         "bnb_4bit": None,
         "data_dir": str(data_dir()),
@@ -75,7 +101,15 @@ def format_report(r: dict) -> str:
     lines = [f"Python       {r['python']} on {r['platform']}"]
     lines += [f"{name:12s} {ver}" for name, ver in r["packages"].items()]
     gpu = r["gpu"]
-    lines.append(f"device       {r['device']} ({r['cpu_threads']} CPU threads)")
+    lines.append(f"device       {r['device']} ({r['cpu_cores']} CPU cores)")
+    t = r["threads"]
+    lines.append(f"threads      lessons {t['lessons']} (so their numbers repeat on any laptop), `course` commands "
+                 f"{t['commands']} (--threads N, or COURSE_THREADS, sets both)")
+    if r.get("speed"):
+        sp = r["speed"]
+        est = (f"; `course sft` ≈ {sp['sft_minutes']:.0f} min here ({sp['reference']})" if sp["sft_minutes"]
+               else "; `python benchmarks/cpu_throughput.py --sft` measures how long `course sft` takes")
+        lines.append(f"speed        fp32 matmul {sp['matmul_gflops']:.0f} GFLOP/s on {sp['threads']} threads{est}")
     if gpu:
         lines.append(f"GPU          {gpu['name']}: {gpu['free_bytes'] / 2**30:.1f} GiB free of "
                      f"{gpu['total_bytes'] / 2**30:.1f} GiB (compute capability {gpu['capability']})")

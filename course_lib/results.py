@@ -18,6 +18,7 @@ from pathlib import Path
 from course_lib.data.datasets import data_dir
 from course_lib.doctor import versions_line
 from course_lib.models.base import COURSE_TINY
+from course_lib.throughput import active_meter
 
 __all__ = ["RESULTS", "results_name", "results_path", "command_line", "save_results", "load_results"]
 
@@ -66,7 +67,9 @@ def command_line(command: str, *configs) -> str:
 def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:
     """Write `payload` with its model, the versions and its command on top, to `out` or data/results/<name>.json.
 
-    The payload names the model the run used and its command (`command_line`): nothing is assumed.
+    The payload names the model the run used and its command (`command_line`): nothing is assumed. Under a
+    `course` command it also records the threads, the machine's cores and the tokens trained so far with
+    their end-to-end rate (`machine`: course_lib.throughput).
     """
     missing = [key for key in ("model", "command") if not payload.get(key)]
     if missing:
@@ -75,6 +78,8 @@ def save_results(name: str, payload: dict, out: Path | str | None = None) -> Pat
     path = Path(out) if out else results_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": payload["model"], "versions": versions_line(), "command": payload["command"], **payload}
+    if (meter := active_meter()) is not None:
+        payload["machine"] = meter.reading()
     path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     return path
 

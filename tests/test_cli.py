@@ -75,3 +75,30 @@ def test_user_errors_are_one_line_and_exit_2(args):
 def test_grade_takes_its_folder_first(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "missing"), "--out", str(tmp_path / "g.csv")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_commands_use_every_core_unless_told(monkeypatch):
+    import torch
+
+    from course_lib.throughput import command_threads, cpu_cores, lesson_threads
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    assert (command_threads(), lesson_threads()) == (cpu_cores(), 1)
+    monkeypatch.setenv("COURSE_THREADS", "3")
+    assert (command_threads(), lesson_threads()) == (3, 3)  # the variable beats both defaults
+    assert command_threads(1) == 1  # the option beats the variable
+    with pytest.raises(ValueError, match="at least 1"):
+        command_threads(-2)
+    before = torch.get_num_threads()
+    assert main(["doctor", "--threads", "2"]) == 0
+    assert torch.get_num_threads() == before  # `main` called in-process leaves the caller's setting alone
+
+
+def test_threads_is_an_option_of_every_training_command_but_pretrains_own(capsys):
+    for name in ("sft", "dpo", "lr-sweep", "learning-curve", "lora-ablation", "forgetting"):
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "--threads" in capsys.readouterr().out, name
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    out = capsys.readouterr().out
+    assert "--num_threads" in out and "--threads THREADS" not in out

@@ -32,7 +32,7 @@ def set_threads(n: int | None = None) -> int:
     cores stop thrashing, and a fixed count makes every printed number repeat bit for bit on any
     laptop, so a lesson's stored outputs match what a student gets.
     """
-    n = n or int(os.environ.get("COURSE_THREADS", "1"))
+    n = n or int(os.environ.get("COURSE_THREADS") or 1)
     torch.set_num_threads(n)
     return n
 

@@ -1,7 +1,8 @@
 """Tuning a pretrained model (lessons 03, 06, 07): LoRA, supervised fine-tuning, preference tuning.
 
     lora         LoRA from scratch (= peft)
-    sft          chat prompt formats, the assistant-only label mask (= TRL), `course sft`
+    sft          chat prompt formats, the assistant-only label mask (= TRL), the run behind `course sft`
+    packing      padded vs TRL's padding-free batches: the same losses, fewer positions
     dpo          the DPO loss and rewards by hand (= TRL's DPOTrainer), `course dpo`, `course orpo`
 """
 
@@ -12,6 +13,7 @@ from course_lib.tuning.sft import (DEFAULT_MODEL, lesson_model, TEMPLATES, task_
                                    prompt_for, generation_prompt, assistant_only_labels, whole_text_labels,
                                    pad_batch, response_nll, answer_metrics, SFTRunConfig, sft_trainer,
                                    sft_run, dir_bytes, write_adapter_card)
+from course_lib.tuning.packing import collate, pad_fraction, example_losses, compare_batches
 from course_lib.tuning.dpo import (pair_batch, sequence_logps, DPOLoss, dpo_loss, logged_rewards, token_kl,
                                    evaluate_pairs, sft_reference, DPORunConfig, dpo_trainer, win_rate,
                                    dpo_run, orpo_run)
@@ -20,6 +22,7 @@ __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lo
            'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
            'TEMPLATES', 'task_rows', 'to_prompt_completion', 'prompt_for', 'generation_prompt',
            'assistant_only_labels', 'whole_text_labels', 'pad_batch', 'response_nll', 'answer_metrics',
-           'SFTRunConfig', 'sft_trainer', 'sft_run', 'dir_bytes', 'write_adapter_card', 'pair_batch',
-           'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards', 'token_kl', 'evaluate_pairs',
-           'sft_reference', 'DPORunConfig', 'dpo_trainer', 'win_rate', 'dpo_run', 'orpo_run']
+           'SFTRunConfig', 'sft_trainer', 'sft_run', 'dir_bytes', 'write_adapter_card', 'collate',
+           'pad_fraction', 'example_losses', 'compare_batches', 'pair_batch', 'sequence_logps', 'DPOLoss',
+           'dpo_loss', 'logged_rewards', 'token_kl', 'evaluate_pairs', 'sft_reference', 'DPORunConfig',
+           'dpo_trainer', 'win_rate', 'dpo_run', 'orpo_run']

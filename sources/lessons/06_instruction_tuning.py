@@ -44,8 +44,8 @@ import torch
 from peft import PeftModel
 from transformers import PrinterCallback
 
-from course_lib.tuning import sft
 from course_lib.data import TASK_PREFIX, data_dir
+from course_lib.tuning import packing, sft
 from course_lib.doctor import versions_line
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
 from course_lib.results import load_results
@@ -185,6 +185,38 @@ logged = trainer.state.log_history
 print("live run, 4 steps of 4 rows:")
 print("  training loss:", [round(e["loss"], 3) for e in logged if "loss" in e])
 print("  eval loss (8 validation rows):", [(e["step"], round(e["eval_loss"], 3)) for e in logged if "eval_loss" in e])
+
+# %% [markdown]
+# ### Padding not paid for
+#
+# The batch above is padded: every row is stretched to the longest one, and the model computes every
+# pad position only for the loss to throw it away. TRL can put the examples of a batch end to end in a
+# single row instead (`SFTConfig(padding_free=True)`; `packing=True` with its default best-fit-decreasing
+# strategy does it too): no attention mask, and position ids that restart at 0 where each example begins.
+# Does attention then leak from one example into the next (TRL users ask exactly this, trl issue #3067)?
+# transformers reads the restarts as document boundaries and builds a block-diagonal causal mask, so it
+# must not. The check: each example's per-token losses, padded vs padding-free, on the same 8 examples
+# and the adapter just trained; and the control — the same row with positions that never restart, which
+# lets every example see the ones before it.
+
+# %%
+examples = [trainer.train_dataset[i] for i in range(8)]
+packed = packing.compare_batches(trainer.model, examples, tokenizer.pad_token_id, batch_size=4, repeats=1)
+print(f"pad tokens: {packed['pad_fraction_padded']:.1%} of the padded batches' positions, "
+      f"{packed['pad_fraction_padding_free']:.0%} padding-free ({packed['real_tokens']} real tokens)")
+print(f"per-token loss, padded vs padding-free: max |diff| {packed['max_loss_diff']:.1e}")
+print(f"control, positions never restart:       max |diff| {packed['max_loss_diff_without_restarts']:.2f}")
+
+# %% tags=["nbval-ignore-output"]
+rate = packed["effective_tokens_per_second"]
+print(f"forward + backward on one thread: {rate['padded']:.0f} real tokens/s padded, "
+      f"{rate['padding_free']:.0f} padding-free ({rate['padding_free'] / rate['padded']:.2f}×)")
+
+# %% [markdown]
+# The losses agree to float32 rounding, so padding-free batches train on exactly the same targets; without
+# the restarts they do not, which is what the check is for. What padding-free can save is the pad share
+# printed above; the timing (it varies from run to run, so nbval does not compare it) shows how much of it
+# becomes speed on this machine.
 
 # %% [markdown]
 # ### Masked or whole text?
