@@ -9,15 +9,32 @@ of the class so that each attacker is as strong as it can be.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from course_lib.grading import sandbox
 from course_lib.grading.release import release_notebook
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sandbox_required():
+    """Skip a test that needs the bubblewrap sandbox where it cannot start, saying why; in CI (`CI=true`)
+    fail instead, so a CI where the sandbox cannot start is never green with its guarantees untested."""
+    why = sandbox.unavailable_reason()
+    if why and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true, and the grading sandbox cannot start here: {why}", pytrace=False)
+    if why:
+        pytest.skip(f"no sandbox on this machine: {why}")
+
+
+needs_sandbox = pytest.mark.usefixtures("sandbox_required")
 POINTS = {"q1_count": 2, "q2_mean": 3, "q3_choice": 1, "q4_unit": 4}
 TOTAL = sum(POINTS.values())
 
@@ -266,9 +283,9 @@ def attacks(root: Path, repo: Path, uid: str) -> dict[str, tuple]:
                                          '    src = "".join(linecache.getlines(sys._getframe(1).f_code.co_filename))\n'
                                          '    raise ValueError(src[src.find(", True, ") - 30:])'},
                          (), [], None),
-        "=HYPERLINK(1+2)": ({**WRONG, "c1": "def count_words(text):\n    raise ValueError(\"=cmd|' /C calc'!A0\")"},
+        "=HYPERLINK(1+2)": ({**WRONG, "c2": "def mean(xs):\n    raise ValueError(\"=cmd|' /C calc'!A0\")"},
                             (), [], None),
-        "<img src=x onerror=alert(1)>": ({**WRONG, "c1": 'def count_words(text):\n'
+        "<img src=x onerror=alert(1)>": ({**WRONG, "c2": 'def mean(xs):\n'
                                                          '    raise ValueError("<script>alert(1)</script> `x` |")'},
                                          (), [], None),
     }
@@ -276,3 +293,75 @@ def attacks(root: Path, repo: Path, uid: str) -> dict[str, tuple]:
 
 # What each attack earns in the sandbox: leak_hidden keeps q3 (1 point) it answered honestly.
 ATTACK_TOTAL = {"leak_hidden": 1}
+
+
+# ---- issue 27: a hostile class. Each reports what it reached through q2's visible message (`mean` raises). ----
+
+def _report(body: str) -> str:
+    """An answer for q2 that runs `body` (which sets `report`) and raises it, so the gradebook shows it."""
+    return "def mean(xs):\n" + textwrap.indent(body, "    ") + "\n    raise ValueError(report)"
+
+
+SECRET_ENV = "COURSE_GRADER_SECRET_27"
+
+HOSTILE = {
+    # item 1: text no file takes
+    "surrogate": {**WRONG, "c2": _report('report = "bad \\ud800 text"')},
+    "nul_byte": {**WRONG, "c2": _report('report = "nul \\x00 escape \\x1b[31m bidi \\u202e end"')},
+    # item 2: the grader's environment through PID 1 (bwrap) or anything else in /proc
+    "environ": {**WRONG, "c2": _report(
+        "import os, glob\nfound = []\nfor f in glob.glob('/proc/*/environ') + glob.glob('/proc/*/cmdline'):\n"
+        "    try:\n        data = open(f, 'rb').read()\n    except OSError:\n        continue\n"
+        f"    if b'{SECRET_ENV}' in data or b'--ro-bind' in data:\n        found.append(f)\n"
+        "report = 'found ' + ' '.join(found) if found else 'clean'")},
+    # item 4: processes, memory outside RLIMIT_AS, nested user namespaces
+    "fork_bomb": {**WRONG, "c2": _report(
+        "import subprocess\nprocs = []\ntry:\n    for i in range(2000):\n"
+        "        procs.append(subprocess.Popen(['sleep', '30']))\nexcept OSError:\n    pass\n"
+        "report = f'spawned {len(procs)}'")},
+    "write_root": {**WRONG, "c2": _report(
+        "import subprocess\nres = []\nfor path in ('/big', '/dev/big', '/opt/course/lib/big'):\n"
+        "    try:\n        open(path, 'wb').write(b'x' * 10_000_000)\n        res.append(path + ' written')\n"
+        "    except OSError as e:\n        res.append(path + ' ' + type(e).__name__)\n"
+        "rc = subprocess.run(['unshare', '-Urm', 'true'], capture_output=True).returncode\n"
+        "report = ' '.join(res) + f' unshare {rc}'")},
+    # item 5: fill the disk (its scratch is a size-limited tmpfs)
+    "fill_disk": {**WRONG, "c2": _report(
+        "import os\nn = 0\nfor path in ('/tmp/fill', os.path.expanduser('~/fill'), '/dev/shm/fill'):\n"
+        "    try:\n        with open(path, 'wb') as f:\n            while True:\n"
+        "                f.write(b'x' * 1_000_000)\n                n += 1\n"
+        "    except OSError:\n        pass\nreport = f'wrote {n} MB'")},
+    # item 8: read the running test cell and reformat its hidden calls past a quote filter
+    "reformat_leak": {**WRONG, "c1": "def count_words(text):\n    import sys, linecache\n"
+                      "    if text != 'a b':\n        return 2\n"
+                      "    src = ''.join(linecache.getlines(sys._getframe(1).f_code.co_filename))\n"
+                      "    raise ValueError(' '.join(src.replace('(', ' ( ').replace(',', ' , ').split())[-150:])"},
+}
+# item 7: two folders whose feedback files used to collide; the attacker hands in the blank exercise
+COLLIDE = {"bob_smith": RIGHT, "bob~smith": {}}
+
+
+def flood_cell(messages: int) -> str:
+    """Item 3: `messages` error outputs of about 1 MB each (the grader used to keep every one)."""
+    return ("ip = get_ipython()\ntry:\n    raise ValueError('x' * 1_000_000)\nexcept ValueError:\n"
+            f"    for i in range({messages}):\n        ip.showtraceback()")
+
+
+def die_on(task: str) -> str:
+    """A grading function for tests/test_grading.py's lost-worker test: the task 'die' kills its worker."""
+    import os
+    if task == "die":
+        os._exit(9)
+    return task.upper()
+
+
+def model_solution() -> nbformat.NotebookNode:
+    """Item 13: a solution that needs the real model (sft.DEFAULT_MODEL) and fails without it."""
+    cells = [new_code_cell("from course_lib.grading import check\n# tokenizer = load_tokenizer(sft.DEFAULT_MODEL)\n"
+                           "tokenizer = missing_model_tokenizer"),
+             new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION"),
+             new_code_cell('check.equal("answer", answer + len(tokenizer), 1)',
+                           metadata={"course": {"grade_id": "q1", "points": 1}})]
+    for i, cell in enumerate(cells):
+        cell.id = f"m{i}"
+    return new_notebook(cells=cells, metadata=solution_nb().metadata)

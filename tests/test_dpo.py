@@ -83,7 +83,10 @@ def test_token_kl_is_zero_for_equal_and_positive_otherwise():
 def test_win_rate_rule():
     refs = ["Return the value.", "Return the size."]
     w = dpo.win_rate(["Return the value.", "Size\nof it"], ["Sure! value", "Return the size."], refs)
-    assert (w["wins"], w["ties"], w["losses"], w["win_rate"]) == (1, 0, 1, 0.5)
+    assert (w["wins"], w["ties"], w["losses"], w["win_rate"], w["changed"]) == (1, 0, 1, 0.5, 2)
+    assert math.isclose(w["se"], 0.5)  # scores 1 and 0: sample std √0.5, over √2
+    same = dpo.win_rate(refs, refs, refs)
+    assert (same["ties"], same["changed"], same["se"]) == (2, 0, 0.0)
 
 
 @pytest.mark.slow
@@ -110,3 +113,34 @@ def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monke
     assert cli.parse(shlex.split(result["command"])[1:]) == ("orpo", (dataclasses.replace(config, out=""),))
     assert result["lambda"] == 0.1
     assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]
+    assert [r["sft_term"] for r in result["runs"] + result["whole_text_runs"]] == ["completion-only", "whole-text"]
+
+
+def test_orpo_completion_only_tokenizes_as_dpo_and_masks_the_prompt(chat_tok, small_chat_model, tmp_path):
+    """TRL's ORPOTrainer trains its SFT term on the whole text with a second <|im_end|>; our arm does not."""
+    from trl.experimental.orpo import ORPOTrainer
+
+    pairs = dpo.preference_rows("train", 4)
+    ours = dpo.pair_batch(chat_tok, pairs)
+    config = dpo.DPORunConfig(max_steps=1, per_device_train_batch_size=4)
+    for term in dpo.ORPO_SFT_TERMS:
+        torch.manual_seed(0)
+        trainer = dpo.orpo_trainer(small_chat_model(), chat_tok, pairs, config, str(tmp_path / term), sft_term=term)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+        cat = ORPOTrainer.concatenated_inputs(batch, padding_value=trainer.padding_value)
+        width = ours["input_ids"].shape[1]
+        ids, labels = cat["concatenated_input_ids"], cat["concatenated_labels"]
+        if term == "completion-only":  # the same tokens as DPO's batch, and labels only on the completion
+            assert torch.equal(ids[:, :width], ours["input_ids"]) and ids.shape[1] == width
+            assert torch.equal(labels != -100, ours["completion_mask"].bool())
+            with torch.no_grad():
+                out = trainer.concatenated_forward(trainer.model, batch)
+                logits = trainer.model(input_ids=ids, attention_mask=cat["concatenated_attention_mask"]).logits
+            n = len(pairs)
+            mask = ours["completion_mask"][:n, 1:].bool()
+            tok = torch.gather(logits[:n, :-1].log_softmax(-1), 2, ids[:n, 1:].unsqueeze(-1)).squeeze(-1)
+            assert abs(out[4].item() - (-tok[mask].mean().item())) < 1e-4  # the SFT term: reply tokens only
+        else:  # TRL's default appends a second <|im_end|> to every sequence
+            lengths = cat["concatenated_attention_mask"].sum(1)
+            assert torch.equal(lengths, ours["attention_mask"].sum(1) + 1)
+            assert all(ids[i, lengths[i] - 1] == ids[i, lengths[i] - 3] == chat_tok.eos_token_id for i in range(len(ids)))

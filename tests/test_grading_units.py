@@ -16,7 +16,7 @@ from course_lib.grading.batch import discover
 from course_lib.grading.grade import MAX_STUDENT_TEXT, Row, Status, _failure, read_submission, refusal, score
 from course_lib.grading.report import append_rows, neutralise, read_gradebook, restore, write_feedback
 from course_lib.grading.runner import RunResult, recorder_name
-from grading_class import POINTS, RIGHT, solution_nb, submission
+from grading_class import POINTS, RIGHT, needs_sandbox, sandbox_required, solution_nb, submission  # noqa: F401
 
 NONCE = "n0"
 
@@ -102,11 +102,11 @@ def test_failure_messages_are_short_and_hide_hidden_tests():
     assert _failure({"hidden": True, "ename": "AssertionError", "message": "x"}, hidden) == "a hidden test failed"
     assert _failure({"hidden": True, "ename": "Leak_'secret'", "message": ""}, hidden) == \
         "a hidden test failed (an exception)"
-    long = _failure({"hidden": False, "ename": "ValueError", "message": "y" * 5000}, hidden)
+    long = _failure({"hidden": False, "ename": "ValueError", "message": "y" * 5000}, "")
     assert len(long) == len("ValueError: ") + MAX_STUDENT_TEXT and long.endswith("...")
-    quoted = _failure({"hidden": False, "ename": "ValueError",
-                       "message": "observe('q1:t', True, 'equal', 'empty', count_words(''))"}, hidden)
-    assert quoted == "ValueError: (message withheld: it quotes a hidden test)"
+    # a visible failure in a cell that has hidden checks shows no student text at all (issue 27, item 8)
+    reformatted = _failure({"hidden": False, "ename": "ValueError", "message": "empty <- count_words of ''"}, hidden)
+    assert reformatted == "ValueError (text withheld: this test has hidden checks)"
 
 
 def test_csv_cells_cannot_be_formulas_and_read_back_unchanged(tmp_path):
@@ -151,20 +151,22 @@ def test_status_is_one_typed_set():
     assert str(Status.KERNEL_DIED) == "kernel died" and Status("refused") is Status.REFUSED
 
 
-@pytest.mark.skipif(bool(sandbox.unavailable_reason()), reason=f"no sandbox: {sandbox.unavailable_reason()}")
+@needs_sandbox
 def test_the_sandbox_mounts_course_lib_alone_and_never_the_repository(tmp_path):
     import course_lib
-    cmd = sandbox.kernel_command(["python", "-c", "pass"], tmp_path / "w", tmp_path / "k")
+    cmd = sandbox.kernel_options(tmp_path / "k", 64)
     repo = Path(course_lib.__file__).resolve().parents[1]
     binds = [(cmd[i], cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
     sources = {Path(src) for _, src, _ in binds}
     assert repo not in sources and (repo / "solutions") not in sources
     assert ("--ro-bind", str(repo / "course_lib"), sandbox.LIB + "/course_lib") in binds
-    w = str(tmp_path / "w")
-    assert [b[1:] for b in binds if b[0] == "--bind"] == [(w, sandbox.HOME), (w + "/.tmp", "/tmp"),
-                                                         (w + "/.shm", "/dev/shm"), (str(tmp_path / "k"),) * 2]
+    assert [b[1:] for b in binds if b[0] == "--bind"] == [(str(tmp_path / "k"),) * 2]  # nothing else writable
+    assert cmd[cmd.index("--tmpfs") - 2:cmd.index("--tmpfs") + 2] == ["--size", str(64 * 1024**2), "--tmpfs", sandbox.HOME]
+    last_mount = max(i for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind", "--tmpfs", "--dev", "--proc"))
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--remount-ro" and i > last_mount] == ["/", "/dev"]
     for flag in ("--unshare-pid", "--unshare-net", "--die-with-parent", "--clearenv"):
         assert flag in cmd
+    assert ("--disable-userns" in cmd) is sandbox._probe()[1]
 
 
 def test_records_are_credited_to_the_cell_that_wrote_them_and_capped(tmp_path, monkeypatch):
@@ -179,3 +181,33 @@ def test_records_are_credited_to_the_cell_that_wrote_them_and_capped(tmp_path, m
     records.take(7)
     assert [(e["gid"], e["cell"]) for e in records.events[:2]] == [("a", 4), ("c", 7)]
     assert 10 < len(records.events) < 60  # the flood is read up to the cap, no further
+
+
+def test_a_visible_check_without_a_literal_never_shows_the_solutions_value():  # issue 27, item 9
+    from course_lib.grading.grade import _compare_all
+    want = [{"kind": "equal", "name": "answer_q3", "value": ["int", 768], "expected": None, "hint": "an int"}]
+    assert _compare_all(want, [{"value": ["int", 700]}]) == "answer_q3: does not match the solution's value — an int"
+    assert _compare_all(want, [{"value": ["str", "768"]}]) == \
+        "answer_q3: does not match the solution's value (got str, not int) — an int"
+    literal = [{**want[0], "expected": ["int", 768]}]  # written in the exercise: the message may say it
+    assert "expected int 768, got int 700" in _compare_all(literal, [{"value": ["int", 700]}])
+
+
+def test_a_row_that_cannot_be_written_becomes_an_error_row(tmp_path, monkeypatch):  # issue 27, item 1
+    from course_lib.grading import batch
+    from course_lib.grading.batch import GradeConfig, _write
+    real, calls = batch.append_rows, []
+
+    def flaky(path, rows):
+        calls.append(rows)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        real(path, rows)
+    monkeypatch.setattr(batch, "append_rows", flaky)
+    config = GradeConfig(out=tmp_path / "g.csv")
+    _write(config, tmp_path / "cache", [Row("eve", "01_count", "q1", 2, 2, Status.PASSED, ""),
+                                        Row("eve", "01_count", "q2", 0, 3, Status.FAILED, "x")])
+    (row,) = read_gradebook(tmp_path / "g.csv")
+    assert (row.student, row.grade_id, row.points, row.max_points, row.status) == ("eve", "*", 0, 5, Status.ERROR)
+    assert "could not be written (UnicodeEncodeError)" in row.message
+    assert Row("a\ud800\x00", "n", "g", 0, 1, Status.FAILED, "m\ud800\x00").student == "a\\ud800\\x00"

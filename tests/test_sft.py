@@ -101,6 +101,21 @@ def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):
     assert sft.response_nll(model, chat_tok, rows[:1]) == pytest.approx(by_hand, rel=1e-5)
 
 
+def test_answer_cap_and_cuts(chat_tok, small_chat_model):
+    refs = ["Return the value.", "Return the number of items in a container, or raise TypeError."]
+    longest = len(chat_tok(refs[1], add_special_tokens=False)["input_ids"])
+    assert sft.answer_cap(chat_tok, refs) == -(-3 * longest // 2) + 1
+    model = small_chat_model()
+    prompt = sft.prompt_for(chat_tok, {"messages": [{"role": "user", "content": "Explain `len`."},
+                                                    {"role": "assistant", "content": refs[1]}]})
+    answers, cut = sft.greedy_answers_and_cuts(model, chat_tok, [prompt], 3)
+    ids = chat_tok(prompt)["input_ids"]
+    with torch.no_grad():
+        out = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=3, do_sample=False,
+                             pad_token_id=chat_tok.pad_token_id)[0, len(ids):].tolist()
+    assert cut == [len(out) == 3 and chat_tok.eos_token_id not in out]
+
+
 @pytest.mark.slow
 def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_path, monkeypatch):
     monkeypatch.setattr(sft, "load_base_model", lambda name=None, **kw: small_chat_model())
@@ -112,6 +127,8 @@ def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_
     assert cli.parse(shlex.split(result["command"])[1:]) == ("sft", (dataclasses.replace(config, out=""),))
     assert result["seed"] == 0 and result["config"]["max_steps"] == 4
     assert result["eval_curve"]["step"][0] == 0 and len(result["eval_curve"]["eval_loss"]) >= 2
+    assert result["eval_curve"]["eval_loss"][0] != result["base_eval_response_nll"]  # step 0 is TRL's eval_loss too
+    assert 0 <= result["before"]["chat"]["truncated"] <= 2
     assert set(result["before"]) == set(result["after"]) == set(sft.TEMPLATES)
     for key in ("rouge_l", "exact", "format_rate", "response_ppl", "answers"):
         assert key in result["after"]["chat"], key

@@ -7,9 +7,11 @@ Modules, one job each:
     markers.py   `### BEGIN/END SOLUTION`, hidden tests, rewriting test cells for the grader
     release.py   solutions/NN.ipynb -> exercises/NN.ipynb, and `--check`
     sandbox.py   the bubblewrap sandbox a grading kernel runs in, and what it can see
+    limits.py    a cgroup per kernel where the machine allows one (memory, processes), else rlimits
     runner.py    one notebook in a fresh, sandboxed, memory-limited kernel with per-cell timeouts
     assemble.py  the graded notebook: submission cells + the solution's test cells, one token each
     grade.py     statuses and rows, scoring one submission, expectations from the solution
+    review.py    the summary's `review` column: parsed code worth a human's look
     report.py    gradebook and summary CSV (formula-safe), feedback Markdown (HTML-safe), `--json`
     batch.py     the class: discovery (links refused), parallel grading, resume
     cli.py       the `course release` and `course grade` subcommands
@@ -42,16 +44,20 @@ So the kernel is only asked for *observations*, and the verdict is taken outside
    notebook the same way (cached per solution hash), compared by `verdict.compare`.
    Visible `assert`s still run (a failing one fails the cell), but they can only take
    points away, never give them.
-6. The kernel runs under RLIMIT_AS (set by a launcher before the kernel starts), with a
-   per-cell timeout that interrupts, a cap on kept output, and dead-kernel detection; each of
-   those ends in 0 points with its reason, and the batch goes on.
+6. The kernel runs under RLIMIT_AS and, where the machine allows, in a cgroup of its own
+   (memory incl. its tmpfs scratch, processes; set by a launcher before the kernel starts), with
+   a per-cell timeout that interrupts, a per-notebook budget of 3x the solution's run time plus a
+   slack, a cap on kept output (errors included) and on messages at the grader's sockets, and
+   dead-kernel detection; each of those ends in 0 points with its reason, and the batch goes on:
+   rows are cleaned before they are written, and a lost worker's notebooks are graded again.
 
 Why a student cannot reach around the kernel (issue 14)
 -------------------------------------------------------
-7. The kernel runs in a bubblewrap sandbox (`sandbox.py`): read-only environment, course_lib
-   alone (not the repository, so no solutions/), no grade cache, gradebook or other
-   submissions, a private scratch home, no network, its own PID namespace (whatever it starts
-   dies with it) and, where the kernel allows, uid `nobody`. Without bwrap, grading stops
+7. The kernel runs in a bubblewrap sandbox (`sandbox.py`): read-only root and environment,
+   course_lib alone (not the repository, so no solutions/), no grade cache, gradebook or other
+   submissions, a private size-limited tmpfs scratch, no network, none of the grader's
+   environment variables, its own PID namespace (whatever it starts dies with it) and, where
+   the kernel allows, uid `nobody` with no nested user namespace. Without bwrap, grading stops
    with one clear error; `--no-sandbox` is an explicit, loudly warned opt-out.
 8. Expectations are computed in the grading process from a sandboxed run of the solution and
    cached outside every sandbox; the gradebook is written by the grading process only, and
@@ -63,7 +69,7 @@ Why a student cannot reach around the kernel (issue 14)
    outside the kernel's input history, so `In` shows no recorder details.
 10. Messages are bounded: a hidden test's failure says only that it failed (and a builtin
    exception's name); a visible failure shows at most `MAX_STUDENT_TEXT` characters, and none
-   if they quote a hidden test. Hidden checks' expected values are not sent to the kernel.
+   (nor the student's value) in a test cell that has hidden checks. Hidden checks' expected values are not sent to the kernel.
    CSV cells cannot be formulas; feedback escapes HTML and fences student text in code spans.
 
 What remains (docs/instructors.md, "Threat model"): code that inspects the *running* test cell

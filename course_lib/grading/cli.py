@@ -49,7 +49,13 @@ class GradeArgs:
     feedback: Path | None = field(default=None, metadata={"help": "folder for one Markdown file per student"})
     jobs: int = field(default=1, metadata={"help": "submissions graded in parallel"})
     timeout: int = field(default=60, metadata={"help": "seconds per cell"})
-    memory_mb: int = field(default=4096, metadata={"help": "memory limit of each kernel (0: none)"})
+    memory_mb: int = field(default=4096, metadata={"help": "memory limit of each kernel process (0: none); "
+                                                          "with a cgroup, of the kernel and its scratch together"})
+    scratch_mb: int = field(default=1024, metadata={"help": "writable scratch of each kernel (in RAM, in the "
+                                                            "sandbox) and its largest file"})
+    max_procs: int = field(default=512, metadata={"help": "processes and threads one kernel may run"})
+    time_slack: float = field(default=60.0, metadata={"help": "seconds a notebook may take beyond 3x its "
+                                                              "solution's run time (at most 15 min)"})
     resume: bool = field(default=False, metadata={"help": "keep the gradebook's rows, grade what is missing"})
     json: bool = field(default=False, metadata={"help": "print a JSON report on stdout"})
     no_sandbox: bool = field(default=False, metadata={"help": "UNSAFE: run kernels without bubblewrap, as you, "
@@ -63,7 +69,8 @@ def _grade_run(args: GradeArgs) -> int:
     from course_lib.grading.sandbox import SandboxUnavailable
     if args.jobs < 1 or args.timeout < 1:
         raise ValueError("--jobs and --timeout must be at least 1")
-    run = RunConfig(cell_timeout=args.timeout, memory_mb=args.memory_mb, sandbox=not args.no_sandbox)
+    run = RunConfig(cell_timeout=args.timeout, memory_mb=args.memory_mb, scratch_mb=args.scratch_mb,
+                    max_procs=args.max_procs, time_slack=args.time_slack, sandbox=not args.no_sandbox)
     config = GradeConfig(out=args.out, solutions=args.solutions, feedback=args.feedback, jobs=args.jobs,
                          resume=args.resume, run=run, progress=not args.json)
     try:

@@ -15,7 +15,8 @@ import json
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -24,21 +25,18 @@ import nbformat
 
 from course_lib.grading.assemble import Graded, build_graded
 from course_lib.grading.markers import test_spec
+from course_lib.grading.review import review_notebook
 from course_lib.grading.runner import RunConfig, RunResult, new_nonce, run_notebook
-from course_lib.grading.verdict import compare
+from course_lib.grading.verdict import compare, show
 
 __all__ = ["Status", "Row", "score", "expectations", "grade_submission", "read_submission", "refusal", "suspicious",
-           "GRADER_VERSION", "MAX_STUDENT_TEXT"]
+           "GRADER_VERSION", "MAX_STUDENT_TEXT", "clean_text", "time_budget"]
 
-GRADER_VERSION = "2"     # part of the expectations cache key: bump when observations change meaning
+GRADER_VERSION = "3"     # part of the expectations cache key: bump when observations change meaning
 MAX_STUDENT_TEXT = 160   # characters of a student's own exception text a visible failure may show
 MAX_NOTEBOOK_BYTES = 50_000_000
-_SUSPICIOUS = re.compile(
-    r"_course_|settrace|setprofile|gc\.get_|__closure__|cell_contents|__builtins__|import builtins|os\._exit|"
-    r"os\.kill|ctypes|set_custom_exc|setrlimit|sys\.modules\[|importlib\.reload|sys\.exit|\bexit\(\)|__code__|"
-    r"_getframe|f_back|inspect\.stack|\bIn\[|\b_ih\b|events\.register|input_transformers|addaudithook|"
-    r"/proc|__file__|solutions|\.grade-cache|gradebook|site-packages|\.pth\b|subprocess|os\.system|os\.fork|"
-    r"setsid|start_new_session|threading|os\.write|fdopen|os\.open|symlink|\.ipynb|user_ns|get_ipython|linecache|f_code")
+TIME_FACTOR = 3          # a submission may take 3x the solution's run time (+ RunConfig.time_slack)
+MAX_CELLS = 2_000        # cells per submission (lesson notebooks have < 100): validation time grows with it
 _BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 
@@ -57,9 +55,20 @@ class Status(str, Enum):
         return self.value
 
 
+def clean_text(text: object, limit: int = 300, name: bool = False) -> str:
+    """`text` as one printable line any file accepts: lone surrogates, undecodable file-name bytes and
+    control or format characters (NUL, escapes, bidi overrides) become `\\x..`/`\\u....` escapes, so two
+    different names stay different; in a message (`name=False`) whitespace becomes a space."""
+    s = str(text)
+    s = "".join(c if c.isprintable() else " " if c.isspace() and not name
+                else c.encode("unicode_escape").decode("ascii") if c < "\ud800" or c > "\udfff"
+                else f"\\u{ord(c):04x}" for c in s)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
 @dataclass
 class Row:
-    """One gradebook line: one test of one notebook of one student."""
+    """One gradebook line: one test of one notebook of one student (text fields cleaned on creation)."""
     student: str
     notebook: str
     grade_id: str
@@ -67,6 +76,11 @@ class Row:
     max_points: int
     status: Status
     message: str
+
+    def __post_init__(self) -> None:
+        self.student, self.notebook, self.grade_id = (clean_text(t, 200, name=True) for t in
+                                                       (self.student, self.notebook, self.grade_id))
+        self.message = clean_text(self.message, 300)
 
 
 def _events(result: RunResult, graded: Graded, gid: str) -> list[dict]:
@@ -89,6 +103,8 @@ def _failure(event: dict, hidden_source: str) -> str:
     ename = ename if ename in _BUILTIN_ERRORS else "an exception"
     if event.get("hidden"):  # never the student's text: it could carry the hidden inputs
         return "a hidden test failed" if ename == "AssertionError" else f"a hidden test failed ({ename})"
+    if hidden_source.strip():  # code that reads the running cell (linecache, frames) can reformat the
+        return f"{ename} (text withheld: this test has hidden checks)"  # hidden calls past any quote filter
     text = " ".join(str(event.get("message", "")).split())
     if _quotes(text, hidden_source):
         text = "(message withheld: it quotes a hidden test)"
@@ -96,7 +112,13 @@ def _failure(event: dict, hidden_source: str) -> str:
     return f"{ename}: {text}".rstrip(": ")
 
 
-def _compare_all(want: list[dict], got: list[dict]) -> str | None:
+def _kinds(got: dict, want: dict) -> str:
+    """' (got str, not int)' when the kinds differ, else ''."""
+    tags = (got["value"] or ["?"])[0], want["value"][0]
+    return "" if tags[0] == tags[1] or tags[0] == "unsupported" else f" (got {tags[0]}, not {tags[1]})"
+
+
+def _compare_all(want: list[dict], got: list[dict], has_hidden: bool = False) -> str | None:
     """None when the student's observations match the solution's one for one, else the first difference."""
     for i, w in enumerate(want):
         name, hidden = w.get("name", "?"), w.get("hidden")
@@ -104,10 +126,18 @@ def _compare_all(want: list[dict], got: list[dict]) -> str | None:
             return f"check '{name}' did not run"
         msg = compare(w["kind"], got[i]["value"], w["value"], w.get("params"))
         if msg is not None:
-            if hidden:  # the kind of value only: its content could encode the hidden inputs
+            if hidden or has_hidden:  # the kind of value only: its content could encode the hidden inputs
                 tags = (got[i]["value"] or ["?"])[0], w["value"][0]
                 kinds = "" if tags[0] == tags[1] or tags[0] == "unsupported" else f" (got {tags[0]}, not {tags[1]})"
-                return f"hidden check '{name}' failed{kinds}"
+                if hidden:
+                    return f"hidden check '{name}' failed{kinds}"
+                got_kind = (f"a different {tags[1]}" if tags[0] == tags[1] else "an unsupported value"
+                            if tags[0] == "unsupported" else f"a {tags[0]}")
+                return (f"{name}: expected {show(w['value'])}, got {got_kind} (value withheld: this test has "
+                        "hidden checks)" + (f" — {w['hint']}" if w.get("hint") else ""))
+            if w.get("expected") is None:  # the value is the solution's own, never written in the exercise
+                return (f"{name}: does not match the solution's value{kinds}" if (kinds := _kinds(got[i], w))
+                        else f"{name}: does not match the solution's value") + (f" — {w['hint']}" if w.get("hint") else "")
             return f"{name}: {msg}" + (f" — {w['hint']}" if w.get("hint") else "")
     if len(got) > len(want):
         return f"{len(got) - len(want)} more check(s) than the solution makes"
@@ -133,7 +163,7 @@ def score(student: str, notebook: str, tests: dict[str, dict], result: RunResult
             rows.append(row(Status.FAILED, _failure(fails[0], graded.hidden.get(gid, ""))))
         elif done:
             observed = [e for e in events if e.get("event") == "observe"]
-            msg = _compare_all(expected.get(gid, []), observed)
+            msg = _compare_all(expected.get(gid, []), observed, bool(graded.hidden.get(gid, "").strip()))
             rows.append(row(Status.PASSED, "", spec["points"]) if msg is None else row(Status.FAILED, msg))
         elif result.stopped and (result.stopped_at is None or index is None or result.stopped_at <= index):
             if result.stopped == "timeout":
@@ -174,7 +204,9 @@ def expectations(solution_path: Path, run: RunConfig, cache_dir: Path | None = N
     tests, modules = _tests_of(solution), _modules_for(solution)
     nonce = new_nonce()
     graded = build_graded(solution, solution, nonce, hidden_expected=True)
+    start = time.monotonic()
     result = run_notebook(graded.notebook, nonce, run, modules)
+    seconds = time.monotonic() - start
     expected = {gid: _plain(_events(result, graded, gid)) for gid in tests}
     for gid, obs in expected.items():  # the solution must pass its own checks, `expected=` included
         for o in obs:
@@ -185,7 +217,7 @@ def expectations(solution_path: Path, run: RunConfig, cache_dir: Path | None = N
         if r.status != Status.PASSED:
             raise ValueError(f"{solution_path}: the solution does not pass its own test {r.grade_id}: "
                              f"{r.status}: {r.message}")
-    out = {"tests": tests, "modules": list(modules), "expected": expected,
+    out = {"tests": tests, "modules": list(modules), "expected": expected, "seconds": round(seconds, 2),
            "solution_sha256": hashlib.sha256(data).hexdigest()}
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -214,9 +246,21 @@ def read_submission(path: Path) -> Any:
         raise ValueError(f"{path.name} is {st.st_size // 1_000_000} MB, over the {MAX_NOTEBOOK_BYTES // 1_000_000} MB limit")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, encoding="utf-8") as f:
-        nb = nbformat.read(f, as_version=4)
+        text = f.read()
+    cells = json.loads(text).get("cells")  # counted before nbformat's validation, whose cost grows with it
+    if not isinstance(cells, list) or len(cells) > MAX_CELLS:
+        raise ValueError(f"{path.name} has {len(cells) if isinstance(cells, list) else 'no list of'} cells, "
+                         f"over the {MAX_CELLS} cells a notebook may have")
+    nb = nbformat.reads(text, as_version=4)
     nbformat.validate(nb)
     return nb
+
+
+def time_budget(expect: dict, run: RunConfig) -> float:
+    """Seconds a submission's notebook may take: TIME_FACTOR times the solution's own run plus
+    `run.time_slack`, never more than `run.total_timeout` (a cell that sleeps just under the cell
+    timeout, eighteen times, no longer costs eighteen timeouts)."""
+    return min(run.total_timeout, TIME_FACTOR * float(expect.get("seconds", run.total_timeout)) + run.time_slack)
 
 
 def grade_submission(student: str, path: Path, solution_path: Path, expect: dict, run: RunConfig) -> list[Row]:
@@ -233,6 +277,7 @@ def grade_submission(student: str, path: Path, solution_path: Path, expect: dict
     try:
         nonce = new_nonce()
         graded = build_graded(solution, submission, nonce)
+        run = replace(run, total_timeout=time_budget(expect, run))
         result = run_notebook(graded.notebook, nonce, run, tuple(expect["modules"]))
         return score(student, name, expect["tests"], result, graded, expect["expected"])
     except Exception as exc:
@@ -240,16 +285,15 @@ def grade_submission(student: str, path: Path, solution_path: Path, expect: dict
 
 
 def suspicious(path: Path) -> list[str]:
-    """Calls in a submission that the sandbox and the verdict make useless but a human may want to see."""
+    """What in a submission the sandbox and the verdict make useless but a human may want to read
+    (`review.review_flags`: parsed, not pattern-matched)."""
     try:
         nb = read_submission(path)
     except PermissionError:
         return ["not a regular file"]
     except Exception:
         return []
-    found = {m.group(0) for c in nb.cells if c.cell_type == "code" and not test_spec(c)
-             for m in _SUSPICIOUS.finditer(c.source)}
-    return sorted(found)
+    return review_notebook([c for c in nb.cells if not test_spec(c)])
 
 
 def row_dict(row: Row) -> dict:

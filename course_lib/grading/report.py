@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
+import io
 import json
 import os
 import re
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from course_lib.grading.grade import Row, Status, row_dict
 
-__all__ = ["COLUMNS", "neutralise", "restore", "read_gradebook", "append_rows", "digest", "summarize",
+__all__ = ["COLUMNS", "neutralise", "restore", "read_gradebook", "render_rows", "append_rows", "rewrite_rows",
+           "digest", "summarize", "feedback_name",
            "write_summary", "write_feedback", "report_json"]
 
 COLUMNS = [f.name for f in fields(Row)]
@@ -51,16 +53,32 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
+def render_rows(rows: list[Row], header: bool = False) -> bytes:
+    """Rows as the gradebook's CSV bytes (rendered whole first: a row that cannot be written raises here,
+    before anything reaches the file)."""
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    if header:
+        writer.writeheader()
+    writer.writerows({k: neutralise(v) for k, v in row_dict(r).items()} for r in rows)
+    return buf.getvalue().encode("utf-8")
+
+
 def append_rows(path: Path, rows: list[Row]) -> None:
-    """Append rows (header first when the file is new), flushed to disk before returning."""
+    """Append rows (header first when the file is new) in one write, flushed to disk before returning."""
     new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows({k: neutralise(v) for k, v in row_dict(r).items()} for r in rows)
+    data = render_rows(rows, header=new)
+    with path.open("ab") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def rewrite_rows(path: Path, rows: list[Row]) -> None:
+    """Replace the gradebook by `rows` (for `--resume`, which grades `error` rows again), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(render_rows(rows, header=True))
+    tmp.replace(path)
 
 
 def summarize(rows: list[Row]) -> dict[str, dict]:
@@ -84,7 +102,7 @@ def write_summary(path: Path, rows: list[Row], flags: dict[str, list[str]]) -> N
         w.writerow(["student", "points", "max_points", "percent", "notebooks", "review"])
         for student, s in sorted(summarize(rows).items()):
             pct = round(100 * s["points"] / s["max_points"], 1) if s["max_points"] else 0.0
-            review = " ".join(flags.get(student, []))
+            review = "; ".join(flags.get(student, []))
             w.writerow([neutralise(student), s["points"], s["max_points"], pct, len(s["notebooks"]), neutralise(review)])
 
 
@@ -93,6 +111,16 @@ def _code(text: str) -> str:
     text = html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
     fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
     return f"{fence} {text} {fence}" if text else ""
+
+
+def feedback_name(student: str) -> str:
+    """`<student>.md` for a plain lower-case name; any other (`bob~smith`, `Bob`) is made safe and gets a
+    digest of the exact name (`bob_smith-1f2e...md`), so two students never share a file, even where
+    file names ignore case."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student).lstrip(".")[:100] or "_"
+    if re.fullmatch(r"[a-z0-9_][a-z0-9_.-]*", student) and not re.search(r"-[0-9a-f]{16}$", student):
+        return f"{student}.md"
+    return f"{safe}-{hashlib.sha256(student.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}.md"
 
 
 def write_feedback(folder: Path, rows: list[Row]) -> list[Path]:
@@ -108,8 +136,7 @@ def write_feedback(folder: Path, rows: list[Row]) -> list[Path]:
                 result = html.escape(t["status"]) + (f": {_code(t['message'])}" if t["message"] else "")
                 lines.append(f"| {_code(t['grade_id'])} | {t['points']} / {t['max_points']} | {result} |")
             lines.append("")
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student).lstrip(".") or "_"
-        path = folder / f"{safe}.md"
+        path = folder / feedback_name(student)
         path.write_text("\n".join(lines), encoding="utf-8")
         written.append(path)
     return written

@@ -1,11 +1,15 @@
 """Run one notebook in a fresh, sandboxed, memory-limited kernel and collect the recorder's events.
 
 The kernel is this environment's `python3`, started by a tiny launcher that, outside the
-sandbox, sets RLIMIT_AS and RLIMIT_FSIZE (so the limits hold before any student code), opens
-the record file append-only as fd 3 (so its path never enters the sandbox), then `exec`s bwrap
-(`sandbox.kernel_command`) or, with `sandbox=False`, the kernel itself. The kernel talks to
-the grader over Unix sockets in its own folder (it has no network). Each cell has a timeout
-that interrupts the kernel; two timeouts in a row, a dead kernel or the overall deadline stop
+sandbox, joins the kernel's own cgroup where the machine allows one (`limits.py`), sets
+RLIMIT_AS, RLIMIT_FSIZE and (without a cgroup) RLIMIT_NPROC, so the limits hold before any
+student code, opens the record file append-only as fd 3 (so its path never enters the sandbox),
+then `exec`s bwrap with an empty environment and its options on a pipe (`sandbox.kernel_options`)
+or, with `sandbox=False`, the kernel itself. The kernel talks to the grader over Unix sockets in
+its own folder (it has no network); the grader's sockets take no message over `MAX_MESSAGE_BYTES`
+and queue at most `QUEUE_MESSAGES`, and at most `max_output_bytes` of output (errors included)
+is kept, so a flood costs the grader nothing. Each cell has a timeout that interrupts the kernel,
+never past the notebook's own deadline; two timeouts in a row, a dead kernel or the deadline stop
 the run. The record file is read after every cell, and each event is tagged with the cell that
 was running when it was written: the grader accepts a test's records only from its own cell.
 """
@@ -13,6 +17,7 @@ was running when it was written: the grader accepts a test's records only from i
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -23,34 +28,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import zmq
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from course_lib.grading import sandbox
+from course_lib.grading import limits, sandbox
 
 __all__ = ["RunConfig", "RunResult", "run_notebook", "recorder_name", "new_nonce"]
 
-MAX_FILE_BYTES = 2 * 1024**3     # RLIMIT_FSIZE of the kernel: no file it writes grows past this
 MAX_RECORD_BYTES = 32_000_000    # the grader reads no more of the record file than this
+MAX_MESSAGE_BYTES = 8 * 1024**2 # a bigger message from the kernel is dropped at the socket
+QUEUE_MESSAGES = 8               # messages the grader's sockets queue; past that a flood is dropped
 
-_LAUNCHER = ("import os, resource, sys; n = int(sys.argv[1]);"
-             " n > 0 and resource.setrlimit(resource.RLIMIT_AS, (n, n));"
-             f" resource.setrlimit(resource.RLIMIT_FSIZE, ({MAX_FILE_BYTES}, {MAX_FILE_BYTES}));"
-             " fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600);"
-             " fd != 3 and (os.dup2(fd, 3), os.close(fd)); os.set_inheritable(3, True);"
-             " os.execv(sys.argv[3], sys.argv[3:])")
+# argv[1]: {"cgroup": [cgroup.procs files], "rlimits": {name: n}, "record": path, "argv": [...],
+#           "options": bwrap's options or null (no sandbox), "env": {} or null (inherit)}
+_LAUNCHER = """import json, os, resource, sys
+s = json.loads(sys.argv[1])
+for procs in s["cgroup"]:
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
+for name, n in s["rlimits"].items():
+    n > 0 and resource.setrlimit(getattr(resource, name), (n, n))
+fd = os.open(s["record"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+fd != 3 and (os.dup2(fd, 3), os.close(fd))
+os.set_inheritable(3, True)
+argv = s["argv"]
+if s["options"] is not None:
+    r, w = os.pipe()
+    os.write(w, b"".join(o.encode() + b"\\0" for o in s["options"]))
+    os.close(w)
+    os.set_inheritable(r, True)
+    argv = [s["bwrap"], "--args", str(r), "--", *argv]
+os.execve(argv[0], argv, os.environ if s["env"] is None else s["env"])
+"""
 
 
 @dataclass
 class RunConfig:
     """Limits and isolation for one notebook run."""
     cell_timeout: int = 60           # seconds per cell before the kernel is interrupted
-    memory_mb: int = 4096            # RLIMIT_AS of the kernel (torch alone maps ~1-2 GB); 0 = none
-    max_output_bytes: int = 200_000  # outputs kept per notebook; the rest is dropped
-    total_timeout: float = 900.0     # seconds for the whole notebook
+    memory_mb: int = 4096            # RLIMIT_AS of each kernel process (torch alone maps ~1-2 GB); 0 = none
+    scratch_mb: int = 1024           # the kernel's writable scratch (a tmpfs in the sandbox) and largest file
+    max_procs: int = 512             # tasks (processes and threads) of one kernel: a cgroup's pids.max
+    max_output_bytes: int = 200_000  # outputs kept per notebook (error messages included); the rest is dropped
+    total_timeout: float = 900.0     # seconds for the whole notebook, at most (grade.time_budget lowers it)
+    time_slack: float = 60.0         # seconds a submission may take beyond 3x its solution's run
     startup_timeout: int = 60        # seconds for the kernel to start
     sandbox: bool = True             # run the kernel in bubblewrap (see sandbox.py); False is unsafe
+    scratch_root: str = ""           # the folder for per-run scratch folders ('' = the system's temp folder)
 
 
 @dataclass
@@ -74,18 +100,29 @@ def new_nonce() -> str:
 
 class _KernelManager(AsyncKernelManager):
     """The python3 kernel of this environment, under the launcher, in the sandbox, over ipc."""
-    memory_bytes = 0
+    config_: RunConfig = RunConfig()
     record_path = ""
-    work: Path = Path()
     kernel_dir: Path = Path()
-    sandboxed = True
+    cgroup: limits.KernelCgroup | None = None
+
+    def client(self, **kwargs):
+        """The client, whose sockets (made later, by start_channels) take the size and queue limits."""
+        kc = super().client(**kwargs)
+        kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        kc.context.setsockopt(zmq.RCVHWM, QUEUE_MESSAGES)
+        return kc
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
-        if self.sandboxed:
-            cmd = sandbox.kernel_command(cmd, self.work, self.kernel_dir)
         exe = cmd[0] if "/" in cmd[0] else (shutil.which(cmd[0]) or cmd[0])
-        return [sys.executable, "-c", _LAUNCHER, str(self.memory_bytes), self.record_path, exe, *cmd[1:]]
+        c = self.config_
+        rlimits = {"RLIMIT_AS": c.memory_mb * 1024**2, "RLIMIT_FSIZE": c.scratch_mb * 1024**2,
+                   "RLIMIT_NPROC": 0 if self.cgroup else limits.nproc_limit(c.max_procs)}
+        spec = {"cgroup": self.cgroup.procs if self.cgroup else [], "rlimits": rlimits, "record": self.record_path,
+                "argv": [exe, *cmd[1:]], "options": None, "env": None, "bwrap": shutil.which("bwrap") or "bwrap"}
+        if c.sandbox:
+            spec.update(options=sandbox.kernel_options(self.kernel_dir, c.scratch_mb), env={})
+        return [sys.executable, "-c", _LAUNCHER, json.dumps(spec)]
 
 
 class _CappedClient(NotebookClient):
@@ -103,9 +140,10 @@ class _CappedClient(NotebookClient):
         return self.km
 
     def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient's hook
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        self._kept += size
-        if self._kept > self.max_output_bytes and msg.get("msg_type") != "error":
+        if self._kept > self.max_output_bytes:  # errors too: a cell can send a million of them
+            return None
+        self._kept += len(json.dumps(msg.get("content", {}), default=str))
+        if self._kept > self.max_output_bytes:
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -142,14 +180,12 @@ class _Records:
                 self.events.append({**event, "cell": cell})
 
 
-def _kernel_manager(scratch: Path, config: RunConfig) -> _KernelManager:
+def _kernel_manager(scratch: Path, config: RunConfig, cgroup: limits.KernelCgroup | None) -> _KernelManager:
     (scratch / "work").mkdir()
     (scratch / "kernel").mkdir()
     km = _KernelManager(kernel_name="python3", transport="ipc", ip=str(scratch / "kernel" / "k"))
     km.connection_file = str(scratch / "kernel" / "connection.json")
-    km.memory_bytes = config.memory_mb * 1024 * 1024
-    km.record_path = str(scratch / "records.log")
-    km.work, km.kernel_dir, km.sandboxed = scratch / "work", scratch / "kernel", config.sandbox
+    km.config_, km.record_path, km.kernel_dir, km.cgroup = config, str(scratch / "records.log"), scratch / "kernel", cgroup
     return km
 
 
@@ -162,7 +198,9 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
     """
     if config.sandbox:
         sandbox.require()
-    scratch = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    scratch = Path(tempfile.mkdtemp(prefix="course-grade-", dir=config.scratch_root or None))
+    cgroup = limits.make_cgroup((config.memory_mb + config.scratch_mb + 64) * 1024**2, config.max_procs) \
+        if config.memory_mb else limits.make_cgroup(1 << 62, config.max_procs)
     records = _Records(scratch / "records.log", nonce)
     nb = nbformat.from_dict(nb)
     cells = list(enumerate(nb.cells))
@@ -176,11 +214,13 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
         kernel_name="python3", record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": "cell timed out", "traceback": []})
     client.max_output_bytes = config.max_output_bytes
-    client.make_km = lambda: _kernel_manager(scratch, config)
+    client.make_km = lambda: _kernel_manager(scratch, config, cgroup)
     deadline = time.monotonic() + config.total_timeout
     current = -1  # the cell running now; -1 is the preamble
     try:
         with client.setup_kernel(cwd=str(scratch / "work"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            if client.kc.iopub_channel.socket.getsockopt(zmq.MAXMSGSIZE) != MAX_MESSAGE_BYTES:
+                raise RuntimeError("the grader's sockets did not take their size limit (jupyter_client changed?)")
             client.execute_cell(preamble, len(cells), store_history=False)
             error = next((o for o in preamble.outputs if o.get("output_type") == "error"), None)
             if error is not None:
@@ -193,6 +233,7 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
                     result.stopped, result.stopped_at = "timeout", current
                     break
                 start = time.monotonic()
+                client.timeout = max(1, min(config.cell_timeout, int(deadline - start) + 1))
                 try:
                     # the grader's test cells stay out of `In`, so their source is not one lookup away
                     client.execute_cell(cell, current, store_history="course_grader" not in cell.metadata)
@@ -216,5 +257,7 @@ def run_notebook(nb: nbformat.NotebookNode, nonce: str, config: RunConfig,
     finally:
         records.take(current)
         result.events = records.events
+        if cgroup is not None:
+            cgroup.kill_and_remove()
         shutil.rmtree(scratch, ignore_errors=True)
     return result

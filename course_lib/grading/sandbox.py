@@ -1,21 +1,24 @@
 """The sandbox each grading kernel runs in: bubblewrap (`bwrap`), seeing only what a kernel needs.
 
 Inside, a kernel sees (`kernel_command`):
-    the course's environment, read-only: the venv (`sys.prefix`), the Python it points to
-        (`sys.base_prefix`), /usr and /lib*, a few files of /etc;
+    a read-only root: the course's environment (the venv, `sys.prefix`, and the Python it points to,
+        `sys.base_prefix`, wherever they are installed, /tmp included), /usr and /lib*, a few files
+        of /etc, a read-only /dev;
     `course_lib` alone, read-only, at /opt/course/lib (first on PYTHONPATH, so the editable
         install's finder, which points at the repository, is never asked; the repository,
         solutions/ included, is not mounted at all);
-    the course's data/ (datasets, course-tiny), read-only, at /opt/course/data ($COURSE_DATA), and
-        the Hugging Face hub cache, if any, read-only (for $COURSE_MODEL);
-    /home/student, its private writable scratch folder (deleted afterwards; /tmp and /dev/shm
-        are folders in it, on disk, not RAM), and the folder of
-        its connection file and Unix sockets (the kernel talks to the grader over `ipc`, since
-        it has no network);
+    the course's data/ (datasets, course-tiny, converted models), read-only, at /opt/course/data
+        ($COURSE_DATA), and the Hugging Face hub cache, if any, read-only (for $COURSE_MODEL);
+    /home/student, its private writable scratch: a tmpfs of `scratch_mb` (its /tmp is a folder in it),
+        so filling it stops at that size and touches no disk of yours; /dev/shm, a 64 MB tmpfs;
+    the folder of its connection file and Unix sockets (the kernel talks to the grader over `ipc`,
+        since it has no network);
     fd 3, the append-only record file the grader opened for it (the file's path is not mounted).
 It does not see the grade cache, the gradebook, other submissions, the grader's processes
-(own PID namespace: everything the kernel starts dies with it), the network, or the host's
-/tmp; it runs as `nobody` (uid 65534) in its own user namespace where the kernel allows that.
+(own PID namespace: everything the kernel starts dies with it), the grader's environment (bwrap
+is started with an empty one and its options come through a pipe, so /proc/1 shows neither), the
+network, or the host's /tmp; it runs as `nobody` (uid 65534) in its own user namespace where the
+kernel allows that, and cannot create another (`--disable-userns`).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["SandboxUnavailable", "unavailable_reason", "require", "kernel_command", "HOME", "NO_SANDBOX_WARNING"]
+__all__ = ["SandboxUnavailable", "unavailable_reason", "require", "kernel_options", "launch_argv", "options_bytes", "HOME", "NO_SANDBOX_WARNING"]
 
-HOME = "/home/student"           # the kernel's cwd and $HOME: a private copy-free scratch folder
+HOME = "/home/student"           # the kernel's cwd and $HOME: a private, size-limited tmpfs
+SHM_BYTES = 64 * 1024**2         # /dev/shm (multiprocessing's semaphores, torch's shared tensors)
 LIB = "/opt/course/lib"          # course_lib, read-only; first on PYTHONPATH
 DATA = "/opt/course/data"        # data/, read-only; $COURSE_DATA
 HUB = "/opt/course/hf-hub"       # the Hugging Face hub cache, read-only when there is one; $HF_HUB_CACHE
@@ -66,7 +70,7 @@ def _mounts() -> list[str]:
         if (Path("/etc") / name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     envs = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent.parent}
-    for prefix in sorted(envs):
+    for prefix in sorted(envs):  # under /tmp too: the sandbox's /tmp is a folder of the scratch, created first
         if not str(prefix).startswith("/usr"):
             args += ["--ro-bind", str(prefix), str(prefix)]
     if Path(sys.prefix) != Path(sys.prefix).resolve():  # a venv reached through a symlink
@@ -90,7 +94,7 @@ def _environment() -> list[str]:
            "HF_HOME": f"{HOME}/.cache/huggingface", "HF_HUB_CACHE": HUB, "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
            "TOKENIZERS_PARALLELISM": "false", "LANG": "C.UTF-8"}
     env.update({k: os.environ[k] for k in _PASS_ENV if k in os.environ})
-    out = ["--clearenv"]
+    out = ["--clearenv"]  # bwrap itself is started with an empty environment too (runner._LAUNCHER)
     for key, value in env.items():
         out += ["--setenv", key, value]
     return out
@@ -99,31 +103,47 @@ def _environment() -> list[str]:
 def _namespaces(user: bool) -> list[str]:
     ns = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
           "--die-with-parent", "--hostname", "grading"]
-    if user:
-        ns += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    if user:  # and no nested user namespace: it would give the kernel capabilities (mounts of its own)
+        ns += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
     return ns + (["--cap-drop", "ALL"] if os.geteuid() == 0 else [])
 
 
-def _base(user: bool, work: str, kernel_dir: str) -> list[str]:
-    bwrap = shutil.which("bwrap") or "bwrap"
-    for sub in (".tmp", ".shm"):  # /tmp and /dev/shm live in the scratch home, on disk: a tmpfs would fill RAM
-        os.makedirs(f"{work}/{sub}", exist_ok=True)
-    return [bwrap, *_namespaces(user), *_mounts(), "--proc", "/proc", "--dev", "/dev", "--bind", work, HOME,
-            "--bind", f"{work}/.tmp", "/tmp", "--bind", f"{work}/.shm", "/dev/shm", "--bind", kernel_dir, kernel_dir,
-            "--chdir", HOME, *_environment(), "--"]
+def _base(user: bool, kernel_dir: str, scratch_mb: int) -> list[str]:
+    """bwrap's options, in order: scratch first (so a venv under /tmp lands in it), then the read-only
+    system, the sockets' folder, a read-only root and /dev."""
+    return [*_namespaces(user), "--size", str(scratch_mb * 1024**2), "--tmpfs", HOME, "--dir", f"{HOME}/.tmp",
+            "--symlink", f"{HOME[1:]}/.tmp", "/tmp",  # relative: bwrap resolves it inside the new root
+            *_mounts(), "--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
+            "--bind", kernel_dir, kernel_dir, "--remount-ro", "/", "--remount-ro", "/dev",
+            "--chdir", HOME, *_environment()]
+
+
+def launch_argv(options_fd: int, cmd: list[str]) -> list[str]:
+    """bwrap's argv when its options come through the pipe `options_fd` (see `options_bytes`): they then
+    never show in /proc/<pid>/cmdline inside the sandbox."""
+    return [shutil.which("bwrap") or "bwrap", "--args", str(options_fd), "--", *cmd]
+
+
+def options_bytes(options: list[str]) -> bytes:
+    """What bwrap's `--args` reads: each option NUL-terminated."""
+    return b"".join(o.encode() + b"\0" for o in options)
 
 
 def _try(user: bool) -> str:
     """'' when a sandboxed python can import course_lib here, else what went wrong."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="course-sandbox-") as tmp:
-        (Path(tmp) / "w").mkdir()
         (Path(tmp) / "k").mkdir()
-        cmd = _base(user, f"{tmp}/w", f"{tmp}/k") + [sys.executable, "-c", "import course_lib.grading.observe"]
+        read, write = os.pipe()
+        os.write(write, options_bytes(_base(user, f"{tmp}/k", 64)))
+        os.close(write)
+        argv = launch_argv(read, [sys.executable, "-c", "import course_lib.grading.observe"])
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={}, pass_fds=(read,))
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"{type(exc).__name__}: {exc}"
+        finally:
+            os.close(read)
         return "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["exit " + str(proc.returncode)])[-1]
 
 
@@ -154,7 +174,7 @@ def require() -> None:
                                  "the submissions can then read your solutions and rewrite your grades).")
 
 
-def kernel_command(cmd: list[str], work: Path, kernel_dir: Path) -> list[str]:
-    """`cmd` (the kernel's argv) wrapped in bwrap, with `work` as its home and `kernel_dir` for its sockets."""
+def kernel_options(kernel_dir: Path, scratch_mb: int) -> list[str]:
+    """bwrap's options for a kernel whose sockets live in `kernel_dir`, with `scratch_mb` of scratch."""
     require()
-    return _base(_probe()[1], str(work), str(kernel_dir)) + cmd
+    return _base(_probe()[1], str(kernel_dir), scratch_mb)

@@ -33,7 +33,7 @@ from course_lib.lockfile import MODELS_LOCK_PATH
 from course_lib.metrics import bits_per_byte, perplexity
 from course_lib.models.base import COURSE_TINY, ModelNotAvailable, count_parameters, course_tiny_path
 
-__all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_source", "named_model_path", "gguf_path", "ensure_model",
+__all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_source", "named_model_path", "is_converted", "gguf_path", "ensure_model",
            "load_gguf", "save_as_folder", "convert", "chat"]
 
 
@@ -114,12 +114,16 @@ def gguf_path(name: str) -> Path:
     return path
 
 
+def is_converted(name: str) -> bool:
+    """Whether data/models/<name> holds a complete converted folder (README.md, written last, included)."""
+    return all((named_model_path(name) / f).exists() for f in _FOLDER_FILES)
+
+
 def ensure_model(name: str) -> Path:
     """The converted folder of a named model, converting it first if it is not complete (course_lib.models.loading resolves named models through it)."""
-    path = named_model_path(name)
-    if not all((path / f).exists() for f in _FOLDER_FILES):
+    if not is_converted(name):
         convert(GetModelConfig(name=name))
-    return path
+    return named_model_path(name)
 
 
 def _tensor_types(path: Path) -> dict[str, dict[str, float]]:

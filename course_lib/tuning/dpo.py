@@ -33,7 +33,8 @@ from course_lib.notebook import known_notices
 from course_lib.data.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
-           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "orpo_run"]
+           "sft_reference", "DPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "ORPO_SFT_TERMS", "orpo_trainer",
+           "orpo_run"]
 
 # ---------------------------------------------------------------- log-probabilities and the loss
 
@@ -201,14 +202,22 @@ def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], 
 
 
 def win_rate(after: Sequence[str], before: Sequence[str], references: Sequence[str]) -> dict:
-    """Pairwise after-vs-before by a checkable rule: in the docstring format first, then higher ROUGE-L; ties ½."""
+    """Pairwise after-vs-before by a checkable rule: in the docstring format first, then higher ROUGE-L; ties ½.
+
+    `se` is the standard error of the win rate over the questions (sample std of the per-question scores
+    1, ½, 0, divided by √n); `changed` counts the questions whose two answers differ at all.
+    """
     key = lambda a, r: (format_ok(a), round(rouge_l([a], [r]), 6))  # noqa: E731
-    wins = ties = 0
+    scores = []
     for a, b, r in zip(after, before, references):
         ka, kb = key(a, r), key(b, r)
-        wins, ties = wins + (ka > kb), ties + (ka == kb)
+        scores.append(1.0 if ka > kb else 0.5 if ka == kb else 0.0)
     n = len(references)
-    return {"win_rate": (wins + ties / 2) / n, "wins": wins, "ties": ties, "losses": n - wins - ties}
+    wins, ties = scores.count(1.0), scores.count(0.5)
+    mean = sum(scores) / n
+    se = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1) / n) if n > 1 else float("nan")
+    return {"win_rate": mean, "se": se, "wins": wins, "ties": ties, "losses": n - wins - ties,
+            "changed": sum(a != b for a, b in zip(after, before))}
 
 
 def _curve(logs: list[dict]) -> dict:
@@ -263,43 +272,88 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -
     return result
 
 
-def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -> dict:
-    """ORPO (Hong et al. 2024) on the same pairs and adapter, one run per seed: no reference forward pass.
+ORPO_SFT_TERMS = ("completion-only", "whole-text")
 
-    `beta` is ORPO's λ, the weight of its odds-ratio term beside the SFT loss (TRL's ORPOConfig.beta).
-    Evaluated as `dpo_run` evaluates DPO, against the adapter-off model, with the first β of the config.
+
+def orpo_trainer(model, tokenizer, train: Sequence[dict], config: DPORunConfig, output_dir: str, beta: float = 0.1,
+                 seed: int = 0, sft_term: str = "completion-only"):
+    """TRL's experimental ORPOTrainer with a fresh LoRA adapter; `beta` is ORPO's λ.
+
+    sft_term "whole-text" is TRL 1.16 as shipped: its SFT term is the NLL "over the full prompt and response"
+    (labels = input ids, only padding masked) and `add_eos_token_if_needed` appends a second <|im_end|> after the
+    template's "<|im_end|>\n". "completion-only" tokenizes as `pair_batch` (and DPOTrainer) do and takes the
+    SFT term over the completion tokens only — the masking lesson 06 trains with, so that ORPO and DPO differ
+    by their loss alone. The odds-ratio term is the same in both: TRL's, on length-normalised log-probabilities.
     """
     from datasets import Dataset
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
+    if sft_term not in ORPO_SFT_TERMS:
+        raise ValueError(f"sft_term must be one of {ORPO_SFT_TERMS}, got {sft_term!r}")
 
+    class CompletionOnlyORPOTrainer(ORPOTrainer):
+        def tokenize_row(self, feature, model=None):
+            row = super().tokenize_row(feature, model)
+            eos = self.processing_class.eos_token_id
+            for side in ("chosen", "rejected"):
+                ids = row[f"{side}_input_ids"]
+                if len(ids) >= 3 and ids[-1] == eos and ids[-3] == eos:  # "<|im_end|>\n" + the appended <|im_end|>
+                    for key in ("input_ids", "attention_mask", "labels"):
+                        row[f"{side}_{key}"] = row[f"{side}_{key}"][:-1]
+            return row
+
+        def concatenated_forward(self, model, batch):
+            out = super().concatenated_forward(model, batch)  # (chosen_logps, rejected_logps, chosen_logits, ...)
+            labels = self.concatenated_inputs(batch, is_encoder_decoder=False, padding_value=self.padding_value,
+                                              device=self.accelerator.device)["concatenated_labels"]
+            chosen_logits = out[2]  # (B, T-1, V): position t predicts token t+1
+            nll = F.cross_entropy(chosen_logits.flatten(0, 1), labels[: len(chosen_logits), 1:].flatten(),
+                                  ignore_index=-100)  # the prompt's labels are -100: completion tokens only
+            return (*out[:4], nll, *out[5:])
+
+    cls = CompletionOnlyORPOTrainer if sft_term == "completion-only" else ORPOTrainer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the experimental-API notice
+        args = ORPOConfig(**{k: v for k, v in vars(config.to_dpo_config(output_dir, beta, seed, eval_strategy="no"))
+                             .items() if k in ORPOConfig.__dataclass_fields__ and k not in ("loss_type",)})
+        return cls(model=model, args=args, processing_class=tokenizer,
+                   train_dataset=Dataset.from_list([to_trl(p) for p in train]), peft_config=config.lora_config())
+
+
+def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) -> dict:
+    """ORPO (Hong et al. 2024) on the same pairs and adapter, one run per seed: no reference forward pass.
+
+    `beta` is ORPO's λ, the weight of its odds-ratio term beside the SFT loss (TRL's ORPOConfig.beta). Two arms,
+    each seed: "completion-only" (the SFT term on the reply tokens, DPO's tokenization: `runs`) and "whole-text"
+    (TRL 1.16's default: `whole_text_runs`). Evaluated as `dpo_run` evaluates DPO, against the adapter-off
+    model, with the first β of the config.
+    """
     config = config or DPORunConfig(betas=[0.1])
     model_name = model_name or sft.lesson_model()
     start, tok, beta = time.perf_counter(), load_tokenizer(model_name), config.betas[0]
     train, test = preference_rows("train", config.train_pairs), preference_rows("test", config.test_pairs)
     rows = [{"messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": p["chosen"]}]}
             for p in test]
-    runs = []
-    for seed in config.seeds:
-        t0 = time.perf_counter()
-        set_seed(seed)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the experimental-API notice
-            args = ORPOConfig(**{k: v for k, v in vars(config.to_dpo_config(tmp, beta, seed, eval_strategy="no"))
-                                 .items() if k in ORPOConfig.__dataclass_fields__ and k not in ("loss_type",)})
-            trainer = ORPOTrainer(model=sft_reference(model_name), args=args, processing_class=tok,
-                                  train_dataset=Dataset.from_list([to_trl(p) for p in train]),
-                                  peft_config=config.lora_config())
-            trainer.train()
-        run = {"seed": seed, "after": evaluate_pairs(trainer.model, tok, test, beta),
-               "train_loss": [e["loss"] for e in trainer.state.log_history if "loss" in e]}
-        if seed == config.seeds[0]:
-            run["after"].update(_answers(trainer.model, tok, rows, [p["chosen"] for p in test], config))
-        run["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        print(f"[orpo] seed={seed}: accuracy {run['after']['accuracy']:.3f}, kl {run['after']['kl']:.4f}", flush=True)
-        runs.append(run)
-    return {"config": asdict(config), "model": model_name, "lambda": beta, "runs": runs,
-            "wall_seconds": round(time.perf_counter() - start, 1)}
+    arms = {}
+    for sft_term in ORPO_SFT_TERMS:
+        arms[sft_term] = []
+        for seed in config.seeds:
+            t0 = time.perf_counter()
+            set_seed(seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = orpo_trainer(sft_reference(model_name), tok, train, config, tmp, beta, seed, sft_term)
+                trainer.train()
+            logs = [e for e in trainer.state.log_history if "loss" in e]
+            run = {"seed": seed, "sft_term": sft_term, "after": evaluate_pairs(trainer.model, tok, test, beta),
+                   "train_loss": [e["loss"] for e in logs], "train_nll": [e.get("nll_loss") for e in logs]}
+            if seed == config.seeds[0]:
+                run["after"].update(_answers(trainer.model, tok, rows, [p["chosen"] for p in test], config))
+            run["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            print(f"[orpo {sft_term}] seed={seed}: accuracy {run['after']['accuracy']:.3f}, "
+                  f"kl {run['after']['kl']:.4f}", flush=True)
+            arms[sft_term].append(run)
+    return {"config": asdict(config), "model": model_name, "lambda": beta, "runs": arms["completion-only"],
+            "whole_text_runs": arms["whole-text"], "wall_seconds": round(time.perf_counter() - start, 1)}
 
 
 def _answers(model, tok, rows, refs, config: DPORunConfig) -> dict:

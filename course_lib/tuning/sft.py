@@ -20,7 +20,7 @@ from typing import Literal, Sequence
 import torch
 
 from course_lib.data.datasets import TASK_PREFIX, data_dir, instruction_text, load_course_dataset
-from course_lib.forgetting.generation import greedy_answers
+from course_lib.forgetting.generation import greedy_ids
 from course_lib.metrics import format_ok, rouge_l
 from course_lib.models.base import count_parameters, model_name, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
@@ -28,7 +28,8 @@ from course_lib.notebook import known_notices
 
 __all__ = ["DEFAULT_MODEL", "lesson_model", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
            "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll",
-           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card"]
+           "greedy_answers_and_cuts", "answer_cap", "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run",
+           "dir_bytes", "write_adapter_card"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
 Template = Literal["chat", "none", "alpaca"]
@@ -134,14 +135,34 @@ def response_nll(model, tokenizer, rows: Sequence[dict], template: Template = "c
 
 
 @torch.no_grad()
+def greedy_answers_and_cuts(model, tokenizer, prompts: Sequence[str], max_new_tokens: int) -> tuple[list[str], list[bool]]:
+    """Greedy answers, and for each whether the token cap cut it (no end of turn within `max_new_tokens`)."""
+    answers, cut = [], []
+    for p in prompts:
+        ids = greedy_ids(model, tokenizer, tokenizer(p)["input_ids"], max_new_tokens)
+        answers.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        cut.append(len(ids) >= max_new_tokens and tokenizer.eos_token_id not in ids)
+    return answers, cut
+
+
+def answer_cap(tokenizer, references: Sequence[str], slack: float = 1.5) -> int:
+    """A generation cap sized from the references: `slack` × the longest reference in tokens, plus its end of turn."""
+    return math.ceil(slack * max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)) + 1
+
+
+@torch.no_grad()
 def answer_metrics(model, tokenizer, rows: Sequence[dict], template: Template = "chat",
                    max_new_tokens: int = 32) -> dict:
-    """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL."""
+    """Greedy answers to each row's question in `template`, scored: ROUGE-L, exact match, format rate, response NLL.
+
+    `truncated` counts the answers the token cap cut before the model ended its turn: a cut answer usually
+    fails the format check for want of its final full stop, whatever the model would have written.
+    """
     prompts = [prompt_for(tokenizer, r, template) for r in rows]
-    answers = greedy_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    answers, cut = greedy_answers_and_cuts(model, tokenizer, prompts, max_new_tokens)
     refs = [r["messages"][-1]["content"] for r in rows]
     return {"rouge_l": rouge_l(answers, refs), "exact": sum(a == r for a, r in zip(answers, refs)) / len(refs),
-            "format_rate": sum(map(format_ok, answers)) / len(answers),
+            "format_rate": sum(map(format_ok, answers)) / len(answers), "truncated": sum(cut),
             "response_nll": response_nll(model, tokenizer, rows, template), "answers": answers}
 
 
@@ -243,19 +264,20 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None) -
     base_eval_nll = response_nll(model, tok, val)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = sft_trainer(model, tok, train, val, config, tmp)
+        step0 = trainer.evaluate()["eval_loss"]  # TRL's eval_loss before training (B = 0): the curve's one metric
         print(f"[sft] training on {len(train)} rows, at most {config.max_steps} steps", flush=True)
         trainer.train()
         tuned = trainer.model
-    logs = trainer.state.log_history
+    logs = [e for e in trainer.state.log_history if e.get("step", 0) > 0 or "eval_loss" not in e]
     curve = {"step": [0] + [e["step"] for e in logs if "eval_loss" in e],
-             "eval_loss": [base_eval_nll] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
+             "eval_loss": [step0] + [e["eval_loss"] for e in logs if "eval_loss" in e]}
     train_curve = {"step": [e["step"] for e in logs if "loss" in e], "loss": [e["loss"] for e in logs if "loss" in e]}
     after = _scores(tuned, tok, test, TEMPLATES, config.max_new_tokens)  # trained in chat, asked three ways
     adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
     tuned.save_pretrained(adapter_dir)
     result = {"model": model_name, "config": asdict(config), "seed": config.seed, "train_rows": len(train), "eval_rows": len(val),
               "test_rows": len(test), "trainable_parameters": count_parameters(tuned, trainable_only=True),
-              "eval_curve": curve, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
+              "eval_curve": curve, "base_eval_response_nll": base_eval_nll, "train_curve": train_curve, "best_step": trainer.state.best_global_step,
               "stopped_at_step": trainer.state.global_step, "before": before, "after": after,
               "references": [r["messages"][-1]["content"] for r in test],
               "questions": [r["messages"][0]["content"] for r in test],

@@ -266,7 +266,7 @@ for scaling in ("alpha_2r", "rslora"):
 
 # %% [markdown]
 # The live runs use the LR of the cached file, 2e-3, chosen for course-tiny; on a larger model it
-# is high next to the few times 1e-4 of the LoRA paper's own runs (Hu et al. 2021, appendix D), and it is
+# is high next to the few times 1e-4 of the LoRA paper's own runs (Hu et al. 2022, appendix D), and it is
 # used here unchanged, not re-tuned. Now the full ablation from the file: mean ± standard deviation
 # over the three seeds.
 
@@ -318,7 +318,7 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 #   α = 2r wins (7.95 against 8.21). With a fixed LR and a short run, a larger scale moves the
 #   adapter further, so compare ranks under one scaling rule, and re-tune the LR when you change it.
 #
-# Against the papers: on GPT-3, Hu et al. (2021, Table 6) found r = 1 as good as r = 64, while on
+# Against the papers: on GPT-3, Hu et al. (2022, Table 6) found r = 1 as good as r = 64, while on
 # course-tiny every higher rank helps, under α = 2r and under α/√r alike — which is what
 # Kalajdzievski (2023) predicts once the scaling no longer shrinks the update as α/r does, and
 # suggests that a 1.4M-parameter model needs more new directions for this task than a 175B one
@@ -355,7 +355,7 @@ for name, rows in (("course-tiny", by_rank), (real["model"], real_by_rank)):
     print(f"{name}: r = 1 -> 64 lowers the perplexity by {low - high:.2f} ({(low - high) / low:.0%} of r = 1's)")
 
 # %% [markdown]
-# What changed with scale: not what GPT-3's flat curve in Hu et al. (2021, Table 6) would suggest — in
+# What changed with scale: not what GPT-3's flat curve in Hu et al. (2022, Table 6) would suggest — in
 # this short run rank mattered at least as much on SmolLM2 as on course-tiny, r = 1 → 64 lowering the
 # perplexity by 7.35 (51 % of r = 1's) against 5.04 (39 %) on course-tiny. With α = 2r every direction
 # trains at the same scale, so after 40 steps at LR 0.0005 a rank-1 adapter has simply moved the model

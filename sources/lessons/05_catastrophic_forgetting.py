@@ -171,7 +171,7 @@ print(f"general loss rose at every checkpoint: {rising}; over the run it moved {
 # From course-tiny's file: each configuration over three seeds, mean ± standard deviation (sample, n = 3).
 # LoRA (peft, all linear layers of the body) trains at 3e-3 — adapters usually need a larger
 # learning rate than full fine-tuning. Its `lora_alpha = 2r`: peft multiplies the adapter's
-# output by alpha / r (Hu et al. 2021, arXiv 2106.09685), so a fixed alpha would shrink the
+# output by alpha / r (Hu et al. 2022, arXiv 2106.09685), so a fixed alpha would shrink the
 # update 64-fold from rank 1 to rank 64 and mix rank with step size; alpha = 2r keeps alpha / r = 2
 # at every rank (rsLoRA, Kalajdzievski 2023, arXiv 2312.03732, argues for alpha / √r instead, so
 # that higher ranks are not held back). "Top block only"

@@ -19,7 +19,7 @@
 # tokens the loss should see, supervised fine-tuning with TRL's `SFTTrainer` and a peft LoRA adapter,
 # and shipping the result (save, reload, merge, several adapters on one base).
 #
-# **Runtime.** About three minutes on a 2-core CPU. The full run (training with early stopping,
+# **Runtime.** About four minutes on a 2-core CPU. The full run (training with early stopping,
 # its whole-text twin, the held-out answers in three prompt formats) is `course sft`; it wrote
 # `data/results/sft.json` and the adapters under `data/adapters/`, and this notebook reads them and
 # repeats a few steps live.
@@ -160,7 +160,52 @@ for tok_id, label in list(zip(example["input_ids"], example["labels"]))[-8:]:
     print(f"  {tokenizer.convert_ids_to_tokens(tok_id)!r:14s} → {label}")
 
 # %% [markdown]
-# TRL does the same job its own way. Given rows in its **prompt–completion** format (`prompt`: the
+# A conversation with several turns gets one masked span per assistant reply: every reply is a target,
+# every user turn and header is not. Here is a two-turn chat (the second question and answer are ours):
+
+# %%
+two_turns = row["messages"] + [{"role": "user", "content": "And in one word?"},
+                               {"role": "assistant", "content": "Formatting."}]
+multi = sft.assistant_only_labels(tokenizer, two_turns)
+spans, current = [], []
+for tok_id, label in zip(multi["input_ids"], multi["labels"]):
+    if label != -100:
+        current.append(label)
+    elif current:
+        spans.append(tokenizer.decode(current))
+        current = []
+spans += [tokenizer.decode(current)] if current else []  # a reply that ends the conversation
+print(f"{len(multi['input_ids'])} tokens, {sum(t != -100 for t in multi['labels'])} targets, in {len(spans)} spans:")
+for span in spans:
+    print(f"  {span!r}")
+
+# %% [markdown]
+# **Padding is `<|im_end|>`.** SmolLM2's tokenizer pads with the same token that ends a turn (printed
+# in section 1). Any collator that masks padding *by token id* — transformers'
+# `DataCollatorForLanguageModeling` sets `labels[labels == pad_token_id] = -100` — therefore also masks
+# every `<|im_end|>` target, and a model trained that way never learns to stop. trl 1.16's collator masks
+# padding by the attention mask instead (`labels[attention_mask == 0] = -100`, in
+# `trl/trainer/sft_trainer.py`), so the end of turn stays a target. Measured on the same rows:
+
+# %%
+from transformers import DataCollatorForLanguageModeling
+
+by_id = DataCollatorForLanguageModeling(tokenizer, mlm=False)([{"input_ids": sft.assistant_only_labels(
+    tokenizer, r["messages"])["input_ids"]} for r in train_rows[:8]])
+im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+ours8 = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in train_rows[:8]],
+                      tokenizer.pad_token_id)
+for label, batch in (("masks padding by id (transformers)", by_id), ("masks by attention (ours = TRL)", ours8)):
+    print(f"{label:36s} <|im_end|> targets in 8 rows: {int((batch['labels'] == im_end).sum())}")
+
+# %% [markdown]
+# The usual fix, when a collator masks by id, is a pad token that is not the end of turn (many recipes
+# add one, or use another unused special token). A second trap of the same kind: a dataset in the
+# **conversational** format (`messages` only) is trained on *every* token by trl 1.16 unless told
+# otherwise — `completion_only_loss` defaults to `None`, which means "true only for prompt–completion
+# rows", and `assistant_only_loss` defaults to `False` (`SFTConfig`, `trl/trainer/sft_trainer.py`).
+#
+# TRL does the job of our mask its own way. Given rows in its **prompt–completion** format (`prompt`: the
 # turns before the answer, `completion`: the assistant's turn) and `completion_only_loss=True`, its
 # `SFTTrainer` renders the prompt with the generation prompt, renders prompt + completion, and masks the
 # common prefix. (Its other switch, `assistant_only_loss`, needs `{% generation %}` markers that
@@ -193,7 +238,7 @@ print("  eval loss (8 validation rows):", [(e["step"], round(e["eval_loss"], 3))
 # pad position only for the loss to throw it away. TRL can put the examples of a batch end to end in a
 # single row instead (`SFTConfig(padding_free=True)`; `packing=True` with its default best-fit-decreasing
 # strategy does it too): no attention mask, and position ids that restart at 0 where each example begins.
-# Does attention then leak from one example into the next (TRL users ask exactly this, trl issue #3067)?
+# Does attention then leak from one example into the next (TRL users ask exactly this, trl issue `#3067`)?
 # transformers reads the restarts as document boundaries and builds a block-diagonal causal mask, so it
 # must not. The check: each example's per-token losses, padded vs padding-free, on the same 8 examples
 # and the adapter just trained; and the control — the same row with positions that never restart, which
@@ -234,21 +279,35 @@ for label, m, v in (("reply only", masked, nll[0].exp()), ("whole text", whole, 
 print(f"({results['whole_text']['steps']} steps each, {results['train_rows']} training rows)")
 
 # %% [markdown]
-# With the same rows, seed and steps, the reply-only run wins on every reply metric above: lower
-# response perplexity on validation and test, higher ROUGE-L, and more answers in the docstring format.
-# The whole-text run spent part of each step on tokens that never change — the system prompt, the
-# template, the question — which are easy to predict and say nothing about the replies. This is the caveat for lessons 03–05: their perplexity gains
-# on `### Instruction … ### Response` text were partly the model learning the frame.
+# With the same rows, seed, steps and learning rate, the reply-only run came out ahead on the reply
+# metrics that moved: lower response perplexity on validation and test, higher ROUGE-L, more answers in
+# the docstring format; exact match ties at 0 %. The whole-text run spent part of each step on other
+# tokens: the system prompt and the template, the same in every row, and the question, which changes
+# every row but is not what we want the model to write.
+#
+# **What this comparison cannot tell.** It is one seed, judged on 8 test questions. And both arms used
+# one learning rate although their losses average over different tokens: in the live batch above the
+# reply is 144 of 656 tokens, so in the whole-text loss the reply gets about a fifth of the weight it
+# gets in the reply-only loss — lesson 02's rule is that each arm of a comparison gets its own learning
+# rate. A fair version (three seeds, each arm at its best learning rate) was not run for this lesson.
+# The literature does not back a blanket rule either: Shi et al. (2024, "Instruction Tuning With Loss
+# Over Instructions") found that keeping the loss on the instruction tokens *helps* when the outputs are
+# short and the training data small — this lesson's regime (one-sentence answers, 32 rows). Masking the
+# prompt is the default of TRL's prompt–completion format and a sound starting point, not a law.
+# The caveat for lessons 03–05 stands in a weaker form: part of their perplexity gains on
+# `### Instruction … ### Response` text may be the model learning the frame.
 
 # %% [markdown]
 # ## 3 · Supervised fine-tuning: the long run
 #
 # `course sft` trained a LoRA adapter on every linear layer of the model with TRL's `SFTTrainer`, on
 # few training rows on purpose, so that the data repeats every few steps and overfitting has a chance
-# to show (its settings are printed below). At every evaluation it measured the loss on the validation
-# rows and saved a checkpoint; transformers' `EarlyStoppingCallback` stopped the run after
-# `early_stopping_patience` evaluations without a better loss, and `load_best_model_at_end=True`
-# reloaded the best checkpoint.
+# to show (its settings are printed below). At every evaluation it measured TRL's `eval_loss` on the
+# validation rows — the mean NLL of the completion tokens, the reply *and* its `<|im_end|>` and newline —
+# and saved a checkpoint; transformers' `EarlyStoppingCallback` would stop the run after
+# `early_stopping_patience` evaluations without a better loss, and `load_best_model_at_end=True` would
+# reload the best checkpoint. The curve's step 0 is the same metric on the untrained model, computed
+# here live with TRL (a fresh adapter has B = 0, so it is the base model).
 
 # %%
 curve = results["eval_curve"]
@@ -258,28 +317,40 @@ print(f"LoRA r={cfg['r']}, lora_alpha={cfg['lora_alpha']:g} on {cfg['target_modu
       f"batches of {cfg['per_device_train_batch_size']}; {results['train_rows']} training rows "
       f"(one epoch = {results['train_rows'] // cfg['per_device_train_batch_size']} steps), evaluation every "
       f"{cfg['eval_steps']} steps on {results['eval_rows']} validation rows, patience {cfg['early_stopping_patience']}")
+set_seed(cfg["seed"])
+step0_trainer = sft.sft_trainer(load_base_model(name), tokenizer, train_rows[:results["train_rows"]],
+                                val_rows[:results["eval_rows"]], sft.SFTRunConfig(**cfg), tempfile.mkdtemp())
+step0_trainer.remove_callback(PrinterCallback)
+step0 = step0_trainer.evaluate()["eval_loss"]
+del step0_trainer
+file_step0 = "TRL's eval_loss" if "base_eval_response_nll" in results else "the reply-only NLL, another metric"
+print(f"step 0: TRL's eval_loss {step0:.3f} (live); the file's step 0 is {curve['eval_loss'][0]:.3f}, {file_step0}")
+eval_steps, eval_loss = [0] + curve["step"][1:], [step0] + curve["eval_loss"][1:]
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot(results["train_curve"]["step"], results["train_curve"]["loss"], ".-", color="tab:gray",
-        label="training loss (batches of 8)")
-ax.plot(curve["step"], curve["eval_loss"], "o-", color="tab:blue", label=f"validation loss ({results['eval_rows']} rows)")
+        label=f"training loss (batches of {cfg['per_device_train_batch_size']}, logged every {cfg['logging_steps']} steps)")
+ax.plot(eval_steps, eval_loss, "o-", color="tab:blue", label=f"validation eval_loss ({results['eval_rows']} rows)")
 ax.axvline(results["best_step"], color="tab:green", ls="--", label=f"best checkpoint, step {results['best_step']}")
 for epoch in range(1, results["stopped_at_step"] * cfg["per_device_train_batch_size"] // results["train_rows"] + 1):
     ax.axvline(epoch * results["train_rows"] / cfg["per_device_train_batch_size"], color="k", alpha=0.1)
 ax.set(title=f"SFT of {results['model']} on {results['train_rows']} rows (grey lines: epochs)", xlabel="optimizer step",
-       ylabel="loss on reply tokens (nats/token)")
+       ylabel="loss on completion tokens (nats/token)")
 ax.legend()
 plt.show()
-print("step:      ", curve["step"])
-print("eval loss: ", [round(x, 3) for x in curve["eval_loss"]])
+print("step:      ", eval_steps)
+print("eval loss: ", [round(x, 3) for x in eval_loss])
+print("training loss at the same steps:", [round(l, 3) for st, l in zip(results["train_curve"]["step"],
+                                                                        results["train_curve"]["loss"]) if st in eval_steps])
 print(f"best step {results['best_step']}, stopped at step {results['stopped_at_step']} of {cfg['max_steps']}")
 
 # %% [markdown]
 # No overfitting appeared in this run: the validation loss fell at every evaluation, so early
-# stopping never fired and the best checkpoint is the last one. The training loss, on rows the model
-# sees again every epoch, falls much faster and ends far below the validation loss — the gap that
-# precedes overfitting. With more epochs the validation loss would turn up, and the callback would
-# stop the run two evaluations after its minimum and reload that checkpoint; here the step budget ran
-# out first.
+# stopping never fired and the best checkpoint is the last one. The training loss is a noisy
+# measurement — each point is a mean over the batches since the last log — and it is not consistently
+# below the validation loss (compare the two printed rows): this run shows no clear train–validation
+# gap either, only its beginning in the last steps. Early stopping and best-checkpoint reload are wired
+# in, but this run does not show them act; lesson 01 (section 6) shows the same callback stopping a run
+# and restoring its best checkpoint. More epochs on the same 32 rows would be the way to see it here.
 
 # %%
 b, a = results["before"]["chat"], results["after"]["chat"]
@@ -293,6 +364,38 @@ for q, ref, before_a, after_a in list(zip(results["questions"], results["referen
     print(f"  reference: {ref}\n  before:    {before_a[:110]!r}\n  after:     {after_a!r}")
 
 # %% [markdown]
+# **How much of "before" is the token cap?** The answers were generated with at most
+# `max_new_tokens` tokens (the file's config), and the format check needs a final full stop, so an
+# answer the cap cut mid-sentence fails the format whatever the model would have written. The cap must
+# be sized from the references: here they are in tokens, with whether each passes the format check
+# itself, and then the base model's answers regenerated live with a cap of half as much again as the longest reference
+# (`sft.answer_cap`), counting the answers the cap cut.
+
+# %%
+ref_tokens = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in results["references"]]
+print(f"reference answers, tokens: {ref_tokens}; the file's cap: {cfg['max_new_tokens']}")
+print(f"references that pass the format check themselves: {sum(map(sft.format_ok, results['references']))} "
+      f"of {len(ref_tokens)}")
+cap = sft.answer_cap(tokenizer, results["references"])
+base_model = load_base_model(name).eval()
+prompts = [sft.prompt_for(tokenizer, r) for r in test]
+for max_new in (cfg["max_new_tokens"], cap):
+    answers, cut = sft.greedy_answers_and_cuts(base_model, tokenizer, prompts, max_new)
+    same = f" (the file's answers: {answers == results['before']['chat']['answers']})" if max_new == cfg["max_new_tokens"] else ""
+    print(f"base model, chat, cap {max_new:2d}: cut {sum(cut)} of {len(test)}; format rate "
+          f"{sum(map(sft.format_ok, answers)) / len(test):.0%}, ROUGE-L {sft.rouge_l(answers, results['references']):.3f}{same}")
+del base_model
+
+# %% [markdown]
+# Three things the numbers above say. One reference is longer than the file's cap (45 tokens against
+# 24), so no model could have written it within the cap, and one reference fails the format check
+# itself: the format rate is a property of the answers' shape, not agreement with the reference. Every
+# one of the base model's answers ran into the 24-token cap — and the base model's low format rate is
+# *not* an artefact of the cap: given room for half as much again as the longest reference, 7 of its 8 answers still
+# run to the end of the cap, and its format rate drops to 12 % (two of the answers cut at 24 tokens
+# happened to end on a full stop). The base model is verbose, as section 1 showed. `course sft` now
+# records the truncations (`truncated`) beside each format rate; the file above predates that.
+#
 # After a few minutes of training on a few dozen rows, every answer is in the docstring format,
 # ROUGE-L about doubled and the response perplexity fell by half. Exact matches stay at zero: the
 # adapter learned the *style* (an imperative verb, one short line, a full stop — "Return the filename
@@ -342,7 +445,10 @@ print("files:", sorted(p.name for p in adapter_dir.iterdir()))
 # **Merging.** `merge_and_unload()` adds the scaled product B·A into each base weight and drops the
 # adapter layers: one ordinary model, no extra latency (Hu et al. 2022, §4.1). On a float32 base the
 # merged model must give the adapter's logits up to float32 rounding. We state the tolerance before
-# measuring: 1e-3, about 7 significant digits (float32's) of the largest logit, printed below.
+# measuring: 1e-3. Float32 keeps about 7 significant digits, a few millionths of a logit as large as
+# the largest one printed below; but the merged model rounds differently in every one of its layers,
+# and those roundings add up, so we allow 1e-3 — about four and a half significant digits of that
+# logit, still far below any difference that would change an answer.
 
 # %%
 probe = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in test[:4]], tokenizer.pad_token_id)
@@ -390,28 +496,42 @@ with torch.no_grad(), warnings.catch_warnings():
     loaded_shape = stored_q_proj(tuned4)
     adapter4_logits = tuned4(**inputs).logits[keep]
     ppl4 = math.exp(sft.response_nll(tuned4, tokenizer, test))
+    with tuned4.disable_adapter():  # the control: the NF4 base alone
+        base4_logits = tuned4(**inputs).logits[keep]
+        ppl4_base = math.exp(sft.response_nll(tuned4, tokenizer, test))
     used_shape = stored_q_proj(tuned4)
     merged4 = tuned4.merge_and_unload()  # merged after forward passes
     ppl4_merged = math.exp(sft.response_nll(merged4, tokenizer, test))
 print(f"max |adapter on 4-bit base − adapter on float32 base| = {(adapter4_logits - adapter_logits).abs().max().item():.2f}")
+print(f"max |4-bit base − float32 base| (adapter off)        = {(base4_logits - base_logits).abs().max().item():.2f}")
 print(f"layer 0 q_proj, 4-bit weight as stored: {loaded_shape} after loading, {used_shape} after a forward pass")
-print(f"test response ppl: adapter on float32 base {tuned_ppl['chat']:.2f}, adapter on 4-bit base {ppl4:.2f}, "
+print(f"test response ppl: float32 base {live_ppl['chat']:.2f}, adapter on float32 base "
+      f"{tuned_ppl['chat']:.2f}; 4-bit base alone {ppl4_base:.2f}, adapter on 4-bit base {ppl4:.2f}, "
       f"merged into 4-bit before any forward pass {ppl4_merged_first:.2f}, after forward passes {ppl4_merged:.3g}")
 
 # %% [markdown]
-# Three results. The adapter on a 4-bit base moves the logits by the NF4 rounding of lesson 04 and costs
-# some response perplexity (27.65 against 21.03), yet keeps most of the gain over the base model (42.25 in
-# section 1): QLoRA's setting works. Merged into the 4-bit base *before the model has run*, the model
-# computes sensibly but the fine-tune is gone and more: 57.87, worse than the untuned base. peft
-# dequantizes each weight, adds B·A and quantizes the sum again; the likely reason (not isolated here) is
-# that an update small next to one NF4 step largely rounds away while the second rounding adds its own
-# error to the first. Merged
-# *after* forward passes, it is broken: on a CPU, bitsandbytes repacks each 4-bit weight into its CPU
-# kernel's layout the first time the layer runs (the stored shape above changes), and peft's merge
-# dequantizes those bytes as if they still had the standard layout. That last one is a version-specific
-# pitfall (peft 0.21, bitsandbytes 0.50, CPU); what outlives it is the check itself: measure a merged
-# model before shipping it, keep the adapter separate on a 4-bit base, or merge
-# into a float copy of the base (reload it unquantized, merge, then quantize the result if you must).
+# Read these against the control, the 4-bit base with the adapter off. NF4 alone moves the logits by
+# about as much as the adapter does (25.75 against the adapter's 24.1 on the float32 base) and, on its
+# own, raises the response perplexity from 42.25 to 58.58. One more caveat on "float32": this course's
+# SmolLM2 is itself dequantized from a Q4_1 GGUF file (`course get-model`), so NF4 here re-quantizes
+# weights that were 4-bit once already.
+#
+# - **The adapter on the 4-bit base** scores 27.65: far better than that base alone (58.58), worse than
+#   the same adapter on the float32 base it was trained on (21.03). That is *not* QLoRA's setting:
+#   QLoRA trains the adapter against the NF4 base, so that it learns to correct for the quantized
+#   weights; this adapter was trained in float32 and is only served on a 4-bit base.
+# - **Merged into the 4-bit base before the model has run**, the model scores 57.87 — the 4-bit base
+#   alone scores 58.58, so the merge kept almost nothing of the adapter. peft dequantizes each weight,
+#   adds B·A and quantizes the sum again; an update small next to one NF4 step rounds away.
+# - **Merged *after* forward passes**, it is broken: on a CPU, bitsandbytes repacks each 4-bit weight
+#   into its CPU kernel's layout the first time the layer runs (the stored shape above changes), and
+#   peft's merge dequantizes those bytes as if they still had the standard layout. That one is a
+#   version-specific pitfall (peft 0.21, bitsandbytes 0.50, CPU).
+#
+# What outlives the versions is the check itself: measure a merged model, against its unmerged adapter
+# *and* against the base it was merged into, before shipping it; keep the adapter separate on a 4-bit
+# base, or merge into a float copy of the base (reload it unquantized, merge, then quantize the result
+# if you must).
 
 # %% [markdown]
 # **Two adapters, one base.** An adapter is a few megabytes beside a base of hundreds, so one base can
@@ -444,16 +564,21 @@ print("adapters held:", list(multi.peft_config))
 # - Against the textbook, the *base* model found the reference docstrings least surprising without its
 #   template (section 1); after fine-tuning in ChatML, the template is what makes the tuned behaviour
 #   appear, and the other formats lose part of it (section 3).
-# - Loss masking: labels −100 on everything but the reply (and its `<|im_end|>`). The hand-written mask
-#   equals TRL's prompt–completion `completion_only_loss` batch token for token, and beat whole-text
-#   training on every reply metric at equal steps.
+# - Loss masking: labels −100 on everything but the replies (and their `<|im_end|>`), one span per
+#   assistant turn. The hand-written mask equals TRL's prompt–completion `completion_only_loss` batch
+#   token for token; a `messages` dataset is trained on every token unless told otherwise, and a
+#   collator that masks the pad id (here `<|im_end|>`) drops the end of turn. Reply-only came out
+#   ahead of whole-text training at equal steps in one seed on 8 questions, with one shared LR — a
+#   pointer, not a verdict (Shi et al. 2024 find the opposite in a similar regime).
 # - SFT with TRL's `SFTTrainer` and a rank-4 LoRA on 32 rows turned long chatty answers into one-line
-#   docstrings (format rate, ROUGE-L and response perplexity above); no overfitting within its 24 steps,
-#   with early stopping and best-checkpoint reload wired in. `course sft` reproduces it (its wall time
-#   is printed in section 1, on a shared 2-core machine).
+#   docstrings (format rate, ROUGE-L and response perplexity above; the base model's low format rate is
+#   its verbosity, not the token cap — checked with a cap sized from the references). No overfitting within its 24 steps, so early
+#   stopping, wired in, never fired. `course sft` reproduces it (its wall time is printed in section 1,
+#   on a shared 2-core machine).
 # - Shipping: the adapter is about a hundredth of the model on disk; merged = adapter within 1e-3 on a
-#   float32 base; merging into a 4-bit base after it has run broke the model on this CPU (bitsandbytes
-#   repacks its weights; peft's merge misreads them), which only a check reveals;
+#   float32 base; merged into a 4-bit base, the adapter rounds away (the merged model scores like the
+#   4-bit base alone, the control), and after the model has run the merge broke it on this CPU
+#   (bitsandbytes repacks its weights; peft's merge misreads them), which only a check reveals;
 #   one base holds several adapters, switched with `set_adapter` / `disable_adapter`.
 #
 # **Exercises:** [exercises/06_instruction_tuning.ipynb](../exercises/06_instruction_tuning.ipynb) — render a

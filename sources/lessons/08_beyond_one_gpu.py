@@ -63,9 +63,11 @@ print(f"largest move AdamW can make in 6 steps: lr × steps = {config.learning_r
 # %% [markdown]
 # The two runs agree to float precision, but not bit for bit. With two processes the mean gradient is the
 # average of two half-batch means, summed in another order than the one-process mean: the last digits of
-# float32 differ. AdamW divides each update by √v; where a gradient is close to zero (an embedding row of a
-# token that the batch barely uses) a tiny absolute difference is a large relative one, and that is where
-# the largest weight difference sits. It is still far below the size of a single update. Two conditions
+# float32 differ. AdamW divides each update by √v, so where a gradient entry is close to zero a tiny
+# absolute difference in it becomes a large relative one, and a visible difference in the update. The
+# largest weight difference printed above sits in an MLP matrix (`model.layers.2.mlp.gate_proj.weight`),
+# not in an embedding row; where exactly it lands depends on which entries happen to have near-zero
+# gradients. It is still far below the size of a single update. Two conditions
 # make the runs comparable at all: the *global* batch is the same (8 sequences, split 4 + 4), and every
 # sequence has the same number of tokens, so the average of the processes' mean losses is the mean over
 # the whole batch. With padding and uneven token counts per process, DDP's average of means is not the
@@ -95,8 +97,10 @@ memory_rows(two, "2 processes, DDP")
 # with DDP train on twice the data per second at best, but they do not fit a bigger model.
 #
 # **The cost: the all-reduce.** The script times every all-reduce call (a DDP communication hook that
-# blocks while it averages each bucket) against the whole step. The share depends on this machine and on
-# what else runs on it, so the numbers below change from run to run:
+# blocks while it averages each bucket) against the whole step. Blocking removes what DDP normally does,
+# overlapping each bucket's all-reduce with the rest of the backward pass (Li et al. 2020), so the share
+# below is an **upper bound** on what communication costs this run. It also depends on this machine and on
+# what else runs on it, so the numbers change from run to run:
 
 # %% tags=["nbval-ignore-output"]
 steps = slice(1, None)  # step 1 includes one-off set-up; skip it
@@ -113,8 +117,9 @@ print(f"gradients averaged per step: {grad_bytes / 1e6:.1f} MB -> {grad_bytes * 
 # To fit a bigger model, each process must hold *less*. Fully Sharded Data Parallel (FSDP; in PyTorch 2
 # the `fully_shard` API, "FSDP2") cuts every parameter, its gradient and its optimizer states into one
 # shard per process. Before a layer computes, the processes all-gather its full weights, and free them
-# afterwards; after the backward pass, a reduce-scatter leaves each process with the averaged gradient of
-# its own shard only (Zhao et al. 2023). That is ZeRO stage 3.
+# afterwards; during the backward pass, as soon as a unit's (here: a decoder layer's) gradients are
+# computed, a reduce-scatter leaves each process with the averaged gradient of its own shard only, while
+# the backward pass goes on through the earlier layers (Zhao et al. 2023). That is ZeRO stage 3.
 #
 # On a GPU, accelerate applies it for you (`FullyShardedDataParallelPlugin(fsdp_version=2)`). On the CPU,
 # accelerate 1.15 keeps plain DDP even when given that plugin: it switches to FSDP only for GPU backends
@@ -144,7 +149,8 @@ print(f"each FSDP process holds {ratio:.3f} of the unsharded model states")
 #
 # ## 3. ZeRO stages: memory per GPU, predicted
 #
-# ZeRO (Rajbhandari et al. 2020) names three steps between DDP and full sharding. With mixed-precision
+# ZeRO (Rajbhandari et al. 2020) names three stages beyond DDP (stage 0), the third of which is full
+# sharding. With mixed-precision
 # Adam, each parameter costs 2 bytes of 16-bit weights, 2 bytes of 16-bit gradients, and the optimizer's
 # fp32 copy of the weights plus Adam's two moments (the paper's K = 12 bytes). **Stage 1** shards the
 # optimizer states over the N GPUs, **stage 2** also the gradients, **stage 3** also the weights (= FSDP's
@@ -247,15 +253,59 @@ print(f"ZeRO-3, parameters and optimizer offloaded, one card: {gpu / 1e9:.2f} GB
 # | 70B | ZeRO-3 / FSDP on several 80 GB cards, or QLoRA | 70B stage 3 needs 156 GB of model states per GPU even on 8 GPUs (§3 table) |
 #
 # **Communication, honestly.** DDP all-reduces every gradient once per step; a ring all-reduce sends and
-# receives about 2·(N−1)/N times the gradient bytes per GPU. ZeRO-3/FSDP add an all-gather of the weights
-# in the forward pass and another in the backward pass, about 1.5× DDP's traffic (ZeRO §7), so it pays off
-# only when the memory saved lets the job run at all, or with a larger batch. What this CPU demonstration
+# receives about 2·(N−1)/N times the gradient bytes per GPU (a reduce-scatter plus an all-gather). ZeRO
+# stages 1 and 2 move the *same* volume as DDP: they reduce-scatter the gradients and all-gather the
+# updated weights, the two halves of that all-reduce (ZeRO §7). Only stage 3 / FSDP FULL_SHARD adds
+# traffic: the weights are all-gathered in the forward pass and again in the backward pass, about 1.5×
+# DDP's volume (ZeRO §7), so it pays off only when the memory saved lets the job run at all, or with a
+# larger batch. What this CPU demonstration
 # does **not** tell: its "interconnect" is two processes on one machine talking through gloo in shared
 # memory, with 1.4M parameters; the share measured in §1 says nothing about PCIe, NVLink or a network
 # between nodes, nor about NCCL overlapping communication with the backward pass on a GPU. On real GPUs,
 # measure with your own model, batch and hardware. What the demonstration *does* show holds on any
 # hardware: the same global batch gives the same training, DDP replicates the model states, and sharding
 # divides them.
+#
+# ### What you would write on a real cluster
+#
+# On GPUs nothing in the training script changes; the launch configuration does. `accelerate config`
+# asks questions and writes a YAML file that `accelerate launch --config_file FILE train.py` reads. For
+# FSDP2 full sharding on one node of 8 GPUs it looks like this (key names as accelerate 1.15 writes them;
+# `fsdp_reshard_after_forward: true` is FULL_SHARD, `false` is SHARD_GRAD_OP):
+#
+# ```yaml
+# compute_environment: LOCAL_MACHINE
+# distributed_type: FSDP
+# mixed_precision: bf16
+# num_machines: 1
+# num_processes: 8
+# fsdp_config:
+#   fsdp_version: 2
+#   fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+#   fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer
+#   fsdp_reshard_after_forward: true
+#   fsdp_state_dict_type: SHARDED_STATE_DICT
+#   fsdp_cpu_ram_efficient_loading: true
+# ```
+#
+# With DeepSpeed instead, `distributed_type: DEEPSPEED` and a `deepspeed_config` pointing at DeepSpeed's
+# own JSON, for ZeRO-3 with the optimizer states offloaded to CPU RAM:
+#
+# ```json
+# {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 4,
+#  "bf16": {"enabled": true},
+#  "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"},
+#                        "overlap_comm": true, "stage3_gather_16bit_weights_on_model_save": true}}
+# ```
+#
+# **Gradient accumulation under DDP.** By default DDP all-reduces at every backward pass. When several
+# forward/backward passes feed one optimizer step, the all-reduces of all but the last are wasted: the
+# gradients only need averaging once, before the step. `model.no_sync()` is a context manager that skips
+# the all-reduce, so the gradients accumulate locally; the backward pass of the last micro-batch runs
+# outside it and all-reduces the sum. accelerate does this for you inside
+# `with accelerator.accumulate(model):` when `gradient_accumulation_steps` is set. (FSDP has the same
+# switch — in FSDP2 `set_requires_gradient_sync(False)`, which `accelerator.no_sync` calls — but skipping the
+# reduce-scatter keeps whole, unsharded gradients in memory until the step.)
 #
 # ## Summary
 #
@@ -267,7 +317,9 @@ print(f"ZeRO-3, parameters and optimizer offloaded, one card: {gpu / 1e9:.2f} GB
 #   --num-gpus N --zero-stage S` gives the model states per GPU, as DeepSpeed's estimators count them (§3).
 # - For a 7B full fine-tune on 24 GB cards: stage 3 on 6 cards, stage 2 on 12, stages 0 and 1 never;
 #   QLoRA on one card; full CPU offload on one card with a lot of RAM (§3).
-# - Communication grows with sharding; a CPU run tells you about correctness, not about interconnects (§4).
+# - ZeRO stages 1 and 2 communicate as much as DDP; stage 3 (FSDP FULL_SHARD) about 1.5× as much (ZeRO §7).
+#   A CPU run tells you about correctness, not about interconnects, and its measured all-reduce share is
+#   an upper bound (a blocking hook, no overlap) (§1, §4).
 #
 # **Exercises:** [exercises/08_beyond_one_gpu.ipynb](../exercises/08_beyond_one_gpu.ipynb) — ZeRO memory by
 # hand, the global batch with gradient accumulation (lesson 04 for accumulation), reading a DDP log, and

@@ -122,7 +122,10 @@ answer_q3 = 128 * 6
 # %% course={"grade_id": "q3_probe_size", "points": 1}
 from course_lib.grading import check
 
-check.equal("answer_q3", answer_q3, 768, hint="the head is a (labels × d_model) matrix")
+check.equal("answer_q3", answer_q3, hint="an int: the head is a (labels × d_model) matrix")
+### BEGIN HIDDEN TESTS
+check.equal("answer_q3_value", answer_q3, 768)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 4 — What is not fine-tuning?
@@ -143,8 +146,11 @@ answer_q4 = "C"
 # %% course={"grade_id": "q4_not_fine_tuning", "points": 1}
 from course_lib.grading import check
 
-check.equal("answer_q4", answer_q4, "C",
-            hint="fine-tuning always starts from pretrained parameters; which option starts from random ones?")
+check.equal("answer_q4", answer_q4,
+            hint="a str; fine-tuning always starts from pretrained parameters: which option starts from random ones?")
+### BEGIN HIDDEN TESTS
+check.equal("answer_q4_value", answer_q4, "C")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 5 — Decide when to stop (a decision, measured)

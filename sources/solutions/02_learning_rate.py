@@ -145,8 +145,11 @@ answer_q4 = 2.6 ** 5
 # %% course={"grade_id": "q4_embedding_ratio", "points": 1}
 from course_lib.grading import check
 
-check.close("answer_q4", answer_q4, 118.81376, rel_tol=0.01,
-            hint="five divisions by 2.6 separate the head (group 5) from the embeddings (group 0)")
+check.close("answer_q4", answer_q4, rel_tol=0.01,
+            hint="a number: five divisions by 2.6 separate the head (group 5) from the embeddings (group 0)")
+### BEGIN HIDDEN TESTS
+check.close("answer_q4_value", answer_q4, 118.81376, rel_tol=0.01)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 5 — What the LR range test does
@@ -168,8 +171,11 @@ answer_q5 = "B"
 # %% course={"grade_id": "q5_range_test", "points": 1}
 from course_lib.grading import check
 
-check.equal("answer_q5", answer_q5, "B",
-            hint="the sweep is a measurement: what happens to the weights afterwards, and to NaN points?")
+check.equal("answer_q5", answer_q5,
+            hint="a str; the sweep is a measurement: what happens to the weights afterwards, and to NaN points?")
+### BEGIN HIDDEN TESTS
+check.equal("answer_q5_value", answer_q5, "B")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 6 — Reading the LR comparison

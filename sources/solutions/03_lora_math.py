@@ -143,9 +143,13 @@ attention_rank_same_budget = all_linear_r8 // (4 * 4 * (128 + 128))
 # %% course={"grade_id": "q5_budget", "points": 2}
 from course_lib.grading import check
 
-check.equal("all_linear_r8", all_linear_r8, 81920, hint="4 layers × (4 attention + 3 MLP matrices) × r·(d+k)")
-check.equal("attention_rank_same_budget", attention_rank_same_budget, 20,
-            hint="budget / (4 layers × 4 matrices × (128 + 128))")
+check.equal("all_linear_r8", all_linear_r8, hint="an int: 4 layers × (4 attention + 3 MLP matrices) × r·(d+k)")
+check.equal("attention_rank_same_budget", attention_rank_same_budget,
+            hint="an int: budget / (4 layers × 4 matrices × (128 + 128))")
+### BEGIN HIDDEN TESTS
+check.equal("all_linear_r8_value", all_linear_r8, 81920)
+check.equal("attention_rank_same_budget_value", attention_rank_same_budget, 20)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Q6 (3 points) — a decision: rank, alpha and targets within a budget
