@@ -22,7 +22,7 @@ import torch
 
 from course_lib.doctor import doctor, format_report
 from course_lib.models.base import set_threads
-from course_lib.notebook import quiet_notebook
+from course_lib.notebook import quiet_process
 from course_lib.throughput import TokenMeter, command_threads
 
 __all__ = ["main", "commands", "parse", "DoctorArgs", "RunArgs"]
@@ -128,7 +128,7 @@ def parse(argv: list[str]) -> tuple[str, tuple]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    quiet_notebook()  # a command's output, like a lesson's, shows no progress bars or known notices
+    quiet_process()  # no known notices or DeepSpeed accelerator warning; imports nothing (`course grade` stays small)
     specs = commands()
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(specs))

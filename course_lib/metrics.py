@@ -1,4 +1,4 @@
-"""What the course measures: perplexity, bits per byte, next-token and classification accuracy, ROUGE-L, the docstring format (lessons 00, 01, 05, 06).
+"""What the course measures: perplexity, bits per byte, next-token and classification accuracy and ROUGE-L (lessons 00, 01, 05, 06).
 
 Language-model metrics cut every text into the same windows (`token_windows`), so perplexity and
 next-token accuracy always score the same tokens. Perplexity is per *token*, so it compares models
@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["token_windows", "rolling_windows", "mean_nll", "perplexity", "bits_per_byte", "next_token_accuracy",
-           "accuracy", "predict_classes", "evaluate_classifier", "classification_evaluator", "rouge_l", "format_ok"]
+           "accuracy", "predict_classes", "evaluate_classifier", "classification_evaluator", "rouge_l"]
 
 
 def token_windows(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -180,8 +180,3 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)) / len(references)
-
-
-def format_ok(answer: str, max_words: int = 25) -> bool:
-    """The course's docstring style: one line, at most `max_words` words, ending with a full stop."""
-    return "\n" not in answer and 0 < len(answer.split()) <= max_words and answer.endswith(".")

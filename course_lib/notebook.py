@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["DEPRECATED_ALIAS", "known_notices", "quiet_notebook"]
+__all__ = ["DEPRECATED_ALIAS", "known_notices", "quiet_process", "quiet_notebook"]
 
 # peft's prepare_model_for_kbit_training and TRL's trainers still ask a model for `is_gradient_checkpointing`,
 # an alias transformers 5.x deprecates (FutureWarning); harmless until transformers 6. One spelling, here.
@@ -37,8 +37,9 @@ def known_notices() -> Iterator[None]:
         yield
 
 
-def quiet_notebook() -> None:
-    """No progress bars, no known notices, no DeepSpeed accelerator warning in a saved notebook (lessons 00-08)."""
+def quiet_process() -> None:
+    """The part of `quiet_notebook` that imports nothing (what every `course` command calls first, so that
+    `course grade` stays small): the bitsandbytes notice, DeepSpeed's accelerator warning, the known notices."""
     # bitsandbytes warns on CPUs with AVX512-BF16 that an optional kernel package (which would be downloaded
     # from a hub) is missing; its own CPU path works. Set before peft imports it: the notice comes at import.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
@@ -48,6 +49,12 @@ def quiet_notebook() -> None:
     # exists, DeepSpeed detects CUDA itself and nothing is set.
     if "DS_ACCELERATOR" not in os.environ and shutil.which("nvidia-smi") is None:
         os.environ["DS_ACCELERATOR"] = "cpu"
+    _ignore_known_notices()
+
+
+def quiet_notebook() -> None:
+    """No progress bars, no known notices, no DeepSpeed accelerator warning in a saved notebook (lessons 00-08)."""
+    quiet_process()
     # transformers and datasets are imported here, not at the top: the logger above must be set before they
     # (and peft through them) import bitsandbytes.
     from datasets import disable_progress_bars
@@ -56,4 +63,3 @@ def quiet_notebook() -> None:
     hf_logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
     hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
     disable_progress_bars()  # nor the bars of TRL's dataset preparation (datasets.map)
-    _ignore_known_notices()

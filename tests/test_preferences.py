@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from course_lib.data import preferences
-from course_lib.data.datasets import data_dir, read_jsonl
-from course_lib.metrics import format_ok
+from course_lib.data.datasets import data_dir, format_ok, read_jsonl
 
 
 def test_splits_are_disjoint_and_every_preference_is_real():

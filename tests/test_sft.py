@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from course_lib import cli
-from course_lib.metrics import format_ok, rouge_l
+from course_lib.data.datasets import format_ok
+from course_lib.metrics import rouge_l
 from course_lib.commands.tuning import run_sft
 from course_lib.tuning import sft
 
@@ -83,8 +84,8 @@ def test_prompt_formats(chat_tok):
 def test_scores():
     assert rouge_l(["Return the value."], ["Return the value."]) == 1.0
     assert 0 < rouge_l(["Return a value."], ["Return the absolute value of x."]) < 1
-    assert format_ok("Return the value.") and not sft.format_ok("Return\nthe value.")
-    assert not format_ok("Return the value") and not sft.format_ok(" ".join(["w"] * 30) + ".")
+    assert format_ok("Return the value.") and not format_ok("Return\nthe value.")
+    assert not format_ok("Return the value") and not format_ok(" ".join(["w"] * 30) + ".")
 
 
 def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):

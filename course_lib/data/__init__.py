@@ -10,7 +10,7 @@
 from course_lib.data.corpus import Doc, stdlib_docstrings, pydoc_topics, split_of, AREAS, area_of, clean
 from course_lib.data.datasets import (DATASETS, LABELS, TASK_PREFIX, RESPONSE_MARKER, DataFormatError,
                                       data_dir, load_course_dataset, read_jsonl, write_jsonl,
-                                      instruction_text, area_text, prompt_of)
+                                      instruction_text, area_text, prompt_of, format_ok)
 from course_lib.data.encoding import tokenize_classification, tokenize_causal, collator_for
 from course_lib.data.preferences import (PAIR_KINDS, SPLIT_SIZES, first_sentence, make_pairs,
                                          build_preferences, preference_rows, to_trl)
@@ -18,7 +18,7 @@ from course_lib.data.build import DataConfig, build_all, alpaca_to_chat
 
 __all__ = ['Doc', 'stdlib_docstrings', 'pydoc_topics', 'split_of', 'AREAS', 'area_of', 'clean', 'DATASETS',
            'LABELS', 'TASK_PREFIX', 'RESPONSE_MARKER', 'DataFormatError', 'data_dir', 'load_course_dataset',
-           'read_jsonl', 'write_jsonl', 'instruction_text', 'area_text', 'prompt_of',
+           'read_jsonl', 'write_jsonl', 'instruction_text', 'area_text', 'prompt_of', 'format_ok',
            'tokenize_classification', 'tokenize_causal', 'collator_for', 'PAIR_KINDS', 'SPLIT_SIZES',
            'first_sentence', 'make_pairs', 'build_preferences', 'preference_rows', 'to_trl', 'DataConfig',
            'build_all', 'alpaca_to_chat']

@@ -14,7 +14,7 @@ from pathlib import Path
 from course_lib.data.corpus import AREAS
 
 __all__ = ["DATASETS", "LABELS", "TASK_PREFIX", "RESPONSE_MARKER", "DataFormatError", "data_dir", "load_course_dataset",
-           "read_jsonl", "write_jsonl", "instruction_text", "area_text", "prompt_of"]
+           "read_jsonl", "write_jsonl", "instruction_text", "area_text", "prompt_of", "format_ok"]
 
 LABELS: list[str] = list(AREAS)  # label i of the classification set is LABELS[i]
 
@@ -130,3 +130,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def format_ok(answer: str, max_words: int = 25) -> bool:
+    """The course's docstring style: one line, at most `max_words` words, ending with a full stop."""
+    return "\n" not in answer and 0 < len(answer.split()) <= max_words and answer.endswith(".")

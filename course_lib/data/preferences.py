@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from course_lib.data.datasets import DATASETS, TASK_PREFIX, data_dir, read_jsonl, write_jsonl
-from course_lib.metrics import format_ok
+from course_lib.data.datasets import DATASETS, TASK_PREFIX, data_dir, format_ok, read_jsonl, write_jsonl
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "first_sentence", "make_pairs", "build_preferences", "preference_rows",
            "to_trl"]
@@ -76,7 +75,7 @@ def build_preferences(out: Path | None = None, seed: int = 0) -> dict[str, int]:
         "first sentence of X's real docstring), `rejected` and `kind`:\n\n- `other-function`: the first sentence "
         "of another function's docstring from the same split, at most 2 words longer or shorter (length alone "
         "does not separate them);\n- `format`: X's own sentence as a chatty two-line reply without a final full "
-        "stop (it fails lesson 06's `course_lib.metrics.format_ok`).\n\nEvery preference is checkable: `chosen` is "
+        "stop (it fails lesson 06's `course_lib.data.format_ok`).\n\nEvery preference is checkable: `chosen` is "
         "the documentation's own sentence (4 to 20 words, in the docstring format). Splits are the chat set's "
         "(by a hash of the prompt) and rejected sentences come from the same split: no prompt and no sentence "
         f"is in two splits.\n\n## Size\n\n| split | pairs |\n|---|---|\n{table}\n\n## Licence\n\n"

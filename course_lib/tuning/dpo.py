@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from course_lib.tuning import sft
 from course_lib.data.datasets import data_dir
-from course_lib.metrics import format_ok, rouge_l
+from course_lib.data.datasets import format_ok
+from course_lib.metrics import rouge_l
 from course_lib.models.base import count_parameters, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.notebook import known_notices

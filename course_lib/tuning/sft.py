@@ -21,7 +21,8 @@ import torch
 
 from course_lib.data.datasets import TASK_PREFIX, data_dir, instruction_text, load_course_dataset
 from course_lib.forgetting.generation import greedy_ids
-from course_lib.metrics import format_ok, rouge_l
+from course_lib.data.datasets import format_ok
+from course_lib.metrics import rouge_l
 from course_lib.models.base import count_parameters, model_name, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.notebook import known_notices

@@ -44,9 +44,10 @@ import torch
 from peft import PeftModel
 from transformers import PrinterCallback
 
-from course_lib.data import TASK_PREFIX, data_dir
+from course_lib.data import TASK_PREFIX, data_dir, format_ok
 from course_lib.tuning import packing, sft
 from course_lib.doctor import versions_line
+from course_lib.metrics import rouge_l
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
 from course_lib.results import load_results
 
@@ -374,7 +375,7 @@ for q, ref, before_a, after_a in list(zip(results["questions"], results["referen
 # %%
 ref_tokens = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in results["references"]]
 print(f"reference answers, tokens: {ref_tokens}; the file's cap: {cfg['max_new_tokens']}")
-print(f"references that pass the format check themselves: {sum(map(sft.format_ok, results['references']))} "
+print(f"references that pass the format check themselves: {sum(map(format_ok, results['references']))} "
       f"of {len(ref_tokens)}")
 cap = sft.answer_cap(tokenizer, results["references"])
 base_model = load_base_model(name).eval()
@@ -383,7 +384,7 @@ for max_new in (cfg["max_new_tokens"], cap):
     answers, cut = sft.greedy_answers_and_cuts(base_model, tokenizer, prompts, max_new)
     same = f" (the file's answers: {answers == results['before']['chat']['answers']})" if max_new == cfg["max_new_tokens"] else ""
     print(f"base model, chat, cap {max_new:2d}: cut {sum(cut)} of {len(test)}; format rate "
-          f"{sum(map(sft.format_ok, answers)) / len(test):.0%}, ROUGE-L {sft.rouge_l(answers, results['references']):.3f}{same}")
+          f"{sum(map(format_ok, answers)) / len(test):.0%}, ROUGE-L {rouge_l(answers, results['references']):.3f}{same}")
 del base_model
 
 # %% [markdown]
