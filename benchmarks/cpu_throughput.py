@@ -8,7 +8,7 @@
 2. The loops, each for a few optimizer steps on the same batch shape (random token ids: the cost depends on
    shapes, not values), timed per step after warm-up steps:
    - `plain`: forward, backward, AdamW step in eight lines of PyTorch (the reference);
-   - `course`: course_lib.training.train, the loop the lessons use;
+   - `course`: course_lib.training.loop.train, the loop the lessons use;
    - `trainer`: transformers' Trainer; `sft_trainer`: TRL's SFTTrainer (what `course sft` uses);
    each for full fine-tuning and for LoRA (r 8, every linear layer of the decoder, peft).
 3. Each loop's FLOP/s as a fraction of the all-core matmul peak. Full fine-tuning costs 6·N·T FLOPs per step
@@ -31,7 +31,7 @@ from statistics import median
 import torch
 
 from course_lib.doctor import versions_line
-from course_lib.lora import ALL_LINEAR_TARGETS
+from course_lib.tuning import ALL_LINEAR_TARGETS
 from course_lib.throughput import cpu_cores, matmul_gflops
 
 ROOT = Path(__file__).resolve().parent

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run lessons 00-05 top to bottom as Python scripts on whatever device course_lib.models.get_device() finds
+# Run lessons 00-05 top to bottom as Python scripts on whatever device course_lib.models.loading.get_device() finds
 # (a CUDA GPU if there is one), and record each one's exit code, seconds and printed output.
 #
 #     bash benchmarks/lessons_on_gpu.sh [OUTDIR]     # default benchmarks/results/lessons-<gpu name>

@@ -42,7 +42,8 @@ from pathlib import Path
 
 import torch
 
-from course_lib.vram import ALL_LINEAR, ATTENTION, PRESETS, ModelShape, VramConfig, estimate_memory
+from course_lib.memory import METHODS, PRESETS, ModelShape, VramConfig, estimate_memory
+from course_lib.tuning import ALL_LINEAR_TARGETS, ATTENTION_TARGETS
 
 ROOT = Path(__file__).resolve().parent
 SHAPES = PRESETS  # the published config.json of each model (SmolLM2-135M's among them)
@@ -117,7 +118,7 @@ def build_model(shape: ModelShape, cfg: VramConfig, device: str):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks need a path for gradients
-    targets = list(ALL_LINEAR if cfg.lora_targets == "all-linear" else ATTENTION)
+    targets = list(ALL_LINEAR_TARGETS if cfg.lora_targets == "all-linear" else ATTENTION_TARGETS)
     lora = peft.LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules=targets, task_type="CAUSAL_LM")
     return peft.get_peft_model(model, lora, autocast_adapter_dtype=cfg.autocast_adapter_dtype)
 
@@ -210,9 +211,9 @@ def plan(args) -> list[tuple[str, VramConfig]]:
     lean = dict(autocast_adapter_dtype=False, prepare_model_for_kbit_training=False)
     if args.smoke:  # seconds on a CPU: exercises every method once
         return [("smoke", VramConfig(method=m, precision="fp32", batch_size=2, seq_len=32, lora_r=4, overhead_bytes=0))
-                for m in ("full", "lora", "qlora")]
+                for m in METHODS]
     runs = []
-    for method in ("full", "lora", "qlora"):  # the CPU measurement of lesson 04 (`course memory`), on a GPU
+    for method in METHODS:  # the CPU measurement of lesson 04 (`course memory`), on a GPU
         for peft_defaults in (True, False) if method != "full" else (True,):
             runs.append(("smollm2-135m", VramConfig(method=method, batch_size=4, seq_len=256,
                                                     **({} if peft_defaults else lean))))
@@ -240,7 +241,7 @@ def plan(args) -> list[tuple[str, VramConfig]]:
 
 def breakdown(shape: ModelShape, cfg: VramConfig, device: str) -> dict:
     """The same job under PyTorch's MemTracker on real tensors: bytes by category at the peak."""
-    from course_lib.memtrack import track_model_steps
+    from course_lib.memory import track_model_steps
     model = build_model(shape, cfg, device)
     ids = torch.randint(0, shape.vocab_size, (cfg.batch_size, cfg.seq_len), device=device)
     tracked = track_model_steps(model, ids, steps=2)
@@ -251,10 +252,10 @@ def breakdown(shape: ModelShape, cfg: VramConfig, device: str) -> dict:
 
 
 def nf4_check(device: str) -> dict:
-    """course_lib.quant's NF4 (written by hand, on the CPU) against bitsandbytes' kernel on `device`."""
+    """course_lib.memory.quant's NF4 (written by hand, on the CPU) against bitsandbytes' kernel on `device`."""
     import bitsandbytes.functional as F
 
-    from course_lib.quant import dequantize_nf4, quantize_nf4
+    from course_lib.memory import dequantize_nf4, quantize_nf4
     w = torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0)) * 0.02
     packed, state = F.quantize_4bit(w.to(device), blocksize=64, quant_type="nf4")
     flat = packed.reshape(-1).cpu()

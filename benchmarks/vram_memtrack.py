@@ -5,7 +5,7 @@
 
 Each configuration builds a Llama of a published shape (random weights: memory does not depend on
 their values) inside FakeTensorMode, runs two AdamW steps under MemTracker
-(course_lib.memtrack.track_training_step) and records the tracked peak with its split by category
+(course_lib.memory.memtrack.track_training_step) and records the tracked peak with its split by category
 next to `estimate_memory`'s prediction of the same job and the relative error. No tensor is
 allocated, so a 13B model is measured on a laptop. 4-bit layers cannot run on fake tensors: QLoRA
 is not in this receipt (its weights are counted exactly in tests/test_vram.py).
@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from course_lib.doctor import versions_line
-from course_lib.memtrack import track_training_step
-from course_lib.vram import PRESETS, VramConfig, estimate_memory
+from course_lib.memory import track_training_step
+from course_lib.memory import PRESETS, VramConfig, estimate_memory
 
 OUT = Path(__file__).resolve().parent / "results" / "vram_memtrack.json"
 

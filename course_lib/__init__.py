@@ -1,23 +1,18 @@
-"""course_lib: the helper library of the fine-tuning course. One module per concept:
+"""course_lib: the helper library of the fine-tuning course, one package per area of the course.
 
-corpus / data (lesson 00 datasets), models, metrics, pretrain (course-tiny), doctor,
-training and freezing (01), lr_finder (02), lora (03), quant and vram (04), forgetting (05),
-distributed and zero (08), grading (instructors). Lessons import what they need from these modules by name.
+    data/         the datasets under data/ and `course build-data`                       (lesson 00)
+    models/       loading course-tiny or a named model, the model zoo, pretraining       (lesson 00)
+    training/     the loop, freezing, transfer learning, the LR finder, distributed      (lessons 01, 02, 08)
+    tuning/       LoRA, SFT, DPO / ORPO                                                  (lessons 03, 06, 07)
+    memory/       the memory estimator, NF4, MemTracker, ZeRO                            (lessons 04, 08)
+    forgetting/   measuring forgetting, replay, EWC, the retention probe                 (lesson 05)
+    experiments/  the long runs behind data/results/*.json, one `course` command each
+    commands/     `course` commands above one concept (options and printing only)
+    grading/      `course release`, `course grade`                                      (instructors)
+    metrics.py results.py notebook.py doctor.py lockfile.py cli.py
+
+Lessons import what they need from the packages by name. Importing course_lib changes nothing:
+a lesson's first cell calls `set_threads()` and `quiet_notebook()`.
 """
 
-import logging
-import os
-import shutil
-
 __version__ = "0.1.0"
-
-# bitsandbytes warns on CPUs with AVX512-BF16 that an optional kernel package (which would be
-# downloaded from a hub) is missing; its own CPU path works, so the warning only adds noise.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-
-# DeepSpeed (lesson 08's ZeRO estimators) is imported by accelerate whenever it is installed: every
-# Trainer run unwraps its model through it. Without CUDA, each import logs a timestamped "Setting
-# accelerator to CPU" warning into the notebook; naming the accelerator it would choose anyway keeps
-# the outputs clean. Where nvidia-smi exists, DeepSpeed detects CUDA itself and nothing is set.
-if "DS_ACCELERATOR" not in os.environ and shutil.which("nvidia-smi") is None:
-    os.environ["DS_ACCELERATOR"] = "cpu"

@@ -13,18 +13,26 @@ dispatches. Mistakes a user can make end in one line on stderr and exit code 2, 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["main", "commands", "DoctorArgs", "RunArgs"]
+import torch
+
+from course_lib.doctor import doctor, format_report
+from course_lib.models.base import set_threads
+from course_lib.notebook import quiet_process
+from course_lib.throughput import TokenMeter, command_threads
+
+__all__ = ["main", "commands", "parse", "DoctorArgs", "RunArgs"]
 
 # Modules that declare `COMMANDS`; each is imported only when `course` runs.
-COMMAND_MODULES = ("course_lib.cli", "course_lib.data", "course_lib.pretrain", "course_lib.model_zoo",
-                   "course_lib.vram", "course_lib.distributed", "course_lib.experiments.learning_curve",
-                   "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation", "course_lib.experiments.forgetting",
-                   "course_lib.experiments.memory",
-                   "course_lib.sft", "course_lib.dpo", "course_lib.grading.cli")
+COMMAND_MODULES = ("course_lib.cli", "course_lib.commands.data", "course_lib.commands.models",
+                   "course_lib.commands.vram", "course_lib.commands.training", "course_lib.experiments.learning_curve",
+                   "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation",
+                   "course_lib.experiments.forgetting", "course_lib.experiments.memory", "course_lib.commands.tuning",
+                   "course_lib.grading.cli")
 
 Spec = tuple[str, tuple[type, ...], Callable[..., int]]
 
@@ -46,10 +54,6 @@ class RunArgs:
 
 
 def _doctor(args: DoctorArgs) -> int:
-    import json
-
-    from course_lib.doctor import doctor, format_report
-
     report = doctor()
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
@@ -92,50 +96,65 @@ def _usage(specs: dict[str, Spec]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from course_lib.models import set_threads
-    from course_lib.throughput import TokenMeter, command_threads
-
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _parse(argv: list[str]) -> tuple[str, list, RunArgs | None]:
+    """(NAME, its filled-in config dataclasses, the options every command takes or None where it has its own)."""
     specs = commands()
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage(specs))
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
+    name, rest = argv[0], list(argv[1:])
     if name not in specs:
-        print(f"course: error: unknown command {name!r}; `course --help` lists them.", file=sys.stderr)
-        return 2
-    help_, config_types, run = specs[name]
+        raise ValueError(f"unknown command {name!r}; `course --help` lists them.")
+    help_, config_types, _ = specs[name]
     positional = getattr(config_types[0], "POSITIONAL", None)  # `course grade FOLDER` = `--submissions FOLDER`
     if positional and rest and not rest[0].startswith("-"):
         rest = [f"--{positional}", *rest]
     # A command with its own thread option (pretrain: 1 thread, bit for bit) does not take --threads.
     own_threads = any("threads" in f for t in config_types for f in getattr(t, "__dataclass_fields__", {}))
+    types = config_types if own_threads else (*config_types, RunArgs)
     try:
-        types = config_types if own_threads else (*config_types, RunArgs)
         configs = list(_parser(types, name, help_).parse_args_into_dataclasses(rest))  # --help exits here
-        previous = torch.get_num_threads()  # restored at the end: `main` is also called in-process (tests)
-        if not own_threads:
-            set_threads(command_threads(configs.pop().threads))
-        try:
-            with TokenMeter() as meter:
-                code = run(*configs) or 0
-        finally:
-            torch.set_num_threads(previous)
+    except _UsageError as exc:
+        raise ValueError(f"{exc} (`course {name} --help` lists the options)") from None
+    return name, configs, (None if own_threads else configs.pop())
+
+
+def parse(argv: list[str]) -> tuple[str, tuple]:
+    """`course NAME [options]` (argv without `course`) -> (NAME, its filled-in config dataclasses).
+
+    Raises ValueError for an unknown command or option; what `main` runs, and what tests use to check
+    that a results file's recorded command still parses.
+    """
+    name, configs, _ = _parse(argv)
+    return name, tuple(configs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_process()  # no known notices or DeepSpeed accelerator warning; imports nothing (`course grade` stays small)
+    specs = commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(specs))
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in specs:
+        print(f"course: error: unknown command {name!r}; `course --help` lists them.", file=sys.stderr)
+        return 2
+    previous = torch.get_num_threads()  # restored at the end: `main` is also called in-process (tests)
+    try:
+        _, configs, run_args = _parse(argv)
+        if run_args is not None:
+            set_threads(command_threads(run_args.threads))
+        with TokenMeter() as meter:
+            code = specs[name][2](*configs) or 0
         if meter.train_tokens:
             print(f"course {name}: {meter.summary()}", file=sys.stderr)
         return code
-    except _UsageError as exc:
-        print(f"course {name}: error: {exc} (`course {name} --help` lists the options)", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:  # a user's mistake: one line, no traceback
+    except (ValueError, FileNotFoundError) as exc:  # a user's mistake (an option too): one line, no traceback
         print(f"course {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a command may say what it left behind (course sft: nothing changed)
         print(f"course {name}: interrupted{': ' + str(exc) if str(exc) else ''}.", file=sys.stderr)
         return 130
+    finally:
+        torch.set_num_threads(previous)
 
 
 if __name__ == "__main__":

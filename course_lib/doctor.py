@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from course_lib.data import data_dir
+from course_lib.data.datasets import data_dir
 from course_lib.lockfile import lock_differences
-from course_lib.models import course_tiny_path, default_model_name, get_device
+from course_lib.models.base import course_tiny_path, default_model_name, get_device
 from course_lib.throughput import command_threads, cpu_cores, lesson_threads, matmul_gflops
 
 __all__ = ["doctor", "format_report", "versions_line", "bnb_4bit_works", "speed_report"]

@@ -1,4 +1,4 @@
-"""What the course measures: perplexity, bits per byte, next-token and classification accuracy (lessons 00, 01, 05).
+"""What the course measures: perplexity, bits per byte, next-token and classification accuracy and ROUGE-L (lessons 00, 01, 05, 06).
 
 Language-model metrics cut every text into the same windows (`token_windows`), so perplexity and
 next-token accuracy always score the same tokens. Perplexity is per *token*, so it compares models
@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["token_windows", "rolling_windows", "mean_nll", "perplexity", "bits_per_byte", "next_token_accuracy",
-           "accuracy", "predict_classes", "evaluate_classifier", "classification_evaluator"]
+           "accuracy", "predict_classes", "evaluate_classifier", "classification_evaluator", "rouge_l"]
 
 
 def token_windows(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -172,3 +172,11 @@ def classification_evaluator(encoded_rows: list[dict], collate_fn: Callable,
         preds_all, labels_all = torch.cat(preds), torch.cat(labels)
         return {"loss": total_loss / len(labels_all), "accuracy": accuracy(preds_all, labels_all)}
     return evaluate
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F-measure (Lin 2004: longest common subsequence), Google's `rouge_score` with stemming."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)) / len(references)

@@ -3,27 +3,34 @@
     save_results("lr_sweep", payload)   # by a runner in course_lib/experiments/
     load_results("lr_sweep")            # by a lesson; a missing or broken file names the command that makes it
 
-Every file records the model, the versions line and the command that produced it. A file is written
-whole or not at all (a temporary file, then a rename); `staged_outputs` does the same for the several
-outputs of one run (lesson 06's adapters and sft.json): all of them are replaced together at the end, so
-an interrupted run leaves the previous ones as they were.
+Every file records the model the run used, the versions line and the command that produced it: the
+one naming rule (`results_name`) and the one command-line capture (`command_line`) live here, and
+`save_results` refuses a payload that does not say its model and command. A file is written whole or not
+at all (a temporary file, then a rename); `staged_outputs` does the same for the several outputs of one
+run (lesson 06's adapters and sft.json): all of them are replaced together at the end, so an interrupted
+run leaves the previous ones as they were.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import tempfile
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from course_lib.data import data_dir
+from course_lib.data.datasets import data_dir
+from course_lib.doctor import versions_line
+from course_lib.models.base import COURSE_TINY
+from course_lib.throughput import active_meter
 
-__all__ = ["RESULTS", "results_path", "command_line", "save_results", "load_results", "staged_outputs",
-           "BrokenInput", "require_results", "require_adapter", "recorded_time", "took"]
+__all__ = ["RESULTS", "results_name", "results_path", "command_line", "save_results", "load_results",
+           "staged_outputs", "BrokenInput", "require_results", "require_adapter", "recorded_time", "took"]
 
 # results file name -> the command that writes it (and the lesson that reads it)
 RESULTS = {
@@ -45,6 +52,11 @@ RESULTS = {
 }
 
 
+def results_name(base: str, model: str) -> str:
+    """`base` for course-tiny, `base_<model>` for any other model (a folder or a hub id: its last part)."""
+    return base if model == COURSE_TINY else f"{base}_{Path(model.rstrip('/')).name}"
+
+
 def results_path(name: str) -> Path:
     """data/results/<name>.json"""
     return data_dir() / "results" / f"{name}.json"
@@ -52,8 +64,6 @@ def results_path(name: str) -> Path:
 
 def command_line(command: str, *configs) -> str:
     """The `course` command that reproduces `configs`: the options that differ from their defaults."""
-    from dataclasses import fields
-
     words = ["course", command]
     for config in configs:
         default = type(config)()
@@ -61,22 +71,23 @@ def command_line(command: str, *configs) -> str:
             value = getattr(config, f.name)
             if f.name != "out" and value != getattr(default, f.name):
                 words += [f"--{f.name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
-    return " ".join(words)
+    return " ".join(map(shlex.quote, words))
 
 
 def save_results(name: str, payload: dict, out: Path | str | None = None) -> Path:
-    """Write `payload` with the model, versions and command on top, to `out` or data/results/<name>.json.
+    """Write `payload` with its model, the versions and its command on top, to `out` or data/results/<name>.json.
 
-    Under a `course` command it also records the threads, the machine's cores and the tokens trained so far
-    with their end-to-end rate (`machine`: course_lib.throughput)."""
-    from course_lib.doctor import versions_line
-    from course_lib.models import default_model_name
-    from course_lib.throughput import active_meter
-
+    The payload names the model the run used and its command (`command_line`): nothing is assumed. Under a
+    `course` command it also records the threads, the machine's cores and the tokens trained so far with
+    their end-to-end rate (`machine`: course_lib.throughput).
+    """
+    missing = [key for key in ("model", "command") if not payload.get(key)]
+    if missing:
+        raise ValueError(f"results {name!r}: the payload must name its {' and '.join(missing)} "
+                         "(the model the run used; command_line(...) for the command).")
     path = Path(out) if out else results_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": default_model_name(), "versions": versions_line(),
-               "command": RESULTS.get(name, "course"), **payload}
+    payload = {"model": payload["model"], "versions": versions_line(), "command": payload["command"], **payload}
     if (meter := active_meter()) is not None:
         payload["machine"] = meter.reading()
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",

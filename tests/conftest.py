@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-from course_lib.models import set_threads
+from course_lib.models.base import set_threads
 
-# Short docstring-like sentences for tests that need a real tokenizer (course_lib.pretrain.train_tokenizer).
+# Short docstring-like sentences for tests that need a real tokenizer (course_lib.models.pretraining.train_tokenizer).
 TEXTS = [f"The function number {i} returns the {w} of its argument, or raises ValueError." for i, w in
          enumerate(["length", "square", "name", "type", "size", "first item", "last item", "sum"] * 3)]
 
@@ -49,8 +49,8 @@ def tiny_llama():
 @pytest.fixture(scope="session")
 def chat_tok():
     """SmolLM2-135M-Instruct's tokenizer (ChatML template): lessons 06 and 07's tests render chats with it."""
-    from course_lib.models import load_tokenizer
-    from course_lib.sft import DEFAULT_MODEL
+    from course_lib.models.loading import load_tokenizer
+    from course_lib.tuning.sft import DEFAULT_MODEL
     return load_tokenizer(DEFAULT_MODEL)
 
 
@@ -87,7 +87,7 @@ def texts() -> list[str]:
 @pytest.fixture(scope="session")
 def text_tokenizer():
     """A 300-token byte-level BPE trained on TEXTS (the course's tokenizer recipe, in miniature)."""
-    from course_lib.pretrain import train_tokenizer
+    from course_lib.models.pretraining import train_tokenizer
     return train_tokenizer(TEXTS, vocab_size=300)
 
 

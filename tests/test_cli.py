@@ -42,7 +42,7 @@ def test_help_shows_every_field_with_its_true_default(name, capsys):
 
 def test_sweep_defaults_differ_from_the_transfer_defaults_and_help_says_so():
     from course_lib.experiments.lr_sweep import SweepTransferConfig
-    from course_lib.transfer import TransferConfig
+    from course_lib.training.transfer import TransferConfig
     assert (SweepTransferConfig().max_steps, TransferConfig().max_steps) == (60, 80)
     help_, types, _ = commands()["lr-sweep"]
     assert next(a for a in _parser(types, "lr-sweep", help_)._actions if a.dest == "max_steps").default == 60

@@ -1,4 +1,4 @@
-from course_lib.corpus import AREAS, area_of, clean, pydoc_topics, split_of, stdlib_docstrings
+from course_lib.data.corpus import AREAS, area_of, clean, pydoc_topics, split_of, stdlib_docstrings
 
 
 def test_docstrings_are_real_prose_with_origin():

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from course_lib.data import DATASETS, LABELS, DataFormatError, build_all, data_dir, load_course_dataset, read_jsonl
+from course_lib.data.build import build_all
+from course_lib.data.datasets import DATASETS, LABELS, DataFormatError, data_dir, load_course_dataset, read_jsonl
 
 
 def test_every_shipped_dataset_loads_through_datasets():
@@ -89,7 +90,7 @@ def test_loading_leaves_the_datasets_progress_setting_as_it_found_it():
 
 
 def test_prompt_formats_put_the_answer_after_the_one_marker():
-    from course_lib.data import RESPONSE_MARKER, area_text, instruction_text, prompt_of
+    from course_lib.data.datasets import RESPONSE_MARKER, area_text, instruction_text, prompt_of
     row = {"instruction": "Explain `f`.", "input": "", "output": "Returns x."}
     text = instruction_text(row)
     assert text.count(RESPONSE_MARKER) == 1 and text.endswith(RESPONSE_MARKER + "Returns x.")

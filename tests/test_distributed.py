@@ -1,9 +1,10 @@
-"""course_lib.distributed: per-process memory accounting, the data split, launching (lesson 08)."""
+"""course_lib.training.distributed: per-process memory accounting, the data split, launching (lesson 08)."""
 
 import pytest
 import torch
 
-from course_lib.distributed import (DistributedConfig, DistributedRunFailed, compare_runs, launch, process_memory,
+from course_lib.training.sizing import COURSE_TINY_PARAMS
+from course_lib.training.distributed import (DistributedConfig, DistributedRunFailed, compare_runs, launch, process_memory,
                                     training_batches)
 
 
@@ -39,7 +40,7 @@ def test_compare_runs_finds_the_worst_tensor():
 def test_one_process_run_writes_losses_and_memory():
     r = launch(DistributedConfig(max_steps=2, global_batch_size=2, seq_len=16), num_processes=1)
     assert r["num_processes"] == 1 and len(r["losses"]) == 2 and r["allreduce_seconds"] == [0.0, 0.0]
-    assert r["memory"][0]["parameters"] == 4 * 1_377_408 and "model.embed_tokens.weight" in r["weights"]
+    assert r["memory"][0]["parameters"] == 4 * COURSE_TINY_PARAMS and "model.embed_tokens.weight" in r["weights"]
 
 
 @pytest.mark.slow

@@ -5,13 +5,15 @@ from course_lib.cli import main
 from course_lib.doctor import bnb_4bit_works, doctor, format_report, versions_line
 
 
-def test_report_has_what_a_learner_needs():
+def test_report_has_what_a_learner_needs(monkeypatch):
+    monkeypatch.setenv("COURSE_MODEL", "smollm2-135m-instruct")
     r = doctor()
     assert r["packages"]["torch"] != "not installed"
-    assert r["device"] in ("cpu", "cuda", "mps")
+    assert r["model"] == "smollm2-135m-instruct"  # the model the lessons will load, not a default
+    assert (r["gpu"] is not None) == (r["device"] == "cuda")  # GPU memory is reported exactly when there is one
     assert r["course_tiny_present"]
     text = format_report(r)
-    assert "4-bit NF4" in text and "device" in text
+    assert "4-bit NF4" in text and r["device"] in text and "smollm2-135m-instruct" in text
 
 
 def test_nf4_round_trip_works_on_this_machine():

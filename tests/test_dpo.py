@@ -1,4 +1,4 @@
-"""course_lib.dpo: the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
+"""course_lib.tuning.dpo: the batch and the DPO loss and rewards equal TRL's `DPOTrainer`, `course dpo`'s file.
 
 The tokenizer is SmolLM2-135M-Instruct's (its ChatML template renders the pairs); the model under it
 is a tiny random Llama with the same vocabulary, so every test runs in seconds.
@@ -6,13 +6,17 @@ is a tiny random Llama with the same vocabulary, so every test runs in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import shlex
 
 import pytest
 import torch
 
-from course_lib import dpo
+from course_lib import cli
+from course_lib.commands.tuning import run_dpo, run_orpo
+from course_lib.tuning import dpo
 
 
 def test_loss_by_hand_matches_the_formula():
@@ -92,9 +96,10 @@ def test_dpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkey
     config = dpo.DPORunConfig(betas=[0.1], seeds=[0, 1], train_pairs=4, eval_pairs=2, test_pairs=2, max_steps=2,
                               per_device_train_batch_size=2, eval_steps=1, max_new_tokens=2,
                               out=str(tmp_path / "dpo.json"))
-    assert dpo._run(config) == 0
+    assert run_dpo(config) == 0
     result = json.loads((tmp_path / "dpo.json").read_text())
-    assert result["command"] == "course dpo" and len(result["runs"]) == 2
+    assert cli.parse(shlex.split(result["command"])[1:]) == ("dpo", (dataclasses.replace(config, out=""),))
+    assert len(result["runs"]) == 2  # the recorded command reruns exactly this config
     assert result["runs"][0]["curve"]["eval"]["step"] == [1, 2] and "win_rate_vs_before" in result["runs"][0]
     assert result["before"]["reward_margins"] == 0.0 and result["reference_copy_bytes"] > 0
 
@@ -102,11 +107,12 @@ def test_dpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkey
 @pytest.mark.slow
 def test_orpo_command_writes_results(chat_tok, small_chat_model, tmp_path, monkeypatch):
     monkeypatch.setattr(dpo, "sft_reference", lambda name=None, adapter=None: small_chat_model())
-    config = dpo.DPORunConfig(betas=[0.1], seeds=[0], train_pairs=4, test_pairs=2, max_steps=2,
-                              per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
-    assert dpo._run_orpo(config) == 0
+    config = dpo.ORPORunConfig(betas=[0.1], seeds=[0], train_pairs=4, test_pairs=2, max_steps=2,
+                               per_device_train_batch_size=2, max_new_tokens=2, out=str(tmp_path / "orpo.json"))
+    assert run_orpo(config) == 0
     result = json.loads((tmp_path / "orpo.json").read_text())
-    assert result["command"].startswith("course orpo") and result["lambda"] == 0.1
+    assert cli.parse(shlex.split(result["command"])[1:]) == ("orpo", (dataclasses.replace(config, out=""),))
+    assert result["lambda"] == 0.1
     assert len(result["runs"][0]["train_loss"]) == 2 and "rouge_l" in result["runs"][0]["after"]
     assert [r["sft_term"] for r in result["runs"] + result["whole_text_runs"]] == ["completion-only", "whole-text"]
 
@@ -129,12 +135,12 @@ def test_an_interrupted_dpo_keeps_its_file_and_resumes(chat_tok, small_chat_mode
     with monkeypatch.context() as m:
         m.setattr(dpo, "dpo_trainer", second_run_interrupted)
         with pytest.raises(KeyboardInterrupt, match="1 of 2 β × seed runs are kept"):
-            dpo._run(config())
+            run_dpo(config())
     assert (tmp_path / "dpo.json").read_text() == "the committed file\n"
     with pytest.raises(ValueError, match="other options"):
-        dpo._run(config(lora_alpha=4.0, resume=True))
+        run_dpo(config(lora_alpha=4.0, resume=True))
     first = json.loads((tmp_path / "checkpoints" / "runs.json").read_text())["runs"][0]
-    assert dpo._run(config(resume=True)) == 0
+    assert run_dpo(config(resume=True)) == 0
     result = json.loads((tmp_path / "dpo.json").read_text())
     assert [(r["beta"], r["seed"]) for r in result["runs"]] == [(0.1, 0), (0.1, 1)] and result["runs"][0] == first
     assert not (tmp_path / "checkpoints").exists()

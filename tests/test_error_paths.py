@@ -1,4 +1,4 @@
-"""The errors a student meets first: an unreachable hub (course_lib.models), an odd data file (course_lib.data)."""
+"""The errors a student meets first: an unreachable hub (course_lib.models.loading), an odd data file (course_lib.data.datasets)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-import course_lib.models as models
-from course_lib.data import DataFormatError, load_course_dataset, read_jsonl
-from course_lib.models import ModelNotAvailable, load_base_model, load_tokenizer
+import course_lib.models.loading as models
+from course_lib.data.datasets import DataFormatError, load_course_dataset, read_jsonl
+from course_lib.models.base import ModelNotAvailable
+from course_lib.models.loading import load_base_model, load_tokenizer
 
 
 @pytest.fixture

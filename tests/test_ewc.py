@@ -1,11 +1,11 @@
-"""course_lib.ewc: the penalty is Kirkpatrick et al.'s formula and its gradient; the Fisher is well-formed (lesson 05)."""
+"""course_lib.forgetting.ewc: the penalty is Kirkpatrick et al.'s formula and its gradient; the Fisher is well-formed (lesson 05)."""
 
 import math
 
 import torch
 
-from course_lib.encoding import collator_for, tokenize_causal
-from course_lib.ewc import EWCPenalty, fisher_diagonal
+from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.forgetting.ewc import EWCPenalty, fisher_diagonal
 
 
 def test_ewc_penalty_zero_at_anchor_and_matches_formula(text_tokenizer, text_llama):

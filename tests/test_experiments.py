@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-from course_lib.data import instruction_text
+from course_lib.data.datasets import instruction_text
 from course_lib.experiments.forgetting import (LEARNING_RATES, SCALED_RUNS, ExperimentConfig, RunSpec, _prepare,
                                               default_runs, learning_rates, run_experiment, scaled_config)
-from course_lib.forgetting import TaskData, summarize
+from course_lib.forgetting.measuring import TaskData, summarize
+from course_lib.training.sizing import COURSE_TINY_PARAMS
 
 
 def test_top_method_trains_only_the_top_block(text_tokenizer, text_llama):
@@ -52,24 +53,23 @@ def test_runner_writes_results_with_schema(text_tokenizer, text_llama, texts):
     assert lora["trainable_params"] < full["trainable_params"]
 
 
-def test_learning_curve_files_are_named_by_model_and_record_the_command():
-    from course_lib.experiments.learning_curve import LearningCurveArgs, _command, results_name
-    from course_lib.transfer import TransferConfig
+def test_learning_curve_records_the_command():
+    from course_lib.experiments.learning_curve import LearningCurveArgs
+    from course_lib.results import command_line
+    from course_lib.training.transfer import TransferConfig
 
-    assert results_name("course-tiny") == "learning_curve"
-    assert results_name("smollm2-135m-instruct") == "learning_curve_smollm2-135m-instruct"
-    assert results_name("/some/folder/my-model/") == "learning_curve_my-model"
-    assert _command(TransferConfig(model="smollm2-135m-instruct"), LearningCurveArgs(sizes=[25, 100], seeds=[0])) \
+    config, args = TransferConfig(model="smollm2-135m-instruct"), LearningCurveArgs(sizes=[25, 100], seeds=[0])
+    assert command_line("learning-curve", config, args) \
         == "course learning-curve --model smollm2-135m-instruct --sizes 25 100 --seeds 0"
 
 
 def test_scaled_config_leaves_course_tiny_alone_and_shrinks_a_bigger_model():
     config = ExperimentConfig()
-    assert scaled_config(config, 1_000_000, 1_000_000) == config
-    small = scaled_config(config, 100_000_000, 1_000_000)  # 100x the parameters, the same compute
+    assert scaled_config(config, COURSE_TINY_PARAMS) == config
+    small = scaled_config(config, 100 * COURSE_TINY_PARAMS)  # 100x the parameters, the same compute
     assert (small.max_length, small.per_device_train_batch_size, small.max_steps) == (64, 8, 4)  # the floors
     assert small.eval_texts == small.curve_texts == 16 and small.eval_steps == 2
-    more = scaled_config(config, 100_000_000, 1_000_000, compute=5.0)
+    more = scaled_config(config, 100 * COURSE_TINY_PARAMS, compute=5.0)
     assert small.max_steps < more.max_steps <= config.max_steps
     tokens = lambda c: c.max_steps * c.per_device_train_batch_size * c.max_length  # noqa: E731
     assert tokens(more) * 100 / 5 == pytest.approx(tokens(config), rel=0.25)  # ~5x course-tiny's compute
@@ -98,16 +98,13 @@ def test_runner_with_the_retention_probe(text_tokenizer, text_llama, texts):
 
 
 def test_learning_curve_model_option_parses_and_buys_back_steps_with_compute():
-    from course_lib.cli import _parser, commands
-    from course_lib.experiments.learning_curve import _command
-    from course_lib.results import RESULTS
-    from course_lib.transfer import COURSE_TINY_PARAMS
+    from course_lib.cli import parse
+    from course_lib.results import RESULTS, command_line
 
-    help_, types, _ = commands()["learning-curve"]
-    words = "--model smollm2-135m-instruct --sizes 25 100 --seeds 0 --compute 12".split()
-    config, args = _parser(types, "learning-curve", help_).parse_args_into_dataclasses(words)
+    words = "learning-curve --model smollm2-135m-instruct --sizes 25 100 --seeds 0 --compute 12".split()
+    _, (config, args) = parse(words)
     assert config.model == "smollm2-135m-instruct" and args.sizes == [25, 100] and args.compute == 12
-    assert _command(config, args) == RESULTS["learning_curve_smollm2-135m-instruct"]  # the file's command
+    assert command_line("learning-curve", config, args) == RESULTS["learning_curve_smollm2-135m-instruct"]
     one, more = config.scaled_for(100 * COURSE_TINY_PARAMS), config.scaled_for(100 * COURSE_TINY_PARAMS, 12)
     assert (one.max_steps, more.max_steps) == (16, 38)  # 80×16×64 tokens × 12 / 100 = 38 steps of 8×32
     assert more.lr_full == one.lr_full and more.max_length == one.max_length == 32

@@ -1,11 +1,11 @@
-"""course_lib.forgetting: the sign convention of the two numbers, the task data, one model measured (lesson 05)."""
+"""course_lib.forgetting.measuring: the sign convention of the two numbers, the task data, one model measured (lesson 05)."""
 
 import math
 
 import pytest
 
 from course_lib import forgetting as fg
-from course_lib.data import instruction_text, prompt_of
+from course_lib.data.datasets import instruction_text, prompt_of
 from course_lib.metrics import mean_nll, next_token_accuracy
 
 

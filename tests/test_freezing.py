@@ -1,12 +1,12 @@
-"""course_lib.freezing on a tiny Llama classifier (3 blocks, width 16): fast, no files needed."""
+"""course_lib.training.freezing on a tiny Llama classifier (3 blocks, width 16): fast, no files needed."""
 
 import pytest
 import torch
 
-from course_lib.freezing import (discriminative_lr_groups, freeze_all_but, gradual_unfreezing, layer_groups,
+from course_lib.training.freezing import (discriminative_lr_groups, freeze_all_but, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
-from course_lib.models import count_parameters
-from course_lib.training import TrainConfig, make_optimizer, train
+from course_lib.models.base import count_parameters
+from course_lib.training.loop import TrainConfig, make_optimizer, train
 
 def trainable_names(model):
     return {n for n, p in model.named_parameters() if p.requires_grad}

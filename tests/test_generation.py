@@ -1,11 +1,11 @@
-"""course_lib.generation: greedy answers and the retention probe (lesson 05)."""
+"""course_lib.forgetting.generation: greedy answers and the retention probe (lesson 05)."""
 
 import math
 
 import pytest
 import torch
 
-from course_lib.generation import (GENERAL_PROMPTS, answer_logprob, greedy_answers, prompt_ids, retention,
+from course_lib.forgetting.generation import (GENERAL_PROMPTS, answer_logprob, greedy_answers, prompt_ids, retention,
                                    retention_reference)
 
 

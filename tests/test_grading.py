@@ -469,10 +469,7 @@ def _link_or_copy(src, dst):
 
 @needs_sandbox
 def test_a_solution_that_cannot_run_stops_only_its_notebook(tmp_path, monkeypatch):  # item 13 (+ --resume)
-    try:
-        from course_lib.models import zoo
-    except ImportError:
-        from course_lib import model_zoo as zoo
+    from course_lib.models import zoo
     monkeypatch.setattr(zoo, "named_model_path", lambda name: tmp_path / "no-model" / name)
     _small_class(tmp_path, {"alice": (RIGHT, [])})
     nbformat.write(model_solution(), tmp_path / "solutions" / "06_model.ipynb")

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_lib.models import COURSE_TINY, course_tiny_path
+from course_lib.models.base import COURSE_TINY, course_tiny_path
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))

@@ -1,4 +1,4 @@
-"""course_lib.lora: the from-scratch layer keeps peft's names and numbers (lesson 03)."""
+"""course_lib.tuning.lora: the from-scratch layer keeps peft's names and numbers (lesson 03)."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.lora import (LinearWithLoRA, LoraConfig, add_lora, lora_parameter_count, lora_state_dict,
+from course_lib.tuning.lora import (LinearWithLoRA, LoraConfig, add_lora, lora_parameter_count, lora_state_dict,
                              merge_lora, unmerge_lora)
 
 
@@ -150,16 +150,16 @@ def test_ablation_model_option_names_the_file_and_can_skip_the_budget_runs(tmp_p
     import json
 
     from course_lib.cli import _parser, commands
-    from course_lib.experiments.lora_ablation import _run, results_name
-    from course_lib.models import course_tiny_path
-    from course_lib.results import RESULTS, command_line
+    from course_lib.experiments.lora_ablation import _run
+    from course_lib.models.base import course_tiny_path
+    from course_lib.results import RESULTS, command_line, results_name
 
     name = "lora_rank_ablation_smollm2-135m-instruct"
     help_, types, _ = commands()["lora-ablation"]
     (config,) = _parser(types, "lora-ablation", help_).parse_args_into_dataclasses(RESULTS[name].split()[2:])
     assert config.model == "smollm2-135m-instruct" and config.ranks == [1, 8, 64] and config.budget is False
-    assert command_line("lora-ablation", config) == RESULTS[name] and results_name(config.model) == name
-    assert results_name("course-tiny") == "lora_rank_ablation"
+    assert command_line("lora-ablation", config) == RESULTS[name]
+    assert results_name("lora_rank_ablation", config.model) == name
     if not (course_tiny_path() / "model.safetensors").exists():
         pytest.skip("course-tiny not built")
     out = tmp_path / "ablation.json"  # one step on course-tiny, the runner end to end

@@ -1,4 +1,4 @@
-"""course_lib.lr_finder: the sweep restores weights, drops NaNs, stops early, suggests sane LRs."""
+"""course_lib.training.lr_finder: the sweep restores weights, drops NaNs, stops early, suggests sane LRs."""
 
 import math
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from course_lib.lr_finder import LRFinderConfig, SuggestedLRs, _valley, exponential_lrs, lr_find, suggest
+from course_lib.training.lr_finder import LRFinderConfig, SuggestedLRs, _valley, exponential_lrs, lr_find, suggest
 
 
 FAST = LRFinderConfig(num_steps=40, start_lr=1e-5, end_lr=100.0, smoothing=0.9, per_device_train_batch_size=8,

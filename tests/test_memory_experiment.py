@@ -3,7 +3,7 @@
 import pytest
 
 from course_lib.experiments.memory import MemoryConfig, build_model, bytes_by_dtype, measure_method, vram_config
-from course_lib.vram import PRESETS, estimate_memory
+from course_lib.memory.vram import PRESETS, estimate_memory
 
 
 def test_full_fine_tuning_footprint_and_tensor_peak_match_the_estimate():

@@ -4,11 +4,11 @@ import pytest
 import torch
 from transformers import BatchEncoding
 
-from course_lib.data import data_dir, read_jsonl
+from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.metrics import (accuracy, bits_per_byte, evaluate_classifier, mean_nll, next_token_accuracy,
                                 perplexity, rolling_windows, token_windows)
-from course_lib.models import load_base_model, load_tokenizer
-from course_lib.pretrain import PretrainConfig, build_model
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.models.pretraining import PretrainConfig, build_model
 
 
 def test_pretrained_perplexity_is_a_small_fraction_of_random_init():

@@ -5,10 +5,11 @@ import importlib.metadata
 import pytest
 import torch
 
-import course_lib.model_zoo as zoo
+import course_lib.models.zoo as zoo
 from course_lib.cli import main
 from course_lib.lockfile import MODELS_LOCK_PATH
-from course_lib.models import ModelNotAvailable, _resolve, load_base_model, load_tokenizer
+from course_lib.models.base import ModelNotAvailable
+from course_lib.models.loading import resolve_model, load_base_model, load_tokenizer
 
 NAME = "smollm2-135m-instruct"
 TEXT = "Return a new socket object, bound to the given address."
@@ -88,12 +89,12 @@ def test_course_model_names_the_converted_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_MODEL", NAME)
     calls = []
     monkeypatch.setattr(zoo, "convert", lambda config: calls.append(config.name))
-    assert _resolve(None) == str(tmp_path / "models" / NAME)
+    assert resolve_model(None) == str(tmp_path / "models" / NAME)
     assert calls == [NAME]  # incomplete folder: converted on first use
     for f in zoo._FOLDER_FILES:
         (tmp_path / "models" / NAME).mkdir(parents=True, exist_ok=True)
         (tmp_path / "models" / NAME / f).touch()
-    assert _resolve(None) == str(tmp_path / "models" / NAME) and calls == [NAME]  # complete: not again
+    assert resolve_model(None) == str(tmp_path / "models" / NAME) and calls == [NAME]  # complete: not again
 
 
 def test_get_model_rejects_an_unknown_name(capsys):

@@ -5,8 +5,10 @@ import sys
 import pytest
 import torch
 
-import course_lib.models as models
-from course_lib.models import ModelNotAvailable, count_parameters, get_device, load_base_model, load_tokenizer, set_seed
+import course_lib.models.base as base
+import course_lib.models.loading as models
+from course_lib.models.base import ModelNotAvailable, count_parameters, get_device, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
 
 
 def test_course_tiny_is_a_pretrained_llama():
@@ -46,7 +48,7 @@ def test_course_model_env_is_honoured(monkeypatch):
 
 def test_missing_or_corrupt_model_folder_names_the_folder(tmp_path, monkeypatch):
     folder = tmp_path / "models" / "course-tiny"
-    shutil.copytree(models.course_tiny_path(), folder)
+    shutil.copytree(base.course_tiny_path(), folder)
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
     (folder / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelNotAvailable, match="could not be read"):
@@ -79,7 +81,7 @@ def test_threads_are_set_explicitly_not_at_import(monkeypatch):
     previous = torch.get_num_threads()
     try:
         monkeypatch.setenv("COURSE_THREADS", "3")
-        assert models.set_threads() == 3 == torch.get_num_threads()
-        assert models.set_threads(1) == 1 == torch.get_num_threads()
+        assert base.set_threads() == 3 == torch.get_num_threads()
+        assert base.set_threads(1) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)

@@ -1,8 +1,8 @@
-"""course_lib.packing: padding-free batches (TRL's collator) give each example exactly its padded losses."""
+"""course_lib.tuning.packing: padding-free batches (TRL's collator) give each example exactly its padded losses."""
 
 import torch
 
-from course_lib.packing import collate, compare_batches, example_losses, pad_fraction
+from course_lib.tuning.packing import collate, compare_batches, example_losses, pad_fraction
 
 
 def _examples(n=6, vocab=64, seed=0):

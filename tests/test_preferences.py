@@ -1,8 +1,9 @@
-"""course_lib.preferences: the pairs' splits are disjoint, every preference is real, the build repeats."""
+"""course_lib.data.preferences: the pairs' splits are disjoint, every preference is real, the build repeats."""
 
 from __future__ import annotations
 
-from course_lib import preferences, sft
+from course_lib.data import preferences
+from course_lib.data.datasets import data_dir, format_ok, read_jsonl
 
 
 def test_splits_are_disjoint_and_every_preference_is_real():
@@ -17,9 +18,9 @@ def test_splits_are_disjoint_and_every_preference_is_real():
         assert len({r["prompt"] for r in rows}) == len(rows)  # one pair per prompt
         for r in rows:
             assert r["chosen"] != r["rejected"] and r["kind"] in preferences.PAIR_KINDS
-            assert sft.format_ok(r["chosen"])
+            assert format_ok(r["chosen"])
             if r["kind"] == "format":
-                assert not sft.format_ok(r["rejected"])
+                assert not format_ok(r["rejected"])
             else:
                 assert r["rejected"] not in {x["chosen"] for x in rows if x["prompt"] == r["prompt"]}
     assert {r["kind"] for r in splits["train"]} == set(preferences.PAIR_KINDS)
@@ -30,6 +31,9 @@ def test_first_sentence():
     assert preferences.first_sentence("Use e.g. this one.") == "Use e.g. this one."
 
 
-def test_pairs_are_reproducible():
-    rows = sft.task_rows("validation")
-    assert preferences.make_pairs(rows, 8, seed=3) == preferences.make_pairs(rows, 8, seed=3)
+def test_the_shipped_pairs_are_what_the_build_makes_from_the_shipped_chat_set():
+    for split, n in preferences.SPLIT_SIZES.items():
+        chat = read_jsonl(data_dir() / "instructions" / "chat" / f"{split}.jsonl")
+        assert preferences.make_pairs(chat, n, seed=0) == preferences.preference_rows(split), split
+    chat = read_jsonl(data_dir() / "instructions" / "chat" / "validation.jsonl")
+    assert preferences.make_pairs(chat, 16, seed=1) != preferences.make_pairs(chat, 16, seed=0)  # the seed decides

@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-import course_lib.pretrain as pretrain_mod
-from course_lib.data import data_dir, read_jsonl
-from course_lib.pretrain import PretrainConfig, pretrain
+import course_lib.models.pretraining as pretrain_mod
+from course_lib.data.datasets import data_dir, read_jsonl
+from course_lib.models.pretraining import PretrainConfig, pretrain
 
 
 @pytest.fixture()

@@ -1,9 +1,9 @@
-"""course_lib.quant: NF4 from scratch equals bitsandbytes (lesson 04)."""
+"""course_lib.memory.quant: NF4 from scratch equals bitsandbytes (lesson 04)."""
 
 import pytest
 import torch
 
-from course_lib.quant import (bits_per_parameter, double_dequantize, double_quantize, dequantize_nf4,
+from course_lib.memory.quant import (bits_per_parameter, double_dequantize, double_quantize, dequantize_nf4,
                               dynamic_map_8bit, fp4_table, int4_table, nf4_table, quantize_blockwise,
                               dequantize_blockwise, quantize_nf4)
 
@@ -51,7 +51,8 @@ def test_round_trip_equals_bitsandbytes_random(shape):
 
 
 def test_round_trip_equals_bitsandbytes_real_weights():
-    from course_lib.models import ModelNotAvailable, load_base_model
+    from course_lib.models.base import ModelNotAvailable
+    from course_lib.models.loading import load_base_model
     try:
         model = load_base_model()
     except ModelNotAvailable:
@@ -102,7 +103,7 @@ def test_bad_blocksize():
 
 def test_cpu_4bit_layer_still_backpropagates_after_an_evaluation():
     import bitsandbytes as bnb
-    from course_lib.quant import keep_cpu_4bit_trainable
+    from course_lib.memory.quant import keep_cpu_4bit_trainable
     torch.manual_seed(0)
     dense = torch.nn.Linear(128, 64, bias=False)
     layer = bnb.nn.Linear4bit(128, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")

@@ -1,8 +1,8 @@
-"""course_lib.replay: the share of old rows per batch, seeded, every row seen (lesson 05)."""
+"""course_lib.forgetting.replay: the share of old rows per batch, seeded, every row seen (lesson 05)."""
 
 import pytest
 
-from course_lib.replay import replay_mix
+from course_lib.forgetting.replay import replay_mix
 
 
 def test_replay_fraction_honoured():

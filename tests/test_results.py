@@ -1,10 +1,17 @@
-"""course_lib.results: every results file is written with its provenance and read back; a missing one names its command."""
+"""course_lib.results: every results file is written with its provenance and read back; a missing one names its
+command; every committed file's model is the one its recorded command runs, and that command still parses."""
 
 import json
+import shlex
 
 import pytest
 
-from course_lib.results import RESULTS, load_results, results_path, save_results
+from course_lib import cli
+from course_lib.models.base import COURSE_TINY, model_name
+from course_lib.results import RESULTS, command_line, load_results, results_name, results_path, save_results
+from course_lib.tuning.sft import DEFAULT_MODEL
+
+COMMITTED = sorted(results_path("x").parent.glob("*.json"))
 
 
 def test_missing_results_name_the_command(tmp_path, monkeypatch):
@@ -16,23 +23,67 @@ def test_missing_results_name_the_command(tmp_path, monkeypatch):
 
 def test_save_adds_provenance_and_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    path = save_results("lr_sweep", {"x": 1})
+    path = save_results("lr_sweep", {"model": "m", "command": "course lr-sweep --model m", "x": 1})
     assert path == results_path("lr_sweep") == tmp_path / "results" / "lr_sweep.json"
     saved = json.loads(path.read_text())
-    assert saved["x"] == 1 and saved["command"] == "course lr-sweep" and saved["versions"].startswith("Python ")
+    assert list(saved)[:3] == ["model", "versions", "command"] and saved["versions"].startswith("Python ")
+    assert (saved["model"], saved["command"], saved["x"]) == ("m", "course lr-sweep --model m", 1)
     assert load_results("lr_sweep") == saved
-    other = save_results("forgetting", {"y": 2}, out=tmp_path / "elsewhere.json")
+    other = save_results("forgetting", {"model": "m", "command": "course forgetting", "y": 2},
+                         out=tmp_path / "elsewhere.json")
     assert other == tmp_path / "elsewhere.json" and not results_path("forgetting").exists()
 
 
+@pytest.mark.parametrize("payload", [{"x": 1}, {"model": "m", "x": 1}, {"command": "course sft", "x": 1}])
+def test_save_refuses_a_payload_that_does_not_name_its_model_and_command(payload, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    with pytest.raises(ValueError, match="must name its"):
+        save_results("sft", payload)
+    assert not results_path("sft").exists()
+
+
 def test_every_committed_results_file_is_registered():
-    committed = {p.stem for p in results_path("x").parent.glob("*.json")}
+    committed = {p.stem for p in COMMITTED}
     assert committed and committed <= set(RESULTS), committed - set(RESULTS)
+
+
+def _model_of(command: str) -> str:
+    """The model a recorded `course ...` command runs, with COURSE_MODEL unset; raises if it no longer parses."""
+    words = shlex.split(command)
+    assert words[0] == "course", command
+    _, configs = cli.parse(words[1:])  # raises if an option was renamed or removed since
+    given = [c.model for c in configs if hasattr(c, "model")]
+    default = COURSE_TINY if given else DEFAULT_MODEL  # sft, dpo and orpo have no --model: lessons 06-07's model
+    return model_name(given[0] if given else None, default=default)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_a_results_file_records_the_model_its_command_runs(path, monkeypatch):
+    monkeypatch.delenv("COURSE_MODEL", raising=False)  # the command alone must say which model ran
+    record = json.loads(path.read_text(encoding="utf-8"))
+    meta = record.get("meta", {})  # forgetting.json, written before the stamp on top, keeps both in meta
+    command, model = record.get("command") or meta.get("command"), record.get("model") or meta.get("model")
+    assert command and model, f"{path.name} does not record its command and its model"
+    assert model == _model_of(command), f"{path.name}: model {model!r}, but `{command}` runs {_model_of(command)!r}"
+
+
+def test_the_check_catches_a_file_whose_model_is_not_its_commands(monkeypatch):
+    monkeypatch.delenv("COURSE_MODEL", raising=False)
+    # memory_smollm2.json as it was committed: the stamp said course-tiny, the command smollm2
+    assert _model_of("course memory --model smollm2-135m-instruct") == "smollm2-135m-instruct" != "course-tiny"
+    assert _model_of("course forgetting") == "course-tiny" and _model_of("course dpo") == DEFAULT_MODEL
+    with pytest.raises(ValueError, match="not_an_option"):
+        _model_of("course memory --not_an_option 1")
+
+
+def test_results_are_named_by_model():
+    assert results_name("learning_curve", "course-tiny") == "learning_curve"
+    assert results_name("learning_curve", "smollm2-135m-instruct") == "learning_curve_smollm2-135m-instruct"
+    assert results_name("forgetting", "/some/folder/my-model/") == "forgetting_my-model"
 
 
 def test_command_line_names_only_the_options_that_differ():
     from course_lib.experiments.lora_ablation import AblationConfig
-    from course_lib.results import command_line
 
     assert command_line("lora-ablation", AblationConfig()) == "course lora-ablation"
     config = AblationConfig(ranks=[1, 8], max_steps=5, out="x.json")  # `out` is where, not what: left out
@@ -77,7 +128,7 @@ def test_a_missing_or_cut_adapter_is_one_sentence_naming_it_and_the_fix(tmp_path
 
 def test_results_files_are_written_whole(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    save_results("lr_sweep", {"x": 1})
+    save_results("lr_sweep", {"model": "course-tiny", "command": "course lr-sweep", "x": 1})
     assert [p.name for p in (tmp_path / "results").iterdir()] == ["lr_sweep.json"]  # no temporary file left
 
 
@@ -103,10 +154,9 @@ def test_staged_outputs_appear_together_or_not_at_all(tmp_path):
 
 def test_help_times_come_from_the_results_files():
     from course_lib.results import recorded_time
-    from course_lib.sft import COMMANDS as SFT
-    from course_lib.dpo import COMMANDS as DPO
+    from course_lib.commands.tuning import COMMANDS
 
-    for name, commands in (("sft", SFT), ("dpo", DPO), ("orpo", DPO)):
+    for name, commands in (("sft", COMMANDS), ("dpo", COMMANDS), ("orpo", COMMANDS)):
         seconds = load_results(name)["wall_seconds"]
         assert recorded_time(name) in commands[name][0] and recorded_time(name).split()[0] in (
             f"{seconds:.0f}", f"{seconds / 60:.0f}")
@@ -143,3 +193,6 @@ def test_lessons_check_what_they_read_in_their_first_cell(lesson):
     assert read and read <= checked, (read, checked)
     for adapter in adapters:
         assert f'"{adapter}"' in first and "require_adapter(" in first, adapter
+    from course_lib.experiments.forgetting import ExperimentConfig
+    odd = command_line("forgetting", ExperimentConfig(configurations="full; LoRA r=16"))
+    assert shlex.split(odd)[-1] == "full; LoRA r=16"  # quoted: the recorded command runs as written

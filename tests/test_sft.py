@@ -1,4 +1,4 @@
-"""course_lib.sft: the hand-written assistant-only mask equals TRL's, the config maps onto SFTConfig, `course sft`'s file.
+"""course_lib.tuning.sft: the hand-written assistant-only mask equals TRL's, the config maps onto SFTConfig, `course sft`'s file.
 
 The tokenizer is SmolLM2-135M-Instruct's (its ChatML template is what the lesson teaches); the model
 under it is a tiny random Llama with the same vocabulary, so every test runs in seconds.
@@ -6,13 +6,19 @@ under it is a tiny random Llama with the same vocabulary, so every test runs in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 import torch
 
-from course_lib import sft
+from course_lib import cli
+from course_lib.data.datasets import format_ok
+from course_lib.metrics import rouge_l
+from course_lib.commands.tuning import run_sft
+from course_lib.tuning import sft
 
 CONVERSATION = [{"role": "user", "content": "Explain what the Python function `math.fabs` does.\n\ndef fabs(x)"},
                 {"role": "assistant", "content": "Return the absolute value of the float x."}]
@@ -77,10 +83,10 @@ def test_prompt_formats(chat_tok):
 
 
 def test_scores():
-    assert sft.rouge_l(["Return the value."], ["Return the value."]) == 1.0
-    assert 0 < sft.rouge_l(["Return a value."], ["Return the absolute value of x."]) < 1
-    assert sft.format_ok("Return the value.") and not sft.format_ok("Return\nthe value.")
-    assert not sft.format_ok("Return the value") and not sft.format_ok(" ".join(["w"] * 30) + ".")
+    assert rouge_l(["Return the value."], ["Return the value."]) == 1.0
+    assert 0 < rouge_l(["Return a value."], ["Return the absolute value of x."]) < 1
+    assert format_ok("Return the value.") and not format_ok("Return\nthe value.")
+    assert not format_ok("Return the value") and not format_ok(" ".join(["w"] * 30) + ".")
 
 
 def test_response_nll_ignores_the_prompt(chat_tok, small_chat_model):
@@ -114,15 +120,14 @@ def test_answer_cap_and_cuts(chat_tok, small_chat_model):
 
 @pytest.mark.slow
 def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_path, monkeypatch):
-    from course_lib import models
-
-    monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_chat_model())
+    monkeypatch.setattr(sft, "load_base_model", lambda name=None, **kw: small_chat_model())
     config = sft.SFTRunConfig(train_rows=8, eval_rows=4, test_rows=2, max_steps=4, per_device_train_batch_size=4,
                               eval_steps=2, logging_steps=2, max_new_tokens=3, adapter_dir=str(tmp_path / "adapter"),
                               out=str(tmp_path / "sft.json"))
-    assert sft._run(config) == 0
+    assert run_sft(config) == 0
     result = json.loads((tmp_path / "sft.json").read_text())
-    assert result["command"] == "course sft" and result["seed"] == 0 and result["config"]["max_steps"] == 4
+    assert cli.parse(shlex.split(result["command"])[1:]) == ("sft", (dataclasses.replace(config, out=""),))
+    assert result["seed"] == 0 and result["config"]["max_steps"] == 4
     assert result["eval_curve"]["step"][0] == 0 and len(result["eval_curve"]["eval_loss"]) >= 2
     assert result["eval_curve"]["eval_loss"][0] != result["base_eval_response_nll"]  # step 0 is TRL's eval_loss too
     assert 0 <= result["before"]["chat"]["truncated"] <= 2
@@ -152,12 +157,11 @@ def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_mod
     `--resume` after Ctrl-C in training continues from the last checkpoint to the uninterrupted run's adapter."""
     from transformers import TrainerCallback
 
-    from course_lib import models
     from course_lib.cli import main
 
-    monkeypatch.setattr(models, "load_base_model", lambda name=None, **kw: small_chat_model())
+    monkeypatch.setattr(sft, "load_base_model", lambda name=None, **kw: small_chat_model())
     monkeypatch.setattr(sft, "checkpoints_dir", lambda: tmp_path / "checkpoints")
-    assert sft._run(_small_run(tmp_path)) == 0  # "the committed run"
+    assert run_sft(_small_run(tmp_path)) == 0  # "the committed run"
     committed = {name: _snapshot(tmp_path / name) for name in ("adapter", "adapter-whole-text")}
     committed_json = (tmp_path / "sft.json").read_bytes()
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
@@ -169,7 +173,7 @@ def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_mod
     with monkeypatch.context() as m:  # Ctrl-C just after the new adapter was saved (while its card is written)
         m.setattr(sft, "write_adapter_card", interrupt)
         with pytest.raises(KeyboardInterrupt, match="unchanged"):
-            sft._run(_small_run(tmp_path, seed=1))
+            run_sft(_small_run(tmp_path, seed=1))
     assert {name: _snapshot(tmp_path / name) for name in committed} == committed
     assert (tmp_path / "sft.json").read_bytes() == committed_json
     assert not list(tmp_path.glob(".staging-*"))  # nothing left half-written beside them
@@ -185,12 +189,12 @@ def test_an_interrupted_sft_changes_nothing_and_resumes(chat_tok, small_chat_mod
     assert (tmp_path / "sft.json").read_bytes() == committed_json
     assert list((tmp_path / "checkpoints").glob("reply-only/checkpoint-2"))
     with pytest.raises(ValueError, match="other options"):
-        sft._run(_small_run(tmp_path, seed=2, resume=True))
-    assert sft._run(_small_run(tmp_path, seed=1, resume=True)) == 0
+        run_sft(_small_run(tmp_path, seed=2, resume=True))
+    assert run_sft(_small_run(tmp_path, seed=1, resume=True)) == 0
     resumed = _snapshot(tmp_path / "adapter")["adapter_model.safetensors"]
     assert not (tmp_path / "checkpoints").exists()  # removed once the run has ended
     capfd.readouterr()
-    assert sft._run(_small_run(tmp_path, seed=1)) == 0  # the same run, never interrupted
+    assert run_sft(_small_run(tmp_path, seed=1)) == 0  # the same run, never interrupted
     assert _snapshot(tmp_path / "adapter")["adapter_model.safetensors"] == resumed
     # peft warned once per adapter when it saved over an old adapter's card; now each lands in a fresh folder
     assert "Repo card metadata block was not found" not in capfd.readouterr().err

@@ -1,11 +1,11 @@
-"""course_lib.training.train: history, evaluation callback, step hook, divergence in one sentence."""
+"""course_lib.training.loop.train: history, evaluation callback, step hook, divergence in one sentence."""
 
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from course_lib.training import History, TrainConfig, TrainingDiverged, make_scheduler, train
+from course_lib.training.loop import History, TrainConfig, TrainingDiverged, make_scheduler, train
 
 
 def cfg(**kw):
@@ -139,7 +139,7 @@ def _lm_batch(lengths: list[int], vocab: int = 64, seed: int = 0) -> dict:
 
 
 def _grads(model, micro_batches, normalisation="tokens"):
-    from course_lib.training import accumulate_gradients
+    from course_lib.training.loop import accumulate_gradients
 
     model.zero_grad(set_to_none=True)
     accumulate_gradients(model, micro_batches, normalisation)
@@ -169,15 +169,20 @@ def test_mean_normalisation_is_exact_when_micro_batches_have_equal_tokens(tiny_l
 
 def test_unknown_normalisation_is_one_clear_error(tiny_llama):
     model = tiny_llama()
-    from course_lib.training import accumulate_gradients
+    from course_lib.training.loop import accumulate_gradients
 
     with pytest.raises(ValueError, match="normalisation"):
         accumulate_gradients(model, [_lm_batch([3])], "sum")
 
 
 def test_live_size_keeps_small_models_and_shortens_large_ones():
-    from course_lib.training import live_size
+    from course_lib.training.sizing import COURSE_TINY_PARAMS, live_size
 
-    assert live_size(30, 1_000_000) == 30
-    assert live_size(30, 140_000_000) == 9  # 100x the parameters: (1/100)^(1/4) ≈ 0.32 of the steps
+    assert live_size(30, COURSE_TINY_PARAMS) == live_size(30, 1_000_000) == 30  # course-tiny runs as written
+    sizes = [k * COURSE_TINY_PARAMS for k in (2, 10, 100, 1000)]
+    steps = [live_size(30, n) for n in sizes]
+    assert steps == sorted(steps, reverse=True) and steps[-1] < 30  # a bigger model, never a longer run
+    for n, s in zip(sizes, steps):  # a live run on a k-times bigger model costs more, but less than k times
+        k = n / COURSE_TINY_PARAMS
+        assert 30 < s * k < 30 * k
     assert live_size(5, 10**12, minimum=3) == 3

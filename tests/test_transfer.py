@@ -1,14 +1,14 @@
-"""course_lib.transfer and its experiments: subsets, per-method configs, summaries, one real run."""
+"""course_lib.training.transfer and its experiments: subsets, per-method configs, summaries, one real run."""
 
 import math
 
 import pytest
 import torch
-from course_lib import transfer
+from course_lib.training import transfer
 from course_lib.metrics import classification_evaluator
-from course_lib.models import course_tiny_path
+from course_lib.models.base import course_tiny_path
 from course_lib.results import load_results
-from course_lib.transfer import METHODS, TransferConfig, curve_summary, subset
+from course_lib.training.transfer import METHODS, TransferConfig, curve_summary, subset
 
 
 def test_subsets_are_nested_and_seeded():
@@ -55,7 +55,7 @@ def test_committed_results_are_well_formed():
 
 @pytest.mark.skipif(not (course_tiny_path() / "model.safetensors").exists(), reason="course-tiny not built")
 def test_linear_probe_trains_only_the_head_on_course_tiny():
-    from course_lib.data import load_course_dataset
+    from course_lib.data.datasets import load_course_dataset
     ds = load_course_dataset("classification")
     config = TransferConfig(max_steps=3, model="")
     run = transfer.fine_tune_classifier("linear_probe", list(ds["train"])[:32], list(ds["validation"])[:32],
@@ -65,7 +65,8 @@ def test_linear_probe_trains_only_the_head_on_course_tiny():
 
 
 def test_scaled_for_shrinks_runs_and_learning_rates_with_the_model_size():
-    from course_lib.transfer import COURSE_TINY_PARAMS, TransferConfig
+    from course_lib.training.sizing import COURSE_TINY_PARAMS
+    from course_lib.training.transfer import TransferConfig
 
     base = TransferConfig(eval_steps=5)
     assert base.scaled_for(COURSE_TINY_PARAMS) == base  # course-tiny keeps its settings

@@ -1,4 +1,4 @@
-"""course_lib.zero: ZeRO stages against DeepSpeed's own estimators (lesson 08)."""
+"""course_lib.memory.zero: ZeRO stages against DeepSpeed's own estimators (lesson 08)."""
 
 import contextlib
 import io
@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from course_lib.vram import PRESETS, ModelShape, VramConfig, activation_bytes
-from course_lib.zero import (cards_needed, deepspeed_estimate,
+from course_lib.memory.vram import PRESETS, ModelShape, VramConfig, activation_bytes
+from course_lib.memory.zero import (cards_needed, deepspeed_estimate,
                              largest_layer_parameters, model_states_per_gpu, zero_paper_bytes_per_gpu)
 
 L7, L70 = PRESETS["llama-2-7b"], PRESETS["llama-2-70b"]

@@ -15,7 +15,6 @@ import copy
 import dataclasses
 import math
 import platform
-import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,20 +22,23 @@ from typing import Callable
 
 import torch
 
-from course_lib.encoding import collator_for, tokenize_causal
-from course_lib.data import prompt_of
-from course_lib.ewc import EWCPenalty, fisher_diagonal
-from course_lib.forgetting import TaskData, forgetting, load_task_data, measure, summarize, target_gain
-from course_lib.freezing import set_trainable_groups
-from course_lib.generation import GENERAL_PROMPTS, RetentionReference, greedy_answers, retention, retention_reference
+from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.doctor import versions_line
+from course_lib.data.datasets import prompt_of
+from course_lib.forgetting.ewc import EWCPenalty, fisher_diagonal
+from course_lib.forgetting.measuring import TaskData, forgetting, load_task_data, measure, summarize, target_gain
+from course_lib.training.freezing import set_trainable_groups
+from course_lib.forgetting.generation import GENERAL_PROMPTS, RetentionReference, greedy_answers, retention, retention_reference
 from course_lib.metrics import mean_nll
-from course_lib.models import COURSE_TINY, count_parameters, get_device, set_seed
-from course_lib.replay import replay_batches
-from course_lib.results import save_results
-from course_lib.training import TrainConfig, train
+from course_lib.models.base import COURSE_TINY, count_parameters, get_device, model_name, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.forgetting.replay import replay_batches
+from course_lib.results import command_line, results_name, save_results
+from course_lib.training.loop import TrainConfig, train
+from course_lib.training.sizing import COURSE_TINY_PARAMS, shrink_run
 
 __all__ = ["RunSpec", "LearningRates", "LEARNING_RATES", "learning_rates", "ExperimentConfig", "default_runs",
-           "SCALED_RUNS", "scaled_config", "peft_lora", "run_one", "run_experiment", "COMMANDS"]
+           "SCALED_RUNS", "scaled_config", "peft_lora", "curve_point", "run_one", "run_experiment", "COMMANDS"]
 
 
 @dataclass
@@ -64,7 +66,7 @@ class LearningRates:
 
 
 LEARNING_RATES = {
-    COURSE_TINY: LearningRates(1e-3, 3e-3, 1_377_408, "half course-tiny's pre-training peak (2e-3); LoRA 3x"),
+    COURSE_TINY: LearningRates(1e-3, 3e-3, COURSE_TINY_PARAMS, "half course-tiny's pre-training peak (2e-3); LoRA 3x"),
     "smollm2-135m-instruct": LearningRates(
         5e-5, 5e-4, 134_515_008, "not tuned here: full fine-tuning at 5e-5, 20x below course-tiny's, in the "
         "1e-5..1e-4 range usual for fully fine-tuning pretrained models; LoRA 10x higher (its B starts at zero)"),
@@ -123,25 +125,19 @@ class ExperimentConfig:
                                                           "run the settings as given"})
 
 
-def scaled_config(config: ExperimentConfig, n_params: int, reference_params: int, compute: float = 1.0,
-                  min_length: int = 64, min_batch: int = 8, min_steps: int = 4,
-                  min_texts: int = 16) -> ExperimentConfig:
-    """A copy of `config` shrunk so a run on an `n_params` model costs ~`compute` × `config` on the reference.
+def scaled_config(config: ExperimentConfig, n_params: int, compute: float = 1.0,
+                  floors: tuple[int, int, int] = (64, 8, 4), min_texts: int = 16) -> ExperimentConfig:
+    """A copy of `config` shrunk so a run on an `n_params` model costs ~`compute` × `config` on course-tiny.
 
-    Cost ∝ parameters × tokens, so the factor n_params / (reference_params · compute) comes out of the
-    tokens: rows are cut first (to `min_length`), then fewer rows per step (to `min_batch`), then fewer
-    steps (to `min_steps`); the evaluation texts shrink by the factor left after cutting rows. A model no
-    bigger than the reference (course-tiny) gets `config` unchanged.
+    The tokens shrink by course_lib.training.sizing's one rule (`shrink_run`): rows are cut first (not under
+    64 tokens: an instruction row must keep its response), then fewer rows per step (not under 8), then
+    fewer steps (not under 4); the evaluation texts shrink by the factor left after cutting rows. A model
+    no bigger than course-tiny gets `config` unchanged.
     """
-    factor = n_params / (reference_params * compute)
+    length, batch, steps, factor = shrink_run(config.max_length, config.per_device_train_batch_size,
+                                              config.max_steps, n_params, compute, floors)
     if factor <= 1:
         return dataclasses.replace(config)
-    length = max(min(min_length, config.max_length), round(config.max_length / factor))
-    left = factor * length / config.max_length  # reduction still to find after cutting rows
-    batch = max(min(min_batch, config.per_device_train_batch_size),
-                round(config.per_device_train_batch_size / max(left, 1)))
-    left *= batch / config.per_device_train_batch_size
-    steps = max(min(min_steps, config.max_steps), round(config.max_steps / max(left, 1)))
     eval_factor = factor * length / config.max_length
     texts = lambda n: max(min_texts, round(n / eval_factor))  # noqa: E731
     return dataclasses.replace(config, max_length=length, per_device_train_batch_size=batch, max_steps=steps,
@@ -171,6 +167,13 @@ def _prepare(model, spec: RunSpec):
     return model
 
 
+def curve_point(model, tokenizer, data: TaskData, config: ExperimentConfig) -> dict[str, float]:
+    """One point of a run's curves: target and general loss (nats/token) on the first `curve_texts` texts."""
+    n = config.curve_texts
+    return {"target_nll": mean_nll(model, tokenizer, data.target_val[:n], config.max_length),
+            "general_nll": mean_nll(model, tokenizer, data.general[:n], config.max_length)}
+
+
 def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, config: ExperimentConfig,
             base: dict[str, float], fisher: dict[str, torch.Tensor] | None = None,
             reference: RetentionReference | None = None) -> dict:
@@ -183,11 +186,7 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
     model = _prepare(copy.deepcopy(base_model), spec)
     collate = collator_for(tokenizer, "causal-lm")
     rows = tokenize_causal(tokenizer, data.target_train, config.max_length)
-    n = config.curve_texts
-
-    def curve_point(m) -> dict[str, float]:
-        return {"target_nll": mean_nll(m, tokenizer, data.target_val[:n], config.max_length),
-                "general_nll": mean_nll(m, tokenizer, data.general[:n], config.max_length)}
+    point = (lambda m: curve_point(m, tokenizer, data, config)) if config.curve_texts else None  # noqa: E731
 
     tc = TrainConfig(learning_rate=spec.learning_rate, max_steps=config.max_steps, seed=seed, disable_tqdm=True,
                      per_device_train_batch_size=config.per_device_train_batch_size, eval_steps=config.eval_steps)
@@ -196,7 +195,7 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
         old = tokenize_causal(tokenizer, data.replay, config.max_length)
         batches = replay_batches(rows, old, spec.replay_fraction, config.per_device_train_batch_size, collate, seed)
     penalty = EWCPenalty(model, fisher, spec.ewc_lambda) if spec.ewc_lambda and fisher else None
-    history = train(model, rows, tc, collate_fn=collate, evaluate=curve_point if n else None, extra_loss=penalty, batches=batches)
+    history = train(model, rows, tc, collate_fn=collate, evaluate=point, extra_loss=penalty, batches=batches)
     after = measure(model, tokenizer, data, config.max_length, task_b=bool(spec.task_b_steps),
                     max_texts=config.eval_texts)
     result = {"name": spec.name, "seed": seed, **asdict(spec),
@@ -234,15 +233,12 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
     on_run(results so far) is called after each run (`course forgetting` saves them: a long run stopped
     early keeps what it finished).
     """
-    from course_lib.doctor import versions_line
 
     runs = default_runs(config.max_steps) if runs is None else runs
     start = time.perf_counter()
     model = model.to(get_device())
     base = measure(model, tokenizer, data, config.max_length, max_texts=config.eval_texts)
-    n = config.curve_texts
-    base_curve = {"target_nll": mean_nll(model, tokenizer, data.target_val[:n], config.max_length),
-                  "general_nll": mean_nll(model, tokenizer, data.general[:n], config.max_length)} if n else {}
+    start_point = curve_point(model, tokenizer, data, config) if config.curve_texts else {}
     fisher = None
     if any(s.ewc_lambda for s in runs):
         old = tokenize_causal(tokenizer, data.replay[:config.fisher_samples], config.max_length)
@@ -263,7 +259,7 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
                          "config": {**asdict(config), "runs": [asdict(s) for s in runs]},
                          "sign_convention": "gain = ln PPL_target before - after; forgetting = ln PPL_general "
                                             "after - before; both nats/token, > 0 = learned / forgot"},
-                "base": {**base, "curve": base_curve, **base_probe}, "runs": records}
+                "base": {**base, "curve": start_point, **base_probe}, "runs": records}
 
     records = []
     for seed in config.seeds:  # seed by seed: a run stopped early has every configuration for its first seeds
@@ -281,20 +277,14 @@ def run_experiment(model, tokenizer, data: TaskData, config: ExperimentConfig,
 
 
 def _run(config: ExperimentConfig) -> int:
-    from course_lib.models import default_model_name, load_base_model, load_tokenizer
-
-    defaults = ExperimentConfig()
-    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-             if getattr(config, f.name) != getattr(defaults, f.name)}
-    command = " ".join(["course forgetting", *(f"--{k} " + (" ".join(map(str, v)) if isinstance(v, list)
-                                                             else shlex.quote(str(v))) for k, v in given.items())])
-    name = config.model or default_model_name()
+    command = command_line("forgetting", config)
+    name = model_name(config.model)
     model = load_base_model(name)
-    n_params, reference_params = count_parameters(model), count_parameters(load_base_model(COURSE_TINY))
+    n_params = count_parameters(model)
     rates = learning_rates(name, n_params)
-    scaled = n_params > reference_params and config.compute > 0
+    scaled = n_params > COURSE_TINY_PARAMS and config.compute > 0
     if scaled:
-        config = scaled_config(config, n_params, reference_params, config.compute)
+        config = scaled_config(config, n_params, config.compute)
     chosen = config.configurations or (";".join(SCALED_RUNS) if scaled else "")
     runs = default_runs(config.max_steps, rates)
     if chosen:
@@ -307,9 +297,9 @@ def _run(config: ExperimentConfig) -> int:
           f"{config.max_steps} steps x {config.per_device_train_batch_size} rows x {config.max_length} tokens",
           flush=True)
     meta = {"model": name, "parameters": n_params, "learning_rates": asdict(rates), "command": command,
-            "scaled_from": ({"reference": COURSE_TINY, "reference_parameters": reference_params,
+            "scaled_from": ({"reference": COURSE_TINY, "reference_parameters": COURSE_TINY_PARAMS,
                              "compute": config.compute} if scaled else None)}
-    default_out = "forgetting" if name == COURSE_TINY else f"forgetting_{Path(name).name}"
+    default_out = results_name("forgetting", name)
     total = len(runs) * len(config.seeds)
 
     def save(results: dict) -> Path:  # after every run, so that a run stopped early keeps what it finished

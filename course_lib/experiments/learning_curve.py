@@ -13,12 +13,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from course_lib.data import load_course_dataset
-from course_lib.models import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer
-from course_lib.results import save_results
-from course_lib.transfer import METHODS, TransferConfig, fine_tune_classifier, subset
+from course_lib.data.datasets import load_course_dataset
+from course_lib.models.base import count_parameters, model_name
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.results import command_line, results_name, save_results
+from course_lib.training.transfer import METHODS, TransferConfig, fine_tune_classifier, subset
 
-__all__ = ["LearningCurveArgs", "learning_curve", "results_name", "COMMANDS"]
+__all__ = ["LearningCurveArgs", "learning_curve", "COMMANDS"]
 
 
 @dataclass
@@ -39,7 +40,7 @@ def learning_curve(config: TransferConfig, args: LearningCurveArgs,
     """Every (method, size, seed) run of lesson 01's learning curve, as records."""
     ds = load_course_dataset("classification")
     train_rows, val_rows = list(ds["train"]), list(ds["validation"])
-    tokenizer = load_tokenizer(config.model or None)
+    tokenizer = load_tokenizer(config.model)
     records = []
     for seed in args.seeds:
         for size in args.sizes:
@@ -50,31 +51,17 @@ def learning_curve(config: TransferConfig, args: LearningCurveArgs,
     return records
 
 
-def results_name(model: str) -> str:
-    """learning_curve for course-tiny, learning_curve_<model> for any other model (a folder: its name)."""
-    return "learning_curve" if model == COURSE_TINY else f"learning_curve_{model.rstrip('/').split('/')[-1]}"
-
-
-def _command(config: TransferConfig, args: LearningCurveArgs) -> str:
-    words = ["course learning-curve"]
-    for given, default in ((config, TransferConfig()), (args, LearningCurveArgs())):
-        for name, value in asdict(given).items():
-            if value != asdict(default)[name]:
-                words.append(f"--{name} " + (" ".join(map(str, value)) if isinstance(value, list) else str(value)))
-    return " ".join(words)
-
-
 def _run(config: TransferConfig, args: LearningCurveArgs) -> int:
     unknown = set(args.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {list(METHODS)}")
-    model = config.model or default_model_name()
-    command = _command(config, args)
+    model = model_name(config.model)
+    command = command_line("learning-curve", config, args)
     n_params = count_parameters(load_base_model(model))
     ran = replace(config.scaled_for(n_params, args.compute), model=model)  # unchanged for course-tiny
     start = time.perf_counter()
     records = learning_curve(ran, args)
-    path = save_results(results_name(model), {
+    path = save_results(results_name("learning_curve", model), {
         "model": model, "command": command, "parameters": n_params, "config": asdict(ran), **asdict(args),
         "seconds": round(time.perf_counter() - start), "runs": records})
     print(f"wrote {path}")

@@ -13,18 +13,17 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from course_lib.data import instruction_text, load_course_dataset
-from course_lib.encoding import collator_for, tokenize_causal
-from course_lib.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
+from course_lib.data.datasets import instruction_text, load_course_dataset
+from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
 from course_lib.metrics import perplexity
-from course_lib.models import COURSE_TINY, count_parameters, default_model_name, load_base_model, load_tokenizer, set_seed
-from course_lib.results import command_line, save_results
-from course_lib.training import TrainConfig, train
+from course_lib.models.base import count_parameters, model_name, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.results import command_line, results_name, save_results
+from course_lib.training.loop import TrainConfig, train
 
-__all__ = ["SCALINGS", "AblationConfig", "lora_config", "lora_run", "rank_ablation", "summarize", "results_name",
-           "COMMANDS"]
+__all__ = ["SCALINGS", "AblationConfig", "lora_config", "lora_run", "rank_ablation", "summarize", "COMMANDS"]
 
 # scaling name -> how lora_alpha follows the rank r (peft's names: lora_alpha, use_rslora)
 SCALINGS = {
@@ -78,9 +77,9 @@ def lora_config(config: AblationConfig, scaling: str, r: int, target_modules=ATT
 def lora_run(config: AblationConfig, lora: LoraConfig, train_rows, eval_texts: list[str], tokenizer=None,
              seed: int = 0) -> dict:
     """Fine-tune a fresh base model with `lora` on Alpaca rows; its trainable parameters and validation perplexity."""
-    tok = tokenizer or load_tokenizer(config.model or None)
+    tok = tokenizer or load_tokenizer(config.model)
     set_seed(seed)
-    model = load_base_model(config.model or None)
+    model = load_base_model(config.model)
     add_lora(model, lora)
     train_cfg = TrainConfig(learning_rate=config.learning_rate, max_steps=config.max_steps,
                             per_device_train_batch_size=config.per_device_train_batch_size, seed=seed,
@@ -94,10 +93,10 @@ def lora_run(config: AblationConfig, lora: LoraConfig, train_rows, eval_texts: l
 def rank_ablation(config: AblationConfig) -> dict:
     """Validation perplexity and trainable parameters of LoRA runs at each rank, scaling, target set and seed."""
     ds = load_course_dataset("alpaca")
-    tok = load_tokenizer(config.model or None)
+    tok = load_tokenizer(config.model)
     train_rows = list(ds["train"])
     eval_texts = [instruction_text(r) for r in list(ds["validation"])[: config.eval_examples]]
-    base = perplexity(load_base_model(config.model or None), tok, eval_texts, max_length=config.max_length)
+    base = perplexity(load_base_model(config.model), tok, eval_texts, max_length=config.max_length)
     result = {"base_perplexity": base, "runs": [], "budget": []}
     done: dict[tuple, dict] = {}  # two scalings that give the same factor at a rank give the same run: run it once
 
@@ -138,11 +137,6 @@ def summarize(rows: list[dict], by: tuple[str, ...] = ("scaling", "r")) -> dict[
                   g[0]["trainable_parameters"]) for key, g in groups.items()}
 
 
-def results_name(model: str) -> str:
-    """lora_rank_ablation for course-tiny, lora_rank_ablation_<model> for any other model (a folder: its name)."""
-    return "lora_rank_ablation" if model == COURSE_TINY else f"lora_rank_ablation_{Path(model).name}"
-
-
 def _run(config: AblationConfig) -> int:
     if config.max_steps <= 0:
         raise ValueError(f"--max_steps must be positive, got {config.max_steps}.")
@@ -151,11 +145,11 @@ def _run(config: AblationConfig) -> int:
         raise ValueError(f"unknown scaling {unknown[0]!r}: choose from {list(SCALINGS)}.")
     start = time.perf_counter()
     result = rank_ablation(config)
-    model = config.model or default_model_name()
+    model = model_name(config.model)
     payload = {"model": model,
                "command": command_line("lora-ablation", config), "config": asdict(config),
                "seconds": round(time.perf_counter() - start), **result}
-    path = save_results(results_name(model), payload, out=config.out or None)
+    path = save_results(results_name("lora_rank_ablation", model), payload, out=config.out or None)
     print(f"wrote {path}")
     return 0
 

@@ -6,11 +6,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from course_lib.data import load_course_dataset
-from course_lib.models import default_model_name, load_tokenizer
+from course_lib.data.datasets import load_course_dataset
+from course_lib.models.base import model_name
+from course_lib.models.loading import load_tokenizer
 from course_lib.results import command_line, save_results
-from course_lib.training import History, TrainingDiverged
-from course_lib.transfer import TransferConfig, fine_tune_classifier
+from course_lib.training.loop import History, TrainingDiverged
+from course_lib.training.transfer import TransferConfig, fine_tune_classifier
 
 __all__ = ["SweepTransferConfig", "LRSweepArgs", "lr_sweep", "COMMANDS"]
 
@@ -51,7 +52,7 @@ def lr_sweep(config: TransferConfig, args: LRSweepArgs, log: Callable[[str], Non
     each top LR; full fine-tuning."""
     ds = load_course_dataset("classification")
     train_rows, val_rows = list(ds["train"]), list(ds["validation"])
-    tokenizer = load_tokenizer(config.model or None)
+    tokenizer = load_tokenizer(config.model)
     out: dict = {"learning_rates": [], "schedules": [], "layerwise": []}
     for lr in args.learning_rates:  # constant LR, no warm-up: only the LR and the seed differ between runs
         for seed in args.seeds:
@@ -87,7 +88,7 @@ def lr_sweep(config: TransferConfig, args: LRSweepArgs, log: Callable[[str], Non
 def _run(config: SweepTransferConfig, args: LRSweepArgs) -> int:
     start = time.perf_counter()
     out = lr_sweep(config, args, log=lambda line: print(line, flush=True))
-    path = save_results("lr_sweep", {"model": config.model or default_model_name(),
+    path = save_results("lr_sweep", {"model": model_name(config.model),
                                      "command": command_line("lr-sweep", config, args), "config": asdict(config),
                                      "sweep": asdict(args), "seeds": args.seeds,
                                      "seconds": round(time.perf_counter() - start), **out})

@@ -4,7 +4,7 @@ Each method runs in its own fresh Python process (so one run's freed memory cann
 one's peak): load the model, then a few AdamW steps on fixed-length batches. Recorded per method:
 the model's footprint (parameter and buffer bytes, by dtype), the process's resident memory (RSS)
 above what it was before loading — after loading, and at its peak while loading and while training
-— and what `course vram` (course_lib.vram.estimate_memory) predicts for the same shape and set-up.
+— and what `course vram` (course_lib.memory.vram.estimate_memory) predicts for the same shape and set-up.
 
 The same steps are then repeated under PyTorch's MemTracker, which counts the tensors alive at the
 peak exactly, by category. What a CPU measurement says: the tensor bytes are what the same shapes
@@ -17,25 +17,22 @@ given back, Python objects — so it is an upper bound. It says nothing about a 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from course_lib.memtrack import track_model_steps
-from course_lib.models import load_base_model, set_seed, set_threads
-from course_lib.results import save_results
-from course_lib.vram import ModelShape, VramConfig, estimate_memory
+from course_lib.memory.memtrack import RssSampler, release_freed_memory, track_model_steps
+from course_lib.memory.quant import keep_cpu_4bit_trainable
+from course_lib.memory.vram import METHODS, ModelShape, VramConfig, estimate_memory, model_shape
+from course_lib.models.base import model_name, set_seed, set_threads
+from course_lib.models.loading import load_base_model, resolve_model
+from course_lib.notebook import known_notices
+from course_lib.results import command_line, save_results
 
-__all__ = ["MemoryConfig", "RssSampler", "build_model", "measure_method", "memory_comparison", "COMMANDS"]
-
-METHODS = ("full", "lora", "qlora")
-
+__all__ = ["MemoryConfig", "build_model", "measure_method", "memory_comparison", "COMMANDS"]
 
 @dataclass
 class MemoryConfig:
@@ -50,58 +47,37 @@ class MemoryConfig:
     out: str = field(default="", metadata={"help": "output file; '' means data/results/memory_smollm2.json"})
 
 
-class RssSampler:
-    """Peak resident memory of this process while a `with` block runs, sampled every millisecond (Linux)."""
+def build_model(name: str | None, method: str, lora_r: int = 16, lora_alpha: int | None = None,
+                prepare: bool = True, device: torch.device | None = None, autocast_adapter_dtype: bool = True):
+    """The model `method` trains, in the course's recipe: bf16 weights; LoRA/QLoRA on all linear layers (peft).
 
-    def __init__(self):
-        self.peak = 0
-        self._done = threading.Event()
-
-    @staticmethod
-    def rss() -> int:
-        """Resident bytes now (/proc/self/statm: anonymous memory and mapped file pages together)."""
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self):
-        while not self._done.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(0.001)
-
-    def __enter__(self):
-        self.peak = self.rss()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss())
-
-
-def build_model(name: str | None, method: str, lora_r: int = 16):
-    """The model `method` trains, in the course's recipe: bf16 weights; LoRA/QLoRA on all linear layers (peft)."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    QLoRA (lesson 04): NF4 with double quantization and bf16 compute, then peft's
+    `prepare_model_for_kbit_training` (freeze, cast the unquantized parameters to float32), unless
+    `prepare=False` (frozen, left in bf16). `lora_alpha` defaults to 2·r; on a CUDA `device` the model is
+    placed there, and `autocast_adapter_dtype=False` keeps peft's adapters in the base dtype.
+    """
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training  # heavy: only when a model is built
     from transformers import BitsAndBytesConfig
-
-    from course_lib.quant import keep_cpu_4bit_trainable
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear", task_type="CAUSAL_LM")
-    if method == "full":
-        return load_base_model(name, dtype=torch.bfloat16)
-    if method == "lora":
-        return get_peft_model(load_base_model(name, dtype=torch.bfloat16), lora)
+    lora = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 2 * lora_r, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+    if method in ("full", "lora"):
+        model = load_base_model(name, dtype=torch.bfloat16)
+        model = model.to(device) if device is not None else model
+        return model if method == "full" else get_peft_model(model, lora, autocast_adapter_dtype=autocast_adapter_dtype)
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                              bnb_4bit_compute_dtype=torch.bfloat16)
-    with warnings.catch_warnings():  # peft still calls a transformers 5 alias deprecated for v6; harmless
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        model = prepare_model_for_kbit_training(load_base_model(name, quantization_config=bnb),
-                                                use_gradient_checkpointing=False)
-        keep_cpu_4bit_trainable(model)
-        return get_peft_model(model, lora)
+    placed = {"device_map": {"": 0}} if device is not None and device.type == "cuda" else {}
+    model = load_base_model(name, quantization_config=bnb, **({} if prepare else {"dtype": torch.bfloat16}), **placed)
+    with known_notices():  # peft still calls a transformers 5 alias deprecated for v6; harmless
+        if prepare:  # the recipe: freeze, and cast the unquantized parameters to float32
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        else:
+            model.requires_grad_(False)
+        keep_cpu_4bit_trainable(model)  # without it, evaluating first breaks training on a CPU (lesson 04)
+        return get_peft_model(model, lora, autocast_adapter_dtype=autocast_adapter_dtype)
 
 
 def bytes_by_dtype(model: torch.nn.Module) -> dict[str, int]:
@@ -123,20 +99,18 @@ def measure_method(config: MemoryConfig, method: str) -> dict:
     """Load and train one method in this process; bytes are RSS increases over the process before loading."""
     import gc
 
-    from course_lib.memtrack import _release_freed_memory
-
     set_threads()
     _train(build_model("course-tiny", method, config.lora_r), MemoryConfig(max_steps=1, seq_len=16))  # warm-up:
     # the libraries' code and first-call buffers are loaded here, so what follows counts the model and its training
     set_seed(0)
     gc.collect()
-    _release_freed_memory()
+    release_freed_memory()
     base = RssSampler.rss()
     start = time.perf_counter()
     with RssSampler() as load:
         model = build_model(config.model, method, config.lora_r)
     gc.collect()
-    _release_freed_memory()
+    release_freed_memory()
     after_load = RssSampler.rss()
     footprint = bytes_by_dtype(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -183,10 +157,7 @@ def _isolated(config: MemoryConfig, method: str) -> dict:
 
 def memory_comparison(config: MemoryConfig, shape: ModelShape | None = None) -> dict:
     """Every method measured in its own process, next to `course vram`'s prediction for the same shape."""
-    from course_lib.models import _resolve
-    from course_lib.vram import model_shape
-
-    shape = shape or model_shape(_resolve(config.model))
+    shape = shape or model_shape(resolve_model(config.model))
     runs = []
     for method in config.methods:
         measured = _isolated(config, method)
@@ -207,7 +178,8 @@ def memory_comparison(config: MemoryConfig, shape: ModelShape | None = None) -> 
 
 
 def _run(config: MemoryConfig) -> int:
-    path = save_results("memory_smollm2", memory_comparison(config), out=config.out or None)
+    payload = {"model": model_name(config.model), "command": command_line("memory", config), **memory_comparison(config)}
+    path = save_results("memory_smollm2", payload, out=config.out or None)
     print(f"wrote {path}")
     return 0
 

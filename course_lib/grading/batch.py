@@ -179,21 +179,14 @@ def _write(config: GradeConfig, cache: Path, rows: list[Row]) -> None:
 
 def _model_hint(solution: Path) -> str:
     """' (run `course get-model NAME` first: ...)' when the solution uses a named model that is not converted."""
-    try:
-        from course_lib.models.zoo import _FOLDER_FILES, NAMED_MODELS, named_model_path  # after issue 24's layout
-    except ImportError:
-        try:
-            from course_lib.model_zoo import _FOLDER_FILES, NAMED_MODELS, named_model_path
-        except ImportError:
-            return ""
+    from course_lib.models.zoo import NAMED_MODELS, is_converted  # heavy (torch): only when a solution failed
     try:
         text = solution.read_text(encoding="utf-8")
     except OSError:
         return ""
     uses_default = "DEFAULT_MODEL" in text  # sft.DEFAULT_MODEL is smollm2-135m-instruct
     for name in NAMED_MODELS:
-        path = named_model_path(name)
-        if (name in text or uses_default) and not all((path / f).exists() for f in _FOLDER_FILES):
+        if (name in text or uses_default) and not is_converted(name):
             return f" (it needs the model {name}, not converted yet: run `course get-model {name}` first)"
     return ""
 

@@ -12,17 +12,18 @@
 # command's reduced run on SmolLM2-135M-Instruct (`data/results/learning_curve_smollm2-135m-instruct.json`)
 # is shown next to it.
 #
-# **You will use** `course_lib.freezing` (freezing helpers, parameter counts), `course_lib.training`
-# (the course's training loop) and `course_lib.transfer` (the experiment runner).
+# **You will use** `course_lib.training.freezing` (freezing helpers, parameter counts), `course_lib.training.loop`
+# (the course's training loop) and `course_lib.training.transfer` (the experiment runner).
 
 # %%
 import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]
@@ -60,7 +61,7 @@ else:
 from dataclasses import replace
 
 from course_lib.models import count_parameters, load_base_model
-from course_lib.transfer import COURSE_TINY_PARAMS, METHODS, TransferConfig
+from course_lib.training import COURSE_TINY_PARAMS, METHODS, TransferConfig
 
 base = load_base_model()
 n_params = count_parameters(base)
@@ -92,10 +93,9 @@ if config != TransferConfig():
 # (compare the classifier's weight names with the pretrained model's): that is expected, it is the new part.
 
 # %%
-from course_lib.freezing import layer_groups, trainable_report
+from course_lib.training import layer_groups, trainable_report
 from course_lib.models import set_seed
 
-transformers.logging.set_verbosity_error()  # quiet loads: the loader's own report prints this machine's paths
 pretrained = set(base.state_dict())  # every weight name the checkpoint holds
 set_seed(0)
 model = load_base_model(task="classification", num_labels=len(LABELS))
@@ -108,7 +108,7 @@ print(trainable_report(model))
 # The classifier pools the hidden state of the **last non-padding token** (a decoder sees the whole
 # text only there) and multiplies it by `score.weight`, a matrix of shape (labels, d_model).
 #
-# `course_lib.freezing.layer_groups` splits the parameters bottom to top into groups: embeddings,
+# `course_lib.training.freezing.layer_groups` splits the parameters bottom to top into groups: embeddings,
 # one group per transformer block (the final norm joins the top block), and the head. Every
 # strategy below is a choice of which groups train.
 
@@ -126,7 +126,7 @@ for i, group in enumerate(layer_groups(model)):
 # the parameters whose name matches a regular expression.
 
 # %%
-from course_lib.freezing import freeze_all_but, unfreeze_top_blocks
+from course_lib.training import freeze_all_but, unfreeze_top_blocks
 
 names = freeze_all_but(model, [r"^score\."])
 print("linear probe trains:", names)
@@ -138,7 +138,7 @@ print(f"check: d_model × labels = {d_model} × {n_labels} = {d_model * n_labels
 # The four methods of the experiment, as trainable-parameter counts:
 
 # %%
-from course_lib.transfer import set_trainable_for
+from course_lib.training import set_trainable_for
 
 for method, label in METHODS.items():
     set_trainable_for(model, method, config.top_n)  # the call build_classifier makes for each method
@@ -158,7 +158,7 @@ for method, label in METHODS.items():
 import matplotlib.pyplot as plt
 
 from course_lib.results import load_results
-from course_lib.transfer import curve_summary, plot_learning_curve
+from course_lib.training import curve_summary, plot_learning_curve
 
 results = load_results("learning_curve")  # made with course-tiny
 made_with = TransferConfig(**results["config"])
@@ -223,7 +223,7 @@ for method, label in METHODS.items():
 # compared with the file; on another model the live run is printed alone.
 
 # %%
-from course_lib.transfer import fine_tune_classifier, subset
+from course_lib.training import fine_tune_classifier, subset
 
 size, seed = results["sizes"][1], 0
 train_rows, val_rows = list(ds["train"]), list(ds["validation"])
@@ -243,7 +243,7 @@ for method in ("full",):  # one point live; the other methods work the same way
 # %% [markdown]
 # ## 5. The same run with transformers' `Trainer`
 #
-# `course_lib.training.train` is a small loop you can read in one screen. The standard API is
+# `course_lib.training.loop.train` is a small loop you can read in one screen. The standard API is
 # transformers' `Trainer`; `TrainConfig` uses the names of `TrainingArguments`, so the translation
 # is one line per setting. Here is the full fine-tuning run above, with `Trainer`:
 
@@ -253,9 +253,9 @@ import tempfile
 from transformers import PrinterCallback, Trainer
 
 from course_lib.models import load_tokenizer
-from course_lib.encoding import collator_for, tokenize_classification
+from course_lib.data import collator_for, tokenize_classification
 from course_lib.metrics import evaluate_classifier
-from course_lib.transfer import build_classifier
+from course_lib.training import build_classifier
 
 tokenizer = load_tokenizer()
 collate = collator_for(tokenizer, "classification")
@@ -396,7 +396,7 @@ for name, m in ((f"all {watch.max_steps} steps", run25.model), ("early stopping 
 # those without gradients.
 
 # %%
-from course_lib.freezing import gradual_unfreezing
+from course_lib.training import gradual_unfreezing
 
 hook = gradual_unfreezing(every=10)
 for step in (1, 11, 21, 31, 41, 51):

@@ -16,10 +16,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()  # the new head's "missing weights" report, once is enough
-transformers.utils.logging.disable_progress_bar()
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]
@@ -40,7 +40,7 @@ print(versions_line())
 #
 # Smith (2017, arXiv 1506.01186 §3.3): train briefly while the LR grows exponentially, record the
 # loss, and pick an LR where the loss still falls fast, well below where it blows up.
-# `course_lib.lr_finder.lr_find` follows fastai: an exponential sweep, a smoothed loss, an early
+# `course_lib.training.lr_finder.lr_find` follows fastai: an exponential sweep, a smoothed loss, an early
 # stop once the loss exceeds 4× the best, NaN losses dropped, and the model's weights restored
 # afterwards. It returns three suggestions: `valley` (fastai's default), `steep` (fastest descent)
 # and `minimum` (the LR of the lowest loss, divided by 10).
@@ -52,11 +52,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from course_lib.data import load_course_dataset
-from course_lib.lr_finder import LRFinderConfig, lr_find, plot_lr_find
+from course_lib.training import LRFinderConfig, lr_find, plot_lr_find
 from course_lib.models import count_parameters, default_model_name, load_tokenizer
-from course_lib.encoding import collator_for, tokenize_classification
+from course_lib.data import collator_for, tokenize_classification
 from course_lib.training import live_size
-from course_lib.transfer import TransferConfig, build_classifier
+from course_lib.training import TransferConfig, build_classifier
 
 ds = load_course_dataset("classification")
 train_rows, val_rows = list(ds["train"]), list(ds["validation"])
@@ -317,7 +317,7 @@ plt.show()
 # groups comes from the model — embeddings, one per transformer block, the head:
 
 # %%
-from course_lib.freezing import discriminative_lr_groups, layer_groups
+from course_lib.training import discriminative_lr_groups, layer_groups
 
 n_groups = len(layer_groups(model))
 groups = discriminative_lr_groups(model, lr=config.lr_full, factor=2.6)

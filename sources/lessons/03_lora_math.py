@@ -4,7 +4,7 @@
 # **Goal.** Understand LoRA well enough to write it yourself: the update W' = W + BA, how many
 # parameters it trains, why a low rank can be enough, how it is initialised and scaled, and why a
 # merged adapter costs nothing at inference. Then check that our from-scratch layer
-# (`course_lib.lora`) gives the same numbers as 🤗 peft.
+# (`course_lib.tuning.lora`) gives the same numbers as 🤗 peft.
 #
 # **Runtime.** Under a minute on a 2-core laptop CPU (course-tiny); with a model set by COURSE_MODEL
 # the live runs are shortened from the model's size. The full rank ablation (two scalings, three
@@ -16,13 +16,13 @@
 # (arXiv 2312.03732); DoRA is Liu et al., ICML 2024 (arXiv 2402.09353).
 
 # %%
-import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
@@ -32,14 +32,14 @@ import matplotlib.pyplot as plt
 import torch
 
 from course_lib.data import data_dir, instruction_text, load_course_dataset
-from course_lib.lora import (ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LinearWithLoRA, LoraConfig, add_lora,
+from course_lib.tuning import (ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LinearWithLoRA, LoraConfig, add_lora,
                              lora_parameter_count, merge_lora, unmerge_lora)
 from course_lib.metrics import perplexity
 from course_lib.models import (count_parameters, default_model_name, get_device, load_base_model, load_tokenizer,
                                set_seed)
-from course_lib.encoding import collator_for, tokenize_causal
+from course_lib.data import collator_for, tokenize_causal
 from course_lib.training import TrainConfig, live_size, train
-from course_lib.vram import PRESETS, model_shape
+from course_lib.memory import PRESETS, model_shape
 
 device = get_device()  # course_lib runs the CPU with one thread (COURSE_THREADS): same numbers everywhere
 set_seed(0)
@@ -403,7 +403,7 @@ display(slider)
 # %% [markdown]
 # ## 7. Our layer and peft, side by side
 #
-# `course_lib.lora.LinearWithLoRA` uses peft's names (`lora_A`, `lora_B`, `scaling`,
+# `course_lib.tuning.lora.LinearWithLoRA` uses peft's names (`lora_A`, `lora_B`, `scaling`,
 # `get_delta_weight`, `merge`). Give peft's `lora.Linear` the same A and B and both give the same
 # output (the test suite checks this too, `tests/test_lora.py`).
 

@@ -19,13 +19,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
-import warnings
-
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
-# peft's prepare_model_for_kbit_training still calls a transformers alias deprecated in 5.x; harmless here
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
@@ -37,13 +34,13 @@ import torch
 from course_lib.data import data_dir, instruction_text, load_course_dataset
 from course_lib.models import count_parameters, get_device, load_base_model, load_tokenizer, set_seed
 from course_lib.metrics import perplexity
-from course_lib.quant import (bits_per_parameter, dequantize_blockwise, dequantize_nf4, double_dequantize,
-                              double_quantize, fp4_table, int4_table, keep_cpu_4bit_trainable, nf4_table,
+from course_lib.memory import (bits_per_parameter, dequantize_blockwise, dequantize_nf4, double_dequantize,
+                              double_quantize, fp4_table, int4_table, nf4_table,
                               quantize_blockwise, quantize_nf4)
-from course_lib.encoding import collator_for, tokenize_causal
+from course_lib.data import collator_for, tokenize_causal
 from course_lib.training import TrainConfig, train
-from course_lib.memtrack import measure_peak_memory
-from course_lib.vram import PRESETS, ModelShape, VramConfig, estimate_memory, shape_of
+from course_lib.memory import measure_peak_memory
+from course_lib.memory import PRESETS, ModelShape, VramConfig, estimate_memory, shape_of
 
 device = get_device()
 set_seed(0)
@@ -55,7 +52,7 @@ set_seed(0)
 # puts them at *quantiles* of N(0, 1), so each value stands for an equal share of a normal
 # distribution (QLoRA §3). bitsandbytes builds 8 positive values from Φ⁻¹ of 9 evenly spaced
 # probabilities between 0.9677 and 0.5, 7 negative ones from the other tail, adds an exact 0 (so
-# zero and padding stay exact) and divides by the largest. `course_lib.quant.nf4_table` does this
+# zero and padding stay exact) and divides by the largest. `course_lib.memory.quant.nf4_table` does this
 # with `torch.special.ndtri` (Φ⁻¹):
 
 # %%
@@ -82,7 +79,7 @@ print("first 8 weights:", [round(v, 4) for v in block[:8].tolist()])
 print("their codes:    ", codes[:8].tolist())
 print("dequantized:    ", [round(v, 4) for v in (table[codes[:8]] * absmax).tolist()])
 lib_codes, lib_absmax = quantize_nf4(w)
-print("same codes as course_lib.quant.quantize_nf4:", torch.equal(codes.to(torch.uint8), lib_codes.reshape(-1)[:64]))
+print("same codes as course_lib.memory.quant.quantize_nf4:", torch.equal(codes.to(torch.uint8), lib_codes.reshape(-1)[:64]))
 
 # %%
 packed, state = bnbF.quantize_4bit(w, blocksize=64, quant_type="nf4")
@@ -169,45 +166,30 @@ print(f"{absmax_all.numel():,} absmax constants; worst relative error after doub
 # training does exactly that), it repacks its weight for a fast CPU inference kernel that has no
 # backward pass. Training afterwards only prints a warning ("an autograd kernel was not
 # registered") and silently loses the gradient through every frozen 4-bit layer; our QLoRA run
-# then learned a fraction of what 16-bit LoRA learned. `course_lib.quant.keep_cpu_4bit_trainable`
+# then learned a fraction of what 16-bit LoRA learned. `course_lib.memory.quant.keep_cpu_4bit_trainable`
 # switches that repacking off (on a GPU it changes nothing).
 
 # %%
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import BitsAndBytesConfig
+from course_lib.experiments.memory import build_model, bytes_by_dtype
 
 tok = load_tokenizer()
 alpaca = load_course_dataset("alpaca")
 train_rows = tokenize_causal(tok, [instruction_text(r) for r in alpaca["train"].select(range(400))], max_length=64)
 eval_texts = [instruction_text(r) for r in alpaca["validation"].select(range(48))]
-half = torch.bfloat16
-lora_cfg = LoraConfig(r=16, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
 steps = TrainConfig(learning_rate=2e-3, max_steps=8, per_device_train_batch_size=4, disable_tqdm=True)
 
 
-def qlora_model(prepare=True):
-    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                             bnb_4bit_compute_dtype=half)
-    m = load_base_model(quantization_config=bnb, **({} if prepare else {"dtype": half}),
-                        **({"device_map": {"": 0}} if device.type == "cuda" else {}))
-    if prepare:  # the recipe: freeze, and cast the unquantized parameters to float32
-        m = prepare_model_for_kbit_training(m, use_gradient_checkpointing=False)
-    else:  # the same without the float32 cast (the next section measures what the cast costs)
-        m.requires_grad_(False)
-    keep_cpu_4bit_trainable(m)  # see above: without it, evaluating first breaks training on a CPU
-    return get_peft_model(m, lora_cfg)
+# The recipe is `build_model` in course_lib/experiments/memory.py (what `course memory` measures):
+# BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+# bnb_4bit_compute_dtype=bfloat16), prepare_model_for_kbit_training, keep_cpu_4bit_trainable, then
+# LoraConfig(r=16, target_modules="all-linear") with get_peft_model. Here lora_alpha = r.
+def qlora_model(prepare=True):  # prepare=False: frozen but without the float32 cast (measured below)
+    return build_model(None, "qlora", lora_r=16, lora_alpha=16, prepare=prepare, device=device)
 
 
-def lora16_model():
-    return get_peft_model(load_base_model(dtype=half).to(device), lora_cfg)
-
-
-def bytes_by_dtype(m):
-    """Parameter bytes per storage dtype (4-bit weights are stored as uint8, two codes per byte)."""
-    out = {}
-    for p in m.parameters():
-        out[str(p.dtype).removeprefix("torch.")] = out.get(str(p.dtype).removeprefix("torch."), 0) + p.nbytes
-    return out
+def lora16_model(autocast_adapter_dtype=True):
+    return build_model(None, "lora", lora_r=16, lora_alpha=16, device=device,
+                       autocast_adapter_dtype=autocast_adapter_dtype)
 
 
 results = {}
@@ -252,20 +234,20 @@ for name in ("course-tiny", "llama-2-7b"):
 # An earlier version of this lesson measured the opposite of its own point: a *higher* peak for
 # QLoRA than for 16-bit LoRA. To see why, count tensor bytes exactly. PyTorch's memory tracker
 # (`MemTracker`, the tool section 6 uses on fake tensors) also runs on real tensors, 4-bit layers
-# included: `course_lib.memtrack.track_model_steps` takes two AdamW steps of a model under it and
+# included: `course_lib.memory.memtrack.track_model_steps` takes two AdamW steps of a model under it and
 # reports the peak by category — the same bytes on every machine, no allocator noise. Three
 # set-ups: 16-bit LoRA, the QLoRA recipe above, and QLoRA without `prepare_model_for_kbit_training`'s
 # float32 cast.
 
 # %%
-from course_lib.memtrack import track_model_steps
+from course_lib.memory import track_model_steps
 
 ids = torch.randint(0, model.config.vocab_size, (4, 64), generator=torch.Generator().manual_seed(0)).to(device)
 tracked = {}
 for name, build in (("16-bit LoRA", lora16_model), ("QLoRA (NF4)", qlora_model),
                     ("QLoRA, no fp32 cast", lambda: qlora_model(prepare=False)),
                     ("16-bit LoRA, bf16 adapters",
-                     lambda: get_peft_model(load_base_model(dtype=half).to(device), lora_cfg, autocast_adapter_dtype=False))):
+                     lambda: lora16_model(autocast_adapter_dtype=False))):
     set_seed(0)
     tracked[name] = t = track_model_steps(build(), ids)
     parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in t.by_category.items() if v >= 1e4)
@@ -401,7 +383,7 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 #
 # ## 6. The VRAM exercise, part by part
 #
-# `course_lib.vram.estimate_memory` (and `course vram` on the command line) sizes each part, in bytes:
+# `course_lib.memory.vram.estimate_memory` (and `course vram` on the command line) sizes each part, in bytes:
 #
 # | part | what it is | rule |
 # |---|---|---|
@@ -553,11 +535,11 @@ ax.legend(fontsize=8, loc="upper left"); plt.tight_layout(); plt.show()
 # (`torch.distributed._tools.mem_tracker.MemTracker`) records every tensor a training step creates and
 # frees, by category, and it works under `FakeTensorMode`, where tensors have shapes and dtypes but no
 # storage: a 13B model "trains" on a laptop in a minute and allocates nothing.
-# `course_lib.memtrack.track_training_step` runs two AdamW steps that way (the second is the steady
+# `course_lib.memory.memtrack.track_training_step` runs two AdamW steps that way (the second is the steady
 # state, with the optimizer states already there). Here it is on course-tiny's shape, live:
 
 # %%
-from course_lib.memtrack import track_training_step
+from course_lib.memory import track_training_step
 
 tiny = PRESETS["course-tiny"]
 for fields in (dict(method="full"), dict(method="lora"), dict(method="lora", attn_implementation="eager"),
@@ -714,7 +696,7 @@ else:
 # of short micro-batches more. transformers' Trainer (`gradient_accumulation_steps`) therefore counts
 # the label tokens of all k micro-batches first and passes that count to the model as
 # `num_items_in_batch`, which then divides its summed token loss by it (Hugging Face blog, "Fixing
-# Gradient Accumulation", 2024; see docs/references.md). `course_lib.training.accumulate_gradients`
+# Gradient Accumulation", 2024; see docs/references.md). `course_lib.training.loop.accumulate_gradients`
 # does the same by hand. One batch of 16 rows against 4 micro-batches of 4, on the same 16 rows:
 
 # %%

@@ -27,30 +27,26 @@
 # re-runs one configuration live. With `COURSE_MODEL=smollm2-135m-instruct` the live run is
 # shrunk in proportion to the model's size, so the lesson still runs in a few minutes.
 #
-# **You will use** `course_lib.forgetting` (metrics, replay, EWC, the experiment runner), peft's
-# `LoraConfig`, and the training loop `course_lib.training.train` from lesson 01.
+# **You will use** `course_lib.forgetting.measuring` (metrics, replay, EWC, the experiment runner), peft's
+# `LoraConfig`, and the training loop `course_lib.training.loop.train` from lesson 01.
 
 # %%
-import logging
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-from transformers.utils import logging as hf_logging
 
 from course_lib import forgetting as fg
 from course_lib.data import prompt_of
-from course_lib.experiments.forgetting import ExperimentConfig, RunSpec, learning_rates, run_one, scaled_config
-from course_lib.generation import GENERAL_PROMPTS, retention_reference
-from course_lib.results import load_results, results_path
+from course_lib.experiments.forgetting import (ExperimentConfig, RunSpec, curve_point, learning_rates, run_one,
+                                              scaled_config)
+from course_lib.forgetting import GENERAL_PROMPTS, retention_reference
+from course_lib.results import load_results, results_name, results_path
 from course_lib.data import LABELS
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
-from course_lib.metrics import mean_nll
+from course_lib.notebook import quiet_notebook
 from course_lib.models import count_parameters, default_model_name, get_device, load_base_model, load_tokenizer, set_seed
 
-hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # a CPU-kernel notice some machines print
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]
@@ -94,7 +90,7 @@ file_model = results.get("model", "course-tiny")
 settings = {k: v for k, v in results["meta"]["config"].items() if k != "runs"}
 file_params = next(r["trainable_params"] for r in results["runs"] if r["name"] == "full")
 n_params = count_parameters(model)
-config = scaled_config(ExperimentConfig(**settings), n_params, file_params)
+config = scaled_config(ExperimentConfig(**settings), n_params)  # shrunk if bigger than course-tiny (the file's model)
 rates = learning_rates(default_model_name(), n_params)
 base = fg.measure(model, tokenizer, data, config.max_length, max_texts=config.eval_texts)
 print(f"model: {default_model_name()}, {n_params:,} parameters ({n_params / file_params:.1f}x {file_model})")
@@ -123,14 +119,12 @@ print(f"forgetting.json: made by `{meta['command']}` on {file_model}, "
       f"{len(results['runs'])} runs, seeds {settings['seeds']}, {settings['max_steps']} steps each, "
       f"{settings['curve_texts']} texts per curve point, {meta['seconds'] / 60:.0f} min")
 
-curve_n = config.curve_texts
-base_curve = {"target_nll": mean_nll(model, tokenizer, data.target_val[:curve_n], config.max_length),
-              "general_nll": mean_nll(model, tokenizer, data.general[:curve_n], config.max_length)}
+base_curve = curve_point(model, tokenizer, data, config)  # step 0: the model before training
 reference = retention_reference(model, tokenizer, GENERAL_PROMPTS[:8])  # the base model's own answers
 live = run_one(model, tokenizer, data, RunSpec("full", learning_rate=rates.full), seed=0, config=config,
                base=base, reference=reference)
 # compare like with like: a file made on this model, with the settings and learning rate of the live run
-own_name = "forgetting" if default_model_name() == file_model else f"forgetting_{Path(default_model_name()).name}"
+own_name = results_name("forgetting", default_model_name())
 own = load_results(own_name) if results_path(own_name).exists() else None
 same = ("max_steps", "per_device_train_batch_size", "max_length", "eval_texts")
 cached = own and next((r for r in own["runs"] if r["name"] == "full" and r["seed"] == 0), None)
@@ -292,7 +286,7 @@ for prompt, a, b in zip(data.target_val, seq[0]["answers_after_a"], seq[0]["answ
 # ## 5 · Replay, EWC and the learning rate
 #
 # **Replay** mixes old data into every batch: here a quarter of each batch of 16 is pre-training
-# text (`data/corpus`, never the yardstick). `course_lib.replay.replay_batches` builds the stream and
+# text (`data/corpus`, never the yardstick). `course_lib.forgetting.replay.replay_batches` builds the stream and
 # `train(..., batches=...)` consumes it. At scale much less is enough: replaying about 1 % of old
 # data preserved earlier tasks in CT0 (Scialom et al. 2022).
 #
@@ -376,7 +370,7 @@ print(f"alignment tax: the instruction format (gain {full['gain'][0]:+.3f}) cost
 #
 # course-tiny's "general ability" is next-token statistics of docstrings. A real pretrained model
 # knows things and answers questions, so we can ask what fine-tuning does to *that*. The
-# **retention probe** (`course_lib.generation.retention`) asks the model held-out general
+# **retention probe** (`course_lib.forgetting.generation.retention`) asks the model held-out general
 # questions ("What is the capital of Italy?", …) through its chat template before fine-tuning and
 # keeps its own greedy answers as the reference — right or wrong, they are what it used to say.
 # After fine-tuning it reports

@@ -29,13 +29,13 @@
 # **Model.** `smollm2-135m-instruct` unless `COURSE_MODEL` names another model with a chat template
 # (course-tiny has none: it was never taught to chat).
 #
-# **You will use** `course_lib.sft` (prompt formats, the label mask, the run), TRL's `SFTTrainer`,
+# **You will use** `course_lib.tuning.sft` (prompt formats, the label mask, the run), TRL's `SFTTrainer`,
 # peft's `LoraConfig` / `PeftModel`, and Google's `rouge_score`.
 
 # %%
-import logging
+from course_lib.notebook import quiet_notebook
 
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # before peft imports it: a CPU-kernel notice
+quiet_notebook()  # first: peft, imported below, loads bitsandbytes, whose CPU notice this keeps out of the page
 
 import math
 import tempfile
@@ -43,22 +43,16 @@ import warnings
 
 import matplotlib.pyplot as plt
 import torch
-from datasets import disable_progress_bars
 from peft import PeftModel
 from transformers import PrinterCallback
-from transformers.utils import logging as hf_logging
 
-from course_lib import packing, sft
-from course_lib.data import data_dir
+from course_lib.data import TASK_PREFIX, data_dir, format_ok
+from course_lib.tuning import packing, sft
 from course_lib.doctor import versions_line
+from course_lib.metrics import rouge_l
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
 from course_lib.results import load_results, require_adapter, require_results
 
-hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
-disable_progress_bars()  # nor the bars of TRL's dataset preparation (datasets.map)
-hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
-# peft still calls a transformers alias deprecated in 5.x; harmless here
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 # what this lesson reads, checked before anything slow: a missing or broken file stops here in one sentence
@@ -83,7 +77,7 @@ set_seed(0)
 model = load_base_model(name).eval()
 train_rows, val_rows, test_rows = sft.task_rows("train"), sft.task_rows("validation"), sft.task_rows("test")
 print(f"model: {name}, {count_parameters(model):,} parameters")
-print(f"task rows (\"{sft.TASK_PREFIX} …\"): train {len(train_rows)}, validation {len(val_rows)}, test {len(test_rows)}")
+print(f"task rows (\"{TASK_PREFIX} …\"): train {len(train_rows)}, validation {len(val_rows)}, test {len(test_rows)}")
 row = train_rows[0]
 print("\nmessages:", row["messages"])
 print("\nrendered for training (the whole conversation):")
@@ -388,7 +382,7 @@ for q, ref, before_a, after_a in list(zip(results["questions"], results["referen
 # %%
 ref_tokens = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in results["references"]]
 print(f"reference answers, tokens: {ref_tokens}; the file's cap: {cfg['max_new_tokens']}")
-print(f"references that pass the format check themselves: {sum(map(sft.format_ok, results['references']))} "
+print(f"references that pass the format check themselves: {sum(map(format_ok, results['references']))} "
       f"of {len(ref_tokens)}")
 cap = sft.answer_cap(tokenizer, results["references"])
 base_model = load_base_model(name).eval()
@@ -397,7 +391,7 @@ for max_new in (cfg["max_new_tokens"], cap):
     answers, cut = sft.greedy_answers_and_cuts(base_model, tokenizer, prompts, max_new)
     same = f" (the file's answers: {answers == results['before']['chat']['answers']})" if max_new == cfg["max_new_tokens"] else ""
     print(f"base model, chat, cap {max_new:2d}: cut {sum(cut)} of {len(test)}; format rate "
-          f"{sum(map(sft.format_ok, answers)) / len(test):.0%}, ROUGE-L {sft.rouge_l(answers, results['references']):.3f}{same}")
+          f"{sum(map(format_ok, answers)) / len(test):.0%}, ROUGE-L {rouge_l(answers, results['references']):.3f}{same}")
 del base_model
 
 # %% [markdown]

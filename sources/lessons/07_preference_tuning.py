@@ -26,34 +26,28 @@
 #
 # **Model.** `smollm2-135m-instruct` with lesson 06's adapter (`data/adapters/sft-docstring`) merged in.
 #
-# **You will use** `course_lib.dpo` (the pairs, the loss, the runs), TRL's `DPOTrainer` (and, read from a
+# **You will use** `course_lib.tuning.dpo` (the pairs, the loss, the runs), TRL's `DPOTrainer` (and, read from a
 # results file, `ORPOTrainer`), peft's LoRA.
 
 # %%
-import logging
+from course_lib.notebook import quiet_notebook
 
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # before peft imports it: a CPU-kernel notice
+quiet_notebook()  # first: peft, imported below, loads bitsandbytes, whose CPU notice this keeps out of the page
 
 import tempfile
-import warnings
 from collections import Counter
 
 import matplotlib.pyplot as plt
 import psutil
 import torch
-from datasets import Dataset, disable_progress_bars
+from datasets import Dataset
 from transformers import PrinterCallback
-from transformers.utils import logging as hf_logging
 
-from course_lib import dpo, sft
+from course_lib.tuning import dpo, sft
 from course_lib.doctor import versions_line
 from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed, set_threads
 from course_lib.results import load_results, require_adapter, require_results
 
-hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
-disable_progress_bars()  # nor the bars of TRL's dataset preparation
-hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 print(versions_line())
 # what this lesson reads, checked before anything slow: a missing or broken file stops here in one sentence

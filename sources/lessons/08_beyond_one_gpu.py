@@ -17,17 +17,19 @@
 # %%
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
 import contextlib
 import io
 
-from course_lib.distributed import DistributedConfig, compare_runs, launch
-from course_lib.vram import PRESETS, VramConfig, activation_bytes, estimate_memory
-from course_lib.zero import (cards_needed, deepspeed_estimate, largest_layer_parameters, model_states_per_gpu,
+from course_lib.training import DistributedConfig, compare_runs, launch
+from course_lib.memory import PRESETS, VramConfig, activation_bytes, estimate_memory
+from course_lib.memory import (cards_needed, deepspeed_estimate, largest_layer_parameters, model_states_per_gpu,
                              zero_paper_bytes_per_gpu)
 
 # %% [markdown]
@@ -39,7 +41,7 @@ from course_lib.zero import (cards_needed, deepspeed_estimate, largest_layer_par
 # PyTorch's `DistributedDataParallel` (DDP) does the all-reduce during the backward pass, bucket by bucket
 # (Li et al. 2020).
 #
-# `course_lib/distributed.py` is one script for both cases. It creates an `accelerate.Accelerator`, which
+# `course_lib/training/distributed.py` is one script for both cases. It creates an `accelerate.Accelerator`, which
 # finds how many processes `accelerate launch` started and wraps the model in DDP when there are several;
 # the rest of the script does not change. Every step takes the same 8 sequences of 64 tokens: one process
 # takes all 8, each of two processes takes 4. `launch` runs it in a subprocess (the command is in its
@@ -155,7 +157,7 @@ print(f"each FSDP process holds {ratio:.3f} of the unsharded model states")
 # FULL_SHARD; FSDP's SHARD_GRAD_OP is stage 2). DeepSpeed's engine keeps an fp32 copy of the gradients
 # too, so its estimators count 16 optimizer bytes instead of 12, and add the largest layer, gathered
 # whole, at stage 3 (`deepspeed/runtime/zero/stage_1_and_2.py` and `stage3.py`).
-# `course_lib.zero.model_states_per_gpu` counts the same way. Here is
+# `course_lib.memory.zero.model_states_per_gpu` counts the same way. Here is
 # `course vram --model llama-2-7b --num-gpus 8 --zero-stage 3` (full fine-tuning, 1 × 512 tokens per GPU):
 
 # %%

@@ -12,10 +12,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassifi
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar when part 5 loads course-tiny
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 
@@ -170,7 +170,7 @@ check.equal("answer_q4_value", answer_q4, "C")
 # the right model. Use the lesson's table of validation loss and accuracy to decide.
 
 # %%
-from course_lib.transfer import TransferConfig
+from course_lib.training import TransferConfig
 
 ### BEGIN SOLUTION
 answer_q5 = TransferConfig(eval_steps=5, metric_for_best_model="accuracy", early_stopping_patience=2,
@@ -182,7 +182,7 @@ from dataclasses import asdict, replace
 
 from course_lib.data import load_course_dataset
 from course_lib.grading import check
-from course_lib.transfer import TransferConfig, fine_tune_classifier, subset
+from course_lib.training import TransferConfig, fine_tune_classifier, subset
 
 CHOICES = ("eval_steps", "metric_for_best_model", "early_stopping_patience", "load_best_model_at_end")
 check.equal("answer_q5_type", type(answer_q5).__name__, "TransferConfig",

@@ -14,10 +14,10 @@ import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()  # a new head's "missing weights" report is expected here
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in the saved page
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]
@@ -46,7 +46,7 @@ check.close("sweep_ends", [lrs[0], lrs[-1]], [1e-7, 10.0], rel_tol=1e-9,
 check.close("sweep_middle", exponential_sweep(1e-4, 1e-2, 3)[1], 1e-3, rel_tol=1e-9,
             hint="on a log scale the midpoint of 1e-4 and 1e-2 is 1e-3, not 5e-3")
 ### BEGIN HIDDEN TESTS
-from course_lib.lr_finder import exponential_lrs
+from course_lib.training import exponential_lrs
 
 check.close("sweep_matches_library", exponential_sweep(1e-6, 1.0, 37), exponential_lrs(1e-6, 1.0, 37), rel_tol=1e-9)
 check.equal("sweep_type", type(exponential_sweep(1e-3, 1e-1, 5)).__name__, "list")
@@ -119,7 +119,7 @@ check.close("factor_two", layerwise_lrs(8.0, 4, factor=2.0), [1.0, 2.0, 4.0, 8.0
 ### BEGIN HIDDEN TESTS
 from transformers import LlamaConfig, LlamaForSequenceClassification
 
-from course_lib.freezing import discriminative_lr_groups
+from course_lib.training import discriminative_lr_groups
 
 torch.manual_seed(0)
 tiny = LlamaForSequenceClassification(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
@@ -226,10 +226,10 @@ check.close("answer_q6", answer_q6, min(means, key=means.get), rel_tol=1e-6,
 from dataclasses import replace
 
 from course_lib.data import load_course_dataset
-from course_lib.encoding import collator_for, tokenize_classification
-from course_lib.lr_finder import LRFinderConfig, lr_find
+from course_lib.data import collator_for, tokenize_classification
+from course_lib.training import LRFinderConfig, lr_find
 from course_lib.models import load_tokenizer
-from course_lib.transfer import TransferConfig, build_classifier, fine_tune_classifier
+from course_lib.training import TransferConfig, build_classifier, fine_tune_classifier
 
 ds = load_course_dataset("classification")
 train_rows, val_rows = list(ds["train"]), list(ds["validation"])
@@ -261,7 +261,7 @@ from dataclasses import replace
 
 from course_lib.data import load_course_dataset
 from course_lib.grading import check
-from course_lib.transfer import TransferConfig, fine_tune_classifier
+from course_lib.training import TransferConfig, fine_tune_classifier
 
 
 def measured_accuracy(lr: float, seed: int) -> float:

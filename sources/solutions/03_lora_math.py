@@ -7,14 +7,13 @@
 # is wrong. Runtime: about a minute on a 2-core CPU.
 
 # %%
-import transformers
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
-transformers.logging.set_verbosity_error()  # a new head's "missing weights" report is expected here
-transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in the saved page
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
@@ -85,7 +84,7 @@ def lora_forward(x: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Ten
 
 # %% course={"grade_id": "q3_forward", "points": 3}
 from course_lib.grading import check
-from course_lib.lora import LinearWithLoRA
+from course_lib.tuning import LinearWithLoRA
 
 torch.manual_seed(0)
 x, W, A, B = torch.randn(5, 12), torch.randn(8, 12), torch.randn(4, 12), torch.randn(8, 4)
@@ -165,7 +164,7 @@ check.equal("attention_rank_same_budget_value", attention_rank_same_budget, 20)
 # %%
 from course_lib.data import instruction_text, load_course_dataset
 from course_lib.experiments.lora_ablation import AblationConfig, lora_run
-from course_lib.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig
+from course_lib.tuning import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig
 
 alpaca = load_course_dataset("alpaca")
 eval_texts = [instruction_text(r) for r in alpaca["validation"].select(range(64))]

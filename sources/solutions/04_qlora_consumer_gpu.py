@@ -8,8 +8,10 @@
 # %%
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
@@ -17,7 +19,7 @@ import torch
 
 from course_lib.grading import check
 from course_lib.models import set_seed
-from course_lib.quant import nf4_table
+from course_lib.memory import nf4_table
 
 set_seed(0)
 NF4 = nf4_table()  # the 16 NF4 values, sorted from -1 to 1
@@ -39,7 +41,7 @@ def quantize_block(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% course={"grade_id": "q1_nf4_block", "points": 3}
 from course_lib.grading import check
-from course_lib.quant import quantize_nf4
+from course_lib.memory import quantize_nf4
 
 torch.manual_seed(0)
 block = torch.randn(64) * 0.02
@@ -67,7 +69,7 @@ def dequantize_block(codes: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
 
 # %% course={"grade_id": "q2_dequant", "points": 2}
 from course_lib.grading import check
-from course_lib.quant import dequantize_nf4
+from course_lib.memory import dequantize_nf4
 
 back = dequantize_block(codes, absmax)
 check.shape("back_shape", back, (64,))
@@ -117,7 +119,7 @@ def full_ft_bytes(n_params: int) -> int:
 
 # %% course={"grade_id": "q4_full_ft", "points": 3}
 from course_lib.grading import check
-from course_lib.vram import PRESETS, VramConfig, estimate_memory
+from course_lib.memory import PRESETS, VramConfig, estimate_memory
 
 check.equal("full_1000", full_ft_bytes(1000), 16000, hint="2 + 2 + 12 = 16 bytes per parameter")
 e = estimate_memory(PRESETS["llama-2-7b"], VramConfig(method="full", precision="mixed"))
@@ -129,7 +131,7 @@ check.equal("full_13b", full_ft_bytes(13_015_864_320), 16 * 13_015_864_320)
 
 # %% [markdown]
 # ## Q5 (2 points) — a stated configuration
-# Use `course_lib.vram.estimate_memory` for Llama-2-13B with QLoRA (r = 16, all-linear), bf16,
+# Use `course_lib.memory.vram.estimate_memory` for Llama-2-13B with QLoRA (r = 16, all-linear), bf16,
 # paged 8-bit AdamW, batch 2 × 1024 tokens, gradient checkpointing. Set `total_gb` to the total in
 # GB (1e9 bytes) and `fits_10gb` to whether it fits a 10 GB card.
 
@@ -156,13 +158,13 @@ check.equal("fits_10gb", fits_10gb, expected <= 10)
 # ## Q6 (3 points) — a decision, checked by a measurement
 # You will fine-tune course-tiny with LoRA (r = 16 on every linear layer, bf16, SDPA attention, 256
 # tokens per sequence) on a device with a **100 MB** budget for tensors. Which batch size — 1, 2, 4, 8
-# or 16 — is the largest that fits? Predict with `course_lib.vram.estimate_memory(PRESETS["course-tiny"],
-# VramConfig(...))`, then check your choice with `course_lib.memtrack.track_training_step` (PyTorch's
+# or 16 — is the largest that fits? Predict with `course_lib.memory.vram.estimate_memory(PRESETS["course-tiny"],
+# VramConfig(...))`, then check your choice with `course_lib.memory.memtrack.track_training_step` (PyTorch's
 # MemTracker on fake tensors: a few seconds). Set `batch_choice` to the batch size and
 # `tracked_peak_mb` to the tracker's peak for it, in MB (1e6 bytes).
 
 # %%
-from course_lib.memtrack import track_training_step
+from course_lib.memory import track_training_step
 
 ### BEGIN SOLUTION
 def lora_config(batch_size: int) -> VramConfig:
@@ -177,8 +179,8 @@ print(f"batch {batch_choice}: tracked peak {tracked_peak_mb:.1f} MB")
 
 # %% course={"grade_id": "q6_batch_decision", "points": 3}
 from course_lib.grading import check
-from course_lib.memtrack import track_training_step
-from course_lib.vram import PRESETS, VramConfig
+from course_lib.memory import track_training_step
+from course_lib.memory import PRESETS, VramConfig
 
 
 def tracked_mb(batch_size: int) -> float:

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 05 · Exercises: catastrophic forgetting
 #
-# Five graded parts. Four are small pieces of `course_lib.forgetting` written by you and checked
+# Five graded parts. Four are small pieces of `course_lib.forgetting.measuring` written by you and checked
 # against the library: the forgetting metric and its sign convention, replay batch mixing, the
 # EWC penalty, and reading the learn-vs-forget results of lesson 05. The fifth is a decision: you
 # choose a learning rate and a replay fraction for fine-tuning course-tiny, and the test runs your
@@ -15,17 +15,17 @@ import math
 import random
 
 import torch
-from transformers.utils import logging as hf_logging
 
-from course_lib import ewc
+from course_lib.forgetting import ewc
 from course_lib import forgetting as fg
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 from course_lib.results import load_results
 
-hf_logging.disable_progress_bar()  # no weight-loading bars in the saved notebook
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]

@@ -9,20 +9,18 @@
 
 # %%
 import math
-import warnings
 
 import torch
-from transformers.utils import logging as hf_logging
 
-from course_lib import sft
+from course_lib.tuning import sft
 from course_lib.doctor import versions_line
 from course_lib.grading import check
+from course_lib.metrics import rouge_l
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
+from course_lib.notebook import quiet_notebook
 
-hf_logging.disable_progress_bar()
-# peft still calls a transformers alias deprecated in 5.x; harmless here
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 tokenizer = load_tokenizer(sft.DEFAULT_MODEL)  # SmolLM2-135M-Instruct's tokenizer and its ChatML template
 
@@ -100,7 +98,7 @@ check.equal("targets", tokenizer.decode([t for t in labels if t != -100]),
             "Return the number of items in a container.<|im_end|>\n",
             hint="only the reply, its <|im_end|> and the newline after it; the header stays −100")
 check.equal("same_as_course_lib", labels, sft.assistant_only_labels(tokenizer, conversation)["labels"],
-            hint="compare with course_lib.sft.assistant_only_labels on the same conversation")
+            hint="compare with course_lib.tuning.sft.assistant_only_labels on the same conversation")
 ### BEGIN HIDDEN TESTS
 two_turns = conversation + [{"role": "user", "content": "And `abs`?"}, {"role": "assistant", "content": "Absolute value."}]
 ids2 = tokenizer.apply_chat_template(two_turns, tokenize=True, return_dict=True)["input_ids"]
@@ -230,7 +228,7 @@ print(f"format rate {format_rate(answers):.0%}, ROUGE-L {rouge:.3f}")
 # %% course={"grade_id": "q4_scores", "points": 2}
 check.close("format_rate", format_rate(answers), 0.5, rel_tol=1e-9,
             hint="answers 1 and 4 qualify; 2 has a line break, 3 has no full stop")
-check.close("rouge", rouge, sft.rouge_l(answers, references), rel_tol=1e-9,
+check.close("rouge", rouge, rouge_l(answers, references), rel_tol=1e-9,
             hint="mean over answers of score(reference, answer)['rougeL'].fmeasure, with use_stemmer=True")
 ### BEGIN HIDDEN TESTS
 check.close("format_long", format_rate([" ".join(["word"] * 26) + ".", "Short."]), 0.5, rel_tol=1e-9)

@@ -14,13 +14,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib import dpo
+from course_lib.tuning import dpo
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.models import set_seed, set_threads
+from course_lib.notebook import quiet_notebook
 from course_lib.results import load_results
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]

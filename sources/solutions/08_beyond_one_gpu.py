@@ -10,14 +10,16 @@
 # %%
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
+from course_lib.notebook import quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %%
 from course_lib.grading import check
-from course_lib.vram import PRESETS, VramConfig
-from course_lib.zero import largest_layer_parameters
+from course_lib.memory import PRESETS, VramConfig
+from course_lib.memory import largest_layer_parameters
 
 L7, L70 = PRESETS["llama-2-7b"], PRESETS["llama-2-70b"]
 print(f"Llama-2-7B: {L7.parameters:,} parameters, largest layer {largest_layer_parameters(L7):,}")
@@ -49,7 +51,7 @@ def zero_model_states_bytes(parameters: int, largest_layer: int, stage: int, num
 
 # %% course={"grade_id": "q1_zero_by_hand", "points": 3}
 from course_lib.grading import check
-from course_lib.zero import model_states_per_gpu
+from course_lib.memory import model_states_per_gpu
 
 for stage in range(4):
     got = zero_model_states_bytes(L7.parameters, largest_layer_parameters(L7), stage, 4)
@@ -108,7 +110,7 @@ check.equal("hidden_one", global_batch_size(1, 1, 1), 1)
 # %% [markdown]
 # ## Part 3 · Reading a DDP log (3 points)
 #
-# `course_lib.distributed` prints a header and one line per step. Here is the log of a 4-process run.
+# `course_lib.training.distributed` prints a header and one line per step. Here is the log of a 4-process run.
 # Write `read_ddp_log(log)` returning a dict with `num_processes` (int), `global_batch` (int), and
 # `allreduce_share`: the all-reduce time of steps 2 to the end divided by their step time (step 1 includes
 # one-off set-up, so leave it out), a float between 0 and 1.
@@ -164,7 +166,7 @@ check.close("hidden_share", got["allreduce_share"], 0.4, rel_tol=1e-9)
 # **fewest** GPUs. The test checks that your choice fits, and that no stage fits on fewer GPUs.
 
 # %%
-from course_lib.vram import activation_bytes
+from course_lib.memory import activation_bytes
 
 CARD = 80 * 2**30
 micro_batch = VramConfig(method="full", precision="mixed", batch_size=1, seq_len=512, gradient_checkpointing=True)
@@ -180,7 +182,7 @@ print(f"stage {my_stage} on {my_gpus} GPUs")
 
 # %% course={"grade_id": "q4_decision_70b", "points": 3}
 from course_lib.grading import check
-from course_lib.zero import model_states_per_gpu
+from course_lib.memory import model_states_per_gpu
 
 check.equal("stage_type", type(my_stage).__name__, "int")
 check.equal("gpus_type", type(my_gpus).__name__, "int")

@@ -4,20 +4,18 @@ ZeRO (Rajbhandari et al. 2020, §5) shards the model states of data-parallel tra
 optimizer states, stage 2 also the gradients, stage 3 also the parameters (= FSDP's FULL_SHARD; SHARD_GRAD_OP is
 stage 2). `model_states_per_gpu` counts the bytes as DeepSpeed's engine and its estimators do;
 `deepspeed_estimate` asks DeepSpeed itself; `zero_paper_bytes_per_gpu` is the paper's leaner count;
-`cards_needed` adds each GPU's activations and overhead from `course_lib.vram` and finds the fewest cards.
-`course vram --num-gpus N --zero-stage S` prints it.
+`cards_needed` adds each GPU's activations and overhead from `course_lib.memory.vram` and finds the fewest cards.
+`course vram --num-gpus N --zero-stage S` prints it (course_lib.commands.vram).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from typing import NamedTuple
 
-from course_lib.vram import ModelShape, VramArgs, VramConfig, activation_bytes, model_shape
+from course_lib.memory.vram import ModelShape, VramConfig, activation_bytes
 
 __all__ = ["ZERO_STAGES", "ModelStates", "largest_layer_parameters", "model_states_per_gpu", "deepspeed_estimate",
-           "zero_paper_bytes_per_gpu", "cards_needed", "print_zero_table"]
+           "zero_paper_bytes_per_gpu", "cards_needed"]
 
 ZERO_STAGES = (0, 1, 2, 3)  # 0: plain DDP; 1: optimizer states sharded; 2: + gradients; 3: + parameters (FULL_SHARD)
 
@@ -102,28 +100,3 @@ def cards_needed(shape: ModelShape, zero_stage: int, card_bytes: int, config: Vr
         if model_states_per_gpu(shape, zero_stage, n).total + per_batch <= card_bytes:
             return n
     return None
-
-
-def print_zero_table(args: VramArgs, config: VramConfig) -> int:
-    """`course vram --num-gpus N --zero-stage S`: model states, activations and overhead on each GPU."""
-    shape = model_shape(args.model)
-    states = model_states_per_gpu(shape, args.zero_stage, args.num_gpus)
-    act = activation_bytes(shape, config).saved
-    total = states.total + act + config.overhead_bytes
-    if args.json:
-        print(json.dumps({"model": args.model, "num_gpus": args.num_gpus, "zero_stage": args.zero_stage,
-                          "config": asdict(config), **{f"{k}_bytes": v for k, v in states._asdict().items()},
-                          "model_states_bytes": states.total, "activations_bytes": act,
-                          "overhead_bytes": config.overhead_bytes, "total_bytes": total}, indent=1))
-        return 0
-    print(f"{args.model}: full fine-tuning, mixed-precision Adam, ZeRO stage {args.zero_stage} on {args.num_gpus} "
-          f"GPU(s); per GPU:")
-    for name, value in states._asdict().items():
-        print(f"  {name.replace('_', ' '):24s}{value / 1e9:10.2f} GB")
-    print(f"  {'model states':24s}{states.total / 1e9:10.2f} GB   (DeepSpeed's estimator counts the same)")
-    gc = ", gradient checkpointing" if config.gradient_checkpointing else ""
-    print(f"  {'activations':24s}{act / 1e9:10.2f} GB   its own micro-batch: {config.batch_size} × {config.seq_len} "
-          f"tokens, {config.precision}{gc}")
-    print(f"  {'+ GPU overhead':24s}{config.overhead_bytes / 1e9:10.2f} GB")
-    print(f"  {'total on each GPU':24s}{total / 1e9:10.2f} GB   ({total / 2**30:.2f} GiB)")
-    return 0

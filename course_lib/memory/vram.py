@@ -9,34 +9,33 @@ the optimizer step (weights + gradients + states + the optimizer's temporaries):
 activations are never at their largest at the same time. Byte counts follow ZeRO §3.1
 (mixed-precision Adam: 2 + 2 + 12 = 16 bytes per trainable parameter). Activations are counted per
 tensor that transformers' LlamaDecoderLayer saves for the backward pass (see `activation_bytes`),
-checked against PyTorch's MemTracker (`course_lib.memtrack`, benchmarks/vram_memtrack.py) and measured
+checked against PyTorch's MemTracker (`course_lib.memory.memtrack`, benchmarks/vram_memtrack.py) and measured
 on a GPU (benchmarks/vram_benchmark.py; benchmarks/results/vram-nvidia-h200.json: 37 runs within ±5 %).
 LoRA and QLoRA follow peft's defaults unless told otherwise: fp32 adapters (`autocast_adapter_dtype`)
 and, for QLoRA, fp32 embeddings and norms (`prepare_model_for_kbit_training`); AdamW is torch's
 multi-tensor version, its CUDA default (`foreach`).
 What a GPU adds on top of tensors (CUDA context, allocator rounding) is a separate line.
-`course vram` prints the table or `--json`; `--check` measures the same job with the tracker.
+`course vram` (course_lib.commands.vram) prints the table or `--json`; `--check` measures the same job with the tracker.
 
-Across GPUs, `course vram --num-gpus N --zero-stage S` prints `course_lib.zero`'s model states per GPU
+Across GPUs, `course vram --num-gpus N --zero-stage S` prints `course_lib.memory.zero`'s model states per GPU
 with the per-GPU activations and overhead (lesson 08).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
 
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS
+
 __all__ = ["ModelShape", "PRESETS", "VramConfig", "MemoryEstimate", "estimate_memory", "model_shape", "shape_of",
-           "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "ATTENTION",
-           "ALL_LINEAR", "VramArgs", "Activations", "activation_bytes", "COMMANDS"]
+           "METHODS", "PRECISIONS", "OPTIMIZERS", "PARTS", "Activations", "activation_bytes"]
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("fp32", "fp16", "bf16", "mixed")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd")
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
-ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
 PARTS = ("weights", "quantization_constants", "lora_parameters", "gradients", "optimizer_states", "activations",
          "temporaries")
 
@@ -76,7 +75,7 @@ class ModelShape:
     def parameters(self) -> int:
         return self.linear_parameters + self.other_parameters
 
-    def lora_parameters(self, r: int, targets: Sequence[str] = ATTENTION) -> int:
+    def lora_parameters(self, r: int, targets: Sequence[str] = ATTENTION_TARGETS) -> int:
         """Trainable LoRA parameters of the whole model: r·(d + k) per targeted matrix per layer (lesson 03)."""
         return self.num_hidden_layers * sum(r * (d + k) for name, (d, k) in self.linear_shapes().items()
                                             if name in targets)
@@ -220,7 +219,7 @@ class MemoryEstimate:
 
 # Bytes each LlamaDecoderLayer saves for backward, per token, in multiples of h (hidden size), kv (the
 # key/value width) and i (MLP width), counted with MemTracker on transformers 5.24's Llama (2 and 4
-# layers; course_lib/memtrack.py). In 16-bit, full fine-tuning: each RMSNorm keeps its fp32 input (4h) and
+# layers; course_lib/memory/memtrack.py). In 16-bit, full fine-tuning: each RMSNorm keeps its fp32 input (4h) and
 # its 16-bit output before and after the weight (2h + 2h); attention keeps q and the output (2h each),
 # k and v (2kv each); the SwiGLU MLP keeps gate, up, SiLU(gate) and their product (4 × 2i). LoRA on frozen
 # weights drops what only a weight gradient needs. fp32 doubles the 16-bit tensors; mixed precision
@@ -291,7 +290,7 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
         trainable = n
         largest = max(shape.vocab_size, shape.intermediate_size) * shape.hidden_size  # biggest trained tensor
     else:
-        trainable = shape.lora_parameters(c.lora_r, ALL_LINEAR if c.lora_targets == "all-linear" else ATTENTION)
+        trainable = shape.lora_parameters(c.lora_r, ALL_LINEAR_TARGETS if c.lora_targets == "all-linear" else ATTENTION_TARGETS)
         largest = c.lora_r * max(shape.intermediate_size, shape.hidden_size)
     # frozen or trainable base weights; QLoRA keeps the decoder's linear layers in 4 bits
     if c.method == "qlora":
@@ -326,58 +325,3 @@ def estimate_memory(shape: ModelShape, config: VramConfig | None = None) -> Memo
                           gradients=gradients, optimizer_states=optimizer, activations=act.saved,
                           temporaries=temporaries, peak=int(peak), phase=phase, overhead=c.overhead_bytes,
                           trainable_parameters=trainable, total_parameters=n)
-
-
-# ---------------------------------------------------------------- `course vram`
-
-@dataclass
-class VramArgs:
-    """What to estimate and how to print it."""
-
-    model: str = field(default="llama-2-7b", metadata={"help": f"{', '.join(PRESETS)}, a folder with a "
-                                                              "config.json, or a hub id in the local cache"})
-    json: bool = field(default=False, metadata={"help": "print machine-readable JSON"})
-    check: bool = field(default=False, metadata={"help": "also measure the same job with PyTorch's MemTracker on "
-                                                         "fake tensors (no GPU, no allocation; ~1 min for 7B)"})
-    num_gpus: int = field(default=1, metadata={"help": "data-parallel GPUs (lesson 08): with --zero-stage, print "
-                                                       "full fine-tuning's model states per GPU"})
-    zero_stage: int = field(default=-1, metadata={"help": "ZeRO stage 0-3 (0: DDP, 1: optimizer states sharded, "
-                                                         "2: + gradients, 3: + parameters = FSDP FULL_SHARD); "
-                                                         "-1: one GPU, lesson 04's table"})
-
-
-def _vram(args: VramArgs, config: VramConfig) -> int:
-    if args.zero_stage != -1 or args.num_gpus != 1:
-        if args.zero_stage == -1:
-            raise ValueError("--num-gpus needs --zero-stage (0 for plain data parallel)")
-        from course_lib.zero import print_zero_table
-
-        return print_zero_table(args, config)
-    est = estimate_memory(model_shape(args.model), config)
-    tracked = None
-    if args.check:
-        from course_lib.memtrack import track_training_step
-        tracked = track_training_step(model_shape(args.model), config)
-    if args.json:
-        extra = {"tracked_peak_bytes": tracked.peak, "tracked_by_category": tracked.by_category} if tracked else {}
-        print(json.dumps({"model": args.model, "config": asdict(config), **est.to_json(), **extra}, indent=1))
-    else:
-        gc = ", gradient checkpointing" if config.gradient_checkpointing else ""
-        if config.method != "full":
-            gc += ", fp32 adapters (peft's default)" if config.fp32_adapters else ", adapters in the model's dtype"
-        if config.prepared_4bit:
-            gc += ", fp32 embeddings and norms (prepare_model_for_kbit_training)"
-        print(est.table(f"{args.model}: {config.method}, {config.precision}, {config.optimizer}, batch "
-                        f"{config.batch_size} × {config.seq_len} tokens{gc}"))
-        print(f"  trainable parameters: {est.trainable_parameters:,} of {est.total_parameters:,}")
-        if tracked:
-            parts = ", ".join(f"{k} {v / 1e9:.2f}" for k, v in tracked.by_category.items() if v)
-            print(f"  MemTracker (fake tensors): peak {tracked.peak / 1e9:.2f} GB ({parts} GB); the estimate's "
-                  f"tensor peak is {est.peak / tracked.peak - 1:+.1%} off it ({tracked.seconds:.0f} s)")
-    return 0
-
-
-COMMANDS = {
-    "vram": ("estimate training memory part by part (weights, gradients, optimizer, activations, ...); lesson 04",
-             (VramArgs, VramConfig), _vram),
-}

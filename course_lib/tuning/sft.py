@@ -16,30 +16,35 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
 import torch
 
-from course_lib.data import RESPONSE_MARKER, data_dir, instruction_text, load_course_dataset
+from course_lib.data.datasets import TASK_PREFIX, data_dir, format_ok, instruction_text, load_course_dataset
+from course_lib.forgetting.generation import greedy_ids
+from course_lib.metrics import rouge_l
+from course_lib.models.base import count_parameters, model_name, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.notebook import known_notices
 
-__all__ = ["DEFAULT_MODEL", "lesson_model", "NoChatTemplate", "require_chat_template", "TASK_PREFIX", "TEMPLATES", "task_rows", "to_prompt_completion", "prompt_for", "generation_prompt",
-           "assistant_only_labels", "whole_text_labels", "pad_batch", "response_nll", "rouge_l", "format_ok",
-           "answer_metrics", "SFTRunConfig", "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card",
-           "tidy_adapter_config", "COMMANDS"]
+__all__ = ["DEFAULT_MODEL", "lesson_model", "NoChatTemplate", "require_chat_template", "TEMPLATES", "task_rows",
+           "to_prompt_completion", "prompt_for", "generation_prompt", "assistant_only_labels", "whole_text_labels",
+           "pad_batch", "response_nll", "greedy_answers_and_cuts", "answer_cap", "answer_metrics", "SFTRunConfig",
+           "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card", "tidy_adapter_config", "quiet_command",
+           "checkpoints_dir"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # lesson 06's model unless COURSE_MODEL names another
-TASK_PREFIX = "Explain what the Python function"  # the rows of data/instructions/chat this lesson trains on
 Template = Literal["chat", "none", "alpaca"]
 TEMPLATES: tuple[str, ...] = ("chat", "none", "alpaca")  # the model's own, none at all, another model's
 
 
 def lesson_model() -> str:
     """COURSE_MODEL if set, else smollm2-135m-instruct: this lesson needs a model with a chat template."""
-    return os.environ.get("COURSE_MODEL") or DEFAULT_MODEL
+    return model_name(default=DEFAULT_MODEL)
 
 
 class NoChatTemplate(ValueError):
@@ -51,8 +56,6 @@ class NoChatTemplate(ValueError):
 
 def require_chat_template(model_name: str, tokenizer=None) -> None:
     """Stop at once, in one sentence, when `model_name`'s tokenizer has no chat template (a base model)."""
-    from course_lib.models import load_tokenizer
-
     if (tokenizer or load_tokenizer(model_name)).chat_template is None:
         raise NoChatTemplate(
             f"{model_name!r} has no chat template (a base model, never taught to chat), and this lesson trains and "
@@ -80,7 +83,7 @@ def prompt_for(tokenizer, row: dict, template: Template = "chat") -> str:
         return tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True)
     if template == "none":
         return user + "\n"
-    if template == "alpaca":  # "### Instruction: … ### Response:" of lessons 03-05 (course_lib.data)
+    if template == "alpaca":  # "### Instruction: … ### Response:" of lessons 03-05 (course_lib.data.datasets)
         return instruction_text({"instruction": user, "input": "", "output": ""})
     raise ValueError(f"template must be one of {TEMPLATES}, not {template!r}.")
 
@@ -155,27 +158,12 @@ def response_nll(model, tokenizer, rows: Sequence[dict], template: Template = "c
     return total / count
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure (Lin 2004: longest common subsequence), Google's `rouge_score` with stemming."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)) / len(references)
-
-
-def format_ok(answer: str, max_words: int = 25) -> bool:
-    """The course's docstring style: one line, at most `max_words` words, ending with a full stop."""
-    return "\n" not in answer and 0 < len(answer.split()) <= max_words and answer.endswith(".")
-
-
 @torch.no_grad()
 def greedy_answers_and_cuts(model, tokenizer, prompts: Sequence[str], max_new_tokens: int) -> tuple[list[str], list[bool]]:
     """Greedy answers, and for each whether the token cap cut it (no end of turn within `max_new_tokens`)."""
-    from course_lib.generation import _greedy_ids
-
     answers, cut = [], []
     for p in prompts:
-        ids = _greedy_ids(model, tokenizer, tokenizer(p)["input_ids"], max_new_tokens)
+        ids = greedy_ids(model, tokenizer, tokenizer(p)["input_ids"], max_new_tokens)
         answers.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
         cut.append(len(ids) >= max_new_tokens and tokenizer.eos_token_id not in ids)
     return answers, cut
@@ -266,8 +254,7 @@ def sft_trainer(model, tokenizer, train_rows, eval_rows, config: SFTRunConfig, o
     args = config.to_sft_config(output_dir, **overrides)
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if args.load_best_model_at_end else []
     as_dataset = lambda rows: Dataset.from_list([to_prompt_completion(r) for r in rows])  # noqa: E731
-    with warnings.catch_warnings():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with known_notices():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
         return SFTTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=as_dataset(train_rows),
                           eval_dataset=as_dataset(eval_rows) if eval_rows else None,
                           peft_config=config.lora_config(), callbacks=callbacks)
@@ -309,9 +296,6 @@ def sft_run(config: SFTRunConfig | None = None, model_name: str | None = None, *
     trainers checkpoint into `checkpoints` (default: a folder removed at the end), and with config.resume
     each training continues from its last checkpoint there.
     """
-    import tempfile
-
-    from course_lib.models import count_parameters, load_base_model, load_tokenizer, set_seed
 
     config = config or SFTRunConfig()
     model_name = model_name or lesson_model()
@@ -400,7 +384,7 @@ def write_adapter_card(adapter_dir: Path | str, result: dict, kind: str = "reply
     options = " ".join(f"--{k} {v}" for k, v in c.items() if v != getattr(SFTRunConfig, k, v) and k not in ("out",))
     Path(adapter_dir, "README.md").write_text(
         f"# LoRA adapter for {result['model']}: one-line docstring answers ({kind})\n\n"
-        f"Made by `course sft{' ' + options if options else ''}` (course_lib/sft.py, seed {result['seed']}): "
+        f"Made by `course sft{' ' + options if options else ''}` (course_lib/tuning/sft.py, seed {result['seed']}): "
         f"TRL's SFTTrainer, LoRA r={c['r']}, lora_alpha={c['lora_alpha']:g}, target_modules={c['target_modules']}, "
         f"learning rate {c['learning_rate']:g}, batches of {c['per_device_train_batch_size']}, "
         f"{result['train_rows']} rows of data/instructions/chat (\"{TASK_PREFIX} …\"), "
@@ -422,49 +406,3 @@ def quiet_command() -> None:
 def checkpoints_dir() -> Path:
     """Where `course sft` keeps its checkpoints until it ends (git-ignored): what --resume continues from."""
     return data_dir() / "checkpoints" / "sft"
-
-
-def _run(config: SFTRunConfig) -> int:
-    from course_lib.results import results_path, save_results, staged_outputs
-
-    if config.max_steps <= 0 or config.train_rows <= 0 or config.eval_steps <= 0:
-        raise ValueError("--max_steps, --train_rows and --eval_steps must be positive.")
-    adapter_dir = Path(config.adapter_dir or data_dir() / "adapters" / "sft-docstring")
-    twin_dir = adapter_dir.with_name(adapter_dir.name + "-whole-text")
-    out = Path(config.out) if config.out else results_path("sft")
-    checkpoints, options = checkpoints_dir(), {k: v for k, v in asdict(config).items() if k != "resume"}
-    saved = checkpoints / "options.json"
-    if config.resume and saved.exists() and json.loads(saved.read_text(encoding="utf-8")) != options:
-        raise ValueError(f"the checkpoints in {checkpoints} are from a run with other options: run `course sft` "
-                         "with those options and --resume, or without --resume to start again.")
-    if not config.resume:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(options, indent=1), encoding="utf-8")
-    quiet_command()
-    try:
-        with staged_outputs([adapter_dir, twin_dir, out]) as (adapter_tmp, twin_tmp, out_tmp):
-            result = sft_run(config, save_to=adapter_tmp, twin_to=twin_tmp, checkpoints=checkpoints, progress=True)
-            write_adapter_card(adapter_tmp, result)
-            if config.compare_whole_text:
-                write_adapter_card(twin_tmp, result, "whole-text loss, the comparison run")
-            save_results("sft", result, out=out_tmp)
-    except KeyboardInterrupt:
-        resumable = any(checkpoints.glob("*/checkpoint-*"))
-        raise KeyboardInterrupt(f"{adapter_dir.name}, its twin and {out.name} are unchanged (a run writes them "
-                                "together at its end)" + ("; `course sft --resume` (same options) continues from "
-                                                         "the last checkpoint" if resumable else "")) from None
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    print(f"wrote {out}, {adapter_dir} and {twin_dir.name}" if config.compare_whole_text else f"wrote {out} and {adapter_dir}")
-    return 0
-
-
-def _help() -> str:
-    from course_lib.results import took
-
-    return ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
-            f"data/results/sft.json and data/adapters/sft-docstring*, written together at the end{took('sft')}; "
-            "--resume continues an interrupted run")
-
-
-COMMANDS = {"sft": (_help(), (SFTRunConfig,), _run)}

@@ -25,10 +25,11 @@ from typing import Callable
 
 import torch
 
-from course_lib.lora import LoraConfig, LinearWithLoRA, add_lora
-from course_lib.vram import ALL_LINEAR, ATTENTION, ModelShape, VramConfig
+from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, LinearWithLoRA, add_lora
+from course_lib.memory.vram import ModelShape, VramConfig
 
-__all__ = ["TrackedMemory", "track_training_step", "track_model_steps", "PeakMemory", "measure_peak_memory"]
+__all__ = ["TrackedMemory", "track_training_step", "track_model_steps", "PeakMemory", "measure_peak_memory", "RssSampler",
+           "release_freed_memory"]
 
 _CATEGORIES = {"PARAM": "parameters", "BUFFER": "buffers", "GRAD": "gradients", "OPT": "optimizer_states",
                "ACT": "activations", "TEMP": "temporaries", "OTH": "other"}
@@ -109,7 +110,8 @@ def track_training_step(shape: ModelShape, config: VramConfig, steps: int = 2) -
         if config.method == "lora":  # the course's LoRA layers (= peft's, tests/test_lora.py), in the base dtype;
             # peft's own `.to()` cannot move parameters between fake tensors
             add_lora(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
-                                       target_modules=ALL_LINEAR if config.lora_targets == "all-linear" else ATTENTION))
+                                       target_modules=ALL_LINEAR_TARGETS if config.lora_targets == "all-linear"
+                                       else ATTENTION_TARGETS))
             if config.fp32_adapters:  # peft's autocast_adapter_dtype: fp32 adapters, which cast their input to fp32
                 for module in model.modules():
                     if isinstance(module, LinearWithLoRA):  # new layers: fake tensors cannot change dtype
@@ -181,12 +183,37 @@ class PeakMemory:
     method: str  # "cuda.max_memory_allocated" or "cpu: peak RSS increase (substitute)"
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+class RssSampler:
+    """Peak resident memory of this process while a `with` block runs, sampled every millisecond (Linux)."""
+
+    def __init__(self):
+        self.peak = 0
+        self._done = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        """Resident bytes now (/proc/self/statm: anonymous memory and mapped file pages together)."""
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self):
+        while not self._done.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.001)
+
+    def __enter__(self):
+        self.peak = self.rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Ask glibc to give freed heap memory back to the OS (no-op elsewhere), so RSS starts from what is in use."""
     import ctypes
     try:
@@ -212,20 +239,8 @@ def measure_peak_memory(fn: Callable[[], object], device: str | None = None) -> 
     # it also counts Python objects and allocator caches, so read it as an upper bound.
     import gc
     gc.collect()
-    _release_freed_memory()  # else memory freed by an earlier run is reused unseen and the increase reads ≈ 0
-    base, peak, done = _rss_bytes(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    release_freed_memory()  # else memory freed by an earlier run is reused unseen and the increase reads ≈ 0
+    base = RssSampler.rss()
+    with RssSampler() as sampled:
         fn()
-    finally:
-        done.set()
-        thread.join()
-    peak[0] = max(peak[0], _rss_bytes())
-    return PeakMemory(max(peak[0] - base, 0), "cpu: peak RSS increase (substitute)")
+    return PeakMemory(max(sampled.peak - base, 0), "cpu: peak RSS increase (substitute)")

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from course_lib.models import count_parameters
+from course_lib.models.base import count_parameters
 
 __all__ = ["freeze_all_but", "layer_groups", "set_trainable_groups", "unfreeze_top_blocks",
            "gradual_unfreezing", "TrainableReport", "trainable_report", "discriminative_lr_groups"]

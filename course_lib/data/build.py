@@ -1,39 +1,22 @@
-"""The course's datasets: built from shipped Python text, loaded with `datasets` (lesson 00).
+"""`course build-data`: every dataset and data card under data/, cut from Python's own text (lesson 00).
 
-`course build-data` writes every JSONL file and data card under data/; lessons read them
-with `load_course_dataset(name)`, which checks each row first so a malformed line gets one
-clear error naming the file and the line instead of a pyarrow stack trace.
+The build is seeded and splits by a hash of each source file, so it repeats exactly; lesson 07's
+preference pairs are cut last, from the chat set just written (course_lib.data.preferences).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
+from course_lib.data.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
+from course_lib.data.datasets import LABELS, data_dir, write_jsonl
+from course_lib.data.preferences import build_preferences
 
-__all__ = ["DATASETS", "LABELS", "data_dir", "load_course_dataset", "read_jsonl", "build_all", "DataConfig",
-           "instruction_text", "area_text", "prompt_of", "alpaca_to_chat", "COMMANDS"]
-
-LABELS: list[str] = list(AREAS)  # label i of the classification set is LABELS[i]
-
-# name -> (folder under data/, required fields and their types, splits)
-DATASETS: dict[str, tuple[str, dict[str, type], tuple[str, ...]]] = {
-    "corpus": ("corpus", {"text": str, "source": str}, ("train", "validation")),
-    "classification": ("classification", {"text": str, "label": int, "area": str, "source": str},
-                       ("train", "validation", "test")),
-    "alpaca": ("instructions/alpaca", {"instruction": str, "input": str, "output": str},
-               ("train", "validation", "test")),
-    "chat": ("instructions/chat", {"messages": list}, ("train", "validation", "test")),
-    "general": ("general", {"text": str, "source": str}, ("test",)),
-    "preferences": ("preferences", {"prompt": str, "chosen": str, "rejected": str, "kind": str},
-                    ("train", "validation", "test")),  # lesson 07, built by course_lib.preferences
-}
+__all__ = ["DataConfig", "build_all", "alpaca_to_chat"]
 
 
 @dataclass
@@ -49,112 +32,12 @@ class DataConfig:
                                                               "of about this many characters"})
 
 
-def data_dir() -> Path:
-    """data/ of this checkout, or $COURSE_DATA if set."""
-    env = os.environ.get("COURSE_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
-
-
-# ---------------------------------------------------------------- reading, with clear errors
-
-class DataFormatError(ValueError):
-    """A data file that is not what the course expects; the message names file and line."""
-
-
-def read_jsonl(path: Path, fields: dict[str, type] | None = None) -> list[dict]:
-    """Read a JSONL file, checking that each line is a JSON object with the given fields."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `course build-data` to rebuild data/.")
-    rows = []
-    with path.open(encoding="utf-8-sig") as f:  # -sig: a byte-order mark some editors write is skipped
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                reason = exc.msg.removesuffix(" at")  # json's "Invalid control character at" ends mid-sentence
-                raise DataFormatError(f"{path}, line {lineno}: not valid JSON ({reason}, column {exc.colno}); "
-                                      "fix or delete that line, or rebuild with `course build-data`.") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}.")
-            for name, typ in (fields or {}).items():
-                if name not in row:
-                    raise DataFormatError(f"{path}, line {lineno}: missing field {name!r} "
-                                          f"(each row needs {sorted(fields)}).")
-                if not isinstance(row[name], typ):
-                    raise DataFormatError(f"{path}, line {lineno}: field {name!r} should be "
-                                          f"{typ.__name__}, got {type(row[name]).__name__}.")
-            rows.append(row)
-    return rows
-
-
-def load_course_dataset(name: str, split: str | None = None, progress: bool = False):
-    """One of the course's datasets as a `datasets.DatasetDict` (or a `Dataset` for one split).
-
-    progress=False hides `datasets`' own progress bars for this call only (they are noise in a
-    lesson's saved outputs); the library's setting is restored afterwards.
-    """
-    import datasets
-    from datasets.utils import logging as ds_logging
-
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; the course ships {sorted(DATASETS)}.")
-    folder, fields, splits = DATASETS[name]
-    files = {s: str(data_dir() / folder / f"{s}.jsonl") for s in splits}
-    for s in ([split] if split else splits):
-        if s not in files:
-            raise ValueError(f"Dataset {name!r} has splits {list(splits)}, not {s!r}.")
-        read_jsonl(Path(files[s]), fields)  # validate first: clear errors, not pyarrow's
-    enabled_before = ds_logging.is_progress_bar_enabled()
-    if not progress:
-        ds_logging.disable_progress_bar()
-    try:
-        ds = datasets.load_dataset("json", data_files=files)
-    finally:
-        if enabled_before:
-            ds_logging.enable_progress_bar()
-    return ds[split] if split else ds
-
-
-# ---------------------------------------------------------------- rows as training texts
-
-RESPONSE_MARKER = "### Response:\n"
-
-
-def instruction_text(row: dict) -> str:
-    """An Alpaca row as one training text in the course's prompt format (lessons 03, 05)."""
-    prompt = row["instruction"] + (f"\n\n{row['input']}" if row["input"] else "")
-    return f"### Instruction:\n{prompt}\n\n{RESPONSE_MARKER}{row['output']}"
-
-
-def area_text(row: dict) -> str:
-    """A classification row as an instruction whose answer is the area's name (task B of lesson 05)."""
-    return (f"### Instruction:\nWhich area of the standard library is this from?\n\n{row['text']}"
-            f"\n\n{RESPONSE_MARKER}{row['area']}")
-
-
-def prompt_of(text: str) -> str:
-    """The prompt part of an `instruction_text` / `area_text`: everything up to the response."""
-    return text[:text.index(RESPONSE_MARKER) + len(RESPONSE_MARKER)]
-
-
-# ---------------------------------------------------------------- building
-
 def _hash_bucket(text: str, mod: int = 100) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % mod
 
 
 def _first_paragraph(text: str) -> str:
     return " ".join(text.split("\n\n")[0].split())
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _pack_passages(docs: list[Doc], size: int) -> list[dict]:
@@ -174,7 +57,12 @@ def _pack_passages(docs: list[Doc], size: int) -> list[dict]:
 
 
 def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict[str, dict[str, int]]:
-    """Build every dataset and data card under data/; returns the row count of each split."""
+    """Build every dataset and data card under data/; returns the row count of each split.
+
+    About 90 lines on purpose: every set is cut from the same parsed documents with one seeded generator,
+    in an order that is part of the result (a split moved earlier would draw other rows); the pieces
+    that stand alone (_pack_passages, alpaca_to_chat, _write_cards, build_preferences) are apart.
+    """
     config = config or DataConfig()
     out = out or data_dir()
     rng = random.Random(config.seed)
@@ -194,12 +82,12 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
     # (0) pre-training corpus: whole documents of train and validation files.
     for s in ("train", "validation"):
         rows = [{"text": d.text, "source": d.source} for d in by_split[s]]
-        _write_jsonl(out / "corpus" / f"{s}.jsonl", rows)
+        write_jsonl(out / "corpus" / f"{s}.jsonl", rows)
         counts.setdefault("corpus", {})[s] = len(rows)
 
     # (c) general held-out text: files course-tiny never saw, packed into passages.
     general = _pack_passages(by_split["heldout"], config.passage_chars)
-    _write_jsonl(out / "general" / "test.jsonl", general)
+    write_jsonl(out / "general" / "test.jsonl", general)
     counts["general"] = {"test": len(general)}
 
     # (a) classification: which stdlib area a class/function docstring comes from.
@@ -224,7 +112,7 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
         splits["train" if b < 60 else "validation" if b < 80 else "test"].append(row)
     for s, rows in splits.items():
         rng.shuffle(rows)
-        _write_jsonl(out / "classification" / f"{s}.jsonl", rows)
+        write_jsonl(out / "classification" / f"{s}.jsonl", rows)
     counts["classification"] = {s: len(r) for s, r in splits.items()}
 
     # (b) instructions from real documentation, in Alpaca form and chat form.
@@ -255,14 +143,12 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
         b = _hash_bucket(row["instruction"] + row["input"])
         isplits["train" if b < 80 else "validation" if b < 90 else "test"].append(row)
     for s, rows in isplits.items():
-        _write_jsonl(out / "instructions" / "alpaca" / f"{s}.jsonl", rows)
-        _write_jsonl(out / "instructions" / "chat" / f"{s}.jsonl", [alpaca_to_chat(r) for r in rows])
+        write_jsonl(out / "instructions" / "alpaca" / f"{s}.jsonl", rows)
+        write_jsonl(out / "instructions" / "chat" / f"{s}.jsonl", [alpaca_to_chat(r) for r in rows])
     counts["alpaca"] = counts["chat"] = {s: len(r) for s, r in isplits.items()}
 
     _write_cards(out, counts, config, Counter(r["area"] for r in cls_rows))
-    from course_lib.preferences import build_preferences  # lesson 07's pairs, cut from the chat set just written
-
-    counts["preferences"] = build_preferences(out, config.seed)
+    counts["preferences"] = build_preferences(out, config.seed)  # lesson 07's pairs, cut from the chat set just written
     return counts
 
 
@@ -279,7 +165,7 @@ _LICENCE = ("The text is taken from the CPython standard library and its documen
 
 
 def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) -> None:
-    common = (f"Built by `course build-data` (course_lib/data.py, seed {config.seed}) from the "
+    common = (f"Built by `course build-data` (course_lib/data/build.py, seed {config.seed}) from the "
               f"standard library of Python {python_version()}: docstrings parsed with `ast` "
               "(tests, demos and vendored folders excluded) and the topics in `pydoc_data.topics`.\n\n"
               "Splits are made **by source file** with a SHA-256 hash of its path: 80 % of files are "
@@ -296,7 +182,7 @@ def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) 
                            "Text classification for lesson 01. Each row is the first paragraph of a class or "
                            "function docstring from a `train` or `validation` file; `label` is its area "
                            f"(index into {LABELS}), `area` the name. Areas are lists of top-level modules in "
-                           "`course_lib.corpus.AREAS`. Balanced by capping each area at "
+                           "`course_lib.data.corpus.AREAS`. Balanced by capping each area at "
                            f"{config.per_class} examples (counts: {dict(sorted(by_area.items()))}); "
                            "deduplicated; split 60/20/20 by a hash of the text, so no text is in two splits. "
                            "course-tiny saw these texts, without labels, during pre-training — as a real "
@@ -320,13 +206,3 @@ def _write_cards(out: Path, counts: dict, config: DataConfig, by_area: Counter) 
         table = f"| split | rows |\n|---|---|\n{sizes(name)}"
         text = f"# {title}\n\n{body}\n\n## Size\n\n{table}\n\n## How it was built\n\n{common}"
         (out / folder / "README.md").write_text(text, encoding="utf-8")
-
-
-def _build_data(config: DataConfig) -> int:
-    for name, splits in build_all(config).items():
-        print(f"{name:15s} " + ", ".join(f"{s} {n}" for s, n in splits.items()))
-    return 0
-
-
-COMMANDS = {"build-data": ("rebuild the datasets and data cards under data/ from Python's own text",
-                           (DataConfig,), _build_data)}

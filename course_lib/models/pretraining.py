@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.data import data_dir, read_jsonl
+from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.metrics import perplexity
-from course_lib.models import count_parameters, set_seed
+from course_lib.models.base import count_parameters, set_seed
 
-__all__ = ["PretrainConfig", "PretrainArgs", "train_tokenizer", "build_model", "pretrain", "COMMANDS"]
+__all__ = ["PretrainConfig", "train_tokenizer", "build_model", "pretrain"]
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0, 1, 2, 3, as in Llama
 CHAT_TEMPLATE = (
@@ -125,6 +125,9 @@ def pretrain(config: PretrainConfig | None = None, resume: bool = True) -> dict:
 
 
 def _pretrain(config: PretrainConfig, resume: bool) -> dict:
+    """The run behind `pretrain`, about 90 lines on purpose: tokenizer, model, the resumable loop and the
+    card in the order the model card tells them; what stands alone (train_tokenizer, build_model, _lr_at,
+    _samples, _model_card) is already apart."""
     corpus = Path(config.corpus_dir) if config.corpus_dir else data_dir() / "corpus"
     out = Path(config.out_dir) if config.out_dir else data_dir() / "models" / "course-tiny"
     ckpt_dir = Path(config.checkpoint_dir)
@@ -232,7 +235,7 @@ def _model_card(f: dict) -> str:
     return f"""# course-tiny
 
 A small **LlamaForCausalLM** pretrained from scratch by this course (`course pretrain`,
-`course_lib/pretrain.py`) on English text that ships with every CPython install. It exists so that
+`course_lib/models/pretraining.py`) on English text that ships with every CPython install. It exists so that
 every lesson can fine-tune a *genuinely pretrained* model several times on a laptop CPU, offline.
 Its module names are Llama's (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`,
 `down_proj`), so LoRA configurations written for Llama models apply unchanged.
@@ -274,20 +277,3 @@ Samples (top-k 40, temperature 0.8, seed {c['seed']}):
 Reproduce every figure here with `course pretrain` (about the same wall time on a 2-core CPU).
 The loss curve is in `training_log.json`.
 """
-
-
-@dataclass
-class PretrainArgs:
-    """How `course pretrain` runs (not part of the recipe)."""
-
-    resume: bool = field(default=True, metadata={"help": "continue from the checkpoint in checkpoint_dir when "
-                                                         "it was made with the same recipe"})
-
-
-def _pretrain_command(config: PretrainConfig, args: PretrainArgs) -> int:
-    pretrain(config, resume=args.resume)
-    return 0
-
-
-COMMANDS = {"pretrain": ("pretrain course-tiny (tokenizer, weights, model card) from data/corpus "
-                         "(≈20–30 min on 2 cores; resumable)", (PretrainConfig, PretrainArgs), _pretrain_command)}

@@ -1,7 +1,7 @@
 """Text to model inputs: tokenized rows and the collators that pad them into batches (lessons 01, 03, 05).
 
 Prompt formats (how a dataset row becomes one training text) live with the data, in
-`course_lib.data`; this module only turns texts into token ids.
+`course_lib.data.datasets`; this module only turns texts into token ids.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """One training script for one process or many: data parallel (DDP) and sharded (FSDP2) on the CPU (lesson 08).
 
-    python -m course_lib.distributed --output_json run.json                        # one process
+    course train-distributed --output_json run.json                                          # one process
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
-        --dynamo_backend no -m course_lib.distributed --output_json run.json         # two, DDP over gloo
-    ... -m course_lib.distributed --fsdp --output_json run.json                     # two, each holding half
+        --dynamo_backend no -m course_lib.cli train-distributed --output_json run.json       # two, DDP over gloo
+    ... -m course_lib.cli train-distributed --fsdp --output_json run.json                   # two, each holding half
 
 The script is the same in every case: `accelerate.Accelerator` finds how many processes `accelerate launch`
 started and wraps the model in DistributedDataParallel when there are several. Each optimizer step takes the
@@ -32,13 +32,17 @@ from pathlib import Path
 
 import torch
 
+from course_lib.data.datasets import data_dir, read_jsonl
+from course_lib.models.base import set_seed, set_threads
+from course_lib.models.loading import load_base_model, load_tokenizer
+
 __all__ = ["DistributedConfig", "ProcessMemory", "process_memory", "training_batches", "train_distributed",
-           "launch", "compare_runs", "DistributedRunFailed", "COMMANDS"]
+           "launch", "compare_runs", "DistributedRunFailed"]
 
 
 @dataclass
 class DistributedConfig:
-    """One training run of `python -m course_lib.distributed` (names as in TrainingArguments where one exists)."""
+    """One training run of `python -m course_lib.training.distributed` (names as in TrainingArguments where one exists)."""
 
     model: str = field(default="course-tiny", metadata={"help": "model name or folder (course-tiny: 1.4M params)"})
     max_steps: int = field(default=6, metadata={"help": "optimizer steps"})
@@ -82,9 +86,6 @@ def process_memory(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 def training_batches(config: DistributedConfig) -> torch.Tensor:
     """(max_steps, global_batch_size, seq_len) token ids: the corpus, tokenized, joined and cut into full sequences."""
-    from course_lib.data import data_dir, read_jsonl
-    from course_lib.models import load_tokenizer
-
     tokenizer = load_tokenizer(config.model)
     need = config.max_steps * config.global_batch_size * config.seq_len
     ids: list[int] = []
@@ -115,9 +116,7 @@ def _timed_allreduce_hook(timings: list[float]):
 
 def train_distributed(config: DistributedConfig) -> dict:
     """Train `config.max_steps` steps on as many processes as were launched; rank 0 returns (and writes) the results."""
-    from accelerate import Accelerator
-
-    from course_lib.models import load_base_model, set_seed, set_threads
+    from accelerate import Accelerator  # heavy, and only a training run needs it
 
     set_threads()
     accelerator = Accelerator(cpu=True)
@@ -196,7 +195,7 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
     args += ["--fsdp"] * config.fsdp
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
-        script = ["-m", "course_lib.distributed", *args, f"--output_json={out}"]
+        script = ["-m", "course_lib.cli", "train-distributed", *args, f"--output_json={out}"]
         if num_processes == 1:
             cmd = [sys.executable, *script]
         else:
@@ -208,8 +207,9 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
         if proc.returncode != 0 or not out.exists():
             lines = proc.stderr.strip().splitlines()
+            said = list(dict.fromkeys(line for line in lines if "course train-distributed: error:" in line))  # one line
             ranked = [line for line in lines if line.startswith("[rank")]  # torchrun prefixes each rank's traceback
-            tail = "\n".join((ranked or lines)[-12:])
+            tail = "\n".join((said or ranked or lines)[-12:])
             raise DistributedRunFailed(f"the {num_processes}-process run exited with code {proc.returncode}; "
                                        f"the end of its stderr:\n{tail}")
         result = json.loads(out.read_text())
@@ -224,27 +224,3 @@ def compare_runs(a: dict, b: dict) -> dict:
     diffs = {k: (a["weights"][k] - b["weights"][k]).abs().max().item() for k in a["weights"]}
     worst = max(diffs, key=diffs.get)
     return {"max_abs_loss_diff": dloss, "max_abs_weight_diff": diffs[worst], "worst_tensor": worst}
-
-
-def _run(config: DistributedConfig) -> int:
-    result = train_distributed(config)
-    if result and not config.output_json:
-        print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1))
-    return 0
-
-
-COMMANDS = {
-    "train-distributed": ("train course-tiny a few steps on however many processes `accelerate launch` started "
-                          "(DDP, or FSDP2 with --fsdp); lesson 08", (DistributedConfig,), _run),
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    (config,) = HfArgumentParser(DistributedConfig).parse_args_into_dataclasses(argv)
-    return _run(config)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Preference tuning with DPO: preference pairs, the DPO loss by hand, `course dpo` (lesson 07).
 
-The pairs (data/preferences, written by `course build-data` through course_lib.preferences) ask lesson
+The pairs (data/preferences, written by `course build-data` through course_lib.data.preferences) ask lesson
 06's question, "Explain what the Python function `X` does.", and prefer the first sentence of X's real
 docstring (chosen) to another function's (kind "other-function") or to X's own sentence in a broken,
 chatty format (kind "format"). Both preferences are checkable.
@@ -24,13 +24,19 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from course_lib import sft
-from course_lib.data import data_dir
-from course_lib.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
+from course_lib.tuning import sft
+from course_lib.data.datasets import data_dir
+from course_lib.data.datasets import format_ok
+from course_lib.metrics import rouge_l
+from course_lib.models.base import count_parameters, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.notebook import known_notices
+from course_lib.results import require_adapter
+from course_lib.data.preferences import PAIR_KINDS, SPLIT_SIZES, make_pairs, preference_rows, to_trl  # noqa: F401
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "make_pairs", "preference_rows", "to_trl", "pair_batch", "sequence_logps", "DPOLoss", "dpo_loss", "logged_rewards", "token_kl", "evaluate_pairs",
            "sft_reference", "DPORunConfig", "ORPORunConfig", "dpo_trainer", "win_rate", "dpo_run", "ORPO_SFT_TERMS",
-           "orpo_trainer", "orpo_run", "COMMANDS"]
+           "orpo_trainer", "orpo_run", "checkpoints_dir"]
 
 # ---------------------------------------------------------------- log-probabilities and the loss
 
@@ -140,8 +146,6 @@ def sft_reference(model_name: str | None = None, adapter: Path | str | None = No
     """Lesson 06's model: the base with its SFT adapter merged in (float32, exact) — DPO's starting point."""
     from peft import PeftModel
 
-    from course_lib.models import load_base_model
-    from course_lib.results import require_adapter
 
     adapter = adapter or require_adapter("sft-docstring")  # missing or cut: one sentence, before the model loads
     base = load_base_model(model_name or sft.lesson_model())
@@ -221,8 +225,7 @@ def dpo_trainer(model, tokenizer, train: Sequence[dict], evals: Sequence[dict], 
 
     as_dataset = lambda rows: Dataset.from_list([to_trl(p) for p in rows])  # noqa: E731
     args = config.to_dpo_config(output_dir, beta, seed, **overrides)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with known_notices():  # TRL still asks the model the deprecated `is_gradient_checkpointing`
         return DPOTrainer(model=model, ref_model=None, args=args, processing_class=tokenizer,
                           train_dataset=as_dataset(train), eval_dataset=as_dataset(evals) if evals else None,
                           peft_config=config.lora_config())
@@ -234,7 +237,7 @@ def win_rate(after: Sequence[str], before: Sequence[str], references: Sequence[s
     `se` is the standard error of the win rate over the questions (sample std of the per-question scores
     1, ½, 0, divided by √n); `changed` counts the questions whose two answers differ at all.
     """
-    key = lambda a, r: (sft.format_ok(a), round(sft.rouge_l([a], [r]), 6))  # noqa: E731
+    key = lambda a, r: (format_ok(a), round(rouge_l([a], [r]), 6))  # noqa: E731
     scores = []
     for a, b, r in zip(after, before, references):
         ka, kb = key(a, r), key(b, r)
@@ -265,7 +268,6 @@ def dpo_run(config: DPORunConfig | None = None, model_name: str | None = None, *
 
     from peft import get_peft_model
 
-    from course_lib.models import count_parameters, load_tokenizer, set_seed
 
     config = config or DPORunConfig()
     model_name = model_name or sft.lesson_model()
@@ -373,8 +375,6 @@ def orpo_run(config: DPORunConfig | None = None, model_name: str | None = None) 
     (TRL 1.16's default: `whole_text_runs`). Evaluated as `dpo_run` evaluates DPO, against the adapter-off
     model, with the first β of the config.
     """
-    from course_lib.models import load_tokenizer, set_seed
-
     config = config or DPORunConfig(betas=[0.1])
     model_name = model_name or sft.lesson_model()
     start, tok, beta = time.perf_counter(), load_tokenizer(model_name), config.betas[0]
@@ -412,62 +412,3 @@ def _answers(model, tok, rows, refs, config: DPORunConfig) -> dict:
 def checkpoints_dir() -> Path:
     """Where `course dpo` keeps the runs it finished until it ends (git-ignored): what --resume keeps."""
     return data_dir() / "checkpoints" / "dpo"
-
-
-def _run(config: DPORunConfig) -> int:
-    import json
-    import shutil
-
-    from course_lib.results import require_adapter, save_results
-
-    config.validate()
-    require_adapter("sft-docstring")  # the reference: checked before anything slow
-    sft.quiet_command()
-    folder, options = checkpoints_dir(), {k: v for k, v in asdict(config).items() if k != "resume"}
-    saved = folder / "runs.json"
-    done = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
-    if done is not None and done["options"] != options:
-        raise ValueError(f"the runs kept in {folder} are from `course dpo` with other options: give those options "
-                         "with --resume, or leave out --resume to start again.")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    runs = done["runs"] if done else []
-
-    def keep(run: dict) -> None:  # after each β × seed: what --resume starts from
-        runs.append(run)
-        saved.write_text(json.dumps({"options": options, "runs": runs}), encoding="utf-8")
-    saved.write_text(json.dumps({"options": options, "runs": runs}), encoding="utf-8")
-    try:
-        result = dpo_run(config, finished=list(runs), on_run=keep)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"data/results/dpo.json is unchanged; {len(runs)} of "
-                                f"{len(config.betas) * len(config.seeds)} β × seed runs are kept, and `course dpo "
-                                "--resume` (same options) runs the rest") from None
-    path = save_results("dpo", result, out=config.out or None)
-    shutil.rmtree(folder, ignore_errors=True)
-    print(f"wrote {path}")
-    return 0
-
-
-def _run_orpo(config: ORPORunConfig) -> int:
-    from course_lib.results import require_adapter, save_results
-
-    config.validate()
-    if config.resume:
-        raise ValueError("`course orpo` has no --resume: its runs are short; run it again without it.")
-    require_adapter("sft-docstring")
-    print(f"wrote {save_results('orpo', orpo_run(config), out=config.out or None)}")
-    return 0
-
-
-def _help(text: str, name: str) -> str:
-    from course_lib.results import took
-
-    return text + took(name)
-
-
-COMMANDS = {"dpo": (_help("lesson 07: DPO of lesson 06's SFT model with TRL's DPOTrainer and a LoRA adapter, 3 β × 3 "
-                          "seeds -> data/results/dpo.json; --resume keeps the runs an interrupted one finished", "dpo"),
-                    (DPORunConfig,), _run),
-            "orpo": (_help("lesson 07: ORPO on the same pairs, beside DPO; its defaults (λ 0.1, seed 0) make "
-                           "data/results/orpo.json", "orpo"), (ORPORunConfig,), _run_orpo)}

@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.models import set_seed
-from course_lib.training import shuffled_batches
+from course_lib.models.base import set_seed
+from course_lib.training.loop import shuffled_batches
 
 __all__ = ["LRFinderConfig", "SuggestedLRs", "lr_find", "suggest", "plot_lr_find", "exponential_lrs"]
 

@@ -1,7 +1,7 @@
 """Preference pairs from the course's own text: the right one-line docstring, or a wrong one (lesson 07).
 
 `course build-data` calls `build_preferences`, which writes data/preferences/{train,validation,test}.jsonl
-and its data card from the chat instruction set's splits; `course_lib.dpo` trains on them.
+and its data card from the chat instruction set's splits; `course_lib.tuning.dpo` trains on them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from course_lib import sft
-from course_lib.data import data_dir, read_jsonl
+from course_lib.data.datasets import DATASETS, TASK_PREFIX, data_dir, format_ok, read_jsonl, write_jsonl
 
 __all__ = ["PAIR_KINDS", "SPLIT_SIZES", "first_sentence", "make_pairs", "build_preferences", "preference_rows",
            "to_trl"]
@@ -41,9 +40,9 @@ def make_pairs(rows: Sequence[dict], n: int, seed: int = 0, format_share: float 
     """
     rng = random.Random(seed)
     items = []
-    for r in (r for r in rows if r["messages"][0]["content"].startswith(sft.TASK_PREFIX)):
+    for r in (r for r in rows if r["messages"][0]["content"].startswith(TASK_PREFIX)):
         sentence = first_sentence(r["messages"][-1]["content"])
-        if sft.format_ok(sentence, max_words=20) and len(sentence.split()) >= 4:
+        if format_ok(sentence, max_words=20) and len(sentence.split()) >= 4:
             items.append((r["messages"][0]["content"], sentence))
     rng.shuffle(items)
     pairs = []
@@ -61,24 +60,22 @@ def make_pairs(rows: Sequence[dict], n: int, seed: int = 0, format_share: float 
 
 def build_preferences(out: Path | None = None, seed: int = 0) -> dict[str, int]:
     """data/preferences/{train,validation,test}.jsonl and its data card, from the chat set's splits."""
-    from course_lib.data import _write_jsonl
-
     root = Path(out or data_dir())
     out = root / "preferences"
     counts = {}
     for split, n in SPLIT_SIZES.items():  # the chat set's splits: no prompt, and no chosen text, in two
         pairs = make_pairs(read_jsonl(root / "instructions" / "chat" / f"{split}.jsonl"), n, seed)
-        _write_jsonl(out / f"{split}.jsonl", pairs)
+        write_jsonl(out / f"{split}.jsonl", pairs)
         counts[split] = len(pairs)
     table = "\n".join(f"| {s} | {n} |" for s, n in counts.items())
     (out / "README.md").write_text(
         "# Preference pairs: the right one-line docstring, or a wrong one\n\nPairs for lesson 07 (DPO), built by "
-        f"`course build-data` (course_lib/preferences.py, `build_preferences`, seed {seed}) from data/instructions/chat. "
+        f"`course build-data` (course_lib/data/preferences.py, `build_preferences`, seed {seed}) from data/instructions/chat. "
         "Each row has `prompt` (\"Explain what the Python function `X` does.\" and X's signature), `chosen` (the "
         "first sentence of X's real docstring), `rejected` and `kind`:\n\n- `other-function`: the first sentence "
         "of another function's docstring from the same split, at most 2 words longer or shorter (length alone "
         "does not separate them);\n- `format`: X's own sentence as a chatty two-line reply without a final full "
-        "stop (it fails lesson 06's `course_lib.sft.format_ok`).\n\nEvery preference is checkable: `chosen` is "
+        "stop (it fails lesson 06's `course_lib.data.format_ok`).\n\nEvery preference is checkable: `chosen` is "
         "the documentation's own sentence (4 to 20 words, in the docstring format). Splits are the chat set's "
         "(by a hash of the prompt) and rejected sentences come from the same split: no prompt and no sentence "
         f"is in two splits.\n\n## Size\n\n| split | pairs |\n|---|---|\n{table}\n\n## Licence\n\n"
@@ -88,8 +85,8 @@ def build_preferences(out: Path | None = None, seed: int = 0) -> dict[str, int]:
 
 def preference_rows(split: str, n: int | None = None) -> list[dict]:
     """The first n pairs of data/preferences/<split>.jsonl."""
-    fields = {"prompt": str, "chosen": str, "rejected": str, "kind": str}
-    rows = read_jsonl(data_dir() / "preferences" / f"{split}.jsonl", fields)
+    folder, fields, _ = DATASETS["preferences"]  # the one schema of a pair
+    rows = read_jsonl(data_dir() / folder / f"{split}.jsonl", fields)
     return rows[:n] if n else rows
 
 

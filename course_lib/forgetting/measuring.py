@@ -5,11 +5,11 @@ Two numbers per fine-tuned model, both in nats per token, both "bigger = more":
 - forgetting   = ln PPL_general(after) − ln PPL_general(before): how much worse the model got at
   general text it never trained on (data/general). Positive means it forgot; 0 means no change.
 A skill probe sits beside perplexity: top-1 next-token accuracy on the same general text. On a real
-model, a retention probe (`course_lib.generation.retention`) adds what it *says*: the share of its own
+model, a retention probe (`course_lib.forgetting.generation.retention`) adds what it *says*: the share of its own
 greedy answers to held-out general questions that survive fine-tuning, and their change in log-probability.
 
-The levers that reduce forgetting are their own modules: `course_lib.replay`, `course_lib.ewc`,
-LoRA (peft), `course_lib.freezing` and the learning rate; `course_lib.experiments.forgetting`
+The levers that reduce forgetting are their own modules: `course_lib.forgetting.replay`, `course_lib.forgetting.ewc`,
+LoRA (peft), `course_lib.training.freezing` and the learning rate; `course_lib.experiments.forgetting`
 (`course forgetting`) runs them all over several seeds.
 """
 
@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from course_lib.data import area_text, instruction_text, load_course_dataset
+from course_lib.data.datasets import area_text, instruction_text, load_course_dataset
 from course_lib.metrics import mean_nll, next_token_accuracy
 
 __all__ = ["forgetting", "target_gain", "TaskData", "load_task_data", "measure", "summarize"]

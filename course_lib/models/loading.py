@@ -1,4 +1,4 @@
-"""Loading the base model, choosing a device, seeding (lesson 00).
+"""Loading the base model and its tokenizer, offline first (lesson 00).
 
 course-tiny (data/models/course-tiny) is the default everywhere, so every lesson runs offline.
 Set COURSE_MODEL to a Hugging Face model id (or pass `name=`) to run the same lessons on a
@@ -8,83 +8,21 @@ real model, e.g. on a GPU: `COURSE_MODEL=meta-llama/Llama-3.2-1B jupyter lab`.
 from __future__ import annotations
 
 import os
-import random
 import socket
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import torch
+from course_lib.models.base import COURSE_TINY, ModelNotAvailable, course_tiny_path, model_name
+from course_lib.models.zoo import NAMED_MODELS, ensure_model
 
-from course_lib.data import data_dir
-
-__all__ = ["COURSE_TINY", "default_model_name", "load_base_model", "load_tokenizer", "get_device",
-           "set_seed", "set_threads", "ModelNotAvailable", "count_parameters"]
-
-COURSE_TINY = "course-tiny"
+__all__ = ["resolve_model", "load_base_model", "load_tokenizer"]
 
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
-class ModelNotAvailable(RuntimeError):
-    """The requested model is neither shipped, cached, nor reachable."""
-
-
-def set_threads(n: int | None = None) -> int:
-    """Use `n` CPU threads ($COURSE_THREADS, else 1); returns the count (every lesson's first cell).
-
-    One thread by default: course-tiny's small matrices gain little from more, two jobs on two
-    cores stop thrashing, and a fixed count makes every printed number repeat bit for bit on any
-    laptop, so a lesson's stored outputs match what a student gets.
-    """
-    n = n or int(os.environ.get("COURSE_THREADS") or 1)
-    torch.set_num_threads(n)
-    return n
-
-
-def course_tiny_path() -> Path:
-    return data_dir() / "models" / COURSE_TINY
-
-
-def default_model_name() -> str:
-    """COURSE_MODEL if set, else course-tiny."""
-    return os.environ.get("COURSE_MODEL") or COURSE_TINY
-
-
-def get_device() -> torch.device:
-    """CUDA if present, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices), so a run repeats exactly on one machine."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (each tied tensor counted once)."""
-    seen, total = set(), 0
-    for p in model.parameters():
-        if id(p) in seen or (trainable_only and not p.requires_grad):
-            continue
-        seen.add(id(p))
-        total += p.numel()
-    return total
-
-
-def _resolve(name: str | None) -> str:
+def resolve_model(name: str | None) -> str:
     """A local folder for course-tiny, a named model (converted on first use) or a path; else the hub id."""
-    from course_lib.model_zoo import NAMED_MODELS, ensure_model  # here: model_zoo imports this module
-
-    name = name or default_model_name()
+    name = model_name(name)
     if name in NAMED_MODELS:
         return str(ensure_model(name))
     if name == COURSE_TINY:
@@ -137,7 +75,7 @@ def load_tokenizer(name: str | None = None):
     """The tokenizer that belongs to `load_base_model(name)`; it always has a pad token."""
     from transformers import AutoTokenizer
 
-    resolved = _resolve(name)
+    resolved = resolve_model(name)
     hub = _hub_kwargs(resolved)
     try:
         tok = AutoTokenizer.from_pretrained(resolved, **hub)
@@ -163,7 +101,7 @@ def load_base_model(name: str | None = None,
         raise ValueError(f"task must be 'causal-lm' or 'classification', not {task!r}.")
     if task == "classification" and not num_labels:
         raise ValueError("task='classification' needs num_labels (how many classes the new head predicts).")
-    resolved = _resolve(name)
+    resolved = resolve_model(name)
     cls = AutoModelForCausalLM if task == "causal-lm" else AutoModelForSequenceClassification
     if task == "classification":
         kwargs["num_labels"] = num_labels

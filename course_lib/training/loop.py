@@ -19,13 +19,10 @@ from typing import Callable, Literal, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.models import set_seed
+from course_lib.models.base import set_seed
 
 __all__ = ["TrainConfig", "History", "TrainingDiverged", "train", "make_optimizer", "make_scheduler",
-           "shuffled_batches", "accumulate_gradients", "live_size"]
-
-LIVE_REFERENCE_PARAMETERS = 1_400_000  # the model size the lessons' live runs were sized for (course-tiny's order)
-
+           "shuffled_batches", "accumulate_gradients"]
 
 @dataclass
 class TrainConfig:
@@ -124,18 +121,6 @@ class TrainingDiverged(RuntimeError):
         self.history = history
 
 
-def live_size(n: int, n_parameters: int, minimum: int = 2) -> int:
-    """A lesson's live run of `n` steps (or examples), shortened for a larger model (lessons 02, 03).
-
-    A step costs time in proportion to the parameters, so a live run cannot keep its length on a 100×
-    larger model; scaling by (reference / n_parameters)^(1/4) gives it a third of the steps (about 30×
-    the time instead of 100×) while keeping enough of them to show a trend, and at least `minimum`.
-    """
-    if n_parameters <= LIVE_REFERENCE_PARAMETERS:
-        return n
-    return max(minimum, round(n * (LIVE_REFERENCE_PARAMETERS / n_parameters) ** 0.25))
-
-
 def make_optimizer(model: torch.nn.Module, config: TrainConfig,
                    param_groups: Sequence[dict] | None = None) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters, or over explicit groups (discriminative LRs, lesson 02)."""
@@ -178,6 +163,8 @@ def train(model: torch.nn.Module, dataset, config: TrainConfig | None = None, *,
     is added to the task loss (e.g. an EWC penalty, lesson 05); `batches` replaces the
     default shuffled stream with any iterator of batches (e.g. replay mixing, lesson 05);
     on_step_begin(step, model) runs before each step (e.g. gradual unfreezing, lesson 01).
+    One function of about 90 lines on purpose: lesson 01 reads the whole loop in one screen (step,
+    accumulate, clip, schedule, evaluate, stop early, divergence) next to TrainingArguments' names.
     """
     config = config or TrainConfig()
     set_seed(config.seed)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["GENERAL_PROMPTS", "greedy_answers", "prompt_ids", "answer_logprob", "RetentionReference",
+__all__ = ["GENERAL_PROMPTS", "greedy_ids", "greedy_answers", "prompt_ids", "answer_logprob", "RetentionReference",
            "retention_reference", "retention"]
 
 # Held-out general questions for the retention probe: everyday knowledge, none of it in the course's
@@ -42,7 +42,7 @@ def prompt_ids(tokenizer, question: str) -> list[int]:
 
 
 @torch.no_grad()
-def _greedy_ids(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
+def greedy_ids(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
     """The greedy continuation of one prompt (ids), without the prompt."""
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
@@ -53,7 +53,7 @@ def _greedy_ids(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[i
 
 def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 16) -> list[str]:
     """The model's greedy continuation of each prompt, one prompt at a time (no padding to get wrong)."""
-    return [tokenizer.decode(_greedy_ids(model, tokenizer, tokenizer(p)["input_ids"], max_new_tokens),
+    return [tokenizer.decode(greedy_ids(model, tokenizer, tokenizer(p)["input_ids"], max_new_tokens),
                              skip_special_tokens=True).strip() for p in prompts]
 
 
@@ -82,7 +82,7 @@ class RetentionReference:
 def retention_reference(model, tokenizer, questions: Sequence[str], max_new_tokens: int = 16) -> RetentionReference:
     """Greedy answers of `model` to `questions` and their log-probabilities: the 'before' (lesson 05)."""
     prompts = [prompt_ids(tokenizer, q) for q in questions]
-    answers = [_greedy_ids(model, tokenizer, p, max_new_tokens) for p in prompts]
+    answers = [greedy_ids(model, tokenizer, p, max_new_tokens) for p in prompts]
     return RetentionReference(list(questions), prompts, answers,
                               [answer_logprob(model, p, a) for p, a in zip(prompts, answers)])
 
@@ -96,7 +96,7 @@ def retention(model, tokenizer, reference: RetentionReference) -> dict:
     """
     answers, changes = [], []
     for prompt, ref, before in zip(reference.prompts, reference.answers, reference.logprobs):
-        answers.append(_greedy_ids(model, tokenizer, prompt, len(ref)))
+        answers.append(greedy_ids(model, tokenizer, prompt, len(ref)))
         changes.append(answer_logprob(model, prompt, ref) - before)
     kept = [a == ref for a, ref in zip(answers, reference.answers)]
     return {"kept": sum(kept) / len(kept), "logprob_change": sum(changes) / len(changes),

@@ -10,24 +10,22 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from course_lib.data import LABELS
-from course_lib.encoding import collator_for, tokenize_classification
-from course_lib.freezing import (discriminative_lr_groups, gradual_unfreezing, layer_groups,
+from course_lib.data.datasets import LABELS
+from course_lib.data.encoding import collator_for, tokenize_classification
+from course_lib.training.freezing import (discriminative_lr_groups, gradual_unfreezing, layer_groups,
                                  set_trainable_groups, trainable_report, unfreeze_top_blocks)
 from course_lib.metrics import classification_evaluator
-from course_lib.models import get_device, load_base_model, load_tokenizer, set_seed
-from course_lib.training import History, TrainConfig, make_optimizer, train
+from course_lib.models.base import get_device, set_seed
+from course_lib.models.loading import load_base_model, load_tokenizer
+from course_lib.training.loop import History, TrainConfig, make_optimizer, train
+from course_lib.training.sizing import COURSE_TINY_PARAMS, shrink_run
 
 __all__ = ["METHODS", "TransferConfig", "TransferRun", "fine_tune_classifier", "build_classifier",
-           "set_trainable_for", "subset", "COURSE_TINY_PARAMS",
-           "curve_summary", "plot_learning_curve"]
-
-# parameters of course-tiny (its causal LM), the model TransferConfig's defaults were chosen for
-COURSE_TINY_PARAMS = 1_377_408
+           "set_trainable_for", "subset", "curve_summary", "plot_learning_curve"]
 
 # method -> what trains; the plot labels of lesson 01
 METHODS = {
@@ -74,9 +72,9 @@ class TransferConfig:
         """This run reduced for a model of `n_params` parameters, so a live run costs about what it costs on
         course-tiny (lessons 01, 02), or `compute` times that (`course learning-curve --compute`).
 
-        Compute per step grows with parameters × tokens, so a model k = n_params / COURSE_TINY_PARAMS
-        times larger gets k / compute times fewer tokens per run: shorter texts first (not under 32 tokens), then
-        smaller batches (not under 8), then fewer steps (not under 16); at most 4 evaluations during
+        The tokens shrink by course_lib.training.sizing's one rule (`shrink_run`, a model k = n_params /
+        COURSE_TINY_PARAMS times larger gets k / compute times fewer tokens): shorter texts first (not under 32
+        tokens), then smaller batches (not under 8), then fewer steps (not under 16); at most 4 evaluations during
         training, and 128 validation rows unless eval_rows is set. The body's learning rates shrink by 1/sqrt(k) (lr_full 5e-4 becomes 5e-5 for 135M parameters,
         the range used to fine-tune BERT-sized models); the probe's stays, only the head trains. k ≤ 1
         returns the config unchanged.
@@ -84,10 +82,8 @@ class TransferConfig:
         k = n_params / COURSE_TINY_PARAMS
         if k <= 1:
             return self
-        tokens = self.max_steps * self.per_device_train_batch_size * self.max_length * compute / k
-        max_length = max(32, min(self.max_length, round(self.max_length / k)))
-        batch = max(8, min(self.per_device_train_batch_size, round(tokens / (self.max_steps * max_length))))
-        steps = max(16, min(self.max_steps, round(tokens / (batch * max_length))))
+        max_length, batch, steps, _ = shrink_run(self.max_length, self.per_device_train_batch_size, self.max_steps,
+                                                 n_params, compute, floors=(32, 8, 16))
         eval_steps = max(1, round(self.eval_steps * steps / self.max_steps), steps // 4) if self.eval_steps else 0
         def shrink(lr: float) -> float:  # two significant digits: 5.1e-05, not 5.0595970881238875e-05
             return float(f"{lr * k ** -0.5:.2g}")
@@ -152,7 +148,7 @@ def build_classifier(method: str, config: TransferConfig, seed: int) -> torch.nn
     from transformers import AutoModelForSequenceClassification
 
     set_seed(seed)
-    model = load_base_model(config.model or None, task="classification", num_labels=len(LABELS))
+    model = load_base_model(config.model, task="classification", num_labels=len(LABELS))
     if method == "scratch":  # same architecture and config, every weight random
         set_seed(seed)
         model = AutoModelForSequenceClassification.from_config(model.config)
@@ -172,7 +168,7 @@ def fine_tune_classifier(method: str, train_rows, val_rows, config: TransferConf
     keep_model: return the trained model on the run (e.g. to evaluate it on the test split).
     """
     config = config or TransferConfig()
-    tokenizer = tokenizer or load_tokenizer(config.model or None)
+    tokenizer = tokenizer or load_tokenizer(config.model)
     collate = collator_for(tokenizer, "classification")
     train_enc = tokenize_classification(tokenizer, train_rows, config.max_length)
     if config.eval_rows:

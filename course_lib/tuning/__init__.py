@@ -1,0 +1,30 @@
+"""Tuning a pretrained model (lessons 03, 06, 07): LoRA, supervised fine-tuning, preference tuning.
+
+    lora         LoRA from scratch (= peft)
+    sft          chat prompt formats, the assistant-only label mask (= TRL), the run behind `course sft`
+    packing      padded vs TRL's padding-free batches: the same losses, fewer positions
+    dpo          the DPO loss and rewards by hand (= TRL's DPOTrainer), `course dpo`, `course orpo`
+"""
+
+from course_lib.tuning.lora import (LoraConfig, LinearWithLoRA, add_lora, merge_lora, unmerge_lora,
+                                    lora_parameter_count, lora_state_dict, ATTENTION_TARGETS,
+                                    ALL_LINEAR_TARGETS)
+from course_lib.tuning.sft import (DEFAULT_MODEL, lesson_model, TEMPLATES, task_rows, to_prompt_completion,
+                                   prompt_for, generation_prompt, assistant_only_labels, whole_text_labels,
+                                   pad_batch, response_nll, greedy_answers_and_cuts, answer_cap,
+                                   answer_metrics, SFTRunConfig, sft_trainer, sft_run, dir_bytes,
+                                   write_adapter_card)
+from course_lib.tuning.packing import collate, pad_fraction, example_losses, compare_batches
+from course_lib.tuning.dpo import (pair_batch, sequence_logps, DPOLoss, dpo_loss, logged_rewards, token_kl,
+                                   evaluate_pairs, sft_reference, DPORunConfig, dpo_trainer, win_rate,
+                                   dpo_run, ORPO_SFT_TERMS, orpo_trainer, orpo_run)
+
+__all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count',
+           'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
+           'TEMPLATES', 'task_rows', 'to_prompt_completion', 'prompt_for', 'generation_prompt',
+           'assistant_only_labels', 'whole_text_labels', 'pad_batch', 'response_nll',
+           'greedy_answers_and_cuts', 'answer_cap', 'answer_metrics', 'SFTRunConfig', 'sft_trainer',
+           'sft_run', 'dir_bytes', 'write_adapter_card', 'collate', 'pad_fraction', 'example_losses',
+           'compare_batches', 'pair_batch', 'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards',
+           'token_kl', 'evaluate_pairs', 'sft_reference', 'DPORunConfig', 'dpo_trainer', 'win_rate',
+           'dpo_run', 'ORPO_SFT_TERMS', 'orpo_trainer', 'orpo_run']
