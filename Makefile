@@ -104,7 +104,10 @@ suite-main = time $(1) -m pytest -q $(XDIST) --durations=0 --durations-min=1.0 $
 suite-exercises = time $(1) -m pytest -q $(XDIST) --durations=0 --durations-min=1.0 $(2) \
 	  --nbval-lax --nbval-current-env exercises
 
+# Lessons 06 and 07 run on SmolLM2-135M-Instruct: converted once, before the workers start (a notebook
+# that converted it itself would show the conversion's progress bar, and two workers would convert at once).
 test: install
+	$(VENV)/bin/course get-model $(REAL_MODEL)
 	$(call suite-main,$(PY))
 	$(call suite-exercises,$(PY))
 

@@ -23,8 +23,13 @@ def tracked_files() -> list[Path]:
 
 
 def machine_paths() -> list[str]:
-    """This checkout's folder, the folder it sits in and the user's home: as they appear in a path."""
-    found = {str(REPO), str(REPO.parent) + "/", str(Path.home()) + "/"}
+    """This checkout's folder, the folder it sits in (unless that is the system's temporary folder, which
+    course text names on purpose: `/tmp/…` in examples) and the user's home: as they appear in a path."""
+    import tempfile
+
+    found = {str(REPO), str(Path.home()) + "/"}
+    if REPO.parent.resolve() != Path(tempfile.gettempdir()).resolve():
+        found.add(str(REPO.parent) + "/")
     return sorted(p for p in found if p not in ("/", "//"))
 
 

@@ -368,7 +368,9 @@ for factor, lr in best_of.items():
 # 0.410 ± 0.037; one LR: 0.619 ± 0.014, the linear schedule's row of section 5 — the same LR with a
 # constant schedule reached 0.661 ± 0.017 there) — but that measured the lower groups training slower,
 # not layer-wise LRs as such. All of them share the linear schedule, so the comparison between factors
-# is fair; only the absolute numbers would be higher with a constant LR on runs this short. At a top LR of 2e-3, a decay of 0.8 reaches 0.640 ± 0.004, level with one
+# is fair for this schedule. Whether a constant LR would do better was measured only for one LR at 5e-4
+# (above); at the top LR of 2e-3 it may not, since section 3's constant-schedule runs fell off at the
+# highest LRs. At a top LR of 2e-3, a decay of 0.8 reaches 0.640 ± 0.004, level with one
 # LR at its better top LR (0.638 ± 0.032): a tie within the spread, with a smaller spread across
 # seeds. ULMFiT's ÷2.6 improves to 0.545 ± 0.010 but stays behind by far more than the spread; its
 # better top LR is the largest of the grid, so a larger one might close part of the gap, while its

@@ -814,8 +814,10 @@ for b in (16, 4):
 #   that are not all alive at once: the peak is the start of the backward pass or the optimizer step,
 #   and `course vram` says which. Full fine-tuning needs ≈16 bytes/param before activations;
 #   activations grow linearly with batch size (and with the sequence squared only if the attention
-#   scores are stored); QLoRA brings 13B within a 10 GB card at batch 1 only with the lean recipe
-#   (everything in 16 bits): with peft's defaults it needs a little more than 10 GB (Question 2).
+#   scores are stored); QLoRA brings 13B to about 9–10 GB at batch 1 (Question 2: the
+#   lean recipe, everything in 16 bits, below 10 GB; peft's defaults a little above 10 GB, which is still
+#   under 10 GiB, the unit a "10 GB" card is sold in). Both include an assumed overhead that section 6
+#   shows is too small on a real GPU: a tight fit either way, with more margin lean. Measure before you buy.
 # - The estimate is checked without a GPU — PyTorch's MemTracker on fake tensors, at 1B–13B shapes
 #   (`benchmarks/vram_memtrack.py`), and on your laptop with `course vram --check` — and on one: 37 runs on
 #   an H200, SmolLM2-135M to Llama-2-70B, full fine-tuning, LoRA and QLoRA, measured tensor peaks between

@@ -191,9 +191,10 @@ for span in spans:
 # **Padding is `<|im_end|>`.** SmolLM2's tokenizer pads with the same token that ends a turn (printed
 # in section 1). Any collator that masks padding *by token id* — transformers'
 # `DataCollatorForLanguageModeling` sets `labels[labels == pad_token_id] = -100` — therefore also masks
-# every `<|im_end|>` target, and a model trained that way never learns to stop. trl 1.16's collator masks
-# padding by the attention mask instead (`labels[attention_mask == 0] = -100`, in
-# `trl/trainer/sft_trainer.py`), so the end of turn stays a target. Measured on the same rows:
+# every `<|im_end|>` target, and a model trained that way never learns to stop. trl 1.16's text collator
+# (`DataCollatorForLanguageModeling.torch_call` in `trl/trainer/sft_trainer.py`) never looks at token ids:
+# it pads the labels with −100 (`pad(labels, padding_value=-100, …)`), so the end of turn stays a target.
+# Measured on the same rows:
 
 # %%
 from transformers import DataCollatorForLanguageModeling
@@ -203,7 +204,7 @@ by_id = DataCollatorForLanguageModeling(tokenizer, mlm=False)([{"input_ids": sft
 im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
 ours8 = sft.pad_batch([sft.assistant_only_labels(tokenizer, r["messages"]) for r in train_rows[:8]],
                       tokenizer.pad_token_id)
-for label, batch in (("masks padding by id (transformers)", by_id), ("masks by attention (ours = TRL)", ours8)):
+for label, batch in (("masks padding by id (transformers)", by_id), ("pads labels with −100 (ours = TRL)", ours8)):
     print(f"{label:36s} <|im_end|> targets in 8 rows: {int((batch['labels'] == im_end).sum())}")
 
 # %% [markdown]
@@ -248,7 +249,10 @@ print("  eval loss (8 validation rows):", [(e["step"], round(e["eval_loss"], 3))
 # strategy does it too): no attention mask, and position ids that restart at 0 where each example begins.
 # Does attention then leak from one example into the next (TRL users ask exactly this, trl issue `#3067`)?
 # transformers reads the restarts as document boundaries and builds a block-diagonal causal mask, so it
-# must not. The check: each example's per-token losses, padded vs padding-free, on the same 8 examples
+# must not — but only when the model gets no attention mask and no KV cache (`_preprocess_mask_arguments`
+# in `transformers/masking_utils.py`). TRL's `compute_loss` passes `use_cache=False` for this reason, and so
+# does `packing.compare_batches`; called with its default `use_cache=True`, the model silently lets
+# attention cross the examples (tests/test_packing.py shows it). The check: each example's per-token losses, padded vs padding-free, on the same 8 examples
 # and the adapter just trained; and the control — the same row with positions that never restart, which
 # lets every example see the ones before it.
 
@@ -267,9 +271,12 @@ print(f"forward + backward on one thread: {rate['padded']:.0f} real tokens/s pad
 
 # %% [markdown]
 # The losses agree to float32 rounding, so padding-free batches train on exactly the same targets; without
-# the restarts they do not, which is what the check is for. What padding-free can save is the pad share
-# printed above; the timing (it varies from run to run, so nbval does not compare it) shows how much of it
-# becomes speed on this machine.
+# the restarts they do not, which is what the check is for. What padding-free can save on the linear layers
+# is the pad share printed above. TRL documents `padding_free` for FlashAttention 2/3, whose variable-length
+# kernel attends each example on its own; here (SDPA on a CPU) the packed row is attended as one long
+# sequence under a block-diagonal mask, whose cost grows with the square of the row's length, so part of
+# the saving goes back. The timing shows what is left on this machine: it is one run, not repeated, on a
+# machine that may be doing other work (nbval does not compare it), so read it as an order of magnitude.
 
 # %% [markdown]
 # ### Masked or whole text?
@@ -347,8 +354,8 @@ ax.legend()
 plt.show()
 print("step:      ", eval_steps)
 print("eval loss: ", [round(x, 3) for x in eval_loss])
-print("training loss at the same steps:", [round(l, 3) for st, l in zip(results["train_curve"]["step"],
-                                                                        results["train_curve"]["loss"]) if st in eval_steps])
+print("training loss at the same steps:", {st: round(l, 3) for st, l in zip(results["train_curve"]["step"],
+                                                                        results["train_curve"]["loss"]) if st in eval_steps})
 print(f"best step {results['best_step']}, stopped at step {results['stopped_at_step']} of {cfg['max_steps']}")
 
 # %% [markdown]
@@ -530,7 +537,8 @@ print(f"test response ppl: float32 base {live_ppl['chat']:.2f}, adapter on float
 #   weights; this adapter was trained in float32 and is only served on a 4-bit base.
 # - **Merged into the 4-bit base before the model has run**, the model scores 57.87 — the 4-bit base
 #   alone scores 58.58, so the merge kept almost nothing of the adapter. peft dequantizes each weight,
-#   adds B·A and quantizes the sum again; an update small next to one NF4 step rounds away.
+#   adds B·A and quantizes the sum again; an update small next to one NF4 step likely rounds away (not
+#   isolated here).
 # - **Merged *after* forward passes**, it is broken: on a CPU, bitsandbytes repacks each 4-bit weight
 #   into its CPU kernel's layout the first time the layer runs (the stored shape above changes), and
 #   peft's merge dequantizes those bytes as if they still had the standard layout. That one is a

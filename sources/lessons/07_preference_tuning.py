@@ -67,7 +67,7 @@ require_results("dpo", "orpo")
 # the first sentence of **another function's** docstring (about as many words, so length cannot
 # decide), or X's own sentence in a **broken format** (a chatty preamble on its own line, no final full
 # stop — what lesson 06's base model used to write). For the format pairs length *does* decide: the
-# rejected answer is the same sentence plus a preamble, so it has more tokens, and a sum of per-token
+# rejected answer is the same sentence, lower-cased and without its full stop, after a preamble, so it has more tokens, and a sum of per-token
 # log-probabilities (each one negative) is lower for it almost whatever the model — keep that in mind
 # when their accuracy is printed below.
 
@@ -276,8 +276,8 @@ for beta in betas:
 # - **Held-out preference accuracy did not move.** Lesson 06's model already ranked the real sentence
 #   above the wrong one on 22 of the 24 test pairs (0.917; every format pair, and 0.895 of the
 #   other-function pairs), and after DPO it still does — for every β and seed. The 1.0 on the format
-#   pairs is by construction (section 1: the rejected answer is longer, so its summed log-probability is
-#   lower); only the other-function pairs test a preference the model could get wrong. What grew is the *size*
+#   pairs is close to guaranteed (section 1: the rejected answer has more tokens, so its summed
+#   log-probability is lower almost whatever the model); only the other-function pairs test a preference the model could get wrong. What grew is the *size*
 #   of the preference: the implicit reward margin is positive on every test pair (`reward_accuracies`
 #   1.0 in the file), including the two the model still ranks the wrong way; they moved in the right
 #   direction, not far enough to flip.
@@ -405,18 +405,25 @@ for label in ("ORPO, reply only", "ORPO, whole text"):
 # Measured. In both arms the loss is nearly all SFT term (compare the two printed rows: at λ = 0.1 the
 # odds-ratio term adds little), so what that term is taken over decides the outcome.
 #
-# - **Whole text (TRL's default).** The SFT term falls steadily over the epoch — much of what it learns
-#   is the system prompt, the template and the question, text that is easy to predict — and the model
+# - **Whole text (TRL's default).** Much of what its SFT term learns is the system prompt, the template and
+#   the question — not the reply, and on the first batch harder for this model than the reply (compare the
+#   two arms' first SFT-term values above) — and the model
 #   drifts twice as far from lesson 06's model as the reply-only arm (KL 0.0758 against 0.0373).
 #   Measured against lesson 06's model, the rejected answers gained more than the chosen ones on most
-#   test pairs (reward accuracy 0.125), and held-out preference accuracy fell from 0.917 to 0.833.
+#   test pairs (reward accuracy 0.125), and held-out preference accuracy fell from 0.917 to 0.833 — two
+#   pairs of 24, one seed.
 # - **Reply only.** Preference accuracy stays at 0.917, the drift is the smallest of the three runs,
 #   and the chosen answers became *more* likely (response perplexity 18.54 against lesson 06's 19.06;
-#   DPO's rose to 20.01). But the preference itself barely moved: the DPO reward favours the chosen
+#   DPO's rose to 20.01; one seed, no spread measured). But the preference itself barely moved: the DPO reward favours the chosen
 #   answer on only 0.542 of the test pairs, where DPO's does on all of them.
 #
+# Each printed training value is one batch of four pairs, so first against last compares different pairs:
+# read the whole series in data/results/orpo.json before calling it a trend.
+#
 # So the verdict an earlier version of this lesson drew — ORPO "mostly repeated supervised fine-tuning
-# and lowered preference accuracy" — was the whole-text SFT term, not ORPO. With the SFT term on the
+# and lowered preference accuracy" — came from TRL's default arm: the SFT term over the whole text together
+# with its extra `<|im_end|>` (this run does not separate the two), one seed, one learning rate shared by
+# both arms although the whole-text term averages over more tokens — not from ORPO's odds-ratio term. With the SFT term on the
 # replies, ORPO at λ = 0.1 is mostly more SFT on the chosen answers with a weak preference push; ORPO was
 # designed to do SFT and preference alignment in one stage, from a base model (Hong et al. 2024), and
 # starting from a model already fine-tuned on this task, a larger λ would be the first thing to try. By
@@ -438,7 +445,8 @@ for label in ("ORPO, reply only", "ORPO, whole text"):
 # - A LoRA adapter makes the reference free: the same weights with the adapter off, instead of a second
 #   frozen copy (measured in section 2).
 # - ORPO needs no reference model. trl 1.16's `ORPOTrainer` takes its SFT term over the whole text (and
-#   adds a second `<|im_end|>`); that arm lowered held-out preference accuracy. With the SFT term on the
+#   adds a second `<|im_end|>`); that arm flipped 2 of 24 held-out pairs the wrong way (0.917 → 0.833,
+#   one seed). With the SFT term on the
 #   replies only, as DPO and lesson 06 train, ORPO kept the accuracy, drifted least and made the chosen
 #   answers more likely, but at λ = 0.1 barely moved the preference (one seed, section 5).
 # - Evaluate the answers, not only the loss: response perplexity, ROUGE-L and exact match against a

@@ -255,7 +255,10 @@ print(f"ZeRO-3, parameters and optimizer offloaded, one card: {gpu / 1e9:.2f} GB
 # **Communication, honestly.** DDP all-reduces every gradient once per step; a ring all-reduce sends and
 # receives about 2·(N−1)/N times the gradient bytes per GPU (a reduce-scatter plus an all-gather). ZeRO
 # stages 1 and 2 move the *same* volume as DDP: they reduce-scatter the gradients and all-gather the
-# updated weights, the two halves of that all-reduce (ZeRO §7). Only stage 3 / FSDP FULL_SHARD adds
+# updated weights, the two halves of that all-reduce (ZeRO §7) — per optimizer step without gradient
+# accumulation: with k accumulation steps, DDP under `no_sync` and ZeRO-1 reduce once per step, while
+# ZeRO-2 and ZeRO-3 reduce-scatter after every micro-batch (DeepSpeed's `engine.allreduce_gradients`:
+# "ZeRO stage >= 2 communicates during non gradient accumulation boundaries as well"). Only stage 3 / FSDP FULL_SHARD adds
 # traffic: the weights are all-gathered in the forward pass and again in the backward pass, about 1.5×
 # DDP's volume (ZeRO §7), so it pays off only when the memory saved lets the job run at all, or with a
 # larger batch. What this CPU demonstration
@@ -288,8 +291,9 @@ print(f"ZeRO-3, parameters and optimizer offloaded, one card: {gpu / 1e9:.2f} GB
 #   fsdp_cpu_ram_efficient_loading: true
 # ```
 #
-# With DeepSpeed instead, `distributed_type: DEEPSPEED` and a `deepspeed_config` pointing at DeepSpeed's
-# own JSON, for ZeRO-3 with the optimizer states offloaded to CPU RAM:
+# With DeepSpeed instead, the YAML has `distributed_type: DEEPSPEED`, no `mixed_precision` or `fsdp_config`
+# lines (accelerate 1.15 refuses `mixed_precision` next to a JSON file; the JSON sets it), and
+# `deepspeed_config: {deepspeed_config_file: ds_zero3.json}`, pointing at DeepSpeed's own JSON, for ZeRO-3 with the optimizer states offloaded to CPU RAM:
 #
 # ```json
 # {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 4,
@@ -317,7 +321,8 @@ print(f"ZeRO-3, parameters and optimizer offloaded, one card: {gpu / 1e9:.2f} GB
 #   --num-gpus N --zero-stage S` gives the model states per GPU, as DeepSpeed's estimators count them (§3).
 # - For a 7B full fine-tune on 24 GB cards: stage 3 on 6 cards, stage 2 on 12, stages 0 and 1 never;
 #   QLoRA on one card; full CPU offload on one card with a lot of RAM (§3).
-# - ZeRO stages 1 and 2 communicate as much as DDP; stage 3 (FSDP FULL_SHARD) about 1.5× as much (ZeRO §7).
+# - ZeRO stages 1 and 2 communicate as much as DDP per step without accumulation (with it, stage 2
+#   reduce-scatters every micro-batch); stage 3 (FSDP FULL_SHARD) about 1.5× as much (ZeRO §7).
 #   A CPU run tells you about correctness, not about interconnects, and its measured all-reduce share is
 #   an upper bound (a blocking hook, no overlap) (§1, §4).
 #

@@ -147,7 +147,7 @@ answer_q4 = "C"
 from course_lib.grading import check
 
 check.equal("answer_q4", answer_q4,
-            hint="a str; fine-tuning always starts from pretrained parameters: which option starts from random ones?")
+            hint="a str: one letter, A–D")
 ### BEGIN HIDDEN TESTS
 check.equal("answer_q4_value", answer_q4, "C")
 ### END HIDDEN TESTS

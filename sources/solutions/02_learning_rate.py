@@ -146,7 +146,7 @@ answer_q4 = 2.6 ** 5
 from course_lib.grading import check
 
 check.close("answer_q4", answer_q4, rel_tol=0.01,
-            hint="a number: five divisions by 2.6 separate the head (group 5) from the embeddings (group 0)")
+            hint="a number: count the divisions between the head and the embeddings")
 ### BEGIN HIDDEN TESTS
 check.close("answer_q4_value", answer_q4, 118.81376, rel_tol=0.01)
 ### END HIDDEN TESTS
@@ -208,8 +208,10 @@ diverged = {r["learning_rate"] for r in rows if r["diverged"]}
 means = {lr: statistics.mean(r["val_loss"][-1] for r in rows if r["learning_rate"] == lr)
          for lr in {r["learning_rate"] for r in rows} - diverged}
 check.equal("answer_q6_type", type(answer_q6).__name__, "float", hint="an LR such as 3e-4, a float")
+### BEGIN HIDDEN TESTS
 check.close("answer_q6", answer_q6, min(means, key=means.get), rel_tol=1e-6,
             hint="average the last val_loss of the three seeds of each LR, and skip the LR that diverged")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 7 — A decision: choose the learning rate

@@ -145,7 +145,7 @@ from course_lib.grading import check
 
 check.equal("all_linear_r8", all_linear_r8, hint="an int: 4 layers × (4 attention + 3 MLP matrices) × r·(d+k)")
 check.equal("attention_rank_same_budget", attention_rank_same_budget,
-            hint="an int: budget / (4 layers × 4 matrices × (128 + 128))")
+            hint="an int: the attention-only parameter count per unit of rank, times the rank, must equal the budget")
 ### BEGIN HIDDEN TESTS
 check.equal("all_linear_r8_value", all_linear_r8, 81920)
 check.equal("attention_rank_same_budget_value", attention_rank_same_budget, 20)

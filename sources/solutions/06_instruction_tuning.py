@@ -239,10 +239,9 @@ check.close("format_empty_string", format_rate(["", "."]), 0.5, rel_tol=1e-9)
 # %% [markdown]
 # ## Part 5 · Decision: which prompt format? (2 points)
 #
-# You fine-tune SmolLM2-135M-Instruct on the docstring task and must choose the prompt format you train
-# *and* serve in. Lesson 06 showed that the untuned base model is the wrong judge: it found the reference
-# answers least surprising in Alpaca's format, yet the adapter trained in ChatML answers best in ChatML.
-# Judge the tuned model. `tuned` below is lesson 06's adapter (`data/adapters/sft-docstring`, trained by
+# You fine-tuned SmolLM2-135M-Instruct on the docstring task and must choose the prompt format you serve
+# lesson 06's adapter in. Lesson 06 showed that the untuned base model is the wrong judge of that:
+# judge the tuned model. `tuned` below is lesson 06's adapter (`data/adapters/sft-docstring`, trained by
 # `course sft`) on the base. For each format in `sft.TEMPLATES` (`"chat"`, `"none"`, `"alpaca"`):
 # compute `ppl[format]`, the tuned model's response perplexity on the first 8 validation rows
 # (`sft.task_rows("validation", 8)`; `sft.response_nll` returns the mean NLL, perplexity is its
