@@ -9,7 +9,9 @@
    shapes, not values), timed per step after warm-up steps:
    - `plain`: forward, backward, AdamW step in eight lines of PyTorch (the reference);
    - `course`: course_lib.training.loop.train, the loop the lessons use;
-   - `trainer`: transformers' Trainer; `sft_trainer`: TRL's SFTTrainer (what `course sft` uses);
+   - `trainer`: transformers' Trainer; `sft_trainer`: TRL's SFTTrainer with its defaults, which on this
+     CPU include bf16 autocast (`SFTConfig.bf16` defaults to True; each row records `bf16_autocast`), so its
+     rate is not held against an fp32 peak on equal terms (`course sft` sets bf16=False);
    each for full fine-tuning and for LoRA (r 8, every linear layer of the decoder, peft).
 3. Each loop's FLOP/s as a fraction of the all-core matmul peak. Full fine-tuning costs 6·N·T FLOPs per step
    (N parameters, T tokens: 2NT forward, 4NT backward for activation and weight gradients; attention's
@@ -106,6 +108,9 @@ def course_loop(model, data, batch: int, steps: int) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
+bf16_used: list[bool] = []
+
+
 def hf_loop(model, data, batch: int, steps: int, kind: str, tmp: Path) -> list[float]:
     """transformers' Trainer or TRL's SFTTrainer, default settings but no saving, logging every step."""
     from datasets import Dataset
@@ -135,6 +140,7 @@ def hf_loop(model, data, batch: int, steps: int, kind: str, tmp: Path) -> list[f
                              processing_class=load_tokenizer("smollm2-135m-instruct"),
                              train_dataset=ds.remove_columns(["labels", "attention_mask"]), callbacks=[Stamp()])
     trainer.train()
+    bf16_used.append(bool(trainer.args.bf16))  # SFTConfig's default is bf16=True: autocast, not fp32
     # from one step's begin to the next step's begin: everything the Trainer does per step, logging included
     begins = stamps[0::2] + [stamps[-1]]
     return [b - a for a, b in zip(begins, begins[1:])]
@@ -205,6 +211,7 @@ def measure(args) -> dict:
                        "seconds_per_step": round(step_s, 3), "tokens_per_second": round(tokens / step_s, 1),
                        "gflops": round(flops / step_s / 1e9, 1), "fraction_of_peak": round(flops / step_s / 1e9 / peak, 3),
                        "wall_seconds": round(wall, 1)}
+                row["bf16_autocast"] = bool(bf16_used.pop()) if loop in ("trainer", "sft_trainer") else False
                 if phases:
                     row["phase_seconds"] = {k: round(median(v[args.warmup:]), 4) for k, v in phases.items()}
                 loops[f"{method}/{loop}"] = row

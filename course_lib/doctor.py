@@ -53,7 +53,8 @@ def speed_report(benchmark_dir: Path | None = None) -> dict:
     the wall time measured by benchmarks/cpu_throughput.py --sft on its machine, scaled by the two matmul rates."""
     threads = command_threads()
     here = matmul_gflops(1024, 1024, 1024, threads, repeats=3, budget_s=1.0)
-    report = {"threads": threads, "matmul_gflops": round(here, 1), "sft_minutes": None, "reference": None}
+    report = {"threads": threads, "matmul_gflops": round(here, 1), "sft_minutes": None, "reference": None,
+              "command": None}
     folder = benchmark_dir or data_dir().parent / "benchmarks" / "results"
     for path in sorted(folder.glob("cpu-throughput-*core.json")):
         ref = json.loads(path.read_text(encoding="utf-8"))
@@ -62,6 +63,7 @@ def speed_report(benchmark_dir: Path | None = None) -> dict:
         if ref_threads in sft:
             ref_rate = ref["matmul_gflops"][ref_threads]["square_1024"]
             report["sft_minutes"] = round(sft[ref_threads] * ref_rate / here / 60, 1)
+            report["command"] = ref["course_sft"].get("command", "course sft")
             report["reference"] = (f"{sft[ref_threads] / 60:.1f} min measured on {ref['machine']['cpu']} with "
                                    f"{ref_threads} threads at {ref_rate:.0f} GFLOP/s ({path.name})")
     return report
@@ -107,7 +109,7 @@ def format_report(r: dict) -> str:
                  f"{t['commands']} (--threads N, or COURSE_THREADS, sets both)")
     if r.get("speed"):
         sp = r["speed"]
-        est = (f"; `course sft` ≈ {sp['sft_minutes']:.0f} min here ({sp['reference']})" if sp["sft_minutes"]
+        est = (f"; `{sp['command']}` ≈ {sp['sft_minutes']:.1f} min here ({sp['reference']})" if sp["sft_minutes"]
                else "; `python benchmarks/cpu_throughput.py --sft` measures how long `course sft` takes")
         lines.append(f"speed        fp32 matmul {sp['matmul_gflops']:.0f} GFLOP/s on {sp['threads']} threads{est}")
     if gpu:
