@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
