@@ -209,7 +209,7 @@ def measure(args) -> dict:
                 flops = (6 * n_params if method == "full" else 4 * n_params + 6 * n_trainable) * tokens
                 row = {"method": method, "loop": loop, "parameters": n_params, "trainable": n_trainable,
                        "seconds_per_step": round(step_s, 3), "tokens_per_second": round(tokens / step_s, 1),
-                       "gflops": round(flops / step_s / 1e9, 1), "fraction_of_peak": round(flops / step_s / 1e9 / peak, 3),
+                       "gflops": round(flops / step_s / 1e9, 1), "fraction_of_peak": float(f"{flops / step_s / 1e9 / peak:.3g}"),
                        "wall_seconds": round(wall, 1)}
                 row["bf16_autocast"] = bool(bf16_used.pop()) if loop in ("trainer", "sft_trainer") else False
                 if phases:
