@@ -49,6 +49,7 @@ RESULTS = {
     "sft": "course sft",  # lesson 06
     "dpo": "course dpo",  # lesson 07
     "orpo": "course orpo",  # lesson 07 (its defaults: λ 0.1, seed 0)
+    "grpo": "course grpo",  # lesson 09
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from course_lib.data.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
 from course_lib.data.datasets import LABELS, data_dir, write_jsonl
 from course_lib.data.preferences import build_preferences
+from course_lib.data.verifiable import build_verifiable
 
 __all__ = ["DataConfig", "build_all", "alpaca_to_chat"]
 
@@ -149,6 +150,7 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
 
     _write_cards(out, counts, config, Counter(r["area"] for r in cls_rows))
     counts["preferences"] = build_preferences(out, config.seed)  # lesson 07's pairs, cut from the chat set just written
+    counts["verifiable"] = build_verifiable(out, config.seed)  # lesson 09's tasks; signatures from the alpaca set
     return counts
 
 

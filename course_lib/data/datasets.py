@@ -29,6 +29,8 @@ DATASETS: dict[str, tuple[str, dict[str, type], tuple[str, ...]]] = {
     "general": ("general", {"text": str, "source": str}, ("test",)),
     "preferences": ("preferences", {"prompt": str, "chosen": str, "rejected": str, "kind": str},
                     ("train", "validation", "test")),  # lesson 07, built by course_lib.data.preferences
+    "verifiable": ("verifiable", {"task": str, "prompt": str, "answer": str},
+                   ("train", "validation", "test")),  # lesson 09, built by course_lib.data.verifiable
 }
 
 

@@ -1,9 +1,11 @@
-"""Tuning a pretrained model (lessons 03, 06, 07): LoRA, supervised fine-tuning, preference tuning.
+"""Tuning a pretrained model (lessons 03, 06, 07, 09): LoRA, supervised fine-tuning, preference tuning.
 
     lora         LoRA from scratch (= peft)
     sft          chat prompt formats, the assistant-only label mask (= TRL), the run behind `course sft`
     packing      padded vs TRL's padding-free batches: the same losses, fewer positions
     dpo          the DPO loss and rewards by hand (= TRL's DPOTrainer), `course dpo`, `course orpo`
+    grpo         lesson 09: verifiable rewards, group-relative advantages and the GRPO loss by hand (= TRL's
+                 GRPOTrainer), the run behind `course grpo`
 """
 
 from course_lib.tuning.lora import (LoraConfig, LinearWithLoRA, add_lora, merge_lora, unmerge_lora,
@@ -18,6 +20,10 @@ from course_lib.tuning.packing import collate, pad_fraction, example_losses, com
 from course_lib.tuning.dpo import (pair_batch, sequence_logps, DPOLoss, dpo_loss, logged_rewards, token_kl,
                                    evaluate_pairs, sft_reference, DPORunConfig, dpo_trainer, win_rate,
                                    dpo_run, ORPO_SFT_TERMS, orpo_trainer, orpo_run)
+from course_lib.tuning.grpo import (final_number, checked_reward, contains_reward, lenient_reward, REWARDS,
+                                    group_advantages, zero_std_fraction, zero_std_probability, completion_logps,
+                                    GRPOLoss, grpo_loss, LOSS_TYPES, GRPORunConfig, grpo_trainer, log_curve,
+                                    greedy_answers, sample_answers)
 
 __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count',
            'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
@@ -27,4 +33,7 @@ __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lo
            'sft_run', 'dir_bytes', 'write_adapter_card', 'collate', 'pad_fraction', 'example_losses',
            'compare_batches', 'pair_batch', 'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards',
            'token_kl', 'evaluate_pairs', 'sft_reference', 'DPORunConfig', 'dpo_trainer', 'win_rate',
-           'dpo_run', 'ORPO_SFT_TERMS', 'orpo_trainer', 'orpo_run']
+           'dpo_run', 'ORPO_SFT_TERMS', 'orpo_trainer', 'orpo_run', 'final_number', 'checked_reward',
+           'contains_reward', 'lenient_reward', 'REWARDS', 'group_advantages', 'zero_std_fraction',
+           'zero_std_probability', 'completion_logps', 'GRPOLoss', 'grpo_loss', 'LOSS_TYPES', 'GRPORunConfig',
+           'grpo_trainer', 'log_curve', 'greedy_answers', 'sample_answers']
