@@ -206,8 +206,8 @@ def to_trl(row: dict) -> dict:
 def grpo_trainer(model, tokenizer, rows: Sequence[dict], config: GRPORunConfig, output_dir: str,
                  reward: str = "checked", seed: int = 0, monitor: Sequence[str] = (), **overrides):
     """TRL's GRPOTrainer with a fresh LoRA adapter, trained on `reward`; the `monitor` rewards are computed and
-    logged with weight 0 (they move nothing). It logs `generation_time` per step and keeps every step's
-    completions, rewards and advantages in `trainer.samples`."""
+    logged with weight 0 (they move nothing). It logs `generation_time` per step, keeps every step's
+    completions, rewards and advantages in `trainer.samples` and the last batch TRL built in `trainer.last_batch`."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
@@ -227,6 +227,7 @@ def grpo_trainer(model, tokenizer, rows: Sequence[dict], config: GRPORunConfig, 
             self.samples.append({"completions": [reply_text(c) for c in list(self._logs["completion"])[-n:]],
                                  "rewards": {k: list(v)[-n:] for k, v in self._logs["rewards"].items()},
                                  "advantages": list(self._logs["advantages"])[-n:]})
+            self.last_batch = out  # the tensors the next optimizer step trains on
             return out
 
     names = [reward, *monitor]

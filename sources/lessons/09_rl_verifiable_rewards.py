@@ -1,0 +1,399 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Reinforcement learning with verifiable rewards: GRPO on a CPU
+#
+# **Goal.** Teach SmolLM2-135M-Instruct a skill with no teacher answers at all, only a program that says
+# *right* or *wrong*: sample several replies per question, reward each one by checking it, and push the model
+# towards the replies that beat their siblings. This is GRPO, Group Relative Policy Optimization (Shao et al.
+# 2024, DeepSeekMath), the method DeepSeek-R1 (DeepSeek-AI 2025) used to teach reasoning with rule-based
+# rewards. You will choose a task by measurement, write the group-relative advantage and the loss by hand and
+# prove them equal to TRL's `GRPOTrainer`, watch the learning signal vanish when a group agrees, catch a
+# model exploiting a flawed reward, and compare GRPO with the simplest alternative, fine-tuning on the model's
+# own correct samples.
+#
+# **Runtime.** About a minute and a half on a 2-core CPU. The long runs (candidate tasks, group sizes,
+# learning-rate sweeps, 3 seeds of GRPO, the flawed reward, rejection sampling) are `course grpo`; it wrote
+# `data/results/grpo.json`, which this notebook reads and plots. Live, it trains two GRPO steps and checks the
+# loss against TRL's.
+#
+# **Model.** `smollm2-135m-instruct` unless `COURSE_MODEL` names another model with a chat template.
+#
+# **You will use** `course_lib.tuning.grpo` (the rewards, the advantages, the loss, the timed trainer), TRL's
+# `GRPOTrainer` and `SFTTrainer`, peft's LoRA.
+
+# %%
+from course_lib.notebook import quiet_notebook
+
+quiet_notebook()  # first: peft, imported below, loads bitsandbytes, whose CPU notice this keeps out of the page
+
+import inspect
+import tempfile
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from transformers import PrinterCallback
+
+from course_lib.data import TABLE_RANGE, verifiable_rows
+from course_lib.doctor import versions_line
+from course_lib.experiments.grpo import interval95
+from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
+from course_lib.results import load_results, require_results
+from course_lib.tuning import grpo, sft
+
+set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
+print(versions_line())
+require_results("grpo")  # what this lesson reads, checked before anything slow
+sft.require_chat_template(sft.lesson_model())
+results = load_results("grpo")
+cfg = results["config"]
+
+# %% [markdown]
+# ## 1 · A reward a program checks
+#
+# Reinforcement learning needs a reward for every reply the model samples. RLHF learns one from human
+# comparisons (lesson 07); *verifiable* rewards skip that model: where the answer can be checked — a number, a
+# unit test, a proof checker — a short program is the reward, and it cannot be flattered. The catch is that the
+# model must already be right *sometimes*: a reward that is always 0 teaches nothing. So the task is chosen by
+# measurement. `course build-data` wrote three candidates to `data/verifiable/` (its data card lists how they
+# are built and split), and `course grpo` asked the instruct model each held-out question once, greedily, within
+# the same budget of tokens GRPO will sample:
+
+# %%
+print(f"{'task':16s} {'held-out':>9s} {'greedy accuracy':>16s} {'a constant reply':>17s}")
+for task, b in results["base_rates"].items():
+    print(f"{task:16s} {b['n']:9d} {b['accuracy']:16.3f} {b['constant_reply_accuracy']:17.3f}  "
+          f"(always {b['constant_reply']!r})")
+for task, b in results["base_rates"].items():
+    prompt, reply = b["examples"][0]
+    print(f"\n[{task}] {prompt!r}\n  -> {reply!r}")
+
+# %% [markdown]
+# TODO(prose after the run): which candidates fail and why; the one chosen.
+#
+# The checker reads the reply's **final number** and compares it with the product. A reply may show its work
+# (`7 * 8 = 56`), but what it ends on is its answer, and a reply cut off by the token budget before the answer
+# is wrong:
+
+# %%
+print(inspect.getsource(grpo.final_number))
+print(inspect.getsource(grpo.checked_reward))
+tests = ["7 * 8 = 56", "56", "7 * 8 = 56.\n\nThis is 8 more than 48", "To calculate 7 * 8, we need to"]
+for reply, r in zip(tests, grpo.checked_reward(tests, ["56"] * len(tests))):
+    print(f"{r:.0f}  {reply!r}")
+
+# %% [markdown]
+# ## 2 · GRPO: rewards relative to the group
+#
+# For each question q, GRPO samples a **group** of G replies o_1 … o_G from the current policy and scores each
+# with the reward r_i. Each reply's **advantage** is its reward measured against its siblings (Shao et al.
+# 2024, §4.1.2): A_i = (r_i − mean(r)) / std(r). A reply better than the group's average is pushed up, a worse
+# one down — no learned value model (PPO's critic) estimates a baseline; the group *is* the baseline. Every
+# token of o_i shares the same A_i.
+#
+# TRL's `scale_rewards` chooses the denominator: `"group"` (the default, the paper's) divides by the group's
+# standard deviation, `"batch"` by the whole batch's, `"none"` not at all, as Liu et al. (2025, "Understanding
+# R1-Zero-Like Training", Dr. GRPO) recommend: dividing by a group's std gives the questions that are almost
+# always right, or almost always wrong, the largest advantages. TRL adds 1e-4 to the std and uses the sample
+# standard deviation (n − 1), as `group_advantages` does:
+
+# %%
+print(inspect.getsource(grpo.group_advantages))
+rewards = torch.tensor([1.0, 0.0, 0.0, 0.0,   1.0, 1.0, 0.0, 0.0,   1.0, 1.0, 1.0, 1.0])  # 3 prompts, G = 4
+for scale in ("group", "batch", "none"):
+    print(f"scale_rewards={scale!r:8s}", np.round(grpo.group_advantages(rewards, 4, scale).numpy(), 3))
+
+# %% [markdown]
+# The third group is all right: its advantages are 0 whatever the scaling, and it teaches nothing (section 5).
+# The first group's one right answer gets +1.5 under group scaling and only +0.75 unscaled, while the second
+# group's right answers get +0.866 against +0.5: dividing by the group's std magnifies rare events.
+#
+# **The loss.** GRPO keeps PPO's clipped surrogate (Schulman et al. 2017). Per token,
+# with the ratio ρ_t = π_θ(o_t | q, o_<t) / π_old(o_t | q, o_<t) to the policy that sampled the group,
+#
+# $$\ell_t = -\min\big(\rho_t A_i,\ \mathrm{clip}(\rho_t, 1-\varepsilon, 1+\varepsilon)\, A_i\big) + \beta\,\Big(\tfrac{\pi_\text{ref}}{\pi_\theta} - \log\tfrac{\pi_\text{ref}}{\pi_\theta} - 1\Big)$$
+#
+# The KL term is the k3 estimator the paper uses (Shao et al. 2024, eq. 4), non-negative for every token. The
+# token losses are then averaged, and *how* is what TRL's `loss_type` chooses:
+#
+# - `grpo`: the mean over each reply's own tokens, then over replies (the paper's eq. 3);
+# - `dapo` (TRL 1.16's default; Yu et al. 2025): the sum over every token of the batch, divided by their number;
+# - `dr_grpo` (Liu et al. 2025): the sum divided by a constant, the number of replies × `max_completion_length`.
+#
+# `grpo_loss` is those lines, written out:
+
+# %%
+print(inspect.getsource(grpo.grpo_loss))
+
+# %% [markdown]
+# **What the normalisation does to short and long replies.** Take two replies with the same advantage, one of
+# 2 tokens and one of 8, and ask how much each *token* weighs in the gradient (∂loss / ∂log π of one token):
+
+# %%
+mask = torch.tensor([[1.0] * 2 + [0.0] * 6, [1.0] * 8])  # a 2-token and an 8-token reply, one group
+logps = torch.zeros(2, 8, requires_grad=True)
+print(f"{'loss_type':10s} {'per token, short':>17s} {'per token, long':>16s} {'whole short reply':>18s} {'whole long reply':>17s}")
+for loss_type in ("grpo", "dapo", "dr_grpo"):
+    for sign in (1.0, -1.0):
+        out = grpo.grpo_loss(logps, logps.detach(), torch.tensor([sign, sign]), mask, loss_type=loss_type,
+                             max_completion_length=8)
+        g = -torch.autograd.grad(out.loss, logps)[0]  # the push on each token's log-probability
+        print(f"{loss_type + (' A>0' if sign > 0 else ' A<0'):10s} {g[0, 0].item():17.4f} {g[1, 0].item():16.4f} "
+              f"{g[0].sum().item():18.4f} {g[1].sum().item():17.4f}")
+
+# %% [markdown]
+# Under `grpo` a token of the short reply weighs 4 times a token of the long one (1/2 against 1/8): a correct
+# *short* reply is reinforced hard, a wrong *long* one is punished only a little per token — the bias toward
+# long wrong answers that Liu et al. (2025) point out. `dapo` and `dr_grpo` give every token the same weight,
+# so a reply's total push grows with its length; they differ in the constant (the batch's token count against
+# a fixed `max_completion_length`).
+
+# %% [markdown]
+# ## 3 · Two GRPO steps with TRL, and the loss by hand
+#
+# The run: TRL's `GRPOTrainer` with a fresh LoRA adapter (as in lessons 06 and 07), generating with
+# transformers' `generate` on the CPU. `grpo.grpo_trainer` subclasses it only to time the generation and keep
+# each step's replies. Live, two steps of one question and a group of 4 (the long runs use 2 questions × 4):
+
+# %%
+name = sft.lesson_model()
+tokenizer = load_tokenizer(name)
+train = verifiable_rows(cfg["task"], "train")
+live = grpo.GRPORunConfig(max_steps=2, prompts_per_step=1, num_generations=4,
+                          learning_rate=results["grpo"]["learning_rate"])
+set_seed(0)
+trainer = grpo.grpo_trainer(load_base_model(name), tokenizer, train, live, tempfile.mkdtemp(), seed=0)
+trainer.remove_callback(PrinterCallback)  # the log is read from trainer.state below, rounded
+print(f"loss_type {trainer.loss_type!r}, scale_rewards {trainer.scale_rewards!r}, β = {trainer.beta}, "
+      f"temperature {trainer.temperature}; a reference model loaded: {trainer.ref_model is not None}")
+trainer.train()
+for step, sample in enumerate(trainer.samples, 1):
+    print(f"\nstep {step}: mean reward {np.mean(sample['rewards']['checked_reward']):.2f}")
+    for reply, r, a in zip(sample["completions"], sample["rewards"]["checked_reward"], sample["advantages"]):
+        print(f"  r={r:.0f}  A={a:+.3f}  {reply!r}")
+
+# %% tags=["nbval-ignore-output"]
+curve = grpo.log_curve(trainer.state.log_history)
+for s, total, gen in zip(curve["step"], curve["step_time"], curve["generation_time"]):
+    print(f"step {s}: {total:.1f} s, of which generating {gen:.1f} s")
+
+# %% [markdown]
+# TRL's batch of the last step (`trainer.last_batch`: prompt and completion ids, masks, advantages) goes through
+# TRL's own `compute_loss` and through `grpo_loss`. With one update per batch (TRL's default `num_iterations=1`)
+# the sampling policy *is* the current one, the ratio is exactly 1 and the clip never acts; to check every
+# term, we treat the batch as if it had been sampled by the untuned model (the adapter off), two optimizer
+# steps ago, and use that same model as the reference for β > 0. The loss types are TRL's attributes
+# `loss_type` and `beta`, which its `_compute_loss` reads:
+
+# %%
+model = trainer.model.eval()
+batch = dict(trainer.last_batch)
+with torch.no_grad():
+    with model.disable_adapter():
+        untuned = grpo.completion_logps(model, batch, trainer.temperature)
+    batch["old_per_token_logps"] = batch["ref_per_token_logps"] = untuned
+    mine_logps = grpo.completion_logps(model, batch, trainer.temperature)
+    print(f"{'loss_type':9s} {'β':>5s} {'by hand':>11s} {'TRL':>11s} {'clipped tokens':>15s}")
+    diffs = []
+    for loss_type, beta in (("dapo", 0.0), ("grpo", 0.04), ("dr_grpo", 0.0)):
+        trainer.loss_type, trainer.beta = loss_type, beta
+        theirs = trainer.compute_loss(model, batch).item()
+        mine = grpo.grpo_loss(mine_logps, untuned, batch["advantages"], batch["completion_mask"], loss_type=loss_type,
+                              epsilon=trainer.epsilon_low, beta=beta, ref_logps=untuned,
+                              max_completion_length=live.max_completion_length,
+                              num_items=batch["num_items_in_batch"].item())
+        diffs.append(abs(mine.loss.item() - theirs))
+        print(f"{loss_type:9s} {beta:5.2f} {mine.loss.item():11.6f} {theirs:11.6f} {mine.clip_ratio:15.3f}")
+print(f"max |by hand − TRL| = {max(diffs):.1e}")
+assert max(diffs) < 1e-5
+
+# %% [markdown]
+# The hand-written loss equals TRL's to float32 rounding for each loss type, with the clip and the KL term
+# acting (tests/test_grpo.py checks the same, and the advantages, on a tiny model for four settings). Note the
+# temperature: TRL scores the completion tokens with the logits divided by the sampling temperature, so the
+# policy it trains is the one it sampled from.
+#
+# **β and the reference model.** TRL 1.16 defaults to `beta=0.0`: its docstring says the reference model is
+# then not loaded, and the trainer above has none (`ref_model` is None, printed). With β > 0 and a LoRA adapter
+# TRL still loads none — the reference is the adapter switched off, as DPO's was in lesson 07 — but it runs one
+# more forward pass per step; without LoRA it loads a second copy of the model. `course grpo` measured both:
+
+# %%
+cost = results["beta_cost"]
+probe = [k for k in cost if k not in ("0.0",) and not k.startswith("full_")][0]
+for beta in ("0.0", probe):
+    print(f"β = {beta}: {np.mean(cost[beta]['step_time']):.1f} s per step, of which generating "
+          f"{np.mean(cost[beta]['generation_time']):.1f} s ({len(cost[beta]['step_time'])} steps each)")
+print(f"full fine-tuning with β = {probe}: TRL's reference model holds {cost['full_ref_parameters']:,} parameters, "
+      f"{cost['full_ref_bytes'] / 1e6:.0f} MB")
+
+# %% [markdown]
+# TODO(prose: beta cost)
+#
+# ## 4 · The long run: the reward rises, and held-out accuracy with it
+#
+# `course grpo` trained 3 seeds with TRL's defaults for the loss (`dapo`, `scale_rewards="group"`, β = 0),
+# at a learning rate chosen by a short sweep on the validation questions, and answered the held-out questions
+# greedily after:
+
+# %%
+runs = results["grpo"]["runs"]
+sweep = results["sweep"]
+print(f"grpo.json: made by `{results['command']}` on {results['model']}, {results['wall_seconds'] / 60:.0f} min in all")
+print(f"task {cfg['task']!r}: {len(train)} training questions; G = {cfg['num_generations']} replies per question, "
+      f"{cfg['prompts_per_step']} questions per step, at most {cfg['max_completion_length']} tokens, temperature "
+      f"{cfg['temperature']}; {cfg['max_steps']} steps; LoRA r={cfg['r']}, alpha {cfg['lora_alpha']:g}")
+print("LR sweep (" + f"{cfg['sweep_steps']} steps, seed {cfg['seeds'][0]}, {cfg['validation_rows']} validation questions): "
+      + ", ".join(f"{r['learning_rate']:g} -> {r['after']['accuracy']:.2f}" for r in sweep["runs"])
+      + f"; chosen {results['grpo']['learning_rate']:g}")
+
+# %%
+steps = runs[0]["curve"]["step"]
+reward = np.array([r["curve"]["reward"] for r in runs])
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for r, run in zip(reward, runs):
+    axes[0].plot(steps, r, alpha=0.35, label=f"seed {run['seed']}")
+axes[0].plot(steps, reward.mean(0), "k-o", label="mean of the seeds")
+axes[0].set(title="GRPO: mean checked reward of each step's samples", xlabel="optimizer step",
+            ylabel="share of sampled replies right")
+axes[0].legend()
+before = results["base_rates"][cfg["task"]]["accuracy"]
+after = [r["after"]["accuracy"] for r in runs]
+axes[1].bar(["before (untuned)"] + [f"after, seed {r['seed']}" for r in runs], [before] + after,
+            color=["grey"] + ["tab:blue"] * len(runs))
+axes[1].set(title=f"greedy accuracy on {cfg['test_rows']} held-out questions", ylabel="share right")
+plt.tight_layout()
+plt.show()
+mean, half = interval95([a - before for a in after])
+print(f"held-out accuracy: before {before:.3f}; after {np.mean(after):.3f} (seeds: {', '.join(f'{a:.3f}' for a in after)})")
+print(f"change {mean:+.3f}, 95 % interval [{mean - half:+.3f}, {mean + half:+.3f}] (Student's t, {len(after)} seeds)")
+
+# %% [markdown]
+# TODO(prose: result)
+#
+# **Where the time goes.** TRL logs each step's `step_time`; the trainer adds the seconds spent in generation:
+
+# %%
+gen = np.array([r["curve"]["generation_time"] for r in runs])
+total = np.array([r["curve"]["step_time"] for r in runs])
+print(f"per step, mean over {gen.size} steps: {total.mean():.1f} s, of which generating {gen.mean():.1f} s "
+      f"({gen.sum() / total.sum():.0%}) and the rest {total.mean() - gen.mean():.1f} s (rewards, the forward and "
+      "backward pass, the optimizer)")
+
+# %% [markdown]
+# TODO(prose: split)
+#
+# ## 5 · When the signal vanishes
+#
+# If every reply in a group gets the same reward, every advantage is 0 and the group contributes nothing to
+# the gradient: the step spends its generation on it for nothing. TRL logs the share of such groups as
+# `frac_reward_zero_std`. For a question the model answers right with probability p, a group of G independent
+# replies agrees with probability p^G + (1 − p)^G: all right or all wrong. `course grpo` sampled 16 replies to
+# each of 16 training questions from the untuned model and cut them into groups of 2, 4, 8 and 16:
+
+# %%
+groups = results["groups"]
+checked = np.array(groups["rewards"]["checked"])  # (questions, 16)
+p = checked.mean(1)
+print("pass rate per question (16 samples each):", " ".join(f"{x:.2f}" for x in sorted(p)))
+print(f"\n{'G':>3s} {'groups that agree (measured)':>29s} {'p^G + (1-p)^G (mean over questions)':>37s}")
+for g, measured in groups["zero_std"].items():
+    print(f"{g:>3s} {measured:29.3f} {np.mean([grpo.zero_std_probability(x, int(g)) for x in p]):37.3f}")
+zero = np.array([r["curve"]["frac_reward_zero_std"] for r in runs])
+print(f"\nduring training (G = {cfg['num_generations']}): share of groups that agree, per step, mean of the seeds:",
+      " ".join(f"{x:.2f}" for x in zero.mean(0)))
+
+# %% [markdown]
+# TODO(prose: zero-adv)
+#
+# ## 6 · Reward hacking, caught in the act
+#
+# A verifier that is slightly wrong is a target. Two flawed checkers, each a plausible shortcut:
+#
+# - `contains_reward`: right if **any** number in the reply is the answer (a reply that hedges with several
+#   numbers can win);
+# - `lenient_reward`: right if any arithmetic **expression** in the reply evaluates to the answer — the leniency
+#   of a checker that accepts an unsimplified answer — so `7 * 8` counts as 56.
+#
+# On the untuned model's samples (section 5), how often does each accept a reply the checked reward refuses?
+
+# %%
+for flawed in ("contains", "lenient"):
+    f = np.array(groups["rewards"][flawed])
+    print(f"{flawed:9s} accepts {f.mean():.2f} of the samples; accepted but wrong by the checked reward: "
+          f"{((f == 1) & (checked == 0)).mean():.2f}")
+sample = next(s for row, fr, ch in zip(groups["samples"], groups["rewards"]["lenient"], groups["rewards"]["checked"])
+              for s, a, b in zip(row, fr, ch) if a == 1 and b == 0)
+print(f"for example: {sample!r}")
+
+# %% [markdown]
+# TODO(prose: which flaw is exploitable)
+#
+# `course grpo` trained one run on `lenient_reward`, with everything else as in section 4, and logged the
+# checked reward of the same samples beside it (a reward function with weight 0 moves nothing):
+
+# %%
+hack = results["hack"]
+fig, ax = plt.subplots(figsize=(7, 3.8))
+hc = hack["curve"]
+ax.plot(hc["step"], hc["rewards/lenient_reward/mean"], "r-o", label="the reward it was trained on (lenient)")
+ax.plot(hc["step"], hc["rewards/checked_reward/mean"], "k-s", label="checked reward, same samples")
+ax.plot(steps, np.mean([r["curve"]["rewards/checked_reward/mean"] for r in runs], 0), "b--",
+        label="checked reward of the GRPO runs (section 4)")
+ax.set(title="Trained on a flawed reward", xlabel="optimizer step", ylabel="mean reward of the step's samples")
+ax.legend()
+plt.tight_layout()
+plt.show()
+print(f"held-out greedy accuracy after the flawed run: {hack['after']['accuracy']:.3f} by the checked reward, "
+      f"{hack['after']['lenient']:.3f} by the lenient one (before: {before:.3f})")
+print("its replies at the last step:")
+for reply, lr, cr in zip(hack["samples"][-1]["completions"], hack["samples"][-1]["rewards"]["lenient_reward"],
+                         hack["samples"][-1]["rewards"]["checked_reward"]):
+    print(f"  lenient {lr:.0f}, checked {cr:.0f}: {reply!r}")
+
+# %% [markdown]
+# TODO(prose: hack result)
+#
+# ## 7 · GRPO against rejection sampling at the same compute
+#
+# The simplest alternative needs no RL at all: sample replies, keep the correct ones, fine-tune on them —
+# rejection-sampling fine-tuning, or one round of expert iteration (STaR, Zelikman et al. 2022). `course grpo`
+# gave it GRPO's budget: as many samples (from the untuned model, at the same temperature and length), then
+# TRL's `SFTTrainer` with the same LoRA adapter for as many steps of as many sequences, at its own learning
+# rate from a short sweep.
+
+# %%
+rs = results["rs_sft"]
+rs_after = [r["after"]["accuracy"] for r in rs["runs"]]
+print(f"rejection sampling: kept {', '.join(str(r['kept']) for r in rs['runs'])} of {rs['runs'][0]['drawn']} samples "
+      f"(per seed); LR sweep {rs['sweep']} -> {rs['learning_rate']:g}")
+print(f"{'':26s} {'held-out accuracy':>18s} {'95 % interval':>18s} {'wall s per run':>15s}")
+for label, acc, secs in (("GRPO", after, [r["train_seconds"] for r in runs]),
+                         ("rejection sampling + SFT", rs_after,
+                          [r["sample_seconds"] + r["train_seconds"] for r in rs["runs"]])):
+    m, h = interval95(acc)
+    print(f"{label:26s} {m:18.3f} [{m - h:.3f}, {m + h:.3f}] {np.mean(secs):15.0f}")
+m, h = interval95([a - b for a, b in zip(after, rs_after)])
+print(f"GRPO − rejection sampling, paired by seed: {m:+.3f}, 95 % interval [{m - h:+.3f}, {m + h:+.3f}]")
+
+# %% [markdown]
+# TODO(prose: comparison)
+#
+# ## Summary
+#
+# TODO
+#
+# **Exercises:** [exercises/09_rl_verifiable_rewards.ipynb](../exercises/09_rl_verifiable_rewards.ipynb) — a
+# reward function and its edge cases, group-relative advantages by hand, the zero-advantage fraction, reading a
+# GRPO log, and choosing a group size under a compute budget.
