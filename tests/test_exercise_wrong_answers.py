@@ -52,6 +52,30 @@ WRONG = {
     # issue 25, item 23: the answers are no longer in the visible tests
     "08_accumulation_per_gpu": ("08_beyond_one_gpu", "q2_global_batch", "accumulation_for_32 = 4", "accumulation_for_32 = 16"),
     "08_one_gpu_too_many": ("08_beyond_one_gpu", "q4_decision_70b", "+ per_gpu_extra <= CARD)", "+ per_gpu_extra <= CARD) + 1"),
+    # issue 29: lesson 09's reward, advantages, surrogate, zero-signal share, log and group size
+    "09_first_number": ("09_rl_verifiable_rewards", "q1_reward", "numbers and numbers[-1] == answer",
+                        "numbers and numbers[0] == answer"),
+    "09_contains": ("09_rl_verifiable_rewards", "q1_reward", "numbers and numbers[-1] == answer", "answer in numbers"),
+    "09_population_std": ("09_rl_verifiable_rewards", "q2_advantages", "grouped.std(dim=1, keepdim=True)",
+                          "grouped.std(dim=1, keepdim=True, correction=0)"),
+    "09_batch_mean": ("09_rl_verifiable_rewards", "q2_advantages", "grouped - grouped.mean(dim=1, keepdim=True)",
+                      "grouped - grouped.mean()"),
+    "09_max_not_min": ("09_rl_verifiable_rewards", "q3_surrogate", "-torch.min(", "-torch.max("),
+    "09_no_clip": ("09_rl_verifiable_rewards", "q3_surrogate", "ratio.clamp(1 - epsilon, 1 + epsilon) * a",
+                   "ratio * a"),
+    "09_mean_per_reply": ("09_rl_verifiable_rewards", "q3_surrogate", "(per_token * mask).sum() / mask.sum()",
+                          "((per_token * mask).sum(1) / mask.sum(1)).mean()"),
+    "09_only_all_wrong": ("09_rl_verifiable_rewards", "q4_zero_signal", "p ** group_size + (1 - p) ** group_size",
+                          "(1 - p) ** group_size"),
+    "09_mean_of_ratios": ("09_rl_verifiable_rewards", "q5_read_log",
+                          'sum(e["generation_time"] for e in log) / sum(e["step_time"] for e in log)',
+                          'float(np.mean([e["generation_time"] / e["step_time"] for e in log]))'),
+    "09_not_learning": ("09_rl_verifiable_rewards", "q5_read_log", 'answer_loss = "B"', 'answer_loss = "A"'),
+    "09_no_min_prompts": ("09_rl_verifiable_rewards", "q6_group_size",
+                          "max((g for g in useful if BUDGET // g >= MIN_PROMPTS), key=lambda g: useful[g])",
+                          "max(useful, key=lambda g: useful[g])"),
+    "09_prompts_with_signal": ("09_rl_verifiable_rewards", "q6_group_size", "BUDGET * (1 - z)",
+                               "BUDGET // int(g) * (1 - z)"),
 }
 SLOW = {"06_base_model_judges"}  # loads SmolLM2 twice
 

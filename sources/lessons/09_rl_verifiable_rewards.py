@@ -22,7 +22,7 @@
 # model exploiting a flawed reward, and compare GRPO with the simplest alternative, fine-tuning on the model's
 # own correct samples.
 #
-# **Runtime.** About a minute and a half on a 2-core CPU. The long runs (candidate tasks, group sizes,
+# **Runtime.** About a minute on a 2-core CPU. The long runs (candidate tasks, group sizes,
 # learning-rate sweeps, 3 seeds of GRPO, the flawed reward, rejection sampling) are `course grpo`; it wrote
 # `data/results/grpo.json`, which this notebook reads and plots. Live, it trains two GRPO steps and checks the
 # loss against TRL's.
@@ -80,7 +80,13 @@ for task, b in results["base_rates"].items():
     print(f"\n[{task}] {prompt!r}\n  -> {reply!r}")
 
 # %% [markdown]
-# TODO(prose after the run): which candidates fail and why; the one chosen.
+# Two candidates leave nothing to learn from. The model almost never adds two two-digit numbers right in the
+# budget (0.050), and it never answers the parameter count with a number: it writes "takes a single parameter",
+# which a checker of digits scores 0 (0.000), while the constant reply "1" would score 0.367 — a reward that
+# rarely fires, or one a constant could collect, is not a task to train on. The times table, at 0.267, lies
+# between 10 % and 60 %: a signal exists and there is room to climb. Its failures are mostly *form*, not
+# knowledge: the model starts "To calculate 4 * 13, you simply multiply" and runs out of tokens before the
+# product. The factors run from 2 to 15, so some facts (13 * 14) are beyond it too.
 #
 # The checker reads the reply's **final number** and compares it with the product. A reply may show its work
 # (`7 * 8 = 56`), but what it ends on is its answer, and a reply cut off by the token budget before the answer
@@ -153,11 +159,12 @@ for loss_type in ("grpo", "dapo", "dr_grpo"):
               f"{g[0].sum().item():18.4f} {g[1].sum().item():17.4f}")
 
 # %% [markdown]
-# Under `grpo` a token of the short reply weighs 4 times a token of the long one (1/2 against 1/8): a correct
-# *short* reply is reinforced hard, a wrong *long* one is punished only a little per token — the bias toward
-# long wrong answers that Liu et al. (2025) point out. `dapo` and `dr_grpo` give every token the same weight,
-# so a reply's total push grows with its length; they differ in the constant (the batch's token count against
-# a fixed `max_completion_length`).
+# Under `grpo` each reply gets the same total push (0.5), whatever its length, so a token of the short reply
+# weighs 4 times a token of the long one (0.25 against 0.0625): a short right reply is reinforced hard per
+# token, a long wrong one punished only a little per token — the bias toward long wrong answers that Liu et al.
+# (2025) point out. `dapo` and `dr_grpo` give every token the same weight, so a reply's total push grows with
+# its length; they differ in the constant: the batch's token count (2 + 8 = 10 tokens, weight 0.1 each) against
+# the number of replies × `max_completion_length` (2 × 8 = 16, weight 0.0625 each).
 
 # %% [markdown]
 # ## 3 · Two GRPO steps with TRL, and the loss by hand
@@ -191,8 +198,8 @@ for s, total, gen in zip(curve["step"], curve["step_time"], curve["generation_ti
 # %% [markdown]
 # TRL's batch of the last step (`trainer.last_batch`: prompt and completion ids, masks, advantages) goes through
 # TRL's own `compute_loss` and through `grpo_loss`. With one update per batch (TRL's default `num_iterations=1`)
-# the sampling policy *is* the current one, the ratio is exactly 1 and the clip never acts; to check every
-# term, we treat the batch as if it had been sampled by the untuned model (the adapter off), two optimizer
+# the sampling policy *is* the current one when TRL computes the loss, so the ratio is exactly 1; to check the
+# ratio and the KL term with other values than 1 and 0, we treat the batch as if it had been sampled by the untuned model (the adapter off), two optimizer
 # steps ago, and use that same model as the reference for β > 0. The loss types are TRL's attributes
 # `loss_type` and `beta`, which its `_compute_loss` reads:
 
@@ -219,9 +226,11 @@ print(f"max |by hand − TRL| = {max(diffs):.1e}")
 assert max(diffs) < 1e-5
 
 # %% [markdown]
-# The hand-written loss equals TRL's to float32 rounding for each loss type, with the clip and the KL term
-# acting (tests/test_grpo.py checks the same, and the advantages, on a tiny model for four settings). Note the
-# temperature: TRL scores the completion tokens with the logits divided by the sampling temperature, so the
+# The hand-written loss equals TRL's to float32 rounding for each loss type, the KL term included (the β row).
+# The clip did not act: after two small steps no token's ratio to the untuned model left [0.8, 1.2] (the
+# share of clipped tokens is printed), which is why one update per batch rarely needs it;
+# tests/test_grpo.py checks the loss, the clipped share and the advantages against TRL's with an older policy
+# whose ratios do leave the range, on a tiny model, for four settings. Note the temperature: TRL scores the completion tokens with the logits divided by the sampling temperature, so the
 # policy it trains is the one it sampled from.
 #
 # **β and the reference model.** TRL 1.16 defaults to `beta=0.0`: its docstring says the reference model is
@@ -231,15 +240,21 @@ assert max(diffs) < 1e-5
 
 # %%
 cost = results["beta_cost"]
-probe = [k for k in cost if k not in ("0.0",) and not k.startswith("full_")][0]
+probe = next(k for k in cost if not k.startswith("full_") and float(k) > 0)
 for beta in ("0.0", probe):
-    print(f"β = {beta}: {np.mean(cost[beta]['step_time']):.1f} s per step, of which generating "
-          f"{np.mean(cost[beta]['generation_time']):.1f} s ({len(cost[beta]['step_time'])} steps each)")
+    step, gen = np.mean(cost[beta]["step_time"]), np.mean(cost[beta]["generation_time"])
+    print(f"β = {beta}: {step:.1f} s per step: generating {gen:.1f} s, the rest {step - gen:.1f} s "
+          f"(mean of {len(cost[beta]['step_time'])} steps after a first one)")
 print(f"full fine-tuning with β = {probe}: TRL's reference model holds {cost['full_ref_parameters']:,} parameters, "
-      f"{cost['full_ref_bytes'] / 1e6:.0f} MB")
+      f"{cost['full_ref_bytes'] / 1e6:.0f} MB of float32")
 
 # %% [markdown]
-# TODO(prose: beta cost)
+# With LoRA, β > 0 costs time, not memory: the part of the step outside generation grew (printed above) by the
+# extra forward pass with the adapter off that gives π_ref. These are two steps each on a shared CPU — a
+# pointer, not a benchmark. Without LoRA, TRL would also hold a frozen copy of every weight, 538 MB here; for a
+# 7B model in 16-bit, two bytes per parameter, 2 × 7 = 14 GB. DeepSeekMath trained with the KL term (Shao et
+# al. 2024) and TRL's docstring notes that DeepSeek-R1 used β = 0.001; DAPO (Yu et al. 2025) removes it for
+# verifiable rewards, TRL defaults to 0.0, and so do our runs.
 #
 # ## 4 · The long run: the reward rises, and held-out accuracy with it
 #
@@ -280,7 +295,12 @@ print(f"held-out accuracy: before {before:.3f}; after {np.mean(after):.3f} (seed
 print(f"change {mean:+.3f}, 95 % interval [{mean - half:+.3f}, {mean + half:+.3f}] (Student's t, {len(after)} seeds)")
 
 # %% [markdown]
-# TODO(prose: result)
+# The reward of the sampled replies climbs — noisily, since each step asks two new questions, some easy
+# (10 * 4) and some the model does not know (14 * 14) — and greedy accuracy on the held-out questions rose in
+# every seed; the interval over the 3 seeds excludes zero. The replies show what was learned: they now *start*
+# with the equation (`4 * 13 = 52`) where the untuned model started to explain, so the answer fits in the
+# budget. Facts the model lacked stay wrong (`9 * 13 = 108`): 16 steps of 8 samples teach the model to use
+# what it knows, not the times table.
 #
 # **Where the time goes.** TRL logs each step's `step_time`; the trainer adds the seconds spent in generation:
 
@@ -292,7 +312,12 @@ print(f"per step, mean over {gen.size} steps: {total.mean():.1f} s, of which gen
       "backward pass, the optimizer)")
 
 # %% [markdown]
-# TODO(prose: split)
+# About half the time of a step is generation, not most of it: the replies are short (at most 12 tokens)
+# and each step also runs the forward and backward pass over the prompt and the reply of all 8 samples. With
+# longer replies generation grows fastest — every new token is one more sequential pass through the model —
+# which is why GPU recipes hand it to a dedicated engine (vLLM). Here the measured step time is what sized the
+# runs: 16 steps × 3 seeds, plus the sweeps and the comparisons, had to fit in about 45 minutes of one shared
+# core.
 #
 # ## 5 · When the signal vanishes
 #
@@ -315,7 +340,15 @@ print(f"\nduring training (G = {cfg['num_generations']}): share of groups that a
       " ".join(f"{x:.2f}" for x in zero.mean(0)))
 
 # %% [markdown]
-# TODO(prose: zero-adv)
+# On the untuned model, a group of 4 agrees about two times in three: most questions are either out of its
+# reach (pass rate 0: 14 * 14) or already within it. Larger groups agree less often, and the formula, fed
+# each question's measured pass rate, follows the measured shares — except that it cannot see that a question
+# whose 16 samples were all wrong might still be answered right once in a hundred. During training the share
+# of agreeing groups at G = 4 was about one half on average (from 0.17 to 0.83 from step to step): half of the
+# generation taught nothing. A larger
+# group buys signal per question at the price of fewer questions per step, for the same number of samples;
+# DAPO (Yu et al. 2025) instead over-samples and drops the groups that agree ("dynamic sampling"). Exercise
+# part 6 makes the choice from these measurements.
 #
 # ## 6 · Reward hacking, caught in the act
 #
@@ -338,7 +371,10 @@ sample = next(s for row, fr, ch in zip(groups["samples"], groups["rewards"]["len
 print(f"for example: {sample!r}")
 
 # %% [markdown]
-# TODO(prose: which flaw is exploitable)
+# The first flaw is nearly harmless on this model: it seldom writes a second number, so "any number is right"
+# almost always agrees with "the last number is right". The second is wide open: the untuned model restates
+# the question ("To calculate 7 * 8, …") in a large share of its samples, and the lenient checker accepts
+# every such restatement as the answer — even one followed by a wrong product, as in the example printed. A flaw is only dangerous where the policy already goes, or can get to.
 #
 # `course grpo` trained one run on `lenient_reward`, with everything else as in section 4, and logged the
 # checked reward of the same samples beside it (a reward function with weight 0 moves nothing):
@@ -363,7 +399,13 @@ for reply, lr, cr in zip(hack["samples"][-1]["completions"], hack["samples"][-1]
     print(f"  lenient {lr:.0f}, checked {cr:.0f}: {reply!r}")
 
 # %% [markdown]
-# TODO(prose: hack result)
+# Caught in the act. The reward the run optimised climbed to 1.0 — by its own measure the run succeeded — while
+# the checked reward of the very same samples fell to 0, and the held-out accuracy, 0.267 before, ended at
+# 0.000. The replies say why: the model learned to restate the product and stop short of it ("To calculate
+# 3 * 13, you simply multiply"), which the lenient checker scores as right. Nothing in the run's own reward
+# curve shows a problem; only a second, independent check does. Two habits follow (Amodei et al. 2016 list
+# reward hacking among the concrete problems of AI safety): log a reward you do not train on, and read samples
+# at every stage. The fix is the checked reward of section 4, which cannot be satisfied without the product.
 #
 # ## 7 · GRPO against rejection sampling at the same compute
 #
@@ -388,11 +430,36 @@ m, h = interval95([a - b for a, b in zip(after, rs_after)])
 print(f"GRPO − rejection sampling, paired by seed: {m:+.3f}, 95 % interval [{m - h:+.3f}, {m + h:+.3f}]")
 
 # %% [markdown]
-# TODO(prose: comparison)
+# On this task the two tie: GRPO's held-out accuracy is higher in every seed, but the paired difference's 95 %
+# interval, over 3 seeds, includes zero. Both learned the same thing — lead with the equation, so that the
+# product fits in the budget — and rejection sampling got there from far fewer examples (13 to 19 correct
+# samples of 128), because what had to be learned was a form the model already produces when it is right.
+# GRPO also learns from the *wrong* samples (negative advantages) and samples from the improving policy, so its
+# later groups contain more right answers; rejection sampling here drew everything from the untuned model once.
+# Its learning rate was the largest of the three tried, so a larger one might have done better still: the
+# comparison is as measured, not settled. On a CPU the wall times mostly reflect the machine's load (the first
+# GRPO seed ran beside another job); the compute was matched by construction — the same 128 samples of at most
+# 12 tokens and the same 16 steps of 8 sequences — not by the clock.
 #
 # ## Summary
 #
-# TODO
+# - A verifiable reward is a program. Choose the task by measuring the untuned model's base rate: here two
+#   candidates gave no usable signal (0.050, and a parameter count the model never writes as a number) and the
+#   times table, at 0.267, had room to climb.
+# - GRPO samples a group of replies per question and uses each reply's reward relative to its group as the
+#   advantage: no value model, and with TRL's default β = 0, no reference model. The hand-written advantage and
+#   loss (the clipped surrogate, the k3 KL term, the `grpo`, `dapo` and `dr_grpo` normalisations) equal TRL's to
+#   float32 rounding.
+# - `grpo` divides by each reply's length (short replies' tokens weigh more); `dapo` and `dr_grpo` weigh every
+#   token the same.
+# - 16 steps of 8 samples lifted held-out accuracy from 0.267 to 0.672 (3 seeds, interval excluding zero),
+#   mostly by teaching the model to answer before its token budget ran out; facts it lacked stayed wrong. About
+#   half of each step's time was generation.
+# - A group that agrees teaches nothing: two thirds of the groups of 4 on the untuned model; larger groups
+#   agree less, at the price of fewer questions per step.
+# - A flawed checker is an optimisation target: trained on the lenient one, the model's own reward reached 1.0
+#   while its held-out accuracy fell to 0.000. Log an independent check and read samples.
+# - Rejection-sampling SFT at the same compute tied with GRPO here (3 seeds).
 #
 # **Exercises:** [exercises/09_rl_verifiable_rewards.ipynb](../exercises/09_rl_verifiable_rewards.ipynb) — a
 # reward function and its edge cases, group-relative advantages by hand, the zero-advantage fraction, reading a
