@@ -31,7 +31,7 @@ import torch
 from course_lib.data.verifiable import TASKS, verifiable_rows
 from course_lib.models.base import count_parameters, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
-from course_lib.results import command_line, results_path, save_results
+from course_lib.results import command_line, results_path, save_results, took
 from course_lib.tuning import grpo
 from course_lib.tuning.grpo import GRPORunConfig
 from course_lib.tuning.sft import DEFAULT_MODEL
@@ -253,5 +253,5 @@ def run_grpo(config: GRPOExperimentConfig) -> int:
 
 COMMANDS = {"grpo": ("lesson 09: GRPO with verifiable rewards on smollm2-135m-instruct with TRL's GRPOTrainer and "
                      "LoRA: candidate tasks, group sizes, 3 seeds, a flawed reward, rejection-sampling SFT -> "
-                     "data/results/grpo.json (saved after each part; --resume keeps the parts done)",
+                     f"data/results/grpo.json{took('grpo')}; saved after each part, --resume keeps the parts done",
                      (GRPOExperimentConfig,), run_grpo)}

@@ -110,8 +110,8 @@ for reply, r in zip(tests, grpo.checked_reward(tests, ["56"] * len(tests))):
 #
 # TRL's `scale_rewards` chooses the denominator: `"group"` (the default, the paper's) divides by the group's
 # standard deviation, `"batch"` by the whole batch's, `"none"` not at all, as Liu et al. (2025, "Understanding
-# R1-Zero-Like Training", Dr. GRPO) recommend: dividing by a group's std gives the questions that are almost
-# always right, or almost always wrong, the largest advantages. TRL adds 1e-4 to the std and uses the sample
+# R1-Zero-Like Training", Dr. GRPO) recommend: dividing by a group's std up-weights the questions that are
+# almost always right, or almost always wrong, against the others: their std is small. TRL adds 1e-4 to the std and uses the sample
 # standard deviation (n − 1), as `group_advantages` does:
 
 # %%
@@ -183,7 +183,8 @@ set_seed(0)
 trainer = grpo.grpo_trainer(load_base_model(name), tokenizer, train, live, tempfile.mkdtemp(), seed=0)
 trainer.remove_callback(PrinterCallback)  # the log is read from trainer.state below, rounded
 print(f"loss_type {trainer.loss_type!r}, scale_rewards {trainer.scale_rewards!r}, β = {trainer.beta}, "
-      f"temperature {trainer.temperature}; a reference model loaded: {trainer.ref_model is not None}")
+      f"temperature {trainer.temperature}, ε = {trainer.epsilon_low}; a reference model loaded: "
+      f"{trainer.ref_model is not None}")
 trainer.train()
 for step, sample in enumerate(trainer.samples, 1):
     print(f"\nstep {step}: mean reward {np.mean(sample['rewards']['checked_reward']):.2f}")
@@ -227,13 +228,13 @@ assert max(diffs) < 1e-5
 
 # %% [markdown]
 # The hand-written loss equals TRL's to float32 rounding for each loss type, the KL term included (the β row).
-# The clip did not act: after two small steps no token's ratio to the untuned model left [0.8, 1.2] (the
-# share of clipped tokens is printed), which is why one update per batch rarely needs it;
+# The clip did not act: after two small steps no token's ratio to the untuned model left 1 ± ε (ε printed
+# with the trainer's settings; the share of clipped tokens in the table), which is why one update per batch rarely needs it;
 # tests/test_grpo.py checks the loss, the clipped share and the advantages against TRL's with an older policy
 # whose ratios do leave the range, on a tiny model, for four settings. Note the temperature: TRL scores the completion tokens with the logits divided by the sampling temperature, so the
 # policy it trains is the one it sampled from.
 #
-# **β and the reference model.** TRL 1.16 defaults to `beta=0.0`: its docstring says the reference model is
+# **β and the reference model.** trl 1.16 defaults to `beta=0.0`: its docstring says the reference model is
 # then not loaded, and the trainer above has none (`ref_model` is None, printed). With β > 0 and a LoRA adapter
 # TRL still loads none — the reference is the adapter switched off, as DPO's was in lesson 07 — but it runs one
 # more forward pass per step; without LoRA it loads a second copy of the model. `course grpo` measured both:
@@ -316,8 +317,8 @@ print(f"per step, mean over {gen.size} steps: {total.mean():.1f} s, of which gen
 # and each step also runs the forward and backward pass over the prompt and the reply of all 8 samples. With
 # longer replies generation grows fastest — every new token is one more sequential pass through the model —
 # which is why GPU recipes hand it to a dedicated engine (vLLM). Here the measured step time is what sized the
-# runs: 16 steps × 3 seeds, plus the sweeps and the comparisons, had to fit in about 45 minutes of one shared
-# core.
+# runs: 16 steps × 3 seeds, plus the sweeps and the comparisons, in one command on one shared core (it took
+# 46 min, printed above).
 #
 # ## 5 · When the signal vanishes
 #
