@@ -1,7 +1,8 @@
 """`course build-data`: every dataset and data card under data/, cut from Python's own text (lesson 00).
 
 The build is seeded and splits by a hash of each source file, so it repeats exactly; lesson 07's
-preference pairs are cut last, from the chat set just written (course_lib.data.preferences).
+preference pairs are cut from the chat set just written (course_lib.data.preferences), then lesson 09's
+verifiable tasks, whose signatures come from the alpaca set (course_lib.data.verifiable).
 """
 
 from __future__ import annotations
