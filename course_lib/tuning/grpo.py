@@ -127,7 +127,7 @@ class GRPOLoss(NamedTuple):
 def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
               loss_type: str = "dapo", epsilon: float = 0.2, beta: float = 0.0, ref_logps: torch.Tensor | None = None,
               max_completion_length: int | None = None, num_items: float | None = None) -> GRPOLoss:
-    """The GRPO objective of one batch (Shao et al. 2024, eq. 3), negated, with TRL's normalisations.
+    """The GRPO objective of one batch (Shao et al. 2024, §4.1), negated, with TRL's normalisations.
 
     logps, old_logps, ref_logps, mask: (B, C), per completion token; advantages: (B,). Per token,
     −min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A) with ρ = π/π_old, plus β·(π_ref/π − log(π_ref/π) − 1). Then

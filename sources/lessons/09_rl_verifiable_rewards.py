@@ -86,7 +86,7 @@ for task, b in results["base_rates"].items():
 # rarely fires, or one a constant could collect, is not a task to train on. The times table, at 0.267, lies
 # between 10 % and 60 %: a signal exists and there is room to climb. Its failures are mostly *form*, not
 # knowledge: the model starts "To calculate 4 * 13, you simply multiply" and runs out of tokens before the
-# product. The factors run from 2 to 15, so some facts (13 * 14) are beyond it too.
+# product. The factors run from 2 to 15, so some facts are beyond it too (14 * 14, in section 5).
 #
 # The checker reads the reply's **final number** and compares it with the product. A reply may show its work
 # (`7 * 8 = 56`), but what it ends on is its answer, and a reply cut off by the token budget before the answer
@@ -104,15 +104,15 @@ for reply, r in zip(tests, grpo.checked_reward(tests, ["56"] * len(tests))):
 #
 # For each question q, GRPO samples a **group** of G replies o_1 … o_G from the current policy and scores each
 # with the reward r_i. Each reply's **advantage** is its reward measured against its siblings (Shao et al.
-# 2024, §4.1.2): A_i = (r_i − mean(r)) / std(r). A reply better than the group's average is pushed up, a worse
+# 2024, §4.1): A_i = (r_i − mean(r)) / std(r). A reply better than the group's average is pushed up, a worse
 # one down — no learned value model (PPO's critic) estimates a baseline; the group *is* the baseline. Every
 # token of o_i shares the same A_i.
 #
 # TRL's `scale_rewards` chooses the denominator: `"group"` (the default, the paper's) divides by the group's
 # standard deviation, `"batch"` by the whole batch's, `"none"` not at all, as Liu et al. (2025, "Understanding
 # R1-Zero-Like Training", Dr. GRPO) recommend: dividing by a group's std up-weights the questions that are
-# almost always right, or almost always wrong, against the others: their std is small. TRL adds 1e-4 to the std and uses the sample
-# standard deviation (n − 1), as `group_advantages` does:
+# almost always right, or almost always wrong, against the others: their std is small. TRL adds 1e-4 to the
+# std and uses the sample standard deviation (n − 1), as `group_advantages` does:
 
 # %%
 print(inspect.getsource(grpo.group_advantages))
@@ -130,10 +130,10 @@ for scale in ("group", "batch", "none"):
 #
 # $$\ell_t = -\min\big(\rho_t A_i,\ \mathrm{clip}(\rho_t, 1-\varepsilon, 1+\varepsilon)\, A_i\big) + \beta\,\Big(\tfrac{\pi_\text{ref}}{\pi_\theta} - \log\tfrac{\pi_\text{ref}}{\pi_\theta} - 1\Big)$$
 #
-# The KL term is the k3 estimator the paper uses (Shao et al. 2024, eq. 4), non-negative for every token. The
+# The KL term is the estimator the paper uses (Shao et al. 2024, §4.1), non-negative for every token. The
 # token losses are then averaged, and *how* is what TRL's `loss_type` chooses:
 #
-# - `grpo`: the mean over each reply's own tokens, then over replies (the paper's eq. 3);
+# - `grpo`: the mean over each reply's own tokens, then over replies (the paper's objective);
 # - `dapo` (TRL 1.16's default; Yu et al. 2025): the sum over every token of the batch, divided by their number;
 # - `dr_grpo` (Liu et al. 2025): the sum divided by a constant, the number of replies × `max_completion_length`.
 #
@@ -171,7 +171,11 @@ for loss_type in ("grpo", "dapo", "dr_grpo"):
 #
 # The run: TRL's `GRPOTrainer` with a fresh LoRA adapter (as in lessons 06 and 07), generating with
 # transformers' `generate` on the CPU. `grpo.grpo_trainer` subclasses it only to time the generation and keep
-# each step's replies. Live, two steps of one question and a group of 4 (the long runs use 2 questions × 4):
+# each step's replies. On a CPU two of `GRPOConfig`'s defaults must change (trl 1.16's `_BaseConfig`): `bf16`,
+# which it turns on whenever `fp16` is off, and gradient checkpointing, on by default; `to_grpo_config` turns
+# both off. TRL logs, per step, `reward` (the weighted sum), `rewards/<function>/mean`, `frac_reward_zero_std`,
+# `completions/mean_length`, `entropy`, `clip_ratio/*` and `step_time`. Live, two steps of one question and a
+# group of 4 (the long runs use 2 questions × 4):
 
 # %%
 name = sft.lesson_model()
@@ -200,8 +204,8 @@ for s, total, gen in zip(curve["step"], curve["step_time"], curve["generation_ti
 # TRL's batch of the last step (`trainer.last_batch`: prompt and completion ids, masks, advantages) goes through
 # TRL's own `compute_loss` and through `grpo_loss`. With one update per batch (TRL's default `num_iterations=1`)
 # the sampling policy *is* the current one when TRL computes the loss, so the ratio is exactly 1; to check the
-# ratio and the KL term with other values than 1 and 0, we treat the batch as if it had been sampled by the untuned model (the adapter off), two optimizer
-# steps ago, and use that same model as the reference for β > 0. The loss types are TRL's attributes
+# ratio and the KL term with other values than 1 and 0, we treat the batch as if it had been sampled by the
+# untuned model (the adapter off), two optimizer steps ago, and use that same model as the reference for β > 0. The loss types are TRL's attributes
 # `loss_type` and `beta`, which its `_compute_loss` reads:
 
 # %%
@@ -229,10 +233,11 @@ assert max(diffs) < 1e-5
 # %% [markdown]
 # The hand-written loss equals TRL's to float32 rounding for each loss type, the KL term included (the β row).
 # The clip did not act: after two small steps no token's ratio to the untuned model left 1 ± ε (ε printed
-# with the trainer's settings; the share of clipped tokens in the table), which is why one update per batch rarely needs it;
-# tests/test_grpo.py checks the loss, the clipped share and the advantages against TRL's with an older policy
-# whose ratios do leave the range, on a tiny model, for four settings. Note the temperature: TRL scores the completion tokens with the logits divided by the sampling temperature, so the
-# policy it trains is the one it sampled from.
+# with the trainer's settings; the share of clipped tokens in the table), which is why one update per batch
+# rarely needs it; tests/test_grpo.py checks the loss, the clipped share and the advantages against TRL's with
+# an older policy whose ratios do leave the range, on a tiny model, for four settings. Note the temperature:
+# TRL scores the completion tokens with the logits divided by the sampling temperature, so the policy it trains
+# is the one it sampled from.
 #
 # **β and the reference model.** trl 1.16 defaults to `beta=0.0`: its docstring says the reference model is
 # then not loaded, and the trainer above has none (`ref_model` is None, printed). With β > 0 and a LoRA adapter
@@ -346,8 +351,7 @@ print(f"\nduring training (G = {cfg['num_generations']}): share of groups that a
 # each question's measured pass rate, follows the measured shares — except that it cannot see that a question
 # whose 16 samples were all wrong might still be answered right once in a hundred. During training the share
 # of agreeing groups at G = 4 was about one half on average (from 0.17 to 0.83 from step to step): half of the
-# generation taught nothing. A larger
-# group buys signal per question at the price of fewer questions per step, for the same number of samples;
+# generation taught nothing. A larger group buys signal per question at the price of fewer questions per step, for the same number of samples;
 # DAPO (Yu et al. 2025) instead over-samples and drops the groups that agree ("dynamic sampling"). Exercise
 # part 6 makes the choice from these measurements.
 #
@@ -375,7 +379,8 @@ print(f"for example: {sample!r}")
 # The first flaw is nearly harmless on this model: it seldom writes a second number, so "any number is right"
 # almost always agrees with "the last number is right". The second is wide open: the untuned model restates
 # the question ("To calculate 7 * 8, …") in a large share of its samples, and the lenient checker accepts
-# every such restatement as the answer — even one followed by a wrong product, as in the example printed. A flaw is only dangerous where the policy already goes, or can get to.
+# every such restatement as the answer — even one followed by a wrong product, as in the example printed. A
+# flaw is only dangerous where the policy already goes, or can get to.
 #
 # `course grpo` trained one run on `lenient_reward`, with everything else as in section 4, and logged the
 # checked reward of the same samples beside it (a reward function with weight 0 moves nothing):
