@@ -10,7 +10,7 @@ interrupted command keeps what it finished, and `--resume` runs only the rest.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from course_lib.data.datasets import data_dir
 from course_lib.evaluation.harness import harness_model, run_harness
@@ -32,11 +32,13 @@ class EvalConfig:
     choice_items: int = field(default=128, metadata={"help": "docstring_choice test items (lm-eval's limit: the first N)"})
     gen_items: int = field(default=48, metadata={"help": "docstring_gen test items (the first N; lesson 06's 8 first)"})
     num_fewshot: list[int] = field(default_factory=lambda: [0, 2], metadata={"help": "shots per run (from validation)"})
-    chat_choice: bool = field(default=True, metadata={"help": "also run docstring_choice zero-shot with the chat "
-                                                              "template, for the arms that have one"})
+    fewshot_items: int = field(default=48, metadata={"help": "test items of the few-shot runs (the first N): a "
+                                                             "few-shot prompt is several times as long"})
+    chat_choice_arms: list[str] = field(default_factory=lambda: ["base"], metadata={
+        "help": "arms that also run docstring_choice zero-shot with the chat template (the template on/off)"})
     batch_size: int = field(default=8, metadata={"help": "requests per forward pass (HFLM batch_size)"})
-    resume: bool = field(default=False, metadata={"help": "keep the runs data/results/evaluation.json holds from the "
-                                                          "same options and run only the rest"})
+    resume: bool = field(default=False, metadata={"help": "keep the runs data/results/evaluation.json holds that this "
+                                                          "command plans too (same arm, task, shots, template, items)"})
     out: str = field(default="", metadata={"help": "results file; '' = data/results/evaluation.json"})
 
 
@@ -48,19 +50,20 @@ def planned_runs(config: EvalConfig) -> list[dict]:
             raise ValueError(f"unknown arm {arm!r}; `course evaluate` knows {list(ARMS)}.")
         chat = arm != "course-tiny"  # course-tiny's template was never trained: its answers are asked plainly
         for shots in config.num_fewshot:
+            n_choice, n_gen = (config.choice_items, config.gen_items) if shots == 0 else (config.fewshot_items,) * 2
             runs.append({"arm": arm, "task": "docstring_choice", "num_fewshot": shots, "apply_chat_template": False,
-                         "limit": config.choice_items})
+                         "limit": n_choice})
             runs.append({"arm": arm, "task": "docstring_gen", "num_fewshot": shots, "apply_chat_template": chat,
-                         "limit": config.gen_items})
-        if config.chat_choice and chat:
+                         "limit": min(n_gen, config.gen_items)})
+        if arm in config.chat_choice_arms and chat:
             runs.append({"arm": arm, "task": "docstring_choice", "num_fewshot": 0, "apply_chat_template": True,
                          "limit": config.choice_items})
     return runs
 
 
 def run_key(run: dict) -> tuple:
-    """What identifies a run in the file: arm, task, shots, chat template."""
-    return run["arm"], run["task"], run["num_fewshot"], run["apply_chat_template"]
+    """What identifies a run in the file: arm, task, shots, chat template, items."""
+    return run["arm"], run["task"], run["num_fewshot"], run["apply_chat_template"], run["limit"]
 
 
 def evaluate_run(lm, run: dict) -> dict:
@@ -82,11 +85,8 @@ def run_evaluate(config: EvalConfig) -> int:
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     done: list[dict] = []
     if config.resume and results_path("evaluation").exists() and not config.out:
-        previous = load_results("evaluation")
-        if previous.get("options") != options:
-            raise ValueError("data/results/evaluation.json was made with other options: give the same ones with "
-                             "--resume, or leave --resume out to start again.")
-        done = previous["runs"]
+        planned = {run_key(r) for r in planned_runs(config)}
+        done = [r for r in load_results("evaluation")["runs"] if run_key(r) in planned]  # the same runs, kept
     plan = planned_runs(config)
     keys = {run_key(r) for r in done}
     start = time.perf_counter() - sum(r["wall_seconds"] for r in done)
@@ -105,7 +105,7 @@ def run_evaluate(config: EvalConfig) -> int:
         print(f"[{i}/{len(plan)}] {run['arm']} {run['task']} {run['num_fewshot']}-shot"
               f"{' chat' if run['apply_chat_template'] else ''}: {metrics} ({result['wall_seconds']:.0f} s)", flush=True)
         save_results("evaluation", {"model": "smollm2-135m-instruct, its sft-docstring adapter, course-tiny",
-                                    "command": command_line("evaluate", config), "options": options,
+                                    "command": command_line("evaluate", replace(config, resume=False)), "options": options,
                                     "complete": len(done) == len(plan), "runs": done,
                                     "wall_seconds": round(time.perf_counter() - start, 1)}, out=out)
     print(f"wrote {out}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from course_lib.data.tasks import function_parts, task_rows as harness_rows
@@ -109,7 +109,7 @@ def run_leak(config: LeakConfig) -> int:
                                                                                      ("clean", slice(n, 2 * n)))}
         print(f"[leak] {arm}: acc leaked {summary['leaked']:.3f} / clean {summary['clean']:.3f}; response ppl "
               f"leaked {ppl['leaked']:.2f} / clean {ppl['clean']:.2f} ({arms[arm]['wall_seconds']:.0f} s)", flush=True)
-        save_results("leakage", {"model": MODEL, "command": command_line("leak", config), "options": options,
+        save_results("leakage", {"model": MODEL, "command": command_line("leak", replace(config, resume=False)), "options": options,
                                  "leaked_functions": [r["messages"][0]["content"].split("`")[1] for r in leak_rows(n)[0]],
                                  "arms": arms, "complete": len(arms) == 3,
                                  "wall_seconds": round(time.perf_counter() - start, 1)}, out=out)
