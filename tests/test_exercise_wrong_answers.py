@@ -52,6 +52,26 @@ WRONG = {
     # issue 25, item 23: the answers are no longer in the visible tests
     "08_accumulation_per_gpu": ("08_beyond_one_gpu", "q2_global_batch", "accumulation_for_32 = 4", "accumulation_for_32 = 16"),
     "08_one_gpu_too_many": ("08_beyond_one_gpu", "q4_decision_70b", "+ per_gpu_extra <= CARD)", "+ per_gpu_extra <= CARD) + 1"),
+    # issue 30: a generation task where the lesson's task scores choices by log-likelihood
+    "10_generate_not_choice": ("10_evaluation", "q1_task_yaml", "output_type: multiple_choice",
+                               "output_type: generate_until"),
+    # issue 30: the textbook √(p(1−p)/n) (population variance), not the harness's n − 1
+    "10_stderr_population": ("10_evaluation", "q2_harness_stderr",
+                             "sum((x - mean) ** 2 for x in scores) / (n - 1))", "sum((x - mean) ** 2 for x in scores) / n)"),
+    # issue 30: resampling the two models independently throws the pairing away
+    "10_bootstrap_unpaired": ("10_evaluation", "q3_paired_bootstrap", "    means = d[idx].mean(axis=1)\n",
+                              "    other = np.random.default_rng(seed + 1).integers(0, len(d), size=(iters, len(d)))\n"
+                              "    means = np.asarray(b, dtype=float)[idx].mean(axis=1) - np.asarray(a, dtype=float)[other].mean(axis=1)\n"),
+    # issue 30: case kept (no lower-casing): "Return" and "return" become different words
+    "10_ngrams_case": ("10_evaluation", "q4_ngram_overlap",
+                       "str.maketrans(string.ascii_uppercase, string.ascii_lowercase, string.punctuation)",
+                       "str.maketrans('', '', string.punctuation)"),
+    "10_ngrams_off_by_one": ("10_evaluation", "q4_ngram_overlap", "range(len(words) - 12)", "range(len(words) - 13)"),
+    # issue 30: the higher mean taken as the winner, without a test; the items needed not less the 48 held
+    "10_higher_mean_wins": ("10_evaluation", "q5_decision",
+                            'answer_q5 = "tie" if test5["p"] >= 0.05 else ("B" if test5["diff"] > 0 else "A")',
+                            'answer_q5 = "B" if sum(b5) > sum(a5) else "A"'),
+    "10_total_not_more": ("10_evaluation", "q5_decision", "items_needed(sd5, mean5) - len(d5)", "items_needed(sd5, mean5)"),
 }
 SLOW = {"06_base_model_judges"}  # loads SmolLM2 twice
 

@@ -12,8 +12,9 @@ from course_lib.evaluation.uncertainty import (Z95, mean_stderr, proportion_stde
                                                items_needed, detectable_difference)
 from course_lib.evaluation.contamination import (NGRAM, normalize, ngrams, ngram_set, contaminated, split_texts,
                                                  TRAIN_SPLITS, TEST_SPLITS, overlap_table)
+from course_lib.evaluation.claims import Claim, CLAIMS, retest, claims_table
 
 __all__ = ["course_root", "tasks_dir", "score_answer", "harness_model", "run_harness", "choice_logprobs",
            "choice_predictions", "Z95", "mean_stderr", "proportion_stderr", "paired_bootstrap", "mcnemar", "welch",
            "items_needed", "detectable_difference", "NGRAM", "normalize", "ngrams", "ngram_set", "contaminated",
-           "split_texts", "TRAIN_SPLITS", "TEST_SPLITS", "overlap_table"]
+           "split_texts", "TRAIN_SPLITS", "TEST_SPLITS", "overlap_table", "Claim", "CLAIMS", "retest", "claims_table"]

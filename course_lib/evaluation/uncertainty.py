@@ -90,6 +90,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
         return {"diff": diff, "se": 0.0, "df": float("inf"), "low": diff, "high": diff, "p": 0.0 if diff else 1.0}
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     q = student_t.ppf(0.975, df)
+    q = float(q)
     return {"diff": diff, "se": se, "df": df, "low": diff - q * se, "high": diff + q * se,
             "p": float(2 * student_t.sf(abs(diff) / se, df))}
 

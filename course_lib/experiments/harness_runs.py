@@ -104,7 +104,7 @@ def run_evaluate(config: EvalConfig) -> int:
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in result["metrics"].items() if not k.endswith("_stderr"))
         print(f"[{i}/{len(plan)}] {run['arm']} {run['task']} {run['num_fewshot']}-shot"
               f"{' chat' if run['apply_chat_template'] else ''}: {metrics} ({result['wall_seconds']:.0f} s)", flush=True)
-        save_results("evaluation", {"model": "smollm2-135m-instruct, its sft-docstring adapter, course-tiny",
+        save_results("evaluation", {"model": "smollm2-135m-instruct", "arms": {a: ARMS[a] for a in config.arms},
                                     "command": command_line("evaluate", replace(config, resume=False)), "options": options,
                                     "complete": len(done) == len(plan), "runs": done,
                                     "wall_seconds": round(time.perf_counter() - start, 1)}, out=out)
