@@ -157,7 +157,7 @@ scored items). The YAML names the files relative to the course's folder: run the
   docstring; the three others are first sentences of other functions' docstrings from the same split, of
   any length, in a drawn order. Every sentence is in the docstring format (4 to 20 words, one line, a full
   stop) and unique within its split. Scored by the log-likelihood of each choice after the prompt: `acc`
-  (sum of log-probabilities) and `acc_norm` (divided by the choice's length in bytes).
+  (sum of log-probabilities) and `acc_norm` (divided by the choice's length in characters).
 - **docstring_gen** (`output_type: generate_until`): fields `question`, `answer` — lesson 06's task rows in
   the same order (`course_lib.tuning.sft.task_rows`), so its first 8 test items are the ones `course sft`
   answered. Greedy, at most 24 new tokens, stopped only by the end of turn; scored by `metrics.py` with the
