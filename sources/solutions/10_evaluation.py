@@ -220,7 +220,7 @@ from course_lib.evaluation import split_texts
 
 sentence = "Return the number of items in a sequence or collection, counted once each."
 check.equal("count", len(ngrams13(sentence)), len(sentence.split()) - 12, hint="n words make n − 12 13-grams")
-check.equal("short", ngrams13("Too short to have one."), set(), hint="fewer than 13 words: no 13-gram")
+check.equal("short", len(ngrams13("Too short to have one.")), 0, hint="fewer than 13 words: no 13-gram")
 ### BEGIN HIDDEN TESTS
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     from lm_eval.decontamination.janitor import Janitor, word_ngrams
@@ -266,6 +266,6 @@ check.equal("kind", answer_q5 in ("A", "B", "tie"), True, hint='one of "A", "B",
 check.equal("more_items_type", more_items is None or isinstance(more_items, int), True,
             hint="a whole number of items (or None when the observed difference is zero)")
 ### BEGIN HIDDEN TESTS
-check.equal("answer_q5", answer_q5, "ANSWER_Q5")
-check.equal("more_items", more_items, MORE_ITEMS)
+check.equal("answer_q5", answer_q5, "tie")
+check.equal("more_items", more_items, 73)
 ### END HIDDEN TESTS
