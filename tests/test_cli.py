@@ -10,7 +10,7 @@ import pytest
 from course_lib.cli import _parser, commands, main
 
 EXPECTED = {"doctor", "build-data", "pretrain", "get-model", "vram", "learning-curve", "lr-sweep", "lora-ablation",
-            "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo", "orpo"}
+            "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo", "orpo", "evaluate", "leak"}
 
 
 def test_every_subcommand_is_listed(capsys):

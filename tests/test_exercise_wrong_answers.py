@@ -53,8 +53,8 @@ WRONG = {
     "08_accumulation_per_gpu": ("08_beyond_one_gpu", "q2_global_batch", "accumulation_for_32 = 4", "accumulation_for_32 = 16"),
     "08_one_gpu_too_many": ("08_beyond_one_gpu", "q4_decision_70b", "+ per_gpu_extra <= CARD)", "+ per_gpu_extra <= CARD) + 1"),
     # issue 30: a generation task where the lesson's task scores choices by log-likelihood
-    "10_generate_not_choice": ("10_evaluation", "q1_task_yaml", "output_type: multiple_choice",
-                               "output_type: generate_until"),
+    "10_generate_not_choice": ("10_evaluation", "q1_task_yaml", "output_type: multiple_choice\ndoc_to_text",
+                               "output_type: generate_until\ndoc_to_text"),
     # issue 30: the textbook √(p(1−p)/n) (population variance), not the harness's n − 1
     "10_stderr_population": ("10_evaluation", "q2_harness_stderr",
                              "sum((x - mean) ** 2 for x in scores) / (n - 1))", "sum((x - mean) ** 2 for x in scores) / n)"),
