@@ -355,8 +355,8 @@ print(f"lesson 06 judged on 8 items: with the same per-item sd, it detects ±{de
 # re-tests each headline comparison from the file it rests on, at 95 %: Welch's t over seeds where a file
 # kept one number per seed; McNemar or a paired bootstrap where it kept each item (lesson 06's answers);
 # a two-proportion test where one run's accuracy is all there is. Two noises are in play: the training
-# run (the seed) and the test items (another sample of items would give other scores). The per-seed
-# files kept each run's accuracy, not each item's outcome, so for them the items' part can only be
+# run (the seed) and the test items (another sample of items would give other scores). The files with
+# one number per seed kept each run's accuracy, not each item's outcome, so for them the items' part can only be
 # bounded: adding both arms' binomial standard errors as if the items were independent, which overstates
 # it. A claim that survives only the seed test is marked "seeds only": it holds for this validation set;
 # whether it holds for the task needs each item's outcome, which the course's new results files keep.
