@@ -154,8 +154,8 @@ for arm in ("base", "course-tiny"):
           f"(always picking the shortest would score {short_right:.3f}; chance 0.25)")
 
 # %% [markdown]
-# Neither is "the" accuracy: a report says which one it gives (the SmolLM2 card's scores, section 5, are
-# normalised ones), and a model that scores well on `acc` but not on `acc_norm` may just prefer short answers.
+# Neither is "the" accuracy: a report says which one it gives, and a model that scores well on `acc` but
+# not on `acc_norm` may just prefer short answers.
 #
 # **Generation: the harness = lesson 06.** `docstring_gen`'s first items are the test questions `course
 # sft` answered (`data/results/sft.json`), and with `apply_chat_template=True` the harness renders each
@@ -177,12 +177,25 @@ print(f"harness: ROUGE-L {gen['metrics']['rouge_l']:.3f} ± {gen['metrics']['rou
 print("prompt the harness built:", repr(gen["items"][0]["prompt"]))
 
 # %% [markdown]
+# The full run holds all 8 of lesson 06's test questions, for the base model and — through the harness's
+# `peft=` — for the base with lesson 06's adapter, whose answers `course sft` also kept:
+
+# %%
+for arm, key in (("base", "before"), ("adapter", "after")):
+    filed = runs[(arm, "docstring_gen", 0, True)]["items"][:len(lesson06["references"])]
+    same = sum(it["answer"].strip() == a for it, a in zip(filed, lesson06[key]["chat"]["answers"]))
+    harness_mean = sum(it["rouge_l"] for it in filed) / len(filed)
+    print(f"{arm:8s} answers identical to sft.json's '{key}': {same} of {len(filed)}; ROUGE-L harness "
+          f"{harness_mean:.4f}, lesson 06 {lesson06[key]['chat']['rouge_l']:.4f}")
+
+# %% [markdown]
 # They agree because everything that could differ was made the same: the chat template with its default
-# system turn, greedy decoding, the same cap, one item per forward pass (a batch would left-pad, which
-# can move a float and flip a near-tie), stopping only at the end of the turn, and the answer stripped
-# of the whitespace the harness keeps. Each is a choice a harness task makes: the harness's own default
-# for `until` is the few-shot delimiter, a blank line, which would have cut the base model's multi-line
-# answers short and scored different text.
+# system turn, greedy decoding, the same cap, stopping only at the end of the turn, and the answer
+# stripped of the whitespace the harness keeps. The harness generates in batches, padded on the left;
+# padding can move a float and flip a near-tie between two tokens, so "identical" is a check, not a given
+# (here it held). Each is a choice a harness task makes: the harness's own default for `until` is the
+# few-shot delimiter, a blank line, which would have cut the base model's multi-line answers short and
+# scored different text.
 #
 # **The chat template, on or off.** For multiple choice the harness's default is a plain prompt; with
 # `apply_chat_template=True` the prompt becomes a user turn and each choice the start of the assistant's
