@@ -217,7 +217,9 @@ too_high = max(r["learning_rate"] for r in sweep["learning_rates"])
 tc = replace(config.train_config("full", 0), learning_rate=too_high, lr_scheduler_type="constant",
              warmup_ratio=0.0, max_steps=40, max_grad_norm=0.0, eval_steps=0)
 try:
-    train(build_classifier("full", config, seed=0), train_enc, tc, collate_fn=collate)
+    diverged = train(build_classifier("full", config, seed=0), train_enc, tc, collate_fn=collate)
+    # possible on another COURSE_MODEL: the results file's highest LR was chosen on course-tiny
+    print(f"LR {too_high:g} did not diverge within {tc.max_steps} steps on this model; its loss is plotted as it is")
 except TrainingDiverged as exc:
     print(exc)
     diverged = exc.history
