@@ -43,11 +43,12 @@ workdir = Path(tempfile.mkdtemp())  # this notebook's files: a task folder, its 
 # %%
 rows = read_jsonl(data_dir() / "classification" / "test.jsonl")[:12]
 data_file = workdir / "area_choice" / "area.jsonl"
-data_file.parent.mkdir()
+data_file.parent.mkdir(exist_ok=True)
 data_file.write_text("".join(json.dumps({k: r[k] for k in ("text", "label", "area")}) + "\n" for r in rows))
 print(f"{len(rows)} rows in {data_file.name}; LABELS = {LABELS}")
 
 
+# %%
 def area_task_yaml(data_file: str) -> str:
     """A lm-eval multiple-choice task over data_file: which of LABELS is this docstring's area?"""
     ### BEGIN SOLUTION
