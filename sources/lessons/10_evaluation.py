@@ -20,7 +20,7 @@
 # many test items a difference needs; re-test the headline comparisons of lessons 01–07; and check
 # whether the test sets leaked into the training data, measuring what a leak does to a score.
 #
-# **Runtime.** About a minute and a half on a 2-core CPU. The full harness runs (three models, zero-
+# **Runtime.** Under a minute on a 2-core CPU. The full harness runs (three models, zero-
 # and few-shot, 48–128 test items each) are `course evaluate`, and the leaked fine-tune is `course
 # leak`; they wrote `data/results/evaluation.json` and `data/results/leakage.json`, which this notebook
 # reads. Live, it runs the harness on a few items and checks them against the files.
