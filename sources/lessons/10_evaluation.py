@@ -424,7 +424,8 @@ for r in (r for r in table if "p_with_items" in r):
 import contextlib
 import io
 
-from course_lib.evaluation import ngrams, normalize, overlap_table, split_texts
+from course_lib.evaluation import contaminated, ngram_set, ngrams, normalize, overlap_table, split_texts
+from course_lib.experiments.leakage import LeakConfig, arm_rows, leak_rows
 
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     from lm_eval.decontamination.janitor import Janitor, word_ngrams  # prints that its C++ helper is missing
@@ -461,10 +462,13 @@ for test in tests:
 #   it had read in pre-training. The classification set's card says so openly: course-tiny saw those texts
 #   without their labels. `general/test`, cut from files course-tiny never saw, is
 #   the set the course keeps clean for it — and even there 9.5 % of the passages share a 13-gram with the
-#   corpus: boilerplate that many files repeat, not the passage itself. One shared 13-gram flags an item;
-#   it does not prove the item leaked.
+#   corpus: the standard library documents some things twice, in two files (an asyncio transport's
+#   methods, `Executor.map`), and one copy fell in a held-out file. A flag says that some of an item's
+#   text is in the training data — sometimes most of it, sometimes one shared phrase; the share of its
+#   13-grams found says which.
 # - **The fine-tuning splits are nearly clean.** 4.0 % of chat test rows share a 13-gram with chat
-#   training rows (docstrings that repeat across functions), 1.4 % for the classification set, none for
+#   training rows (the same docstring on sibling classes' methods, such as the mailbox classes' `remove`),
+#   1.4 % for the classification set, none for
 #   the preference pairs (cut from disjoint splits).
 # - **Short rows are invisible.** 381 of the 511 classification test rows and 92 of the 206 choice items
 #   have fewer than 13 words: the rule cannot flag them, however leaked they are.
@@ -497,6 +501,11 @@ for part, s in (("leaked items", slice(0, k)), ("clean items", slice(k, 2 * k)))
     acc = mcnemar(leak["arms"]["clean"]["acc"][s], leak["arms"]["leaked"]["acc"][s])
     print(f"leak − control on the {part}: response NLL {gap['diff']:+.3f} nats [{gap['low']:+.3f}, {gap['high']:+.3f}]; "
           f"accuracy {acc['diff']:+.3f} (McNemar p = {acc['p']:.2f})")
+leaked_rows, clean_rows = leak_rows(k)  # the chat rows `course leak` used, and the 13-gram check on them
+trained = ngram_set("\n".join(m["content"] for m in r["messages"]) for r in arm_rows("leaked", LeakConfig(**leak["options"])))
+for part, part_rows in (("leaked", leaked_rows), ("clean", clean_rows)):
+    flags = contaminated(["\n".join(m["content"] for m in r["messages"]) for r in part_rows], trained)
+    print(f"13-gram check against the leaked arm's training rows: {sum(flags)} of {len(flags)} {part} items flagged")
 
 # %% [markdown]
 # Training on anything of the task lowered the response perplexity on every item (the control arm), so
@@ -504,8 +513,8 @@ for part, s in (("leaked items", slice(0, k)), ("clean items", slice(k, 2 * k)))
 # arm's reference docstrings are far less surprising than the control's; on the clean held-out items the
 # two arms are level. **That is how a learner notices a leak: the score on the test set runs ahead of the
 # score on fresh items from the same distribution**, while a clean model scores both alike — and the
-# n-gram check above flags every leaked row, since its question and answer are in the training data word
-# for word. The multiple-choice accuracy barely moved (one item): the leak taught the whole docstring as
+# 13-gram check flags the leaked items against the training rows, and none of the clean ones (printed
+# above). The multiple-choice accuracy barely moved (one item): the leak taught the whole docstring as
 # a chat answer, and the cloze prompt scores one sentence after another prompt — and 24 items could not
 # show a change of a few points anyway (section 3). A leak inflates most the metrics that score the
 # leaked text in the leaked form.
@@ -535,12 +544,12 @@ for part, s in (("leaked items", slice(0, k)), ("clean items", slice(k, 2 * k)))
 #
 # ```bash
 # lm_eval --model hf --model_args pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,dtype=float32 \
-#   --tasks hellaswag --num_fewshot 0 --batch_size 8 --device cpu --output_path data/results/hellaswag
+#   --tasks hellaswag --num_fewshot 0 --batch_size 8 --device cpu --output_path runs/hellaswag
 # ```
 #
 # and reports `acc` and `acc_norm` with their standard errors. Expect its number to differ from the
 # card's: a benchmark's score depends on the prompt wording, the normalisation and the few-shot
-# examples, and lighteval and lm-eval format HellaSwag differently — compare models only under one
+# examples, and two harnesses need not format a benchmark the same way — compare models only under one
 # harness and one task version (the `version` in a task's YAML). The course's SmolLM2 is also not the
 # card's model: it is dequantized from a 4-bit GGUF file (data/models/smollm2-135m-instruct/README.md).
 # Offline, the course's two tasks stand in, in the same format and through the same code path.
