@@ -49,6 +49,8 @@ RESULTS = {
     "sft": "course sft",  # lesson 06
     "dpo": "course dpo",  # lesson 07
     "orpo": "course orpo",  # lesson 07 (its defaults: λ 0.1, seed 0)
+    "evaluation": "course evaluate",  # lesson 10: the harness on three models, zero- and few-shot
+    "leakage": "course leak",  # lesson 10: a fine-tune with test items leaked into its training rows
     "grpo": "course grpo",  # lesson 09
 }
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from course_lib.data.datasets import DATASETS, data_dir, read_jsonl, write_jsonl
 
-__all__ = ["TASKS", "TABLE_RANGE", "SPLITS", "signature_parameters", "times_table_rows", "sum_rows",
+__all__ = ["VERIFIABLE_TASKS", "TABLE_RANGE", "SPLITS", "signature_parameters", "times_table_rows", "sum_rows",
            "parameter_count_rows", "build_verifiable", "verifiable_rows"]
 
-TASKS = ("times-table", "two-digit-sum", "parameter-count")
+VERIFIABLE_TASKS = ("times-table", "two-digit-sum", "parameter-count")
 TABLE_RANGE = (2, 15)  # both factors of the times table
 SPLITS = {"train": 60, "validation": 10, "test": 30}  # percent of the unordered pairs (by a hash)
 SUM_ROWS = {"train": 240, "validation": 40, "test": 120}  # two-digit sums kept per split (of 4,095 pairs)
@@ -97,7 +97,7 @@ def build_verifiable(out: Path | None = None, seed: int = 0) -> dict[str, int]:
         write_jsonl(root / "verifiable" / f"{split}.jsonl", rows)
         counts[split] = len(rows)
         by_task[split] = Counter(r["task"] for r in rows)
-    table = "\n".join(f"| {s} | " + " | ".join(str(by_task[s][t]) for t in TASKS) + " |" for s in SPLITS)
+    table = "\n".join(f"| {s} | " + " | ".join(str(by_task[s][t]) for t in VERIFIABLE_TASKS) + " |" for s in SPLITS)
     answers = Counter(r["answer"] for r in parts[2]["test"])
     (root / "verifiable" / "README.md").write_text(
         "# Verifiable tasks: questions whose answer a program checks\n\nCandidate tasks for lesson 09 (reinforcement "
@@ -115,7 +115,7 @@ def build_verifiable(out: Path | None = None, seed: int = 0) -> dict[str, int]:
         f"hash of the unordered pair ({SPLITS['train']} / {SPLITS['validation']} / {SPLITS['test']} % of the pairs "
         "to train / validation / test), so no fact is trained in one order and tested in the other. Signatures keep "
         "the instruction set's splits (by a hash of the prompt there); a signature is kept once per split.\n\n"
-        "## Size\n\n| split | " + " | ".join(TASKS) + " |\n|---|---|---|---|\n" + table + "\n\n## Licence\n\n"
+        "## Size\n\n| split | " + " | ".join(VERIFIABLE_TASKS) + " |\n|---|---|---|---|\n" + table + "\n\n## Licence\n\n"
         "The generated questions are the course's own; the signatures are text from the CPython standard library "
         "(PSF-2.0), as data/instructions.\n", encoding="utf-8")
     return counts
@@ -123,8 +123,8 @@ def build_verifiable(out: Path | None = None, seed: int = 0) -> dict[str, int]:
 
 def verifiable_rows(task: str, split: str, n: int | None = None) -> list[dict]:
     """The first n rows of one task in data/verifiable/<split>.jsonl."""
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}; data/verifiable holds {TASKS}.")
+    if task not in VERIFIABLE_TASKS:
+        raise ValueError(f"Unknown task {task!r}; data/verifiable holds {VERIFIABLE_TASKS}.")
     folder, fields, _ = DATASETS["verifiable"]
     rows = [r for r in read_jsonl(data_dir() / folder / f"{split}.jsonl", fields) if r["task"] == task]
     return rows[:n] if n else rows

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from course_lib.data.verifiable import TASKS, verifiable_rows
+from course_lib.data.verifiable import VERIFIABLE_TASKS, verifiable_rows
 from course_lib.models.base import count_parameters, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.results import command_line, results_path, save_results, took
@@ -164,7 +164,7 @@ def _beta_cost(config, tok, train) -> dict:
 
 def _base_rates(config, tok) -> dict:
     model, out = load_base_model(config.model), {}
-    for task in TASKS:
+    for task in VERIFIABLE_TASKS:
         rows = verifiable_rows(task, "test", config.test_rows)
         start = time.perf_counter()
         ev = _evaluate(model, tok, rows, config)
