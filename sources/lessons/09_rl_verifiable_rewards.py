@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from transformers import PrinterCallback
 
-from course_lib.data import TABLE_RANGE, verifiable_rows
+from course_lib.data import verifiable_rows
 from course_lib.doctor import versions_line
 from course_lib.experiments.grpo import interval95
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
