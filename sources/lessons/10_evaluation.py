@@ -93,7 +93,8 @@ print("test item 0:", item)
 # `lm_eval/api/registry.py`) — the reason `docstring_gen` scores through its own hook. The harness's
 # `HFLM.get_model_info` asks the hub for the model's commit hash; given a local folder it gets a
 # validation error, not a request. `tests/test_harness.py` runs the harness, with an adapter, while every
-# socket call is refused and recorded, and fails if one is even tried.
+# socket call is refused and recorded, and fails if one is even tried — once with `HF_HUB_OFFLINE=1` and
+# once with the variable unset, so that the local folder alone keeps it off the network.
 #
 # A live run: the base model, the multiple-choice task, zero-shot, on the first 4 test items (`limit=4`).
 # `harness_model` builds the harness's own `HFLM` from the model's folder (`peft=` would add an adapter);
