@@ -68,6 +68,19 @@ def test_harness_runs_offline_with_an_adapter(no_network, tiny_adapter, monkeypa
     assert plain["items"][0]["loglikelihoods"] != choice["items"][0]["loglikelihoods"]  # the adapter changed the model
 
 
+def test_harness_tries_no_request_without_the_offline_variable(no_network, monkeypatch):
+    """HF_HUB_OFFLINE unset (and huggingface_hub's constant, read at import, switched off too): the model is a
+    local folder, so `get_model_info`'s hub lookup fails validation before any request, and no socket is tried."""
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    assert not huggingface_hub.constants.is_offline_mode()
+    out = run_harness(harness_model("course-tiny", batch_size=2), "docstring_choice", limit=2)
+    assert out["n"] == 2 and no_network == []
+
+
 def test_choice_scoring_by_hand_is_the_harness():
     lm = harness_model("course-tiny", batch_size=4)
     out = run_harness(lm, "docstring_choice", limit=6)

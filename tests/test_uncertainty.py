@@ -6,7 +6,7 @@ import random
 import pytest
 
 from course_lib.evaluation.uncertainty import (detectable_difference, items_needed, mcnemar, mean_stderr,
-                                               paired_bootstrap, proportion_stderr, welch)
+                                               paired_bootstrap, proportion_stderr, sign_flip, welch)
 
 
 def test_mean_stderr_is_lm_evals():
@@ -73,3 +73,33 @@ def test_power_round_trip():
     assert items_needed(sd, 0.05) == pytest.approx(4 * n, rel=0.01)  # half the difference, four times the items
     with pytest.raises(ValueError):
         items_needed(sd, 0.0)
+
+
+def test_sign_flip_is_scipys_exact_permutation_test():
+    """Exact for few items (scipy enumerates every sign too), never below 2 / 2ⁿ, random flips agree for many."""
+    from scipy.stats import permutation_test
+
+    d = [0.074, 0.097, -0.117, 0.205, 0.180, -0.003, 0.259, 0.408]  # lesson 06's ROUGE-L gains, after − before
+    out = sign_flip([0.0] * len(d), d)
+    ref = permutation_test((d,), lambda x: sum(x) / len(x), permutation_type="samples", n_resamples=10_000)
+    assert out["exact"] and out["p"] == pytest.approx(ref.pvalue) and out["p"] == pytest.approx(0.0625)
+    assert sign_flip([0.0] * 3, [1.0, 2.0, 3.0])["p"] == pytest.approx(2 / 8)  # all one sign: the floor
+    rng = random.Random(1)
+    many = [rng.gauss(0.3, 1.0) for _ in range(40)]
+    approx = sign_flip([0.0] * 40, many, iters=20_000)
+    ref = permutation_test((many,), lambda x: sum(x) / len(x), permutation_type="samples", n_resamples=20_000,
+                           random_state=0)
+    assert not approx["exact"] and approx["p"] == pytest.approx(ref.pvalue, abs=0.02)
+    with pytest.raises(ValueError):
+        sign_flip([1.0], [2.0])
+
+
+def test_one_run_claims_say_items_only():
+    """A one-run comparison that passes tests the items' noise only; lesson 06's ROUGE-L gain is not significant."""
+    from course_lib.evaluation.claims import CLAIMS, retest
+
+    rows = {c.says: retest(c) for c in CLAIMS}
+    rouge = rows["after SFT ROUGE-L about doubled"]
+    assert rouge["test"] == "sign flips (exact)" and rouge["p"] == pytest.approx(0.0625) and rouge["verdict"] == "no"
+    assert all(r["verdict"] != "yes" for r in rows.values() if r.get("one_run"))
+    assert any(r["verdict"] == "items only (1 seed)" for r in rows.values())

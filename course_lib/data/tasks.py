@@ -39,8 +39,8 @@ def choice_items(rows: Sequence[dict], seed: int = 0) -> list[dict]:
     """Four-way items from chat rows of one split: the function's own first sentence among three others.
 
     Eligible sentences are in the docstring format (4 to 20 words, one line, a full stop) and unique in the
-    split; distractors are drawn from the same split, of any length (so that `acc` and `acc_norm` differ),
-    and the correct one's position is drawn too.
+    split; distractors are three other eligible sentences of the same split (so of 4 to 20 words too: their
+    lengths differ, and `acc` and `acc_norm` can disagree), and the correct one's position is drawn too.
     """
     rng = random.Random(seed)
     items = []
@@ -154,8 +154,8 @@ scored items). The YAML names the files relative to the course's folder: run the
 
 - **docstring_choice** (`output_type: multiple_choice`): fields `function`, `signature`, `choices` (four
   sentences), `label` (index of the right one). The right choice is the first sentence of the function's own
-  docstring; the three others are first sentences of other functions' docstrings from the same split, of
-  any length, in a drawn order. Every sentence is in the docstring format (4 to 20 words, one line, a full
+  docstring; the three others are first sentences of other functions' docstrings from the same split, in a
+  drawn order. Every sentence is in the docstring format (4 to 20 words, one line, a full
   stop) and unique within its split. Scored by the log-likelihood of each choice after the prompt: `acc`
   (sum of log-probabilities) and `acc_norm` (divided by the choice's length in characters).
 - **docstring_gen** (`output_type: generate_until`): fields `question`, `answer` — lesson 06's task rows in

@@ -91,13 +91,22 @@ TEST_SPLITS = [("classification", "validation"), ("classification", "test"), ("c
 
 def overlap_table(train_splits: Sequence[tuple[str, str]] = tuple(TRAIN_SPLITS),
                   test_splits: Sequence[tuple[str, str]] = tuple(TEST_SPLITS), n: int = NGRAM) -> list[dict]:
-    """Every training split against every test split: rows, rows flagged, and the share flagged."""
-    indexes = {f"{d}/{s}": ngram_set(split_texts(d, s), n) for d, s in train_splits}
+    """Every training split against every test split: rows, rows flagged, and the share flagged.
+
+    "short": rows under n words, which the n-gram rule cannot flag; "short_contained": how many of them
+    occur whole in the training text (GPT-3's rule for short examples, Brown et al. 2020, appendix C).
+    """
+    texts_of = {f"{d}/{s}": split_texts(d, s) for d, s in train_splits}
+    indexes = {name: ngram_set(texts, n) for name, texts in texts_of.items()}
     tests = {f"{d}/{s}": split_texts(d, s) for d, s in test_splits}
     table = []
-    for test, texts in tests.items():
-        for train, index in indexes.items():
+    for train, index in indexes.items():
+        joined = " ".join(" ".join(normalize(t).split()) for t in texts_of[train])
+        for test, texts in tests.items():
             flags = contaminated(texts, index, n)
+            short = [t for t in texts if not ngrams(t, n)]
+            contained = contaminated(short, index, n, short_rows=True, train_normalized=joined)
             table.append({"train": train, "test": test, "rows": len(texts), "flagged": sum(flags),
-                          "share": sum(flags) / len(texts), "short": sum(not ngrams(t, n) for t in texts)})
-    return table
+                          "share": sum(flags) / len(texts), "short": len(short), "short_contained": sum(contained)})
+    order = {name: i for i, name in enumerate(tests)}
+    return sorted(table, key=lambda r: order[r["test"]])  # grouped by test split, training splits in order
