@@ -67,26 +67,40 @@ def _trainer(chat_tok, small_chat_model, tmp_path, **overrides):
                              str(tmp_path), monitor=["lenient"], **overrides)
 
 
+def even_length_reward(completions, answer, **kwargs) -> list[float]:
+    """A reward that varies on a random model (whose replies the checked reward scores all 0): 1.0 for a reply of
+    an even number of characters."""
+    return [float(len(grpo.reply_text(c)) % 2 == 0) for c in completions]
+
+
 def _batch_after_a_step(trainer):
-    """TRL's own generated and scored batch, after one optimizer step (so the adapter is not zero)."""
+    """TRL's own generated and scored batch, after one optimizer step from an adapter that is not zero (LoRA's B
+    set at random), so that the policy differs from the reference (the adapter off)."""
+    with torch.no_grad():
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
     trainer.train()
     batch = trainer._generate_and_score_completions([trainer.train_dataset[i] for i in range(4) for _ in range(2)][:8])
     return batch
 
 
 @pytest.mark.parametrize("loss_type,beta,scale", [("dapo", 0.0, "group"), ("grpo", 0.04, "group"),
-                                                  ("dr_grpo", 0.0, "none"), ("bnpo", 0.1, "batch")])
-def test_loss_and_advantages_equal_trl(chat_tok, small_chat_model, tmp_path, loss_type, beta, scale):
+                                                  ("dr_grpo", 0.0, "none"), ("bnpo", 0.1, "batch"),
+                                                  ("grpo", 1.0, "group")])
+def test_loss_and_advantages_equal_trl(chat_tok, small_chat_model, tmp_path, monkeypatch, loss_type, beta, scale):
     torch.manual_seed(0)
-    trainer = _trainer(chat_tok, small_chat_model, tmp_path, loss_type=loss_type, beta=beta, scale_rewards=scale,
-                       learning_rate=0.05)
+    monkeypatch.setitem(grpo.REWARDS, "even_length", even_length_reward)
+    trainer = _trainer(chat_tok, small_chat_model, tmp_path, reward="even_length", loss_type=loss_type, beta=beta,
+                       scale_rewards=scale, learning_rate=0.05)
     inputs = _batch_after_a_step(trainer)
-    g = trainer.num_generations
-    rewards = torch.tensor(list(trainer._logs["rewards"]["checked_reward"]))
+    g, n = trainer.num_generations, len(inputs["advantages"])
+    rewards = torch.tensor(list(trainer._logs["rewards"]["even_length_reward"])[-n:])
+    assert rewards.std().item() > 0 and trainer._metrics["train"]["reward_std"][-1] > 0  # a signal to check
     mine_adv = grpo.group_advantages(rewards, g, scale)
-    assert (mine_adv - inputs["advantages"]).abs().max().item() < 1e-6
+    assert mine_adv.abs().max().item() > 0.1 and (mine_adv - inputs["advantages"]).abs().max().item() < 1e-6
     # a made-up advantage and an older policy, so that every term (clipping included) is exercised
-    inputs["advantages"] = torch.tensor([1.5, -0.5, 0.8, -1.2, 0.3, -2.0, 1.1, 0.0])[: len(inputs["advantages"])]
+    inputs["advantages"] = torch.tensor([1.5, -0.5, 0.8, -1.2, 0.3, -2.0, 1.1, 0.0])[:n]
     model = trainer.model
     with torch.no_grad():
         old = grpo.completion_logps(model, inputs, trainer.temperature)
@@ -94,20 +108,24 @@ def test_loss_and_advantages_equal_trl(chat_tok, small_chat_model, tmp_path, los
         if beta:
             with model.disable_adapter():  # TRL's reference with LoRA: the adapter off
                 inputs["ref_per_token_logps"] = grpo.completion_logps(model, inputs, trainer.temperature)
+        assert trainer.args.use_bias_correction_kl  # trl 1.16's default: the KL term weighted by the ratio
         theirs = trainer.compute_loss(model, inputs).item()
         logps = grpo.completion_logps(model, inputs, trainer.temperature)
-        mine = grpo.grpo_loss(logps, inputs["old_per_token_logps"], inputs["advantages"], inputs["completion_mask"],
-                              loss_type=loss_type, epsilon=trainer.args.epsilon, beta=beta,
-                              ref_logps=inputs.get("ref_per_token_logps"),
-                              max_completion_length=trainer.args.max_completion_length,
-                              num_items=inputs["num_items_in_batch"].item())
+        mine, paper = (grpo.grpo_loss(logps, inputs["old_per_token_logps"], inputs["advantages"],
+                                      inputs["completion_mask"], loss_type=loss_type, epsilon=trainer.args.epsilon,
+                                      beta=beta, ref_logps=inputs.get("ref_per_token_logps"),
+                                      max_completion_length=trainer.args.max_completion_length,
+                                      num_items=inputs["num_items_in_batch"].item(), bias_correction_kl=corrected)
+                       for corrected in (True, False))
     assert abs(mine.loss.item() - theirs) < 1e-5
     assert mine.clip_ratio == pytest.approx(trainer._metrics["train"]["clip_ratio/region_mean"][-1], abs=1e-6)
     assert 0 < mine.clip_ratio < 1 and abs(theirs) > 1e-3
     if beta:
         m = inputs["completion_mask"]
-        assert (mine.per_token_kl * m).sum().item() / m.sum().item() == pytest.approx(
-            trainer._metrics["train"]["kl"][-1], abs=1e-5)
+        mean_kl = (mine.per_token_kl * m).sum().item() / m.sum().item()
+        assert mean_kl > 1e-3 and mean_kl == pytest.approx(trainer._metrics["train"]["kl"][-1], rel=1e-4)
+        gap, err = abs(paper.loss.item() - theirs), abs(mine.loss.item() - theirs)
+        assert gap > max(1e-6, 10 * err)  # the check tells the paper's β·KL from TRL's β·ρ·KL
 
 
 def test_trainer_logs_generation_time_and_samples(chat_tok, small_chat_model, tmp_path):

@@ -117,7 +117,8 @@ def completion_logps(model, batch: dict[str, torch.Tensor], temperature: float =
 
 
 class GRPOLoss(NamedTuple):
-    """The loss, the per-token KL to the reference (None without β) and the share of tokens whose ratio was clipped."""
+    """The loss, the per-token KL term as added to the loss, before β (ρ·KL with the bias correction, as TRL
+    logs `kl`; None without β) and the share of tokens whose ratio was clipped."""
 
     loss: torch.Tensor
     per_token_kl: torch.Tensor | None
@@ -126,11 +127,14 @@ class GRPOLoss(NamedTuple):
 
 def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
               loss_type: str = "dapo", epsilon: float = 0.2, beta: float = 0.0, ref_logps: torch.Tensor | None = None,
-              max_completion_length: int | None = None, num_items: float | None = None) -> GRPOLoss:
+              max_completion_length: int | None = None, num_items: float | None = None,
+              bias_correction_kl: bool = True) -> GRPOLoss:
     """The GRPO objective of one batch (Shao et al. 2024, §4.1), negated, with TRL's normalisations.
 
     logps, old_logps, ref_logps, mask: (B, C), per completion token; advantages: (B,). Per token,
-    −min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A) with ρ = π/π_old, plus β·(π_ref/π − log(π_ref/π) − 1). Then
+    −min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A) with ρ = π/π_old, plus β·ρ·(π_ref/π − log(π_ref/π) − 1): trl 1.16's
+    `use_bias_correction_kl` (default True; DeepSeek-V3.2) multiplies the KL estimate by the ratio, and so does
+    `bias_correction_kl` here (False: the paper's β·KL). Then
     grpo: the mean over each completion's tokens, then over completions (a short completion's tokens weigh more);
     bnpo / dapo: the sum over every token / the number of completion tokens (`num_items`: the whole generation
     batch's; equal to mask.sum() for one step on one process); dr_grpo: the sum / (B · max_completion_length).
@@ -141,6 +145,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     kl = None
     if beta != 0.0:
         kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1  # k3: unbiased, always ≥ 0
+        if bias_correction_kl:  # TRL's default: weighted by the ratio to the sampling policy (1 when on-policy)
+            kl = kl * ratio
         per_token = per_token + beta * kl
     masked = per_token * mask
     if loss_type == "grpo":

@@ -49,6 +49,7 @@ from course_lib.data import verifiable_rows
 from course_lib.doctor import versions_line
 from course_lib.experiments.grpo import interval95
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
+from course_lib.notebook import below
 from course_lib.results import load_results, require_results
 from course_lib.tuning import grpo, sft
 
@@ -128,10 +129,15 @@ for scale in ("group", "batch", "none"):
 # **The loss.** GRPO keeps PPO's clipped surrogate (Schulman et al. 2017). Per token,
 # with the ratio ρ_t = π_θ(o_t | q, o_<t) / π_old(o_t | q, o_<t) to the policy that sampled the group,
 #
-# $$\ell_t = -\min\big(\rho_t A_i,\ \mathrm{clip}(\rho_t, 1-\varepsilon, 1+\varepsilon)\, A_i\big) + \beta\,\Big(\tfrac{\pi_\text{ref}}{\pi_\theta} - \log\tfrac{\pi_\text{ref}}{\pi_\theta} - 1\Big)$$
+# $$\ell_t = -\min\big(\rho_t A_i,\ \mathrm{clip}(\rho_t, 1-\varepsilon, 1+\varepsilon)\, A_i\big) + \beta\,\rho_t\,\Big(\tfrac{\pi_\text{ref}}{\pi_\theta} - \log\tfrac{\pi_\text{ref}}{\pi_\theta} - 1\Big)$$
 #
-# The KL term is the estimator the paper uses (Shao et al. 2024, §4.1), non-negative for every token. The
-# token losses are then averaged, and *how* is what TRL's `loss_type` chooses:
+# The bracket is the KL estimator the paper uses (Shao et al. 2024, §4.1), non-negative for every token. The
+# paper adds β·KL_t; TRL multiplies it by the ratio ρ_t as well — a surprise in the library, not in the
+# paper: `GRPOConfig.use_bias_correction_kl`, on by default in trl 1.16, whose docstring cites DeepSeek-V3.2
+# (DeepSeek-AI 2025, in docs/references.md): weighted so, the KL term's gradient is the unbiased gradient of
+# the reverse KL. On-policy ρ_t = 1, so the loss's value does not change, but its gradient does, and the `kl`
+# TRL logs is ρ_t·KL_t. `grpo_loss` follows TRL (`bias_correction_kl=True`). The token losses are then
+# averaged, and *how* is what TRL's `loss_type` chooses:
 #
 # - `grpo`: the mean over each reply's own tokens, then over replies (the paper's objective);
 # - `dapo` (TRL 1.16's default; Yu et al. 2025): the sum over every token of the batch, divided by their number;
@@ -211,33 +217,46 @@ for s, total, gen in zip(curve["step"], curve["step_time"], curve["generation_ti
 # %%
 model = trainer.model.eval()
 batch = dict(trainer.last_batch)
+last = trainer.samples[-1]["rewards"]["checked_reward"]  # the last step's rewards, in TRL's order
+adv_diff = (grpo.group_advantages(torch.tensor(last), trainer.num_generations, trainer.scale_rewards)
+            - batch["advantages"]).abs().max().item()
+print(f"advantages of the last step: max |by hand − TRL| {below(adv_diff, 1e-6)}")
+assert adv_diff < 1e-6
 with torch.no_grad():
     with model.disable_adapter():
         untuned = grpo.completion_logps(model, batch, trainer.temperature)
     batch["old_per_token_logps"] = batch["ref_per_token_logps"] = untuned
     mine_logps = grpo.completion_logps(model, batch, trainer.temperature)
-    print(f"{'loss_type':9s} {'β':>5s} {'by hand':>11s} {'TRL':>11s} {'clipped tokens':>15s}")
+    print(f"{'loss_type':9s} {'β':>5s} {'by hand':>9s} {'TRL':>9s} {'clipped tokens':>15s} {'|diff| if the KL had no ρ':>26s}")
     diffs = []
-    for loss_type, beta in (("dapo", 0.0), ("grpo", 0.04), ("dr_grpo", 0.0)):
+    for loss_type, beta in (("dapo", 0.0), ("grpo", 0.04), ("dr_grpo", 0.0), ("grpo", 1.0)):
         trainer.loss_type, trainer.beta = loss_type, beta
         theirs = trainer.compute_loss(model, batch).item()
-        mine = grpo.grpo_loss(mine_logps, untuned, batch["advantages"], batch["completion_mask"], loss_type=loss_type,
-                              epsilon=trainer.epsilon_low, beta=beta, ref_logps=untuned,
-                              max_completion_length=live.max_completion_length,
-                              num_items=batch["num_items_in_batch"].item())
+        mine, paper = (grpo.grpo_loss(mine_logps, untuned, batch["advantages"], batch["completion_mask"],
+                                      loss_type=loss_type, epsilon=trainer.epsilon_low, beta=beta, ref_logps=untuned,
+                                      max_completion_length=live.max_completion_length,
+                                      num_items=batch["num_items_in_batch"].item(), bias_correction_kl=corrected)
+                       for corrected in (trainer.args.use_bias_correction_kl, False))
         diffs.append(abs(mine.loss.item() - theirs))
-        print(f"{loss_type:9s} {beta:5.2f} {mine.loss.item():11.6f} {theirs:11.6f} {mine.clip_ratio:15.3f}")
-print(f"max |by hand − TRL| = {max(diffs):.1e}")
+        gap = below(abs(paper.loss.item() - theirs), 1e-5) if beta else "(no KL term)"
+        print(f"{loss_type:9s} {beta:5.2f} {mine.loss.item():9.4f} {theirs:9.4f} {mine.clip_ratio:15.3f} {gap:>26s}")
+print(f"use_bias_correction_kl = {trainer.args.use_bias_correction_kl}; max |by hand − TRL| {below(max(diffs), 1e-5)}")
 assert max(diffs) < 1e-5
 
 # %% [markdown]
-# The hand-written loss equals TRL's to float32 rounding for each loss type, the KL term included (the β row).
-# The clip did not act: after two small steps no token's ratio to the untuned model left 1 ± ε (ε printed
-# with the trainer's settings; the share of clipped tokens in the table), which is why one update per batch
-# rarely needs it; tests/test_grpo.py checks the loss, the clipped share and the advantages against TRL's with
-# an older policy whose ratios do leave the range, on a tiny model, for four settings. Note the temperature:
-# TRL scores the completion tokens with the logits divided by the sampling temperature, so the policy it trains
-# is the one it sampled from.
+# The hand-written loss equals TRL's within the bound printed, for each loss type, the KL term included (the β
+# rows), and so do the advantages. The last column is the same comparison with the paper's β·KL_t, without
+# TRL's ρ_t: at β = 0.04 the difference hides under the bound of float32 rounding; at β = 1 it does not, which
+# is why that row is there — it is what shows that TRL weights the KL by the ratio.
+#
+# The clip did not act (no clipped token in any row): after two small steps no token's ratio to the untuned
+# model left 1 ± ε. In TRL's own training step it cannot act at all: with one update per batch (`num_iterations=1`,
+# the default) TRL takes the current log-probabilities, detached, as π_old (`_compute_loss`), so ρ_t is exactly
+# 1 in value — only its gradient, that of log π_θ, is left. The clip matters when a batch is reused
+# (`num_iterations` > 1). tests/test_grpo.py checks the loss, the clipped share, the logged KL and the
+# advantages against TRL's with an older policy whose ratios do leave the range, on a tiny random model and a
+# reward that varies on it, for five settings. Note the temperature: TRL scores the completion tokens with the
+# logits divided by the sampling temperature, so the policy it trains is the one it sampled from.
 #
 # **β and the reference model.** trl 1.16 defaults to `beta=0.0`: its docstring says the reference model is
 # then not loaded, and the trainer above has none (`ref_model` is None, printed). With β > 0 and a LoRA adapter
