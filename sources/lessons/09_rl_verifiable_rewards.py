@@ -87,7 +87,9 @@ for task, b in results["base_rates"].items():
 # rarely fires, or one a constant could collect, is not a task to train on. The times table, at 0.267, lies
 # between 10 % and 60 %: a signal exists and there is room to climb. Its failures are mostly *form*, not
 # knowledge: the model starts "To calculate 4 * 13, you simply multiply" and runs out of tokens before the
-# product. The factors run from 2 to 15, so some facts are beyond it too (14 * 14, in section 5).
+# product. That reading, and the base rate itself, depend on the budget of 12 tokens: `course grpo` measured no
+# larger budget and no prompt asking for the number only, so how much of the 0.267 is the budget and how much
+# the model's arithmetic is not measured here — a confound to keep in mind for everything that follows. The factors run from 2 to 15, so some facts are beyond it too (14 * 14, in section 5).
 #
 # The checker reads the reply's **final number** and compares it with the product. A reply may show its work
 # (`7 * 8 = 56`), but what it ends on is its answer, and a reply cut off by the token budget before the answer
@@ -271,13 +273,19 @@ for beta in ("0.0", probe):
     print(f"β = {beta}: {step:.1f} s per step: generating {gen:.1f} s, the rest {step - gen:.1f} s "
           f"(mean of {len(cost[beta]['step_time'])} steps after a first one)")
 print(f"full fine-tuning with β = {probe}: TRL's reference model holds {cost['full_ref_parameters']:,} parameters, "
-      f"{cost['full_ref_bytes'] / 1e6:.0f} MB of float32")
+      f"{cost['full_ref_bytes'] / 1e6:.0f} MB of float32 (computed from the parameter count); the process's resident "
+      f"memory grew by {cost['full_rss_growth_bytes'] / 1e6:.0f} MB while that trainer was built")
 
 # %% [markdown]
-# With LoRA, β > 0 costs time, not memory: the part of the step outside generation grew (printed above) by the
-# extra forward pass with the adapter off that gives π_ref. These are two steps each on a shared CPU — a
-# pointer, not a benchmark. Without LoRA, TRL would also hold a frozen copy of every weight, 538 MB here; for a
-# 7B model in 16-bit, two bytes per parameter, 2 × 7 = 14 GB. DeepSeekMath trained with the KL term (Shao et
+# With LoRA, β > 0 loads no second model (the reference is the adapter switched off) and adds one forward pass
+# per step. The step times printed do not isolate that pass: they are two steps each on a shared CPU, and
+# generation, which β does not touch, moved about as much as the rest. Without LoRA, TRL holds a frozen copy of
+# every weight: 538 MB here by the parameter count. The resident memory measured beside it grew far less, so
+# that measurement does not show the copy: the process had freed the models of the runs before it and could
+# reuse that memory (a fresh process would be needed to see it). For a 7B model in 16-bit, two bytes per
+# parameter, the copy is 2 × 7 = 14 GB.
+#
+# DeepSeekMath trained with the KL term (Shao et
 # al. 2024) and TRL's docstring notes that DeepSeek-R1 used β = 0.001; DAPO (Yu et al. 2025) removes it for
 # verifiable rewards, TRL defaults to 0.0, and so do our runs.
 #
@@ -285,7 +293,7 @@ print(f"full fine-tuning with β = {probe}: TRL's reference model holds {cost['f
 #
 # `course grpo` trained 3 seeds with TRL's defaults for the loss (`dapo`, `scale_rewards="group"`, β = 0),
 # at a learning rate chosen by a short sweep on the validation questions, and answered the held-out questions
-# greedily after:
+# greedily after. The sweep was short — two learning rates for half the steps, on the validation questions:
 
 # %%
 runs = results["grpo"]["runs"]
@@ -297,6 +305,9 @@ print(f"task {cfg['task']!r}: {len(train)} training questions; G = {cfg['num_gen
 print("LR sweep (" + f"{cfg['sweep_steps']} steps, seed {cfg['seeds'][0]}, {cfg['validation_rows']} validation questions): "
       + ", ".join(f"{r['learning_rate']:g} -> {r['after']['accuracy']:.2f}" for r in sweep["runs"])
       + f"; chosen {results['grpo']['learning_rate']:g}")
+v = sweep["runs"][0]["after"]["accuracy"]
+print(f"standard error of one accuracy on {cfg['validation_rows']} questions near {v:.2f}: "
+      f"{np.sqrt(v * (1 - v) / cfg['validation_rows']):.2f}")
 
 # %%
 steps = runs[0]["curve"]["step"]
@@ -318,11 +329,18 @@ plt.show()
 mean, half = interval95([a - before for a in after])
 print(f"held-out accuracy: before {before:.3f}; after {np.mean(after):.3f} (seeds: {', '.join(f'{a:.3f}' for a in after)})")
 print(f"change {mean:+.3f}, 95 % interval [{mean - half:+.3f}, {mean + half:+.3f}] (Student's t, {len(after)} seeds)")
+n_test = cfg["test_rows"]
+print(f"standard error of one accuracy on the same {n_test} questions, √(p(1−p)/n): before "
+      f"{np.sqrt(before * (1 - before) / n_test):.3f}, after {np.sqrt(np.mean(after) * (1 - np.mean(after)) / n_test):.3f}")
 
 # %% [markdown]
 # The reward of the sampled replies climbs — noisily, since each step asks two new questions, some easy
 # (10 * 4) and some the model does not know (14 * 14) — and greedy accuracy on the held-out questions rose in
-# every seed; the interval over the 3 seeds excludes zero. The replies show what was learned: they now *start*
+# every seed; the interval over the 3 seeds excludes zero. That interval covers the seeds only: every seed
+# answered the same 60 questions, and each accuracy on them carries its own sampling error (the standard
+# errors printed), which a new set of questions would show; the rise is several of those wide. The sweep
+# tied (0.60 for both rates, within a standard error of 0.10 on 25 questions) and the tie went to the smaller
+# rate: a reasonable rate, not one shown to be the best. The replies show what was learned: they now *start*
 # with the equation (`4 * 13 = 52`) where the untuned model started to explain, so the answer fits in the
 # budget. Facts the model lacked stay wrong (`9 * 13 = 108`): 16 steps of 8 samples teach the model to use
 # what it knows, not the times table.
@@ -333,8 +351,8 @@ print(f"change {mean:+.3f}, 95 % interval [{mean - half:+.3f}, {mean + half:+.3f
 gen = np.array([r["curve"]["generation_time"] for r in runs])
 total = np.array([r["curve"]["step_time"] for r in runs])
 print(f"per step, mean over {gen.size} steps: {total.mean():.1f} s, of which generating {gen.mean():.1f} s "
-      f"({gen.sum() / total.sum():.0%}) and the rest {total.mean() - gen.mean():.1f} s (rewards, the forward and "
-      "backward pass, the optimizer)")
+      f"({gen.sum() / total.sum():.0%}) and the rest {total.mean() - gen.mean():.1f} s (the rewards, the forward and "
+      "backward passes; TRL's step_time times its training_step, the optimizer step is outside it)")
 
 # %% [markdown]
 # About half the time of a step is generation, not most of it: the replies are short (at most 12 tokens)
@@ -367,8 +385,10 @@ print(f"\nduring training (G = {cfg['num_generations']}): share of groups that a
 # %% [markdown]
 # On the untuned model, a group of 4 agrees about two times in three: most questions are either out of its
 # reach (pass rate 0: 14 * 14) or already within it. Larger groups agree less often, and the formula, fed
-# each question's measured pass rate, follows the measured shares — except that it cannot see that a question
-# whose 16 samples were all wrong might still be answered right once in a hundred. During training the share
+# each question's measured pass rate, follows the measured shares. Where it misses (G = 16: 0.471 against
+# 0.438) it is the plug-in estimate, not the model: the pass rate p̂ fed to the formula was counted on the very
+# same 16 samples. A question with p̂ = 1/16 gets a formula value of (15/16)^16, about a third, while its one
+# group of 16, holding that one right reply, never agrees. During training the share
 # of agreeing groups at G = 4 was about one half on average (from 0.17 to 0.83 from step to step): half of the
 # generation taught nothing. A larger group buys signal per question at the price of fewer questions per step, for the same number of samples;
 # DAPO (Yu et al. 2025) instead over-samples and drops the groups that agree ("dynamic sampling"). Exercise
@@ -416,17 +436,21 @@ ax.set(title="Trained on a flawed reward", xlabel="optimizer step", ylabel="mean
 ax.legend()
 plt.tight_layout()
 plt.show()
+base = results["base_rates"][cfg["task"]]
+untuned_lenient = grpo.accuracy(base["replies"], verifiable_rows(cfg["task"], "test", base["n"]), "lenient")
 print(f"held-out greedy accuracy after the flawed run: {hack['after']['accuracy']:.3f} by the checked reward, "
-      f"{hack['after']['lenient']:.3f} by the lenient one (before: {before:.3f})")
+      f"{hack['after']['lenient']:.3f} by the lenient one (before: {before:.3f} checked, {untuned_lenient:.3f} lenient)")
 print("its replies at the last step:")
 for reply, lr, cr in zip(hack["samples"][-1]["completions"], hack["samples"][-1]["rewards"]["lenient_reward"],
                          hack["samples"][-1]["rewards"]["checked_reward"]):
     print(f"  lenient {lr:.0f}, checked {cr:.0f}: {reply!r}")
 
 # %% [markdown]
-# Caught in the act. The reward the run optimised climbed to 1.0 — by its own measure the run succeeded — while
+# Caught in the act — in one run, one seed: a pointer, not a rate. The reward the run optimised climbed to 1.0 — by its own measure the run succeeded — while
 # the checked reward of the very same samples fell to 0, and the held-out accuracy, 0.267 before, ended at
-# 0.000. The replies say why: the model learned to restate the product and stop short of it ("To calculate
+# 0.000. The lenient checker had nothing left to give on greedy replies: it already accepted all of the untuned
+# model's (1.000, printed), so the run moved the *sampled* replies to where the greedy ones were and lost the
+# few right products on the way. The replies say why: the model learned to restate the product and stop short of it ("To calculate
 # 3 * 13, you simply multiply"), which the lenient checker scores as right. Nothing in the run's own reward
 # curve shows a problem; only a second, independent check does. Two habits follow (Amodei et al. 2016 list
 # reward hacking among the concrete problems of AI safety): log a reward you do not train on, and read samples
@@ -461,10 +485,14 @@ print(f"GRPO − rejection sampling, paired by seed: {m:+.3f}, 95 % interval [{m
 # samples of 128), because what had to be learned was a form the model already produces when it is right.
 # GRPO also learns from the *wrong* samples (negative advantages) and samples from the improving policy, so its
 # later groups contain more right answers; rejection sampling here drew everything from the untuned model once.
-# Its learning rate was the largest of the three tried, so a larger one might have done better still: the
-# comparison is as measured, not settled. On a CPU the wall times mostly reflect the machine's load (the first
-# GRPO seed ran beside another job); the compute was matched by construction — the same 128 samples of at most
-# 12 tokens and the same 16 steps of 8 sequences — not by the clock.
+# The compute was matched, the tuning was not: GRPO's sweep tried two learning rates for 8 steps and tied
+# (section 4); rejection sampling's tried three for the full 16 steps and picked the largest, at the edge of
+# its range, so a larger one might have done better still; each sweep scored 25 validation questions, a
+# standard error near 0.1. The comparison is as measured, not settled. The compute was matched by construction
+# — the same 128 samples of at most 12 tokens and the same 16 steps of 8 sequences — not by the clock: the wall
+# times printed also differ in how the samples were drawn (GRPO generates 8 at every step, between training
+# steps; rejection sampling draws all of them at once, in batches) and in the machine's load, which the file
+# does not separate.
 #
 # ## Summary
 #

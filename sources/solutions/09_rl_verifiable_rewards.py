@@ -117,9 +117,9 @@ logps = torch.log(torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]))
 mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
 same = surrogate_loss(logps, logps, torch.tensor([1.0, -1.0]), mask)
 check.equal("scalar", tuple(same.shape), (), hint="one number for the batch")
-check.close("on_policy", same.item(), (-1 * 2 + 1 * 3) / 5, rel_tol=1e-6,
-            hint="at ρ = 1 every token contributes −A; 2 tokens with A = 1, 3 with A = −1, over 5 tokens")
+check.equal("finite", bool(torch.isfinite(same)), True, hint="a number, not NaN: divide by a count of tokens")
 ### BEGIN HIDDEN TESTS
+check.close("on_policy", same.item(), (-1 * 2 + 1 * 3) / 5, rel_tol=1e-6)
 g = torch.Generator().manual_seed(0)
 lp = -torch.rand(4, 6, generator=g) * 3
 old = lp + 0.5 * torch.randn(4, 6, generator=g)
@@ -200,7 +200,7 @@ check.equal("types", (type(generation_share).__name__, type(idle_steps).__name__
 check.equal("share_in_range", 0.0 < generation_share < 1.0, True, hint="a share of the step time")
 ### BEGIN HIDDEN TESTS
 check.close("generation_share", generation_share,
-            sum(run["curve"]["generation_time"]) / sum(run["curve"]["step_time"]), rel_tol=1e-9)
+            sum(run["curve"]["generation_time"]) / sum(run["curve"]["step_time"]), rel_tol=1e-3)
 check.equal("idle_steps", idle_steps, sum(x == 1.0 for x in run["curve"]["frac_reward_zero_std"]))
 check.equal("answer_loss", answer_loss, "B")
 ### END HIDDEN TESTS
@@ -210,27 +210,32 @@ check.equal("answer_loss", answer_loss, "B")
 #
 # You can afford `BUDGET` sampled replies per optimizer step, so a group size G gives BUDGET / G prompts per
 # step. `results["groups"]["zero_std"]` holds, for G = 2, 4, 8, 16, the measured share of groups that agree
-# (no signal) on the untuned model. Your rule: among the group sizes that still give at least `MIN_PROMPTS`
-# prompts per step, choose the one with the most replies per step carrying a non-zero advantage, in
-# expectation BUDGET × (1 − share that agree). Set `useful` (a dict G → that expectation, for every G
-# measured, as ints for keys) and `best_group_size`.
+# (no signal) on the untuned model. Two things pull apart: larger groups agree less, so more of the step's
+# replies carry a non-zero advantage, in expectation BUDGET × (1 − share that agree); but they leave fewer
+# questions per step, and the step learns from the questions whose group does not agree, in expectation
+# BUDGET / G × (1 − share that agree). Your rule: among the group sizes whose step learns from at least
+# `MIN_SIGNAL_PROMPTS` questions in expectation, choose the one with the most replies carrying a non-zero
+# advantage. Set `useful` (a dict G → replies with a non-zero advantage per step, in expectation, for every G
+# measured, ints for keys), `signal_prompts` (the same for questions) and `best_group_size`.
 
 # %%
 BUDGET = 16  # replies sampled per optimizer step
-MIN_PROMPTS = 2  # prompts per step at least: one prompt per step trains on one question at a time
+MIN_SIGNAL_PROMPTS = 1.0  # fewer, and most steps would learn from no question at all
 print({g: round(v, 3) for g, v in results["groups"]["zero_std"].items()})
 ### BEGIN SOLUTION
 useful = {int(g): BUDGET * (1 - z) for g, z in results["groups"]["zero_std"].items()}
-best_group_size = max((g for g in useful if BUDGET // g >= MIN_PROMPTS), key=lambda g: useful[g])
+signal_prompts = {int(g): BUDGET // int(g) * (1 - z) for g, z in results["groups"]["zero_std"].items()}
+best_group_size = max((g for g in useful if signal_prompts[g] >= MIN_SIGNAL_PROMPTS), key=lambda g: useful[g])
 ### END SOLUTION
-print(useful, "->", best_group_size)
+print(useful, signal_prompts, "->", best_group_size)
 
 # %% course={"grade_id": "q6_group_size", "points": 2}
 check.equal("keys", sorted(useful), [2, 4, 8, 16], hint="one entry per measured group size, ints as keys")
 check.equal("best_is_measured", best_group_size in useful, True, hint="one of the measured group sizes")
 ### BEGIN HIDDEN TESTS
 check.close("useful_4", useful[4], 16 * (1 - results["groups"]["zero_std"]["4"]), rel_tol=1e-9)
-check.equal("best", best_group_size, 8)
+check.close("signal_prompts_8", signal_prompts[8], 2 * (1 - results["groups"]["zero_std"]["8"]), rel_tol=1e-9)
+check.equal("best", best_group_size, 4)
 ### END HIDDEN TESTS
 
 # %% [markdown]
