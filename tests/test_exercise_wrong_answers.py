@@ -95,9 +95,11 @@ WRONG = {
     # issue 25, item 22: margins compared in β·nats favour the largest β
     "07_margin_in_beta_nats": ("07_preference_tuning", "q5_choose_beta",
                                'r["after"]["reward_margins"] / b for r', 'r["after"]["reward_margins"] for r'),
-    "07_budget_ignored": ("07_preference_tuning", "q5_choose_beta",
-                          "best_beta = max(allowed, key=lambda b: mean_margin_nats[b])",
-                          "best_beta = max(betas, key=lambda b: mean_margin_nats[b])"),
+    # issue 25, item 22: noise ignored — the β with the highest mean margin (0.05) is not the shipped one
+    "07_noise_ignored": ("07_preference_tuning", "q5_choose_beta", "best_beta = max(tied)", "best_beta = top"),
+    "07_budget_read_without_noise": ("07_preference_tuning", "q5_choose_beta",
+                                     "if mean_kl[b] - 2 * standard_error(kls[b]) <= KL_BUDGET]",
+                                     "if mean_kl[b] <= KL_BUDGET]"),
     # issue 26: `/` instead of `//` returns floats for every sharded stage
     "08_true_division": ("08_beyond_one_gpu", "q1_zero_by_hand", "    return 2 * n // num_gpus + 16 * n // num_gpus + 4",
                          "    return 2 * n / num_gpus + 16 * n / num_gpus + 4"),

@@ -178,31 +178,51 @@ check.equal("chosen", answer_chosen, "B")
 #
 # You will ship one of the β values `course dpo` tried. Held-out preference accuracy cannot decide: it is
 # the same for every β and seed (lesson 07, section 3). What β changes is how far the preference moved and
-# how far the model drifted. Your rule: among the β whose mean per-token KL to the reference (over the 3
-# seeds, key `"kl"` of each run's `"after"`) stays at most `KL_BUDGET`, take the one with the largest mean
-# **log-ratio margin** on the held-out pairs, in nats (key `"reward_margins"` of each run's `"after"` is
-# in β·nats). Set `mean_margin_nats` and `mean_kl` (dicts β → mean over seeds) and `best_beta`.
+# how far the model drifted, and three seeds measure both only up to their noise. Your rule, for each β
+# over its 3 seeds (standard error of a mean: the sample standard deviation, n − 1, over √3):
+#
+# 1. a β is over the drift budget only when its mean per-token KL to the reference (key `"kl"` of each
+#    run's `"after"`) exceeds `KL_BUDGET` by more than two standard errors;
+# 2. among the others, find the largest mean **log-ratio margin** on the held-out pairs, in nats (key
+#    `"reward_margins"` of each run's `"after"` is in β·nats); every β whose mean margin is below it by at
+#    most two standard errors of the difference (√(se₁² + se₂²)) ties with it;
+# 3. of the tied β, ship the largest: it keeps the model closest to the reference.
+#
+# Set `mean_margin_nats` and `mean_kl` (dicts β → mean over seeds), `tied` (the sorted list of tied β)
+# and `best_beta`.
 
 # %%
 KL_BUDGET = 0.068  # nats per token: how far from lesson 06's model we accept to drift
 ### BEGIN SOLUTION
 betas = sorted({r["beta"] for r in results["runs"]})
-mean_margin_nats = {b: float(np.mean([r["after"]["reward_margins"] / b for r in results["runs"] if r["beta"] == b]))
-                    for b in betas}
-mean_kl = {b: float(np.mean([r["after"]["kl"] for r in results["runs"] if r["beta"] == b])) for b in betas}
-allowed = [b for b in betas if mean_kl[b] <= KL_BUDGET]
-best_beta = max(allowed, key=lambda b: mean_margin_nats[b])
+margins = {b: [r["after"]["reward_margins"] / b for r in results["runs"] if r["beta"] == b] for b in betas}
+kls = {b: [r["after"]["kl"] for r in results["runs"] if r["beta"] == b] for b in betas}
+
+
+def standard_error(xs) -> float:
+    return float(np.std(xs, ddof=1) / np.sqrt(len(xs)))
+
+
+mean_margin_nats = {b: float(np.mean(margins[b])) for b in betas}
+mean_kl = {b: float(np.mean(kls[b])) for b in betas}
+allowed = [b for b in betas if mean_kl[b] - 2 * standard_error(kls[b]) <= KL_BUDGET]
+top = max(allowed, key=lambda b: mean_margin_nats[b])
+tied = sorted(b for b in allowed if mean_margin_nats[top] - mean_margin_nats[b]
+              <= 2 * (standard_error(margins[top]) ** 2 + standard_error(margins[b]) ** 2) ** 0.5)
+best_beta = max(tied)
 ### END SOLUTION
-print({b: (round(mean_margin_nats[b], 2), round(mean_kl[b], 4)) for b in mean_margin_nats}, "->", best_beta)
+print({b: (round(mean_margin_nats[b], 2), round(mean_kl[b], 4)) for b in mean_margin_nats}, "tied:", tied, "->", best_beta)
 
 # %% course={"grade_id": "q5_choose_beta", "points": 2}
 check.equal("betas", sorted(mean_margin_nats), sorted({r["beta"] for r in results["runs"]}),
             hint="one entry per β in the results file")
 check.equal("same_keys", sorted(mean_kl), sorted(mean_margin_nats), hint="mean_kl has one entry per β too")
 check.equal("best_is_a_beta", best_beta in mean_kl, True, hint="best_beta is one of the β the run tried")
+check.equal("best_is_tied", best_beta in tied, True, hint="best_beta is one of the tied β")
 ### BEGIN HIDDEN TESTS
 check.close("margin_nats_0.5", mean_margin_nats[0.5], 6.2712, abs_tol=5e-4)
 check.close("kl_0.1", mean_kl[0.1], 0.066644, abs_tol=5e-6)
+check.equal("tied", tied, [0.05, 0.1])
 check.equal("best_beta", best_beta, 0.1)
 ### END HIDDEN TESTS
 
