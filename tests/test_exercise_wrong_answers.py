@@ -85,6 +85,23 @@ WRONG = {
                              "base = load_base_model(sft.DEFAULT_MODEL).eval()\n"
                              "base_ppl = {t: math.exp(sft.response_nll(base, tokenizer, val8, t)) for t in sft.TEMPLATES}\n"
                              "best_format = min(base_ppl, key=base_ppl.get)"),
+    # the remaining parts of exercises 06-08
+    "06_no_system_turn": ("06_instruction_tuning", "q1_render_chatml", 'if messages[0]["role"] != "system":',
+                          'if False:'),
+    "06_header_trained": ("06_instruction_tuning", "q2_assistant_labels", "            inside = True\n            continue",
+                          "            inside = True\n            labels[i] = tok\n            continue"),
+    "07_logits_not_shifted": ("07_preference_tuning", "q1_completion_logps",
+                              "torch.gather(logp, 2, input_ids[:, 1:].unsqueeze(-1))",
+                              "torch.gather(logits[:, 1:].float().log_softmax(-1), 2, input_ids[:, 1:].unsqueeze(-1))"),
+    "07_reference_ignored": ("07_preference_tuning", "q2_dpo_loss",
+                             "logits = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))",
+                             "logits = beta * (policy_chosen - policy_rejected)"),
+    "07_reward_without_beta": ("07_preference_tuning", "q3_implicit_reward",
+                               "chosen_rewards = beta * (policy_chosen - ref_chosen)",
+                               "chosen_rewards = policy_chosen - ref_chosen"),
+    "08_first_step_counted": ("08_beyond_one_gpu", "q3_ddp_log", "for n, s, c in steps if int(n) > 1]",
+                              "for n, s, c in steps]"),
+    "08_mismatch_answer": ("08_beyond_one_gpu", "q5_mismatch", 'answer_q5 = "B"', 'answer_q5 = "A"'),
     # issue 25, item 22: the logged margin is in β·nats
     "07_margin_not_divided": ("07_preference_tuning", "q4_read_log",
                               'final_margin_nats = log[-1]["rewards/margins"] / 0.1',
