@@ -52,6 +52,7 @@ RESULTS = {
     "evaluation": "course evaluate",  # lesson 10: the harness on three models, zero- and few-shot
     "leakage": "course leak",  # lesson 10: a fine-tune with test items leaked into its training rows
     "grpo": "course grpo",  # lesson 09
+    "compare_methods": "course compare-methods",  # lesson 11
 }
 
 

@@ -1,0 +1,189 @@
+"""Ten ways to adapt one model, each through peft's own implementation, trained the same way (lesson 11).
+
+    model = build_method("dora", "smollm2-135m-instruct")     # peft's DoRA on the base, fp32
+    trainable_parameters(model) == model.get_nb_trainable_parameters()[0]
+    steps = train_steps(model, batches, learning_rate=1e-3)   # the one loop every method trains in
+
+`METHOD_NAMES` lists them: full fine-tuning (transformers), LoRA, rsLoRA (`use_rslora`), DoRA (`use_dora`),
+PiSSA (`init_lora_weights="pissa"`), QLoRA (an NF4 base from bitsandbytes + LoRA), AdaLoRA (its rank
+allocator called after every step), IA3, prompt tuning and prefix tuning. Every method trains the same
+rows in the same batches for the same number of steps with AdamW at a constant learning rate, its loss on
+the assistant's reply only (`sft.assistant_only_labels`). Prompt tuning's model returns logits for its
+virtual tokens too; `TrimVirtualTokens` cuts them off so lesson 06's `response_nll` and lesson 05's retention
+probe read every method the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from course_lib.memory.quant import keep_cpu_4bit_trainable
+from course_lib.models.base import count_parameters, set_seed
+from course_lib.models.loading import load_base_model
+from course_lib.notebook import known_notices
+from course_lib.tuning.sft import assistant_only_labels, pad_batch
+
+__all__ = ["METHOD_NAMES", "LORA_FAMILY", "PROMPT_LEARNING", "MethodSpec", "method_config", "build_method",
+           "TrimVirtualTokens", "trainable_parameters", "lora_family_parameters", "ia3_parameters",
+           "virtual_token_parameters", "training_batches", "train_steps", "NO_IMPLEMENTATION"]
+
+METHOD_NAMES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adalora", "ia3", "prompt_tuning",
+                "prefix_tuning")
+LORA_FAMILY = ("lora", "rslora", "dora", "pissa", "qlora", "adalora")
+PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")
+# The seed's other LoRA variants: neither is in peft 0.21 (peft/tuners/ has no dylora or glora package)
+NO_IMPLEMENTATION = {"DyLoRA": "no maintained implementation (not in peft; only the authors' research code)",
+                     "GLoRA": "no maintained implementation (not in peft; only the authors' research code)"}
+IA3_TARGETS = ["k_proj", "v_proj", "down_proj"]  # peft's default for Llama (TRANSFORMERS_MODELS_TO_IA3_...)
+
+
+@dataclass
+class MethodSpec:
+    """The knobs every method shares: one rank for the LoRA family, one count of virtual tokens."""
+
+    r: int = 8  # LoRA rank (AdaLoRA: the average rank it ends at)
+    lora_alpha: float = 16.0  # alpha = 2r; rsLoRA scales by alpha/√r instead of alpha/r
+    target_modules: str = "all-linear"
+    num_virtual_tokens: int = 8  # prompt and prefix tuning
+    total_steps: int = 8  # AdaLoRA's schedule needs the run's length
+
+
+def method_config(name: str, spec: MethodSpec | None = None, tokenizer_path: str = ""):
+    """peft's config for `name` (None for full fine-tuning); prompt tuning embeds its init text with the
+    tokenizer at `tokenizer_path` (peft loads it by name)."""
+    from peft import (AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig,
+                      PromptTuningInit)  # heavy: only when a model is built
+
+    s = spec or MethodSpec()
+    lora = dict(r=s.r, lora_alpha=s.lora_alpha, lora_dropout=0.0, target_modules=s.target_modules,
+                task_type="CAUSAL_LM")
+    if name == "full":
+        return None
+    if name in ("lora", "qlora"):
+        return LoraConfig(**lora)
+    if name == "rslora":
+        return LoraConfig(**lora, use_rslora=True)
+    if name == "dora":
+        return LoraConfig(**lora, use_dora=True)
+    if name == "pissa":  # the principal singular vectors of each weight start the adapter (full SVD: exact)
+        return LoraConfig(**lora, init_lora_weights="pissa")
+    if name == "adalora":  # starts at 1.5 r, prunes to r between tinit and total_step - tfinal
+        t = s.total_steps
+        return AdaLoraConfig(init_r=s.r * 3 // 2, target_r=s.r, lora_alpha=s.lora_alpha, lora_dropout=0.0,
+                             target_modules=s.target_modules, tinit=max(1, t // 4), tfinal=max(1, t // 4),
+                             deltaT=1, total_step=t, task_type="CAUSAL_LM")
+    if name == "ia3":
+        return IA3Config(target_modules=IA3_TARGETS, feedforward_modules=["down_proj"], task_type="CAUSAL_LM")
+    if name == "prompt_tuning":  # virtual tokens started from the embeddings of a task description
+        return PromptTuningConfig(num_virtual_tokens=s.num_virtual_tokens, prompt_tuning_init=PromptTuningInit.TEXT,
+                                  prompt_tuning_init_text="Explain the Python function in one line.",
+                                  tokenizer_name_or_path=tokenizer_path or None, task_type="CAUSAL_LM")
+    if name == "prefix_tuning":
+        return PrefixTuningConfig(num_virtual_tokens=s.num_virtual_tokens, task_type="CAUSAL_LM")
+    raise ValueError(f"unknown method {name!r}: choose one of {', '.join(METHOD_NAMES)}")
+
+
+class TrimVirtualTokens(torch.nn.Module):
+    """A prompt-tuned model whose forward returns logits for the caller's tokens only (not its virtual ones)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        out.logits = out.logits[:, -input_ids.shape[1]:]
+        return out
+
+    def generate(self, **kwargs):
+        return self.model.generate(**kwargs)
+
+
+def build_method(name: str, model_name: str, spec: MethodSpec | None = None, seed: int = 0):
+    """The base model (fp32; QLoRA: NF4 with fp32 compute) with `name`'s trainable parts, seeded."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from course_lib.models.loading import resolve_model
+
+    config = method_config(name, spec, tokenizer_path=str(resolve_model(model_name)))
+    set_seed(seed)
+    if name == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                 bnb_4bit_compute_dtype=torch.float32)
+        base = load_base_model(model_name, quantization_config=bnb, dtype=torch.float32)
+        with known_notices():
+            base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+        keep_cpu_4bit_trainable(base)  # lesson 04: else an evaluation first breaks training on some CPUs
+    else:
+        base = load_base_model(model_name, dtype=torch.float32)
+    if config is None:
+        return base
+    set_seed(seed)
+    with known_notices():
+        return get_peft_model(base, config)
+
+
+def trainable_parameters(model) -> int:
+    """Parameters the optimizer updates (each tied tensor once)."""
+    return count_parameters(model, trainable_only=True)
+
+
+def lora_family_parameters(linear_shapes: Sequence[tuple[int, int]], r: int, dora: bool = False) -> int:
+    """By hand: r·(d_in + d_out) per adapted linear layer; DoRA adds one magnitude per output row."""
+    return sum(r * (d_in + d_out) + (d_out if dora else 0) for d_in, d_out in linear_shapes)
+
+
+def ia3_parameters(layers: int, kv_width: int, intermediate: int) -> int:
+    """By hand: IA3 learns one scale per output of k_proj and v_proj, and per input of down_proj, in each layer."""
+    return layers * (2 * kv_width + intermediate)
+
+
+def virtual_token_parameters(num_virtual_tokens: int, hidden: int, layers: int = 0, kv_width: int = 0) -> int:
+    """By hand: prompt tuning learns one embedding per virtual token; prefix tuning a key and a value per
+    virtual token in every layer (layers > 0)."""
+    if layers:
+        return num_virtual_tokens * layers * 2 * kv_width
+    return num_virtual_tokens * hidden
+
+
+def training_batches(tokenizer, rows: Sequence[dict], batch_size: int, steps: int, seed: int,
+                     max_length: int = 192) -> list[dict[str, torch.Tensor]]:
+    """`steps` batches of `batch_size` rows, reply-only labels, in a seeded order (the same for every method)."""
+    examples = []
+    for row in rows:
+        e = assistant_only_labels(tokenizer, row["messages"])
+        examples.append({k: v[:max_length] for k, v in e.items()})
+    order: list[int] = []
+    g = torch.Generator().manual_seed(seed)
+    while len(order) < steps * batch_size:
+        order += torch.randperm(len(examples), generator=g).tolist()
+    return [pad_batch([examples[i] for i in order[s * batch_size:(s + 1) * batch_size]], tokenizer.pad_token_id)
+            for s in range(steps)]
+
+
+def train_steps(model, batches: Sequence[dict], learning_rate: float, adalora: bool = False) -> dict:
+    """AdamW at a constant rate over `batches`; peft's AdaLoRA allocator after every step. Losses and seconds."""
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate,
+                                  weight_decay=0.0)
+    model.train()
+    losses, seconds = [], []
+    for step, batch in enumerate(batches):
+        start = time.perf_counter()
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        if adalora:
+            model.base_model.update_and_allocate(step)
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        seconds.append(time.perf_counter() - start)
+    model.eval()
+    return {"loss": losses, "seconds": seconds}
