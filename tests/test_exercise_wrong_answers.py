@@ -172,8 +172,20 @@ WRONG = {
                             'answer_q5 = "tie" if test5["p"] >= 0.05 else ("B" if test5["diff"] > 0 else "A")',
                             'answer_q5 = "B" if sum(b5) > sum(a5) else "A"'),
     "10_total_not_more": ("10_evaluation", "q5_decision", "items_needed(sd5, mean5) - len(d5)", "items_needed(sd5, mean5)"),
+    # issue 31: lesson 11's counts, virtual-token cache, memory budget, retrieval and decision
+    "11_kv_is_hidden": ("11_which_method", "q1_lora_params", "kv = config.num_key_value_heads * (h // config.num_attention_heads)",
+                        "kv = h"),
+    "11_dora_magnitude_per_input": ("11_which_method", "q1_lora_params", "+ (d_out if dora else 0)", "+ (d_in if dora else 0)"),
+    "11_values_forgotten": ("11_which_method", "q2_virtual_tokens", "return n * config.num_hidden_layers * 2 * kv * bytes_per_value",
+                            "return n * config.num_hidden_layers * kv * bytes_per_value"),
+    "11_cache_hidden_wide": ("11_which_method", "q2_virtual_tokens", "return n * config.num_hidden_layers * 2 * kv * bytes_per_value",
+                             "return n * config.num_hidden_layers * 2 * config.hidden_size * bytes_per_value"),
+    "11_disk_not_peak": ("11_which_method", "q3_budget", 'row["tensor_peak_bytes"] <= budget_bytes',
+                         'row["adapter_bytes"] <= budget_bytes'),
+    "11_least_similar_first": ("11_which_method", "q4_retrieval", "key=lambda i: (-scores[i], i))[:k]",
+                               "key=lambda i: (scores[i], i))[:k]"),
 }
-NEEDS_SMOLLM2 = {"06_instruction_tuning", "07_preference_tuning"}  # their solutions load it
+NEEDS_SMOLLM2 = {"06_instruction_tuning", "07_preference_tuning", "11_which_method"}  # their solutions load it
 
 
 # What a forked child reports with its exit code.

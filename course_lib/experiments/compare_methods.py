@@ -32,6 +32,7 @@ from course_lib.data.datasets import data_dir
 from course_lib.evaluation.uncertainty import mean_stderr
 from course_lib.forgetting.generation import GENERAL_PROMPTS, retention, retention_reference
 from course_lib.memory.memtrack import track_model_steps
+from course_lib.memory.quant import keep_cpu_4bit_trainable
 from course_lib.memory.vram import VramConfig, estimate_memory, shape_of
 from course_lib.models.base import get_device, model_name, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
@@ -39,10 +40,10 @@ from course_lib.results import command_line, results_name, save_results
 from course_lib.tuning.methods import (METHOD_NAMES, MethodSpec, TrimVirtualTokens, build_method,
                                        trainable_parameters, training_batches, train_steps)
 from course_lib.tuning.prompting import Retriever, few_shot_row, prompt_tokens, question
-from course_lib.tuning.sft import answer_metrics, dir_bytes, prompt_for, response_nll, task_rows
+from course_lib.tuning.sft import answer_metrics, dir_bytes, prompt_for, quiet_command, response_nll, task_rows
 
 __all__ = ["LR_GRID", "CompareConfig", "VRAM_METHOD", "prepared", "score", "latency", "memory_columns",
-           "baselines", "method_runs", "compare_methods", "summary", "checkpoints_dir", "COMMANDS"]
+           "baselines", "method_runs", "compare_methods", "summary", "method_table", "checkpoints_dir", "COMMANDS"]
 
 # Two learning rates per method around its usual range (papers' and peft's examples); the sweep picks one.
 LR_GRID = {"full": [2e-5, 1e-4], "lora": [5e-4, 2e-3], "rslora": [2e-4, 1e-3], "dora": [5e-4, 2e-3],
@@ -58,10 +59,12 @@ class CompareConfig:
 
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "a chat model (lesson 06's task)"})
     methods: list[str] = field(default_factory=lambda: list(METHOD_NAMES), metadata={"help": "which methods"})
-    train_rows: int = field(default=8, metadata={"help": "training rows (every method sees each once per epoch)"})
-    eval_rows: int = field(default=8, metadata={"help": "validation rows: the learning rate is chosen on them"})
-    test_rows: int = field(default=8, metadata={"help": "test questions every method and baseline answers"})
-    max_steps: int = field(default=4, metadata={"help": "optimizer steps per run (the same for every method)"})
+    train_rows: int = field(default=6, metadata={"help": "training rows (every method sees each once per epoch)"})
+    eval_rows: int = field(default=6, metadata={"help": "validation rows: the learning rate is chosen on them"})
+    test_rows: int = field(default=8, metadata={"help": "test rows: the response NLL of every run"})
+    generate_rows: int = field(default=6, metadata={"help": "the first of the test rows answered greedily "
+                                                            "(ROUGE-L, format rate)"})
+    max_steps: int = field(default=3, metadata={"help": "optimizer steps per run (the same for every method)"})
     per_device_train_batch_size: int = field(default=2, metadata={"help": "rows per step"})
     max_length: int = field(default=128, metadata={"help": "tokens per training row at most"})
     r: int = field(default=8, metadata={"help": "rank of the LoRA family (AdaLoRA: its final average rank)"})
@@ -71,8 +74,9 @@ class CompareConfig:
     max_new_tokens: int = field(default=20, metadata={"help": "greedy tokens per test answer"})
     generate_seeds: int = field(default=1, metadata={"help": "seeds whose test answers are generated (ROUGE-L, "
                                                              "format); every seed gets the response NLL"})
-    retention_prompts: int = field(default=6, metadata={"help": "lesson 05's general questions for forgetting"})
-    few_shot_k: int = field(default=3, metadata={"help": "examples in a few-shot prompt"})
+    retention_prompts: int = field(default=4, metadata={"help": "lesson 05's general questions for forgetting"})
+    few_shot_k: int = field(default=2, metadata={"help": "examples in a few-shot prompt"})
+    baselines: bool = field(default=True, metadata={"help": "also answer zero-shot, few-shot and retrieval few-shot"})
     out: str = field(default="", metadata={"help": "results file; '' = data/results/compare_methods.json"})
     resume: bool = field(default=False, metadata={"help": "keep the runs an interrupted run finished "
                                                           "(data/checkpoints/compare_methods); same options"})
@@ -89,9 +93,10 @@ class CompareConfig:
             raise ValueError("--max_steps, --train_rows, --eval_rows, --test_rows and --seeds must be positive.")
 
 
-def checkpoints_dir() -> Path:
-    """Where the finished runs wait until the command ends (git-ignored): what --resume keeps."""
-    return data_dir() / "checkpoints" / "compare_methods"
+def checkpoints_dir(out: str = "") -> Path:
+    """Where the finished runs wait until the command ends (git-ignored): what --resume keeps; one folder
+    per results file, so two runs writing different files (a split of the methods) do not meet."""
+    return data_dir() / "checkpoints" / ("compare_methods" + (f"-{Path(out).stem}" if out else ""))
 
 
 def prepared(model, method: str):
@@ -106,7 +111,7 @@ def score(model, tokenizer, rows, max_new_tokens: int) -> dict:
     return {**out, "response_ppl": round(math.exp(m["response_nll"]), 3), "answers": m["answers"]}
 
 
-def latency(model, tokenizer, prompt: str, new_tokens: int = 8, repeats: int = 2) -> float:
+def latency(model, tokenizer, prompt: str, new_tokens: int = 8, repeats: int = 1) -> float:
     """Median seconds to generate `new_tokens` greedy tokens after `prompt` (no early stop)."""
     device = next(model.parameters()).device
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
@@ -145,18 +150,28 @@ def baselines(config: CompareConfig, tokenizer, train, test) -> dict:
     out = {}
     for name, rows in arms.items():
         start = time.perf_counter()
-        result = score(model, tokenizer, rows, config.max_new_tokens)
+        result = score(model, tokenizer, rows[:config.generate_rows], config.max_new_tokens)
+        seconds = (time.perf_counter() - start) / config.generate_rows
+        result.update(_nll(model, tokenizer, rows))  # on every test row, as the methods' runs
         tokens = statistics.fmean(prompt_tokens(tokenizer, prompt_for(tokenizer, r)) for r in rows)
         out[name] = {"test": result, "prompt_tokens": round(tokens, 1), "extra_prompt_tokens": round(tokens - zero_tokens, 1),
-                     "seconds_per_query": round((time.perf_counter() - start) / len(rows), 3),
-                     "latency_seconds": latency(model, tokenizer, prompt_for(tokenizer, rows[0]))}
+                     "seconds_per_query": round(seconds, 3)}
         print(f"[compare-methods] {name}: ROUGE-L {result['rouge_l']}, format {result['format_rate']}, "
               f"response ppl {result['response_ppl']}, {tokens:.0f} prompt tokens", flush=True)
     return out
 
 
+def _nll(model, tokenizer, rows) -> dict:
+    nll = response_nll(model, tokenizer, rows)
+    return {"response_nll": round(nll, 4), "response_ppl": round(math.exp(nll), 3)}
+
+
 def _one_run(config, method, lr, seed, tokenizer, train, val):
-    model = build_method(method, config.model, config.spec(), seed=seed).to(get_device())
+    model = build_method(method, config.model, config.spec(), seed=seed)
+    if method == "qlora":
+        keep_cpu_4bit_trainable(model)  # lesson 04: else an evaluation first breaks training on some CPUs
+    else:
+        model = model.to(get_device())  # a 4-bit model is placed when it is loaded
     batches = training_batches(tokenizer, train, config.per_device_train_batch_size, config.max_steps, seed,
                                config.max_length)
     log = train_steps(model, batches, lr, adalora=method == "adalora")
@@ -198,9 +213,9 @@ def method_runs(config: CompareConfig, method: str, tokenizer, train, val, test,
         else:
             model, batches = kept
         generate = config.seeds.index(seed) < config.generate_seeds
-        test_scores = score(prepared(model, method), tokenizer, test, config.max_new_tokens) if generate else \
-            {"response_nll": round(nll := response_nll(prepared(model, method), tokenizer, test), 4),
-             "response_ppl": round(math.exp(nll), 3)}
+        test_scores = score(prepared(model, method), tokenizer, test[:config.generate_rows],
+                            config.max_new_tokens) if generate else {}
+        test_scores.update(_nll(prepared(model, method), tokenizer, test))
         run = {**run, "chosen": True, "test": test_scores}
         if seed == seed0:
             run.update(_once_per_method(config, method, model, tokenizer, test, reference, batches))
@@ -245,6 +260,43 @@ def summary(runs: list[dict], key: str = "response_ppl") -> dict:
     return out
 
 
+def method_table(result: dict) -> dict[str, dict]:
+    """One row per method and baseline of a compare_methods results file: every column the lesson shows.
+
+    Methods: the chosen learning rate and the sweep's validation NLL per rate; test response perplexity
+    over the seeds at the chosen rate (mean, 95 % half-width, n); ROUGE-L, format rate, retention,
+    sizes, memory and latency of the seed-0 run; seconds per step averaged over the seeds.
+    Baselines: their test scores and prompt cost (no training: 0 trainable parameters, nothing forgotten).
+    """
+    rows: dict[str, dict] = {}
+    ppl = summary(result["runs"])
+    for method in dict.fromkeys(r["method"] for r in result["runs"]):
+        runs = [r for r in result["runs"] if r["method"] == method]
+        chosen = sorted((r for r in runs if r.get("chosen")), key=lambda r: r["seed"])
+        if not chosen or "test" not in chosen[0]:
+            continue
+        first = chosen[0]
+        sweep = {r["learning_rate"]: r["val_response_nll"] for r in runs if r["seed"] == first["seed"]}
+        rows[method] = {"kind": "method", "learning_rate": first["learning_rate"], "sweep": dict(sorted(sweep.items())),
+                        "ppl": ppl[method]["mean"], "ppl_ci95": ppl[method]["ci95"], "seeds": ppl[method]["n"],
+                        "ppl_by_seed": [r["test"]["response_ppl"] for r in chosen],
+                        "rouge_l": first["test"].get("rouge_l"), "format_rate": first["test"].get("format_rate"),
+                        "kept": first["retention"]["kept"], "logprob_change": first["retention"]["logprob_change"],
+                        "trainable_parameters": first["trainable_parameters"], "adapter_bytes": first["adapter_bytes"],
+                        "tensor_peak_bytes": first["tensor_peak_bytes"],
+                        "vram_estimate_bytes": first.get("vram_estimate_bytes"),
+                        "seconds_per_step": statistics.fmean(r["seconds_per_step"] for r in chosen),
+                        "latency_unmerged_seconds": first["latency_unmerged_seconds"],
+                        "latency_merged_seconds": first.get("latency_merged_seconds"),
+                        "extra_prompt_tokens": first["extra_prompt_tokens"]}
+    for name, b in result.get("baselines", {}).items():
+        rows[name] = {"kind": "baseline", "ppl": b["test"]["response_ppl"], "rouge_l": b["test"]["rouge_l"],
+                      "format_rate": b["test"]["format_rate"], "trainable_parameters": 0,
+                      "prompt_tokens": b["prompt_tokens"], "extra_prompt_tokens": b["extra_prompt_tokens"],
+                      "seconds_per_query": b["seconds_per_query"]}
+    return rows
+
+
 def compare_methods(config: CompareConfig, finished: list[dict] | None = None, on_run=None,
                     done_baselines: dict | None = None, on_baselines=None) -> dict:
     """Baselines, then every method: the results file's payload (without its command)."""
@@ -256,8 +308,8 @@ def compare_methods(config: CompareConfig, finished: list[dict] | None = None, o
                         task_rows("test", config.test_rows))
     runs = list(finished or [])
     on_run = on_run or (lambda run: None)
-    base = done_baselines or baselines(config, tok, train, test)
-    if on_baselines and not done_baselines:
+    base = done_baselines or (baselines(config, tok, train, test) if config.baselines else {})
+    if on_baselines and not done_baselines and base:
         on_baselines(base)
     set_seed(0)
     base_model = load_base_model(name, dtype=torch.float32).to(get_device())
@@ -274,7 +326,7 @@ def compare_methods(config: CompareConfig, finished: list[dict] | None = None, o
 
 def _run(config: CompareConfig) -> int:
     config.validate()
-    folder = checkpoints_dir()
+    folder = checkpoints_dir(config.out)
     options = {k: v for k, v in asdict(config).items() if k != "resume"}
     saved = folder / "runs.json"
     kept = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
@@ -300,7 +352,6 @@ def _run(config: CompareConfig) -> int:
         state["baselines"] = base
         write()
     write()
-    from course_lib.tuning.sft import quiet_command
     quiet_command()
     try:
         result = compare_methods(config, finished=state["runs"], on_run=keep, done_baselines=state["baselines"],

@@ -4,6 +4,8 @@
     sft          chat prompt formats, the assistant-only label mask (= TRL), the run behind `course sft`
     packing      padded vs TRL's padding-free batches: the same losses, fewer positions
     dpo          the DPO loss and rewards by hand (= TRL's DPOTrainer), `course dpo`, `course orpo`
+    methods      lesson 11: ten fine-tuning methods through peft, their parameter counts by hand, one loop
+    prompting    lesson 11: zero-/few-shot chat rows, BM25 retrieval of examples (bm25s)
     grpo         lesson 09: verifiable rewards, group-relative advantages and the GRPO loss by hand (= TRL's
                  GRPOTrainer), the run behind `course grpo`
 """
@@ -24,6 +26,11 @@ from course_lib.tuning.grpo import (final_number, checked_reward, contains_rewar
                                     group_advantages, zero_std_fraction, zero_std_probability, completion_logps,
                                     GRPOLoss, grpo_loss, LOSS_TYPES, GRPORunConfig, grpo_trainer, log_curve,
                                     greedy_answers, sample_answers)
+from course_lib.tuning.methods import (METHOD_NAMES, LORA_FAMILY, PROMPT_LEARNING, NO_IMPLEMENTATION, MethodSpec,
+                                       method_config, build_method, TrimVirtualTokens, trainable_parameters,
+                                       lora_family_parameters, ia3_parameters, virtual_token_parameters,
+                                       training_batches, train_steps)
+from course_lib.tuning.prompting import question, few_shot_row, Retriever, prompt_tokens
 
 __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count',
            'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
@@ -36,4 +43,8 @@ __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lo
            'dpo_run', 'ORPO_SFT_TERMS', 'orpo_trainer', 'orpo_run', 'final_number', 'checked_reward',
            'contains_reward', 'lenient_reward', 'REWARDS', 'group_advantages', 'zero_std_fraction',
            'zero_std_probability', 'completion_logps', 'GRPOLoss', 'grpo_loss', 'LOSS_TYPES', 'GRPORunConfig',
-           'grpo_trainer', 'log_curve', 'greedy_answers', 'sample_answers']
+           'grpo_trainer', 'log_curve', 'greedy_answers', 'sample_answers', 'METHOD_NAMES', 'LORA_FAMILY',
+           'PROMPT_LEARNING', 'NO_IMPLEMENTATION', 'MethodSpec', 'method_config', 'build_method',
+           'TrimVirtualTokens', 'trainable_parameters', 'lora_family_parameters', 'ia3_parameters',
+           'virtual_token_parameters', 'training_batches', 'train_steps', 'question', 'few_shot_row', 'Retriever',
+           'prompt_tokens']

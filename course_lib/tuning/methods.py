@@ -21,9 +21,8 @@ from typing import Sequence
 
 import torch
 
-from course_lib.memory.quant import keep_cpu_4bit_trainable
 from course_lib.models.base import count_parameters, set_seed
-from course_lib.models.loading import load_base_model
+from course_lib.models.loading import load_base_model, resolve_model
 from course_lib.notebook import known_notices
 from course_lib.tuning.sft import assistant_only_labels, pad_batch
 
@@ -69,8 +68,9 @@ def method_config(name: str, spec: MethodSpec | None = None, tokenizer_path: str
         return LoraConfig(**lora, use_rslora=True)
     if name == "dora":
         return LoraConfig(**lora, use_dora=True)
-    if name == "pissa":  # the principal singular vectors of each weight start the adapter (full SVD: exact)
-        return LoraConfig(**lora, init_lora_weights="pissa")
+    if name == "pissa":  # the principal singular vectors of each weight start the adapter; peft's fast
+        # randomized SVD (4 subspace iterations, Halko et al.'s `torch.svd_lowrank`) instead of a full SVD per layer
+        return LoraConfig(**lora, init_lora_weights="pissa_niter_4")
     if name == "adalora":  # starts at 1.5 r, prunes to r between tinit and total_step - tfinal
         t = s.total_steps
         return AdaLoraConfig(init_r=s.r * 3 // 2, target_r=s.r, lora_alpha=s.lora_alpha, lora_dropout=0.0,
@@ -103,23 +103,28 @@ class TrimVirtualTokens(torch.nn.Module):
         return self.model.generate(**kwargs)
 
 
-def build_method(name: str, model_name: str, spec: MethodSpec | None = None, seed: int = 0):
-    """The base model (fp32; QLoRA: NF4 with fp32 compute) with `name`'s trainable parts, seeded."""
+def build_method(name: str, model_name: str, spec: MethodSpec | None = None, seed: int = 0,
+                 tokenizer_path: str = ""):
+    """The base model (fp32; QLoRA: NF4 with fp32 compute, peft's `prepare_model_for_kbit_training`) with
+    `name`'s trainable parts, seeded.
+
+    Prompt tuning's virtual tokens start as the embeddings of a task description, which peft tokenizes
+    with the tokenizer it loads from `tokenizer_path` (default: the model's own folder)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    from course_lib.models.loading import resolve_model
-
-    config = method_config(name, spec, tokenizer_path=str(resolve_model(model_name)))
+    config = method_config(name, spec, tokenizer_path=tokenizer_path or str(resolve_model(model_name)))
     set_seed(seed)
     if name == "qlora":
         from transformers import BitsAndBytesConfig
 
         bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                  bnb_4bit_compute_dtype=torch.float32)
-        base = load_base_model(model_name, quantization_config=bnb, dtype=torch.float32)
+        placed = {"device_map": {"": 0}} if torch.cuda.is_available() else {}  # bitsandbytes quantizes on load
+        base = load_base_model(model_name, quantization_config=bnb, dtype=torch.float32, **placed)
         with known_notices():
             base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-        keep_cpu_4bit_trainable(base)  # lesson 04: else an evaluation first breaks training on some CPUs
+        # on a CPU, call course_lib.memory.keep_cpu_4bit_trainable(model) before the model first runs in
+        # evaluation mode (lesson 04); `course compare-methods` does
     else:
         base = load_base_model(model_name, dtype=torch.float32)
     if config is None:

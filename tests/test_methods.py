@@ -1,0 +1,108 @@
+"""course_lib.tuning.methods: each method's trainable parameters by hand = peft's count; the shared loop trains.
+
+A tiny random Llama with SmolLM2's vocabulary stands in for the base (methods.load_base_model is replaced),
+so every method builds and trains in seconds; QLoRA needs a real checkpoint (bitsandbytes quantizes at
+load time) and is checked through its config only.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.tuning import methods
+from course_lib.tuning.sft import task_rows
+
+HIDDEN, LAYERS, HEADS = 16, 2, 2
+
+
+def linear_shapes(model) -> list[tuple[int, int]]:
+    return [(m.in_features, m.out_features) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and "lm_head" not in name]
+
+
+@pytest.fixture
+def build(monkeypatch, small_chat_model, chat_tok):
+    monkeypatch.setattr(methods, "load_base_model", lambda name=None, **kw: small_chat_model())
+    spec = methods.MethodSpec(r=4, lora_alpha=8.0, num_virtual_tokens=3, total_steps=8)
+    return lambda name, **kw: methods.build_method(name, "tiny", spec, tokenizer_path=chat_tok.name_or_path, **kw)
+
+
+@pytest.mark.parametrize("name", ["lora", "rslora", "dora", "pissa", "adalora", "ia3", "prompt_tuning",
+                                  "prefix_tuning", "full"])
+def test_trainable_parameters_by_hand_equal_peft(build, small_chat_model, name):
+    model = build(name)
+    shapes = linear_shapes(small_chat_model())
+    kv = HIDDEN // HEADS * HEADS  # the tiny model has as many key/value heads as heads
+    by_hand = {"lora": methods.lora_family_parameters(shapes, 4), "rslora": methods.lora_family_parameters(shapes, 4),
+               "pissa": methods.lora_family_parameters(shapes, 4),
+               "dora": methods.lora_family_parameters(shapes, 4, dora=True),
+               "adalora": methods.lora_family_parameters(shapes, 6) + LAYERS * 7 * 6,  # init_r = 1.5 r, E: r per layer
+               "ia3": methods.ia3_parameters(LAYERS, kv, 2 * HIDDEN),
+               "prompt_tuning": methods.virtual_token_parameters(3, HIDDEN),
+               "prefix_tuning": methods.virtual_token_parameters(3, HIDDEN, layers=LAYERS, kv_width=kv),
+               "full": sum(p.numel() for p in small_chat_model().parameters())}[name]
+    assert methods.trainable_parameters(model) == by_hand
+    if name != "full":
+        assert model.get_nb_trainable_parameters()[0] == by_hand
+
+
+def test_rslora_scales_by_root_rank_and_pissa_keeps_the_output(build, small_chat_model):
+    lora, rs = build("lora"), build("rslora")
+    layer = lambda m: m.base_model.model.model.layers[0].self_attn.q_proj  # noqa: E731
+    assert layer(lora).scaling["default"] == pytest.approx(8.0 / 4)
+    assert layer(rs).scaling["default"] == pytest.approx(8.0 / 4 ** 0.5)
+    ids = torch.tensor([[1, 5, 9, 30, 2]])
+    base, pissa = small_chat_model(), build("pissa")
+    with torch.no_grad():  # PiSSA moves the top singular directions into the adapter: the same function at step 0
+        assert torch.allclose(base(ids).logits, pissa(ids).logits, atol=1e-4)
+        assert not torch.allclose(layer(pissa).lora_B["default"].weight, torch.zeros(1))
+
+
+def test_trim_virtual_tokens_returns_the_callers_positions(build):
+    model = build("prompt_tuning")
+    ids = torch.tensor([[1, 5, 9, 30]])
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        trimmed = methods.TrimVirtualTokens(model)(input_ids=ids).logits
+    assert full.shape[1] == 4 + 3 and trimmed.shape[1] == 4
+    assert torch.equal(trimmed, full[:, 3:])
+
+
+def test_batches_are_seeded_and_the_loop_learns(build, chat_tok):
+    rows = task_rows("train", 4)
+    a = methods.training_batches(chat_tok, rows, 2, 3, seed=0)
+    assert len(a) == 3 and a[0]["input_ids"].shape[0] == 2
+    assert all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in
+               zip(a, methods.training_batches(chat_tok, rows, 2, 3, seed=0)))
+    other = methods.training_batches(chat_tok, rows, 2, 3, seed=1)
+    assert [x["input_ids"].shape for x in a] != [x["input_ids"].shape for x in other] or \
+        not all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(a, other))
+    model = build("lora")
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    log = methods.train_steps(model, [a[0]] * 6, learning_rate=1e-2)
+    assert log["loss"][-1] < log["loss"][0]
+    assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before and "lora_A" in n)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+
+
+def test_adalora_allocator_runs_and_prunes(build, chat_tok):
+    model = build("adalora")
+    batches = methods.training_batches(chat_tok, task_rows("train", 4), 2, 8, seed=0)
+    methods.train_steps(model, batches, learning_rate=1e-2, adalora=True)
+    ranks = [int((m.ranknum["default"]).item()) for m in model.modules() if hasattr(m, "ranknum")]
+    assert ranks and all(r == 6 for r in ranks)  # the rank number stays the initial budget's; the mask prunes
+    masked = sum(int((m.lora_E["default"] == 0).sum()) for m in model.modules() if hasattr(m, "lora_E"))
+    assert masked > 0  # AdaLoRA set some singular values to zero: the budget moved
+
+
+def test_configs_name_each_variant():
+    assert methods.method_config("rslora").use_rslora
+    assert methods.method_config("dora").use_dora
+    assert methods.method_config("pissa").init_lora_weights.startswith("pissa")
+    assert methods.method_config("full") is None
+    assert type(methods.method_config("qlora")).__name__ == "LoraConfig"
+    with pytest.raises(ValueError, match="unknown method"):
+        methods.method_config("dylora")
+    assert set(methods.NO_IMPLEMENTATION) == {"DyLoRA", "GLoRA"}
