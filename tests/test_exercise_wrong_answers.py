@@ -184,6 +184,9 @@ WRONG = {
                          'row["adapter_bytes"] <= budget_bytes'),
     "11_least_similar_first": ("11_which_method", "q4_retrieval", "key=lambda i: (-scores[i], i))[:k]",
                                "key=lambda i: (scores[i], i))[:k]"),
+    "11_file_limit_forgotten": ("11_which_method", "q5_decision",
+                                'r["kind"] == "method" and r["adapter_bytes"] <= 1e6 and r["tensor_peak_bytes"] <= 1e9]',
+                                'r["kind"] == "method" and r["tensor_peak_bytes"] <= 1e9]'),
 }
 NEEDS_SMOLLM2 = {"06_instruction_tuning", "07_preference_tuning", "11_which_method"}  # their solutions load it
 

@@ -106,3 +106,20 @@ def test_configs_name_each_variant():
     with pytest.raises(ValueError, match="unknown method"):
         methods.method_config("dylora")
     assert set(methods.NO_IMPLEMENTATION) == {"DyLoRA", "GLoRA"}
+
+
+def test_prefix_generate_ignores_the_prefix_and_the_cacheless_decoder_does_not(build):
+    """peft 0.21 + transformers 5: `generate` on a prefix-tuned model answers as the base model does."""
+    model = build("prefix_tuning")
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data.normal_(0, 3, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([[5, 9, 13, 20]])
+    with torch.no_grad():
+        forward_next = int(model(input_ids=ids).logits[0, -1].argmax())
+        base_next = int(model.get_base_model()(input_ids=ids).logits[0, -1].argmax())
+        generated = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=1, do_sample=False)
+        cacheless = methods.CachelessGreedy(model).generate(input_ids=ids, max_new_tokens=1)
+    assert forward_next != base_next  # the prefix changes the next token...
+    assert int(generated[0, -1]) == base_next  # ...which generate does not see (if this fails, peft fixed it)
+    assert int(cacheless[0, -1]) == forward_next

@@ -37,7 +37,7 @@ from course_lib.memory.vram import VramConfig, estimate_memory, shape_of
 from course_lib.models.base import get_device, model_name, set_seed
 from course_lib.models.loading import load_base_model, load_tokenizer
 from course_lib.results import command_line, results_name, save_results
-from course_lib.tuning.methods import (METHOD_NAMES, MethodSpec, TrimVirtualTokens, build_method,
+from course_lib.tuning.methods import (METHOD_NAMES, CachelessGreedy, MethodSpec, TrimVirtualTokens, build_method,
                                        trainable_parameters, training_batches, train_steps)
 from course_lib.tuning.prompting import Retriever, few_shot_row, prompt_tokens, question
 from course_lib.tuning.sft import answer_metrics, dir_bytes, prompt_for, quiet_command, response_nll, task_rows
@@ -100,8 +100,11 @@ def checkpoints_dir(out: str = "") -> Path:
 
 
 def prepared(model, method: str):
-    """The model as lesson 06's metrics call it: prompt tuning's virtual-token logits cut off."""
-    return TrimVirtualTokens(model) if method == "prompt_tuning" else model
+    """The model as lesson 06's metrics call it: prompt tuning's virtual-token logits cut off; prefix
+    tuning decoded without a cache (its `generate` ignores the prefix: `methods.CachelessGreedy`)."""
+    if method == "prompt_tuning":
+        return TrimVirtualTokens(model)
+    return CachelessGreedy(model) if method == "prefix_tuning" else model
 
 
 def score(model, tokenizer, rows, max_new_tokens: int) -> dict:
@@ -241,7 +244,7 @@ def _once_per_method(config, method, model, tokenizer, test, reference, batches)
     # two more AdamW steps at a tiny rate under MemTracker (the scores above are already taken)
     out.update(memory_columns(model, method, batches[0]["input_ids"].to(next(model.parameters()).device), config.r))
     prompt = prompt_for(tokenizer, test[0])
-    out["latency_unmerged_seconds"] = latency(model, tokenizer, prompt)
+    out["latency_unmerged_seconds"] = latency(prepared(model, method), tokenizer, prompt)
     out["latency_merged_seconds"] = None  # prompt and prefix tuning have nothing to merge; QLoRA's base is 4-bit
     if hasattr(model, "merge_and_unload") and method not in ("prompt_tuning", "prefix_tuning", "qlora"):
         out["latency_merged_seconds"] = latency(model.merge_and_unload(), tokenizer, prompt)

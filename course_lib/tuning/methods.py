@@ -27,7 +27,7 @@ from course_lib.notebook import known_notices
 from course_lib.tuning.sft import assistant_only_labels, pad_batch
 
 __all__ = ["METHOD_NAMES", "LORA_FAMILY", "PROMPT_LEARNING", "MethodSpec", "method_config", "build_method",
-           "TrimVirtualTokens", "trainable_parameters", "lora_family_parameters", "ia3_parameters",
+           "TrimVirtualTokens", "CachelessGreedy", "trainable_parameters", "lora_family_parameters", "ia3_parameters",
            "virtual_token_parameters", "training_batches", "train_steps", "NO_IMPLEMENTATION"]
 
 METHOD_NAMES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adalora", "ia3", "prompt_tuning",
@@ -101,6 +101,36 @@ class TrimVirtualTokens(torch.nn.Module):
 
     def generate(self, **kwargs):
         return self.model.generate(**kwargs)
+
+
+class CachelessGreedy(torch.nn.Module):
+    """A prefix-tuned model whose `generate` decodes greedily with full forward passes, no key/value cache.
+
+    With peft 0.21 and transformers 5, `generate` on a prefix-tuning model ignores the learned prefix
+    (its answers are the base model's, token for token) while `forward` applies it; tests/test_methods.py
+    shows both. Without a cache every new token reruns the whole sequence: slower, and correct.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 16, min_new_tokens: int = 0, **kwargs):
+        eos = self.model.generation_config.eos_token_id
+        stop = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        ids = input_ids
+        mask = attention_mask if attention_mask is not None else torch.ones_like(ids)
+        for step in range(max_new_tokens):
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1]
+            token = logits.argmax(-1, keepdim=True)
+            ids, mask = torch.cat([ids, token], 1), torch.cat([mask, torch.ones_like(token)], 1)
+            if step + 1 >= min_new_tokens and int(token[0, 0]) in stop:
+                break
+        return ids
 
 
 def build_method(name: str, model_name: str, spec: MethodSpec | None = None, seed: int = 0,

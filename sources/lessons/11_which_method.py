@@ -147,6 +147,13 @@ for m, row in table.items():
         print(f"{m:<19}{'—':>7}{0:>12}{'—':>9}{'—':>8}{'—':>9}{'—':>7}{row['ppl']:>10.2f}{'':>8}"
               f"{row['rouge_l']:>8.3f}{row['format_rate']:>7.2f}{'1.00':>6}{'0.00':>7}")
 
+# %%
+print(f"{'answering':<19}{'extra prompt tokens':>20}{'latency unmerged':>18}{'merged':>8}   (seconds for 8 new tokens)")
+for m, row in table.items():
+    if row["kind"] == "method":
+        merged = f"{row['latency_merged_seconds']:.2f}" if row["latency_merged_seconds"] is not None else "—"
+        print(f"{m:<19}{row['extra_prompt_tokens']:>20}{row['latency_unmerged_seconds']:>18.2f}{merged:>8}")
+
 # %% [markdown]
 # How to read it: *peak* is the tensor peak of a training step measured by PyTorch's MemTracker
 # (lesson 04: parameters, gradients, AdamW states, activations; fp32 here), *vram est* is `course vram`'s
@@ -165,7 +172,8 @@ for i, m in enumerate(methods_only):
 for j, b in enumerate(m for m, r in table.items() if r["kind"] == "baseline"):
     ax.axhline(table[b]["ppl"], color=f"C{j + 1}", ls="--", lw=1, label=f"{b} (no training)")
 ax.set_xticks(range(len(methods_only)), methods_only, rotation=30)
-ax.set_ylabel("test response perplexity")
+ax.set_ylabel("test response perplexity (log scale)")
+ax.set_yscale("log")
 ax.set_title("Each method at its own learning rate: mean and 95 % interval over 3 seeds (dots: seeds)")
 ax.legend(fontsize=8)
 plt.tight_layout()
@@ -276,15 +284,113 @@ print(f"\nLoRA's tensor peak is {saving:.0%} below full fine-tuning's here "
       f"(full: {table['full']['tensor_peak_bytes'] / MB:.0f} MB, LoRA: {table['lora']['tensor_peak_bytes'] / MB:.0f} MB)")
 
 # %% [markdown]
-# PLACEHOLDER_READING
+# What held and what did not, and why:
 #
-# ## 6 · A decision table for your own job
+# - **Memory.** Full fine-tuning's peak is the largest, as the table promises: its AdamW states and
+#   gradients cover every weight (lesson 04). The adjective "QLoRA: lowest" did not hold on this CPU:
+#   the base stays fp32 for compute and each 4-bit layer is dequantized into an fp32 temporary during
+#   the forward and backward passes, so the tensor peak is not below LoRA's; the 4-bit saving is in the
+#   stored weights, and it decides on a GPU in bf16 (lesson 04's receipt). At 135M parameters the
+#   activations and the embedding matrix weigh as much as the linear layers, so every PEFT method's
+#   peak sits close to the others.
+# - **Speed.** Seconds per step on a shared CPU are noisy (the machine ran other jobs): read only large
+#   gaps. Full fine-tuning pays for its weight gradients and AdamW update.
+# - **Quality.** At this budget (a few rows seen once) the methods that train the LoRA family or the
+#   full model tie within their intervals, and so do most others; QLoRA starts from a quantized base that
+#   is worse than the fp32 one on this small model and stays behind. Prompt tuning "lower quality" is not
+#   separated from LoRA here either: with so little training every method stays close to where it
+#   started. Lester et al. 2021 (Figure 1) find prompt tuning matches full fine-tuning only at billions
+#   of parameters — a test this budget cannot make.
+# - **Prefix tuning** starts from random keys and values in every layer, which makes the model worse at
+#   step 0, and one of its three seeds diverged: Li & Liang 2021 (§4.3) report that optimizing the
+#   prefix directly is unstable and reparametrize it through an MLP (peft's `prefix_projection=True`,
+#   not used here).
+# - **Nothing trained beats everything trained here.** Retrieval few-shot has the lowest test
+#   perplexity and by far the best format rate of the whole table: with a handful of rows, showing the
+#   model the closest solved examples does more than a few gradient steps on them.
 #
-# PLACEHOLDER_DECISION
+# ## 6 · More data: lesson 06's run beside this table
+#
+# Every method here saw the same handful of rows once. Lesson 06's `course sft` trained LoRA on the
+# same task for longer, and scored the same first test rows with the same metric: its result is the
+# missing point of the comparison, "fine-tuning with more data".
+
+# %%
+sft_run = load_results("sft")
+sft_cfg = sft_run["config"]
+print(f"lesson 06 (`{sft_run['command']}`): LoRA r={sft_cfg['r']}, {sft_run['stopped_at_step']} steps of "
+      f"{sft_cfg['per_device_train_batch_size']} rows from {sft_run['train_rows']} rows; "
+      f"test response perplexity on the first {sft_run['test_rows']} test rows: "
+      f"{sft_run['before']['chat']['response_ppl']:.2f} before, {sft_run['after']['chat']['response_ppl']:.2f} after; "
+      f"format rate {sft_run['after']['chat']['format_rate']:.2f}")
+print(f"this table, same rows: zero-shot {table['zero_shot']['ppl']:.2f}, retrieval few-shot "
+      f"{table['retrieval_few_shot']['ppl']:.2f}, best method ({best}) {table[best]['ppl']:.2f}")
+
+# %% [markdown]
+# ## 7 · A decision table for your own job
+#
+# Each row names a job, the method the measurements point to, and the number behind it (from the
+# tables above, lesson 06's run, or a paper in docs/references.md). It is printed from the results so
+# that it cannot drift from them.
+
+# %%
+small = min(("ia3", "prompt_tuning", "prefix_tuning"), key=lambda m: table[m]["ppl"])
+least_forgetting = max(methods_only, key=lambda m: (table[m]["kept"], table[m]["logprob_change"]))
+most_forgetting = min(methods_only, key=lambda m: (table[m]["kept"], table[m]["logprob_change"]))
+rows = [
+    ("a handful of examples, one task", "retrieval few-shot (no training)",
+     f"test ppl {table['retrieval_few_shot']['ppl']:.1f} and format {table['retrieval_few_shot']['format_rate']:.2f} "
+     f"vs the best method's {table[best]['ppl']:.1f} / {table[best]['format_rate']:.2f}; costs "
+     f"+{table['retrieval_few_shot']['extra_prompt_tokens']:.0f} prompt tokens on every query"),
+    ("hundreds of examples, one task", "LoRA (or full fine-tuning if memory allows)",
+     f"lesson 06: LoRA on {sft_run['train_rows']} rows reached {sft_run['after']['chat']['response_ppl']:.1f}; "
+     f"here full and the LoRA family tie ({', '.join(tied)})"),
+    ("training memory is the limit", "LoRA on CPU; QLoRA on a GPU",
+     f"tensor peak: full {table['full']['tensor_peak_bytes'] / MB:.0f} MB, LoRA "
+     f"{table['lora']['tensor_peak_bytes'] / MB:.0f} MB, QLoRA {table['qlora']['tensor_peak_bytes'] / MB:.0f} MB "
+     "here (fp32 compute dequantizes each 4-bit layer); on a GPU in bf16 QLoRA is the smallest (lesson 04)"),
+    ("many tasks served from one base", f"{small} (files of kilobytes)",
+     f"{small}: {table[small]['adapter_bytes'] / 1e3:.0f} kB per task vs LoRA's "
+     f"{table['lora']['adapter_bytes'] / 1e6:.1f} MB; test ppl {table[small]['ppl']:.1f} ± {table[small]['ppl_ci95']:.1f}"),
+    ("general answers must not change", f"{least_forgetting} (or no training)",
+     f"kept {table[least_forgetting]['kept']:.2f} of the general answers vs {most_forgetting}'s "
+     f"{table[most_forgetting]['kept']:.2f}; Biderman et al. 2024: LoRA forgets less than full fine-tuning"),
+    ("prefix tuning at this scale", "avoid", f"test ppl by seed {table['prefix_tuning']['ppl_by_seed']}"),
+]
+for job, choice, why in rows:
+    print(f"- {job:<34} -> {choice}\n    {why}")
+
+# %% [markdown]
+# Where prompting stops being enough: not within this table's budget, but by lesson 06's run, which saw
+# more rows for more steps and ends below retrieval few-shot's perplexity at no cost per query. The
+# crossing point depends on your data size, and measuring both is cheap.
+#
+# What this comparison cut, to fit its budget on a shared 2-core CPU (`course compare-methods` with
+# its defaults runs all of it in one process; more rows and steps are options):
+#
+# - every run saw the same few rows for three steps — a small-data regime, not the thousands of examples
+#   the papers and peft's method comparison (MetaMathQA on a GPU, docs/references.md) train on;
+# - the learning-rate sweep has two points per method, at seed 0 only;
+# - greedy answers (ROUGE-L, format rate), forgetting, memory and latency are from seed 0 only, on six
+#   test questions and four general questions: pointers, without intervals; the perplexity has three
+#   seeds;
+# - latency is one measurement of eight tokens on a shared CPU;
+# - PiSSA uses peft's fast randomized SVD (`pissa_niter_4`), not the exact one;
+# - prefix tuning's answers are decoded without a key/value cache, because peft's `generate` ignores the
+#   prefix in the installed versions (tests/test_methods.py shows it).
 #
 # ## Summary
 #
-# PLACEHOLDER_SUMMARY
+# - Ten methods, each through peft (full fine-tuning through transformers), trained on the same rows,
+#   steps and tokens, each at its own learning rate, three seeds: every trainable-parameter count written
+#   by hand equals peft's.
+# - At this small budget the trained methods mostly tie; QLoRA's quantized base and prefix tuning's
+#   unstable start put them behind; retrieval few-shot, which trains nothing, is ahead of all of them.
+# - Memory: full fine-tuning needs the most; on a CPU in fp32, QLoRA is not the smallest (its 4-bit
+#   layers are dequantized to compute); `course vram` predicts full, LoRA and its plain variants.
+# - Files: LoRA's family ships megabytes per task, IA3 and prompt tuning kilobytes — the number that
+#   matters when one base serves many tasks.
+# - A rule-of-thumb table is a prior; a measurement on your model, task and budget decides.
 #
 # **Exercises:** [exercises/11_which_method.ipynb](../exercises/11_which_method.ipynb) — count a method's
 # trainable parameters by hand, price prompt tuning's virtual tokens, pick the methods that fit a memory

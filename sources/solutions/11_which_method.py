@@ -171,21 +171,28 @@ check.equal("same_as_library", built, prompting.few_shot_row(question_row, retri
 ### BEGIN HIDDEN TESTS
 other = sft.task_rows("test", 6)[5]
 check.equal("k3", retrieved_row(other, retriever, 3), prompting.few_shot_row(other, retriever.top(prompting.question(other), 3)))
-check.equal("prompt_tokens", prompting.prompt_tokens(tokenizer, sft.prompt_for(tokenizer, built)), EXPECTED_TOKENS)
+check.equal("prompt_tokens", prompting.prompt_tokens(tokenizer, sft.prompt_for(tokenizer, built)), 156)
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Part 5 · A method for a job (3 points)
 #
-# DECISION_TEXT
+# You will serve twenty tasks from one SmolLM2 base, each trained on a few rows like lesson 06's, and you
+# ship one file per task: at most 1 MB each (`adapter_bytes`). Training must fit in 1 GB of tensor
+# memory (`tensor_peak_bytes`). Among the *training methods* (rows with `kind == "method"`) that pass
+# both limits, which has the lowest mean test perplexity (`ppl`)? Compute it from `table` and set
+# `answer_q5` to its name. (More than one method passes; the file limit is the one people forget.)
 
 # %%
 ### BEGIN SOLUTION
-DECISION_SOLUTION
+passing = [m for m, r in table.items()
+           if r["kind"] == "method" and r["adapter_bytes"] <= 1e6 and r["tensor_peak_bytes"] <= 1e9]
+answer_q5 = min(passing, key=lambda m: table[m]["ppl"])
 ### END SOLUTION
 
 # %% course={"grade_id": "q5_decision", "points": 3}
 check.equal("a_name", answer_q5 in table, True, hint="one of the rows of the table")
+check.equal("a_method", table[answer_q5]["kind"], "method", hint="a training method: a baseline ships no file")
 ### BEGIN HIDDEN TESTS
 check.equal("choice", answer_q5, EXPECTED_CHOICE)
 ### END HIDDEN TESTS
