@@ -105,8 +105,8 @@ def virtual_kv_bytes(n: int, config, bytes_per_value: int = 4) -> int:
 
 
 # %% course={"grade_id": "q2_virtual_tokens", "points": 2}
-check.equal("params_type", type(prompt_tuning_params(8, smollm2)), int, hint="a count is an int")
-check.equal("kv_type", type(virtual_kv_bytes(8, smollm2)), int, hint="bytes are an int")
+check.equal("params_type", isinstance(prompt_tuning_params(8, smollm2), int), True, hint="a count is an int")
+check.equal("kv_type", isinstance(virtual_kv_bytes(8, smollm2), int), True, hint="bytes are an int")
 check.equal("kv_linear_in_n", virtual_kv_bytes(16, smollm2), 2 * virtual_kv_bytes(8, smollm2),
             hint="twice the virtual tokens, twice the cache")
 check.equal("matches_results", prompt_tuning_params(8, smollm2), table["prompt_tuning"]["trainable_parameters"],
@@ -133,13 +133,13 @@ def fits(table: dict, budget_bytes: float) -> list[str]:
 
 # %% course={"grade_id": "q3_budget", "points": 2}
 everything = fits(table, float("inf"))
-check.equal("type", type(everything), list, hint="a list of names")
+check.equal("type", isinstance(everything, list), True, hint="a list of names")
 check.equal("no_baselines", all(table[m]["kind"] == "method" for m in everything), True,
             hint="only the training methods: a baseline trains nothing")
 check.equal("sorted", everything, sorted(everything), hint="sorted names")
 check.equal("nothing_fits_zero", fits(table, 0), [], hint="no method trains in zero bytes")
 ### BEGIN HIDDEN TESTS
-check.equal("budget_case", fits(table, BUDGET_CASE), EXPECTED_FITS)
+check.equal("budget_case", fits(table, 9.0e8), ["ia3", "prefix_tuning", "prompt_tuning", "qlora"])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -181,7 +181,8 @@ check.equal("prompt_tokens", prompting.prompt_tokens(tokenizer, sft.prompt_for(t
 # ship one file per task: at most 1 MB each (`adapter_bytes`). Training must fit in 1 GB of tensor
 # memory (`tensor_peak_bytes`). Among the *training methods* (rows with `kind == "method"`) that pass
 # both limits, which has the lowest mean test perplexity (`ppl`)? Compute it from `table` and set
-# `answer_q5` to its name. (More than one method passes; the file limit is the one people forget.)
+# `answer_q5` to its name. (More than one method passes; the file limit is the one people forget. When
+# the intervals overlap, as the lesson shows they often do, the lower mean is a pointer, not a win.)
 
 # %%
 ### BEGIN SOLUTION
@@ -194,7 +195,7 @@ answer_q5 = min(passing, key=lambda m: table[m]["ppl"])
 check.equal("a_name", answer_q5 in table, True, hint="one of the rows of the table")
 check.equal("a_method", table[answer_q5]["kind"], "method", hint="a training method: a baseline ships no file")
 ### BEGIN HIDDEN TESTS
-check.equal("choice", answer_q5, EXPECTED_CHOICE)
+check.equal("choice", answer_q5, "ia3")
 ### END HIDDEN TESTS
 
 # %% [markdown]
