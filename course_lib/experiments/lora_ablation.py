@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from course_lib.data.datasets import instruction_text, load_course_dataset
-from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.data.encoding import TokenizedOnDemand, collator_for
 from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
 from course_lib.metrics import perplexity
 from course_lib.models.base import count_parameters, model_name, set_seed
@@ -74,23 +74,6 @@ def lora_config(config: AblationConfig, scaling: str, r: int, target_modules=ATT
     raise ValueError(f"scaling must be one of {list(SCALINGS)}, not {scaling!r}.")
 
 
-class _Tokenized:
-    """Alpaca rows, each tokenized when the training loop first draws it: a short run draws a few hundred of
-    thousands of rows. The shuffled order depends only on the number of rows, so the batches are the same as
-    with every row tokenized up front (`tokenize_causal`), only cheaper."""
-
-    def __init__(self, tokenizer, rows, max_length: int):
-        self.tokenizer, self.rows, self.max_length, self.done = tokenizer, rows, max_length, {}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        if i not in self.done:
-            self.done[i] = tokenize_causal(self.tokenizer, [instruction_text(self.rows[int(i)])], self.max_length)[0]
-        return self.done[i]
-
-
 def lora_run(config: AblationConfig, lora: LoraConfig, train_rows, eval_texts: list[str], tokenizer=None,
              seed: int = 0) -> dict:
     """Fine-tune a fresh base model with `lora` on Alpaca rows; its trainable parameters and validation perplexity."""
@@ -101,7 +84,8 @@ def lora_run(config: AblationConfig, lora: LoraConfig, train_rows, eval_texts: l
     train_cfg = TrainConfig(learning_rate=config.learning_rate, max_steps=config.max_steps,
                             per_device_train_batch_size=config.per_device_train_batch_size, seed=seed,
                             disable_tqdm=True)
-    train(model, _Tokenized(tok, train_rows, config.max_length), train_cfg, collate_fn=collator_for(tok, "causal-lm"))
+    rows = TokenizedOnDemand(tok, train_rows, config.max_length, text_of=instruction_text)  # only the rows drawn
+    train(model, rows, train_cfg, collate_fn=collator_for(tok, "causal-lm"))
     return {"trainable_parameters": count_parameters(model, trainable_only=True),
             "perplexity": perplexity(model, tok, eval_texts, max_length=config.max_length)}
 
