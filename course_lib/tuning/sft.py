@@ -31,7 +31,8 @@ from course_lib.notebook import known_notices
 
 __all__ = ["DEFAULT_MODEL", "lesson_model", "NoChatTemplate", "require_chat_template", "TEMPLATES", "task_rows",
            "to_prompt_completion", "prompt_for", "generation_prompt", "assistant_only_labels", "whole_text_labels",
-           "pad_batch", "response_nll", "greedy_answer_ids", "answers_and_cuts", "greedy_answers_and_cuts", "answer_cap", "answer_metrics", "SFTRunConfig",
+           "pad_batch", "response_nll", "greedy_answer_ids", "answers_and_cuts", "greedy_answers_and_cuts",
+           "answer_cap", "answer_metrics", "SFTRunConfig",
            "sft_trainer", "sft_run", "dir_bytes", "write_adapter_card", "tidy_adapter_config", "quiet_command",
            "checkpoints_dir"]
 

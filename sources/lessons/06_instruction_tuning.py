@@ -219,7 +219,8 @@ for label, batch in (("masks padding by id (transformers)", by_id), ("pads label
 # `SFTTrainer` renders the prompt with the generation prompt, renders prompt + completion, and masks the
 # common prefix. (Its other switch, `assistant_only_loss`, needs `{% generation %}` markers that
 # SmolLM2's template does not have.) Built on the same 8 rows, the two batches must be equal, token for
-# token. The trainer also gives the model its LoRA adapter — the run we then make, live, for 2 steps (one pass over the 8 rows).
+# token. The trainer also gives the model its LoRA adapter — the run we then make, live, for 2 steps (one pass over
+# the 8 rows).
 
 # %%
 live = sft.SFTRunConfig(max_steps=2, per_device_train_batch_size=4, eval_steps=2, logging_steps=1,
