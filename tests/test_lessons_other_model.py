@@ -64,6 +64,8 @@ def execute(nb, path: Path, seconds: float) -> str:
                 sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)
                 sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)
                 os.chdir(path)
+                import matplotlib
+                matplotlib.use("Agg")  # in this child only: figures are drawn, not shown
                 code = _run_cells(sources)
             except BaseException:  # noqa: BLE001 - reported through the log and the exit code
                 import traceback
@@ -90,8 +92,7 @@ def execute(nb, path: Path, seconds: float) -> str:
 @pytest.fixture(scope="module")
 def warm():
     """This process with the lessons' heavy imports done once, so each forked lesson starts warm."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401  (no MPLBACKEND here: nbval's kernels, started later, inherit it)
     import peft  # noqa: F401
     import transformers  # noqa: F401
     import trl  # noqa: F401
