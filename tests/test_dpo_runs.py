@@ -1,0 +1,109 @@
+"""course_lib.tuning.dpo_runs and lesson 07's commands: what they write, how they resume, what they refuse.
+
+A tiny random Llama with SmolLM2's vocabulary stands in for lesson 06's model, and a few shipped on-policy
+pairs for the data, so every run takes seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+
+import pytest
+
+from course_lib import cli
+from course_lib.commands import tuning as commands
+from course_lib.results import load_results
+from course_lib.tuning import dpo, dpo_runs, pairs
+
+SMALL = dict(max_steps=2, per_device_train_batch_size=2, max_new_tokens=3)
+
+
+@pytest.fixture
+def tiny_runs(monkeypatch, small_chat_model, tmp_path):
+    """Runs on a tiny model, 4 training pairs and 3 held-out prompts; checkpoints under tmp_path."""
+    rows = {s: pairs.on_policy_rows(s)[:4] for s in ("train", "validation", "test")}
+    kept = {s: pairs.sample_rows(s)[:3] for s in ("validation", "test")}
+    monkeypatch.setattr(dpo_runs, "sft_reference", lambda name=None, adapter=None: small_chat_model())
+    monkeypatch.setattr(dpo_runs, "on_policy_rows", lambda split, n=None: rows[split])
+    monkeypatch.setattr(dpo_runs, "sample_rows", lambda split: kept[split])
+    monkeypatch.setattr(commands, "data_dir", lambda: tmp_path)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_each_command_writes_a_file_its_recorded_command_reproduces(tiny_runs):
+    for name, run, config in (("dpo-sweep", commands.run_dpo_sweep, dpo_runs.SweepConfig(learning_rates=[1e-4, 1e-2], **SMALL)),
+                              ("dpo", commands.run_dpo, dpo_runs.SeedsConfig(seeds=[0, 1], **SMALL)),
+                              ("dpo-variants", commands.run_dpo_variants,
+                               dpo_runs.VariantsConfig(losses=["dpo+sft", "ipo", "orpo"], **SMALL))):
+        out = tiny_runs / f"{name}.json"
+        assert run(dataclasses.replace(config, out=str(out))) == 0
+        result = json.loads(out.read_text())
+        assert cli.parse(shlex.split(result["command"])[1:]) == (name, (config,))
+        after = result["runs"][0]["after"]
+        assert len(after["answers"]) == 3 and len(after["outcomes"]) == 3 and 0 <= after["win_rate"]["win_rate"] <= 1
+        assert result["runs"][0]["curve"]["step"] == [1, 2] and "logps/chosen" in result["runs"][0]["curve"]
+    sweep, seeds, variants = (json.loads((tiny_runs / f"{n}.json").read_text()) for n in ("dpo-sweep", "dpo", "dpo-variants"))
+    assert sweep["split"] == "validation" and sweep["best_learning_rate"] in (1e-4, 1e-2)
+    assert [r["seed"] for r in seeds["runs"]] == [0, 1] and seeds["win_rate"]["seeds"] == 2
+    assert [r["loss"] for r in variants["runs"]] == ["dpo+sft", "ipo", "orpo"]
+    assert set(variants["win_rate"]) == {"dpo+sft", "ipo", "orpo"}
+
+
+@pytest.mark.slow
+def test_an_interrupted_dpo_keeps_its_runs_and_resumes(tiny_runs, monkeypatch):
+    out = tiny_runs / "dpo.json"
+    config = lambda **kw: dpo_runs.SeedsConfig(seeds=[0, 1], out=str(out), **SMALL, **kw)  # noqa: E731
+    out.write_text("the committed file\n")
+    train, calls = dpo_runs.train_arm, []
+
+    def second_run_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train(*args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(dpo_runs, "train_arm", second_run_interrupted)
+        with pytest.raises(KeyboardInterrupt, match="1 of 2 runs are kept"):
+            commands.run_dpo(config())
+    assert out.read_text() == "the committed file\n"
+    with pytest.raises(ValueError, match="other options"):
+        commands.run_dpo(config(lora_alpha=4.0, resume=True))
+    first = json.loads((tiny_runs / "checkpoints" / "dpo" / "runs.json").read_text())["runs"][0]
+    assert commands.run_dpo(config(resume=True)) == 0
+    result = json.loads(out.read_text())
+    assert [r["seed"] for r in result["runs"]] == [0, 1] and result["runs"][0] == first
+    assert not (tiny_runs / "checkpoints" / "dpo").exists()
+
+
+def test_the_sweep_picks_the_best_validation_win_rate_and_the_smaller_lr_on_a_tie():
+    runs = [{"learning_rate": lr, "after": {"win_rate": {"win_rate": w}}} for lr, w in ((1e-3, 0.6), (1e-4, 0.6), (5e-3, 0.5))]
+    assert dpo_runs.best_learning_rate(runs) == 1e-4
+
+
+@pytest.mark.parametrize("args, says", [(["dpo", "--beta", "0"], "must be positive"),
+                                        (["dpo", "--loss", "kto"], "--loss must be one of"),
+                                        (["dpo-sweep", "--learning_rates", "0"], "--learning_rates must name"),
+                                        (["dpo-variants", "--losses", "kto"], "--losses must name"),
+                                        (["dpo-pairs", "--samples", "1"], "--samples must be at least 2")])
+def test_nonsense_options_are_refused_before_anything_loads(args, says, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_course_dpo_runs_at_the_learning_rate_the_sweep_picked():
+    """`course dpo`'s default learning rate is the one data/results/dpo_sweep.json chose on validation."""
+    sweep = load_results("dpo_sweep")
+    assert dpo_runs.SeedsConfig().learning_rate == sweep["best_learning_rate"] == dpo_runs.best_learning_rate(sweep["runs"])
+    assert load_results("dpo")["config"]["learning_rate"] == sweep["best_learning_rate"]
+    variants = load_results("dpo_variants")["config"]
+    assert all(variants[k] == load_results("dpo")["config"][k] for k in ("learning_rate", "max_steps", "beta", "r"))
+
+
+def test_the_runs_train_on_the_shipped_pairs_with_lesson_06s_adapter_shape():
+    result = load_results("dpo")
+    assert result["train_pairs"] == len(pairs.on_policy_rows("train"))
+    assert result["runs"][0]["trainable_parameters"] > 0 and result["config"]["r"] == dpo.DPORunConfig().r
