@@ -17,7 +17,7 @@ from course_lib.commands import tuning as commands
 from course_lib.results import load_results
 from course_lib.tuning import dpo, dpo_runs, pairs
 
-SMALL = dict(max_steps=2, per_device_train_batch_size=2, max_new_tokens=3)
+SMALL = dict(max_steps=2, per_device_train_batch_size=2, max_new_tokens=3)  # seconds, on the tiny model
 
 
 @pytest.fixture
@@ -34,10 +34,10 @@ def tiny_runs(monkeypatch, small_chat_model, tmp_path):
 
 @pytest.mark.slow
 def test_each_command_writes_a_file_its_recorded_command_reproduces(tiny_runs):
-    for name, run, config in (("dpo-sweep", commands.run_dpo_sweep, dpo_runs.SweepConfig(learning_rates=[1e-4, 1e-2], **SMALL)),
-                              ("dpo", commands.run_dpo, dpo_runs.SeedsConfig(seeds=[0, 1], **SMALL)),
-                              ("dpo-variants", commands.run_dpo_variants,
-                               dpo_runs.VariantsConfig(losses=["dpo+sft", "ipo", "orpo"], **SMALL))):
+    for name, run, config in (("dpo-sweep", commands.run_dpo_sweep,
+                               dpo_runs.SweepConfig(arms=["dpo@1e-4", "dpo@1e-2", "dpo+sft@1e-2"], **SMALL)),
+                              ("dpo", commands.run_dpo, dpo_runs.SeedsConfig(arms=["dpo@1e-3"], seeds=[0, 1], **SMALL)),
+                              ("dpo-variants", commands.run_dpo_variants, dpo_runs.VariantsConfig(**SMALL))):
         out = tiny_runs / f"{name}.json"
         assert run(dataclasses.replace(config, out=str(out))) == 0
         result = json.loads(out.read_text())
@@ -46,16 +46,35 @@ def test_each_command_writes_a_file_its_recorded_command_reproduces(tiny_runs):
         assert len(after["answers"]) == 3 and len(after["outcomes"]) == 3 and 0 <= after["win_rate"]["win_rate"] <= 1
         assert result["runs"][0]["curve"]["step"] == [1, 2] and "logps/chosen" in result["runs"][0]["curve"]
     sweep, seeds, variants = (json.loads((tiny_runs / f"{n}.json").read_text()) for n in ("dpo-sweep", "dpo", "dpo-variants"))
-    assert sweep["split"] == "validation" and sweep["best_learning_rate"] in (1e-4, 1e-2)
-    assert [r["seed"] for r in seeds["runs"]] == [0, 1] and seeds["win_rate"]["seeds"] == 2
-    assert [r["loss"] for r in variants["runs"]] == ["dpo+sft", "ipo", "orpo"]
-    assert set(variants["win_rate"]) == {"dpo+sft", "ipo", "orpo"}
+    assert sweep["split"] == "validation" and sweep["best_learning_rate"]["dpo"] in (1e-4, 1e-2)
+    assert sweep["best_learning_rate"]["dpo+sft"] == 1e-2
+    assert [r["seed"] for r in seeds["runs"]] == [0, 1] and seeds["win_rate"]["dpo@0.001"]["seeds"] == 2
+    assert [r["loss"] for r in variants["runs"]] == ["ipo", "orpo"] and set(variants["win_rate"]) == {"ipo@0.001", "orpo@0.001"}
+
+
+@pytest.mark.slow
+def test_resume_extends_a_finished_sweep_with_the_missing_arms_only(tiny_runs, monkeypatch):
+    out = tiny_runs / "dpo-sweep.json"
+    assert commands.run_dpo_sweep(dpo_runs.SweepConfig(arms=["dpo@1e-3"], out=str(out), **SMALL)) == 0
+    first = json.loads(out.read_text())["runs"][0]
+    trained = []
+    train = dpo_runs.train_arm
+    monkeypatch.setattr(dpo_runs, "train_arm", lambda config, *a, **k: trained.append(config.loss) or train(config, *a, **k))
+    config = dpo_runs.SweepConfig(arms=["dpo@1e-3", "ipo@1e-3"], out=str(out), resume=True, **SMALL)
+    assert commands.run_dpo_sweep(config) == 0
+    result = json.loads(out.read_text())
+    assert trained == ["ipo"] and result["runs"][0] == first and [r["loss"] for r in result["runs"]] == ["dpo", "ipo"]
+    assert "--resume" not in result["command"]
+    with pytest.raises(ValueError, match="other options"):  # a checkpoint from other options is not mixed in
+        (tiny_runs / "checkpoints" / "dpo-sweep").mkdir(parents=True)
+        (tiny_runs / "checkpoints" / "dpo-sweep" / "runs.json").write_text(json.dumps({"options": {}, "runs": []}))
+        commands.run_dpo_sweep(config)
 
 
 @pytest.mark.slow
 def test_an_interrupted_dpo_keeps_its_runs_and_resumes(tiny_runs, monkeypatch):
     out = tiny_runs / "dpo.json"
-    config = lambda **kw: dpo_runs.SeedsConfig(seeds=[0, 1], out=str(out), **SMALL, **kw)  # noqa: E731
+    config = lambda **kw: dpo_runs.SeedsConfig(arms=["dpo@1e-3"], seeds=[0, 1], out=str(out), **SMALL, **kw)  # noqa: E731
     out.write_text("the committed file\n")
     train, calls = dpo_runs.train_arm, []
 
@@ -79,14 +98,17 @@ def test_an_interrupted_dpo_keeps_its_runs_and_resumes(tiny_runs, monkeypatch):
 
 
 def test_the_sweep_picks_the_best_validation_win_rate_and_the_smaller_lr_on_a_tie():
-    runs = [{"learning_rate": lr, "after": {"win_rate": {"win_rate": w}}} for lr, w in ((1e-3, 0.6), (1e-4, 0.6), (5e-3, 0.5))]
-    assert dpo_runs.best_learning_rate(runs) == 1e-4
+    runs = [{"loss": loss, "learning_rate": lr, "after": {"win_rate": {"win_rate": w}}}
+            for loss, lr, w in (("dpo", 1e-3, 0.6), ("dpo", 1e-4, 0.6), ("dpo", 5e-3, 0.5), ("ipo", 1e-3, 0.4),
+                                ("ipo", 5e-3, 0.7))]
+    assert dpo_runs.best_learning_rate(runs) == {"dpo": 1e-4, "ipo": 5e-3}
 
 
 @pytest.mark.parametrize("args, says", [(["dpo", "--beta", "0"], "must be positive"),
-                                        (["dpo", "--loss", "kto"], "--loss must be one of"),
-                                        (["dpo-sweep", "--learning_rates", "0"], "--learning_rates must name"),
-                                        (["dpo-variants", "--losses", "kto"], "--losses must name"),
+                                        (["dpo", "--arms", "kto@0.001"], "--arms must name"),
+                                        (["dpo-sweep", "--arms", "dpo@0"], "--arms must name"),
+                                        (["dpo-variants", "--arms", "ipo"], "an arm is LOSS@LEARNING_RATE"),
+                                        (["dpo", "--seeds", "-1"], "--seeds must name"),
                                         (["dpo-pairs", "--samples", "1"], "--samples must be at least 2")])
 def test_nonsense_options_are_refused_before_anything_loads(args, says, capsys):
     assert cli.main(args) == 2
@@ -94,16 +116,18 @@ def test_nonsense_options_are_refused_before_anything_loads(args, says, capsys):
     assert says in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_course_dpo_runs_at_the_learning_rate_the_sweep_picked():
-    """`course dpo`'s default learning rate is the one data/results/dpo_sweep.json chose on validation."""
-    sweep = load_results("dpo_sweep")
-    assert dpo_runs.SeedsConfig().learning_rate == sweep["best_learning_rate"] == dpo_runs.best_learning_rate(sweep["runs"])
-    assert load_results("dpo")["config"]["learning_rate"] == sweep["best_learning_rate"]
-    variants = load_results("dpo_variants")["config"]
-    assert all(variants[k] == load_results("dpo")["config"][k] for k in ("learning_rate", "max_steps", "beta", "r"))
+def test_course_dpo_runs_where_the_sweep_says():
+    """`course dpo`'s learning rate is the one data/results/dpo_sweep.json picked for DPO + SFT; the variants use it."""
+    sweep, main, variants = load_results("dpo_sweep"), load_results("dpo"), load_results("dpo_variants")
+    assert sweep["best_learning_rate"] == dpo_runs.best_learning_rate(sweep["runs"])
+    picked = sweep["best_learning_rate"]["dpo+sft"]
+    assert {r["learning_rate"] for r in main["runs"] + variants["runs"]} == {picked}
+    assert main["config"]["arms"] == dpo_runs.SeedsConfig().arms and variants["config"]["arms"] == dpo_runs.VariantsConfig().arms
+    for key in ("beta", "max_steps", "per_device_train_batch_size", "r", "lora_alpha"):
+        assert sweep["config"][key] == main["config"][key] == variants["config"][key], key
 
 
-def test_the_runs_train_on_the_shipped_pairs_with_lesson_06s_adapter_shape():
+def test_the_runs_train_on_the_shipped_pairs():
     result = load_results("dpo")
     assert result["train_pairs"] == len(pairs.on_policy_rows("train"))
     assert result["runs"][0]["trainable_parameters"] > 0 and result["config"]["r"] == dpo.DPORunConfig().r

@@ -33,19 +33,29 @@ WRONG = {
                              "base = load_base_model(sft.DEFAULT_MODEL).eval()\n"
                              "base_ppl = {t: math.exp(sft.response_nll(base, tokenizer, val8, t)) for t in sft.TEMPLATES}\n"
                              "best_format = min(base_ppl, key=base_ppl.get)"),
-    # issue 25, item 22: the logged margin is in β·nats
-    "07_margin_not_divided": ("07_preference_tuning", "q4_read_log",
-                              'final_margin_nats = log[-1]["rewards/margins"] / 0.1',
-                              'final_margin_nats = log[-1]["rewards/margins"]'),
-    "07_chosen_rose": ("07_preference_tuning", "q4_read_log",
-                       'answer_chosen = "A" if log[-1]["rewards/chosen"] > 0 else "B" if log[-1]["rewards/chosen"] < 0 else "C"',
-                       'answer_chosen = "A"'),
-    # issue 25, item 22: margins compared in β·nats favour the largest β
-    "07_margin_in_beta_nats": ("07_preference_tuning", "q5_choose_beta",
-                               'r["after"]["reward_margins"] / b for r', 'r["after"]["reward_margins"] for r'),
-    "07_budget_ignored": ("07_preference_tuning", "q5_choose_beta",
-                          "best_beta = max(allowed, key=lambda b: mean_margin_nats[b])",
-                          "best_beta = max(betas, key=lambda b: mean_margin_nats[b])"),
+    # issue 28: an on-policy pair is the best and the worst sample, and a prompt whose samples tie gives none
+    "07_rejected_is_the_last_sample": ("07_preference_tuning", "q1_on_policy_pair",
+                                       '"rejected": samples[scores.index(min(scores))]}', '"rejected": samples[-1]}'),
+    "07_ties_kept": ("07_preference_tuning", "q1_on_policy_pair",
+                     "    if max(scores) == min(scores):\n        return None\n", ""),
+    # token t is predicted at position t - 1, not t
+    "07_logps_not_shifted": ("07_preference_tuning", "q2_completion_logps",
+                             "    logp = logits[:, :-1].float().log_softmax(-1)\n"
+                             "    token = torch.gather(logp, 2, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)\n"
+                             "    return (token * completion_mask[:, 1:]).sum(1)",
+                             "    logp = logits.float().log_softmax(-1)\n"
+                             "    token = torch.gather(logp, 2, input_ids.unsqueeze(-1)).squeeze(-1)\n"
+                             "    return (token * completion_mask).sum(1)"),
+    # the part's own warning: log(sigmoid(x)) is -inf for a large negative x
+    "07_log_of_sigmoid": ("07_preference_tuning", "q3_dpo_loss", "    return -F.logsigmoid(logits).mean()",
+                          "    return -torch.log(torch.sigmoid(logits)).mean()"),
+    # with ties, sqrt(p(1-p)/n) is not the standard error of the outcomes' mean
+    "07_binomial_se_with_ties": ("07_preference_tuning", "q4_win_rate_error",
+                                 "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)",
+                                 "    se = math.sqrt(rate * (1 - rate) / n)"),
+    "07_se_over_n": ("07_preference_tuning", "q4_win_rate_error",
+                     "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)",
+                     "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / n"),
     # issue 26: `/` instead of `//` returns floats for every sharded stage
     "08_true_division": ("08_beyond_one_gpu", "q1_zero_by_hand", "    return 2 * n // num_gpus + 16 * n // num_gpus + 4",
                          "    return 2 * n / num_gpus + 16 * n / num_gpus + 4"),

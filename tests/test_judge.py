@@ -43,3 +43,4 @@ def test_the_summary_counts_agreement_flips_position_and_length():
     assert s["agreement_ties_half"] == pytest.approx((2 + 0.5) / 4)
     assert s["first_position_rate"] == pytest.approx(5 / 8)  # A, B | B, A | A, A | A, B
     assert s["longer_wins"] == pytest.approx(1 / 3)  # the rejected answer is the longer one
+    assert s["leans_to_chosen"] == 0.75  # 0.9 > 0.2, 0.1 < 0.8, 0.7 > 0.6, 0.7 > 0.3

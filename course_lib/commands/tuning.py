@@ -8,6 +8,7 @@ options continues.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import asdict
@@ -61,13 +62,16 @@ def run_sft(config: SFTRunConfig) -> int:
 
 def _resumable(name: str, config, run: Callable[..., dict], total: int) -> dict:
     """Run `run(config, finished=..., on_run=...)`, keeping each finished run in data/checkpoints/<name>/runs.json
-    until the command ends: `--resume` with the same options runs only the rest."""
+    until the command ends. `--resume` with the same options runs only the rest; with no checkpoint, it starts
+    from the runs of the results file when that file's options other than --arms and --seeds are these."""
     folder, options = data_dir() / "checkpoints" / name, _options(config)
     saved = folder / "runs.json"
     done = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
     if done is not None and done["options"] != options:
         raise ValueError(f"the runs kept in {folder} are from `course {name}` with other options: give those options "
                          "with --resume, or leave out --resume to start again.")
+    if done is None and config.resume:
+        done = _from_results_file(name, config)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     runs = done["runs"] if done else []
@@ -85,6 +89,17 @@ def _resumable(name: str, config, run: Callable[..., dict], total: int) -> dict:
     return result
 
 
+def _from_results_file(name: str, config) -> dict | None:
+    """The runs of the command's results file, if it was made with the same options apart from --arms and --seeds."""
+    path = Path(config.out) if config.out else results_path(results_name(name))
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    differs = {k for k, v in _options(config).items() if recorded.get("config", {}).get(k) != v} - {"arms", "seeds", "out"}
+    return None if differs else {"runs": recorded["runs"]}
+
+
 def results_name(command: str) -> str:
     """The results file a lesson-07 command writes."""
     return {"dpo-sweep": "dpo_sweep", "dpo-variants": "dpo_variants", "dpo-pairs": "dpo_pairs"}.get(command, command)
@@ -96,7 +111,8 @@ def _pairs_ready() -> None:
 
 
 def _save(command: str, config, result: dict) -> int:
-    path = save_results(results_name(command), {"command": command_line(command, config), **result},
+    recorded = dataclasses.replace(config, resume=False) if hasattr(config, "resume") else config  # what it reproduces
+    path = save_results(results_name(command), {"command": command_line(command, recorded), **result},
                         out=config.out or None)
     print(f"wrote {path}")
     return 0
@@ -118,41 +134,24 @@ def run_dpo_pairs(config: pairs.PairsConfig) -> int:
     return 0
 
 
-def _check(config) -> None:
-    if config.beta <= 0 or config.max_steps <= 0 or config.per_device_train_batch_size <= 0 or config.r <= 0:
-        raise ValueError("--beta, --max_steps, --per_device_train_batch_size and --r must be positive.")
-    if config.loss not in dpo.LOSSES:
-        raise ValueError(f"--loss must be one of {', '.join(dpo.LOSSES)} (got {config.loss}).")
-
-
-def run_dpo_sweep(config: dpo_runs.SweepConfig) -> int:
-    _check(config)
-    if not config.learning_rates or any(not lr > 0 for lr in config.learning_rates):
-        raise ValueError("--learning_rates must name positive learning rates.")
-    require_adapter("sft-docstring")
-    _pairs_ready()
-    sft.quiet_command()
-    return _save("dpo-sweep", config, _resumable("dpo-sweep", config, dpo_runs.sweep_run, len(config.learning_rates)))
-
-
-def run_dpo(config: dpo_runs.SeedsConfig) -> int:
-    _check(config)
-    if not config.seeds or config.learning_rate <= 0 or any(s < 0 for s in config.seeds):
-        raise ValueError("--learning_rate must be positive and --seeds name at least one seed, each at least 0.")
-    require_adapter("sft-docstring")
-    _pairs_ready()
-    sft.quiet_command()
-    return _save("dpo", config, _resumable("dpo", config, dpo_runs.seeds_run, len(config.seeds)))
-
-
-def run_dpo_variants(config: dpo_runs.VariantsConfig) -> int:
-    _check(config)
+def _runs(name: str, config: dpo_runs.RunsConfig, run: Callable[..., dict]) -> int:
     config.validate()
     require_adapter("sft-docstring")
     _pairs_ready()
     sft.quiet_command()
-    total = len(config.losses) * len(config.seeds)
-    return _save("dpo-variants", config, _resumable("dpo-variants", config, dpo_runs.variants_run, total))
+    return _save(name, config, _resumable(name, config, run, len(config.arms) * len(config.seeds)))
+
+
+def run_dpo_sweep(config: dpo_runs.SweepConfig) -> int:
+    return _runs("dpo-sweep", config, dpo_runs.sweep_run)
+
+
+def run_dpo(config: dpo_runs.SeedsConfig) -> int:
+    return _runs("dpo", config, dpo_runs.seeds_run)
+
+
+def run_dpo_variants(config: dpo_runs.VariantsConfig) -> int:
+    return _runs("dpo-variants", config, dpo_runs.variants_run)
 
 
 def run_judge(config: judge.JudgeConfig) -> int:
@@ -167,13 +166,13 @@ COMMANDS = {"sft": ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct
             "dpo-pairs": ("lesson 07: on-policy preference pairs, sampled from lesson 06's model and scored by the "
                           "docstring rule -> data/preferences-on-policy/ (with its data card) and "
                           f"data/results/dpo_pairs.json{took('dpo_pairs')}", (pairs.PairsConfig,), run_dpo_pairs),
-            "dpo-sweep": ("lesson 07: DPO (TRL's DPOTrainer, a LoRA adapter on lesson 06's model) at several learning "
-                          f"rates, judged on the validation prompts -> data/results/dpo_sweep.json{took('dpo_sweep')}",
-                          (dpo_runs.SweepConfig,), run_dpo_sweep),
-            "dpo": ("lesson 07: DPO at the sweep's learning rate, 3 seeds, before/after on the held-out prompts -> "
+            "dpo-sweep": ("lesson 07: DPO and DPO + SFT (TRL's DPOTrainer, a LoRA adapter on lesson 06's model) at "
+                          "several learning rates, judged on the validation prompts -> "
+                          f"data/results/dpo_sweep.json{took('dpo_sweep')}", (dpo_runs.SweepConfig,), run_dpo_sweep),
+            "dpo": ("lesson 07: DPO and DPO + SFT at one learning rate, 3 seeds, before/after on the held-out prompts -> "
                     f"data/results/dpo.json{took('dpo')}; --resume keeps the runs an interrupted one finished",
                     (dpo_runs.SeedsConfig,), run_dpo),
-            "dpo-variants": ("lesson 07: DPO + SFT, IPO and ORPO with `course dpo`'s settings -> "
+            "dpo-variants": ("lesson 07: IPO and ORPO with `course dpo`'s settings -> "
                              f"data/results/dpo_variants.json{took('dpo_variants')}", (dpo_runs.VariantsConfig,),
                              run_dpo_variants),
             "judge": ("lesson 07: the untuned local model as an LLM judge of the held-out pairs, both orders -> "

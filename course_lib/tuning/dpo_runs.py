@@ -1,8 +1,11 @@
 """The long runs of lesson 07: a learning-rate sweep, DPO over seeds, and DPO's variants, on on-policy pairs.
 
-    course dpo-sweep      DPO at several learning rates, seed 0, judged on the validation prompts
-    course dpo            DPO at the sweep's learning rate, 3 seeds, judged on the held-out prompts
-    course dpo-variants   DPO + SFT, IPO and ORPO at the same settings, judged like DPO
+    course dpo-sweep      DPO and DPO + SFT at several learning rates, seed 0, judged on the validation prompts
+    course dpo            DPO and DPO + SFT at one learning rate, 3 seeds, judged on the held-out prompts
+    course dpo-variants   IPO and ORPO with `course dpo`'s settings, judged like DPO
+
+Each command runs arms (an objective at a learning rate: "dpo@0.001") × seeds; a run is keyed by
+(objective, learning rate, seed), so an interrupted command, or one given more arms, runs only what is missing.
 
 Every run starts from lesson 06's model (`dpo.sft_reference`) with a fresh LoRA adapter, trains on
 data/preferences-on-policy/train.jsonl (`course dpo-pairs`) and is measured against the model it
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Sequence
 
 from course_lib.data.datasets import format_ok
@@ -25,56 +28,83 @@ from course_lib.tuning.dpo import LOSSES, DPORunConfig, dpo_trainer, evaluate_pa
 from course_lib.tuning.orpo import orpo_trainer
 from course_lib.tuning.pairs import greedy_answers, on_policy_rows, outcomes, sample_rows, score_parts, win_rate
 
-__all__ = ["ARMS", "SweepConfig", "SeedsConfig", "VariantsConfig", "train_arm", "evaluate_model", "run_arms",
-           "sweep_run", "seeds_run", "variants_run", "best_learning_rate"]
+__all__ = ["ARMS", "RunsConfig", "SweepConfig", "SeedsConfig", "VariantsConfig", "train_arm", "evaluate_model",
+           "run_arms", "sweep_run", "seeds_run", "variants_run", "best_learning_rate"]
 
 ARMS = (*LOSSES, "orpo")  # what a run can train
 CURVE_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
               "logps/rejected", "nll_loss")
 
 
-def _train_fields(config) -> dict:
-    return {f.name: getattr(config, f.name) for f in fields(DPORunConfig)}
+def _arm(text: str) -> tuple[str, float]:
+    loss, _, lr = text.partition("@")
+    try:
+        return loss, float(lr)
+    except ValueError:
+        raise ValueError(f"an arm is LOSS@LEARNING_RATE, like dpo@0.001 (got {text!r})") from None
 
 
 @dataclass
-class SweepConfig(DPORunConfig):
-    """`course dpo-sweep`: DPO at each learning rate, one seed, measured on the validation split."""
+class RunsConfig:
+    """Runs of lesson 07: arms (objective @ learning rate) × seeds, each trained as `DPORunConfig` says."""
 
-    learning_rate: float = field(default=0.0, metadata={"help": "not used here: the sweep sets --learning_rates"})
-    learning_rates: list[float] = field(default_factory=lambda: [1e-6, 1e-4, 1e-3, 5e-3], metadata={
-        "help": "learning rates to try (1e-6 is TRL's DPOConfig default, set for full fine-tuning)"})
-    seed: int = field(default=0, metadata={"help": "LoRA init and batch order"})
-    max_new_tokens: int = field(default=40, metadata={"help": "greedy tokens per held-out answer"})
-    out: str = field(default="", metadata={"help": "results file; '' = data/results/dpo_sweep.json"})
-    resume: bool = field(default=False, metadata={"help": "keep the runs an interrupted command finished"})
-
-
-@dataclass
-class SeedsConfig(DPORunConfig):
-    """`course dpo`: DPO at one learning rate (the sweep's best on validation), several seeds, on the test split."""
-
-    learning_rate: float = field(default=1e-3, metadata={"help": "constant LR: `course dpo-sweep`'s pick"})
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "LoRA init and batch order"})
-    max_new_tokens: int = field(default=40, metadata={"help": "greedy tokens per held-out answer"})
-    out: str = field(default="", metadata={"help": "results file; '' = data/results/dpo.json"})
-    resume: bool = field(default=False, metadata={"help": "keep the runs an interrupted command finished"})
-
-
-@dataclass
-class VariantsConfig(SeedsConfig):
-    """`course dpo-variants`: other objectives with `course dpo`'s settings (LR, steps, adapter, pairs)."""
-
-    losses: list[str] = field(default_factory=lambda: ["dpo+sft", "ipo", "orpo"], metadata={
-        "help": f"objectives, of {', '.join(ARMS)}: dpo+sft adds the chosen answers' NLL (weight 1), ipo uses β as τ, "
-                "orpo uses β as λ"})
+    arms: list[str] = field(default_factory=lambda: ["dpo@0.001"], metadata={
+        "help": f"LOSS@LEARNING_RATE, LOSS one of {', '.join(ARMS)}: dpo+sft adds the chosen answers' token NLL "
+                "(weight 1), ipo takes β as τ, orpo takes β as λ"})
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "LoRA init and batch order"})
-    out: str = field(default="", metadata={"help": "results file; '' = data/results/dpo_variants.json"})
+    beta: float = field(default=0.1, metadata={"help": "β of DPO (TRL's default), τ of IPO, λ of ORPO"})
+    max_steps: int = field(default=32, metadata={"help": "optimizer steps per run"})
+    per_device_train_batch_size: int = field(default=2, metadata={"help": "pairs per step"})
+    r: int = field(default=4, metadata={"help": "LoRA rank (as lesson 06)"})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA scaling alpha / r = 2"})
+    max_new_tokens: int = field(default=40, metadata={"help": "greedy tokens per held-out answer"})
+    out: str = field(default="", metadata={"help": "results file; '' = the command's file in data/results"})
+    resume: bool = field(default=False, metadata={
+        "help": "keep the runs an interrupted command finished, or, with none kept, those of the results file when "
+                "its other options are these: only the missing arms or seeds run"})
+
+    def run_configs(self) -> list[tuple[DPORunConfig, int]]:
+        """(training config, seed) of every run, arms first."""
+        shared = {f.name: getattr(self, f.name) for f in fields(DPORunConfig) if f.name not in ("loss", "learning_rate")}
+        return [(DPORunConfig(loss=loss, learning_rate=lr, **shared), seed)
+                for loss, lr in map(_arm, self.arms) for seed in self.seeds]
 
     def validate(self) -> None:
-        unknown = [x for x in self.losses if x not in ARMS]
-        if unknown or not self.losses:
-            raise ValueError(f"--losses must name some of {', '.join(ARMS)} (got {' '.join(self.losses) or 'none'}).")
+        """One sentence for options that would train nonsense."""
+        arms = [_arm(a) for a in self.arms]
+        if not arms or any(loss not in ARMS for loss, _ in arms) or any(not lr > 0 for _, lr in arms):
+            raise ValueError(f"--arms must name LOSS@LEARNING_RATE with LOSS one of {', '.join(ARMS)} and a positive "
+                             f"learning rate (got {' '.join(self.arms) or 'none'}).")
+        if not self.seeds or any(s < 0 for s in self.seeds):
+            raise ValueError("--seeds must name at least one seed, each at least 0.")
+        if self.beta <= 0 or self.max_steps <= 0 or self.per_device_train_batch_size <= 0 or self.r <= 0:
+            raise ValueError("--beta, --max_steps, --per_device_train_batch_size and --r must be positive.")
+
+
+@dataclass
+class SweepConfig(RunsConfig):
+    """`course dpo-sweep`: DPO, and DPO + SFT, at several learning rates, seed 0, on the validation split."""
+
+    arms: list[str] = field(default_factory=lambda: ["dpo@1e-06", "dpo@0.0001", "dpo@0.001", "dpo@0.005",
+                                                     "dpo+sft@0.001", "dpo+sft@0.005"], metadata={
+        "help": "LOSS@LEARNING_RATE to try (1e-6 is TRL's DPOConfig default, set for full fine-tuning)"})
+
+
+@dataclass
+class SeedsConfig(RunsConfig):
+    """`course dpo`: DPO and DPO + SFT at one learning rate, 3 seeds, on the held-out split."""
+
+    arms: list[str] = field(default_factory=lambda: ["dpo@0.001", "dpo+sft@0.001"], metadata={
+        "help": "LOSS@LEARNING_RATE: the learning rate `course dpo-sweep` picked for DPO + SFT, where DPO moves"})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "LoRA init and batch order"})
+
+
+@dataclass
+class VariantsConfig(RunsConfig):
+    """`course dpo-variants`: IPO and ORPO with `course dpo`'s settings, one seed, on the held-out split."""
+
+    arms: list[str] = field(default_factory=lambda: ["ipo@0.001", "orpo@0.001"], metadata={
+        "help": "LOSS@LEARNING_RATE: `course dpo`'s learning rate"})
 
 
 def train_arm(config: DPORunConfig, seed: int, tokenizer, train: Sequence[dict], reference, model_name: str):
@@ -131,7 +161,7 @@ def run_arms(arms: Sequence[tuple[DPORunConfig, int]], split: str, max_new_token
         t0 = time.perf_counter()
         model, curve = train_arm(config, seed, tok, train, reference, model_name)
         trained = time.perf_counter() - t0
-        run = {**_train_fields(config), "seed": seed, "curve": curve,
+        run = {**asdict(config), "seed": seed, "curve": curve,
                "after": evaluate_model(model, tok, split, config.beta, max_new_tokens),
                "trainable_parameters": count_parameters(model, trainable_only=True),
                "train_seconds": round(trained, 1), "wall_seconds": round(time.perf_counter() - t0, 1)}
@@ -150,35 +180,38 @@ def _options(config) -> dict:
     return {k: v for k, v in asdict(config).items() if k not in ("out", "resume")}
 
 
+def _pooled(runs: Sequence[dict]) -> dict:
+    """The win rate of each arm over its seeds, averaged per prompt first."""
+    arms = {}
+    for r in runs:
+        arms.setdefault(f"{r['loss']}@{r['learning_rate']:g}", []).append(r["after"]["outcomes"])
+    return {arm: win_rate(outcomes) for arm, outcomes in arms.items()}
+
+
+def best_learning_rate(runs: Sequence[dict]) -> dict[str, float]:
+    """Per objective, the learning rate with the highest validation win rate against lesson 06 (the smaller on a tie)."""
+    best = {}
+    for r in sorted(runs, key=lambda r: r["learning_rate"]):
+        w = r["after"]["win_rate"]["win_rate"]
+        if r["loss"] not in best or w > best[r["loss"]][1]:
+            best[r["loss"]] = (r["learning_rate"], w)
+    return {loss: lr for loss, (lr, _) in best.items()}
+
+
 def sweep_run(config: SweepConfig | None = None, model_name: str | None = None, **keep) -> dict:
-    """DPO at each learning rate (one seed), measured on the validation prompts and pairs."""
+    """Each arm (objective @ learning rate), one seed, measured on the validation prompts and pairs."""
     config = config or SweepConfig()
-    arms = [(replace(DPORunConfig(**_train_fields(config)), learning_rate=lr), config.seed) for lr in config.learning_rates]
-    result = run_arms(arms, "validation", config.max_new_tokens, model_name, **keep)
+    result = run_arms(config.run_configs(), "validation", config.max_new_tokens, model_name, **keep)
     return {"config": _options(config), **result, "best_learning_rate": best_learning_rate(result["runs"])}
 
 
-def best_learning_rate(runs: Sequence[dict]) -> float:
-    """The sweep's pick: the highest validation win rate against lesson 06's answers (the smaller LR on a tie)."""
-    return max(sorted(runs, key=lambda r: r["learning_rate"]), key=lambda r: r["after"]["win_rate"]["win_rate"])["learning_rate"]
-
-
 def seeds_run(config: SeedsConfig | None = None, model_name: str | None = None, **keep) -> dict:
-    """DPO at one learning rate over seeds, on the held-out prompts; the win rate pooled over the seeds."""
+    """Each arm over the seeds, on the held-out prompts; each arm's win rate pooled over its seeds."""
     config = config or SeedsConfig()
-    base = DPORunConfig(**_train_fields(config))
-    result = run_arms([(base, s) for s in config.seeds], "test", config.max_new_tokens, model_name, **keep)
-    return {"config": _options(config), **result,
-            "win_rate": win_rate([r["after"]["outcomes"] for r in result["runs"]])}
+    result = run_arms(config.run_configs(), "test", config.max_new_tokens, model_name, **keep)
+    return {"config": _options(config), **result, "win_rate": _pooled(result["runs"])}
 
 
 def variants_run(config: VariantsConfig | None = None, model_name: str | None = None, **keep) -> dict:
-    """Each objective of `config.losses` with `course dpo`'s settings, over `config.seeds`, on the held-out prompts."""
-    config = config or VariantsConfig()
-    config.validate()
-    base = DPORunConfig(**_train_fields(config))
-    arms = [(replace(base, loss=loss), s) for loss in config.losses for s in config.seeds]
-    result = run_arms(arms, "test", config.max_new_tokens, model_name, **keep)
-    pooled = {loss: win_rate([r["after"]["outcomes"] for r in result["runs"] if r["loss"] == loss])
-              for loss in config.losses}
-    return {"config": _options(config), **result, "win_rate": pooled}
+    """As `seeds_run`, for the objectives beside DPO (IPO, ORPO)."""
+    return seeds_run(config or VariantsConfig(), model_name, **keep)

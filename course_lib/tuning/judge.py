@@ -76,7 +76,8 @@ def judge_summary(verdicts: Sequence[dict], pairs: Sequence[dict]) -> dict:
     and the rule's chosen answer; flip_rate: the winner changes with the order (the judge picked a position);
     first_position_rate: share of all verdicts that are "A"; agreement_ties_half: agreement counting an
     inconsistent pair as a tie (Zheng et al. 2023); longer_wins: among consistent verdicts, share for the
-    answer with more words.
+    answer with more words; leans_to_chosen: share of pairs where P(A) is higher with the chosen answer as A
+    than as B — the position preference cancels in that difference, whatever its size.
     """
     n = len(verdicts)
     first = [v["p_a_chosen_first"] > 0.5 for v in verdicts]  # "A" = chosen
@@ -91,7 +92,8 @@ def judge_summary(verdicts: Sequence[dict], pairs: Sequence[dict]) -> dict:
             "flip_rate": (n - consistent) / n, "agreement_among_consistent": sum(chosen_wins) / consistent if consistent else None,
             "agreement_ties_half": (sum(chosen_wins) + 0.5 * (n - consistent)) / n,
             "first_position_rate": (sum(first) + sum(second)) / (2 * n),
-            "longer_wins": sum(longer) / len(longer) if longer else None}
+            "longer_wins": sum(longer) / len(longer) if longer else None,
+            "leans_to_chosen": sum(v["p_a_chosen_first"] > v["p_a_chosen_second"] for v in verdicts) / n}
 
 
 @dataclass

@@ -24,6 +24,7 @@ from course_lib.data.datasets import data_dir, format_ok, read_jsonl, write_json
 from course_lib.metrics import rouge_l
 from course_lib.models.base import set_seed
 from course_lib.models.loading import load_tokenizer
+from course_lib.results import BrokenInput
 from course_lib.tuning import sft
 from course_lib.tuning.dpo import pair_accuracy, sft_reference
 
@@ -173,15 +174,23 @@ def pairs_dir() -> Path:
     return data_dir() / "preferences-on-policy"
 
 
+def _read(name: str, fields: dict) -> list[dict]:
+    path = pairs_dir() / name
+    if not path.exists():
+        raise BrokenInput(f"data/preferences-on-policy/{name} does not exist: `course dpo-pairs` makes it, or "
+                          "`git checkout -- data/preferences-on-policy` restores the course's copy.")
+    return read_jsonl(path, fields)
+
+
 def on_policy_rows(split: str, n: int | None = None) -> list[dict]:
     """The first n on-policy pairs of `split`."""
-    rows = read_jsonl(pairs_dir() / f"{split}.jsonl", PAIR_FIELDS)
+    rows = _read(f"{split}.jsonl", PAIR_FIELDS)
     return rows[:n] if n else rows
 
 
 def sample_rows(split: str) -> list[dict]:
     """Every prompt of `split` with its samples, their scores and the SFT model's greedy answer."""
-    return read_jsonl(pairs_dir() / f"{split}-samples.jsonl", SAMPLE_FIELDS)
+    return _read(f"{split}-samples.jsonl", SAMPLE_FIELDS)
 
 
 def split_rows(split: str, config: PairsConfig | None = None) -> list[dict]:
