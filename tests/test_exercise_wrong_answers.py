@@ -56,6 +56,15 @@ WRONG = {
     "07_se_over_n": ("07_preference_tuning", "q4_win_rate_error",
                      "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)",
                      "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / n"),
+    # issue 28 (issue 25, item 22): a noise-aware decision with real alternatives
+    "07_point_estimate_not_interval": ("07_preference_tuning", "q5_ship_a_run",
+                                       'upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}',
+                                       'upper = {label(r): r["after"]["win_rate"]["win_rate"] for r in sweep["runs"]}'),
+    "07_no_guard": ("07_preference_tuning", "q5_ship_a_run", "admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)",
+                    "admissible = sorted(upper)"),
+    "07_ship_the_best_win_rate": ("07_preference_tuning", "q5_ship_a_run", "best_arm = max(admissible, key=names.get)",
+                                  'best_arm = max(admissible, key=lambda a: next(r["after"]["win_rate"]["win_rate"] '
+                                  'for r in sweep["runs"] if label(r) == a))'),
     # issue 26: `/` instead of `//` returns floats for every sharded stage
     "08_true_division": ("08_beyond_one_gpu", "q1_zero_by_hand", "    return 2 * n // num_gpus + 16 * n // num_gpus + 4",
                          "    return 2 * n / num_gpus + 16 * n / num_gpus + 4"),

@@ -17,7 +17,7 @@ from typing import Callable
 
 from course_lib.data.datasets import data_dir
 from course_lib.results import command_line, require_adapter, results_path, save_results, staged_outputs, took
-from course_lib.tuning import dpo, dpo_runs, judge, pairs, sft
+from course_lib.tuning import dpo_runs, judge, pairs, sft
 from course_lib.tuning.sft import SFTRunConfig
 
 __all__ = ["run_sft", "run_dpo_pairs", "run_dpo_sweep", "run_dpo", "run_dpo_variants", "run_judge", "COMMANDS"]

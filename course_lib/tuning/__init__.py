@@ -29,7 +29,21 @@ from course_lib.tuning.pairs import (PAIR_FIELDS, SAMPLE_FIELDS, parameters_of, 
                                      pairs_run, write_pairs_card)
 from course_lib.tuning.judge import (JUDGE_QUESTION, judge_prompt, verdict_tokens, judge_pairs, judge_summary,
                                      JudgeConfig, judge_run)
-from course_lib.tuning.dpo_runs import (ARMS, SweepConfig, SeedsConfig, VariantsConfig, train_arm, evaluate_model,
-                                        run_arms, sweep_run, seeds_run, variants_run, best_learning_rate)
+from course_lib.tuning.dpo_runs import (ARMS, RunsConfig, SweepConfig, SeedsConfig, VariantsConfig, train_arm,
+                                        evaluate_model, run_arms, sweep_run, seeds_run, variants_run, best_learning_rate)
 
-__all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count', 'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model', 'TEMPLATES', 'task_rows', 'to_prompt_completion', 'prompt_for', 'generation_prompt', 'assistant_only_labels', 'whole_text_labels', 'pad_batch', 'response_nll', 'greedy_answers_and_cuts', 'answer_cap', 'answer_metrics', 'SFTRunConfig', 'sft_trainer', 'sft_run', 'dir_bytes', 'write_adapter_card', 'collate', 'pad_fraction', 'example_losses', 'compare_batches', 'LOSSES', 'pair_batch', 'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards', 'token_kl', 'reference_logps', 'pair_accuracy', 'evaluate_pairs', 'sft_reference', 'DPORunConfig', 'dpo_trainer', 'ORPO_SFT_TERMS', 'orpo_trainer', 'PAIR_FIELDS', 'SAMPLE_FIELDS', 'parameters_of', 'names_covered', 'score_parts', 'docstring_score', 'sample_answers', 'greedy_answers', 'on_policy_pair', 'outcomes', 'win_rate', 'PairsConfig', 'pairs_dir', 'on_policy_rows', 'sample_rows', 'split_rows', 'pairs_run', 'write_pairs_card', 'JUDGE_QUESTION', 'judge_prompt', 'verdict_tokens', 'judge_pairs', 'judge_summary', 'JudgeConfig', 'judge_run', 'ARMS', 'SweepConfig', 'SeedsConfig', 'VariantsConfig', 'train_arm', 'evaluate_model', 'run_arms', 'sweep_run', 'seeds_run', 'variants_run', 'best_learning_rate']
+__all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count',
+           'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
+           'TEMPLATES', 'task_rows', 'to_prompt_completion', 'prompt_for', 'generation_prompt',
+           'assistant_only_labels', 'whole_text_labels', 'pad_batch', 'response_nll',
+           'greedy_answers_and_cuts', 'answer_cap', 'answer_metrics', 'SFTRunConfig', 'sft_trainer', 'sft_run',
+           'dir_bytes', 'write_adapter_card', 'collate', 'pad_fraction', 'example_losses', 'compare_batches',
+           'LOSSES', 'pair_batch', 'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards', 'token_kl',
+           'reference_logps', 'pair_accuracy', 'evaluate_pairs', 'sft_reference', 'DPORunConfig',
+           'dpo_trainer', 'ORPO_SFT_TERMS', 'orpo_trainer', 'PAIR_FIELDS', 'SAMPLE_FIELDS', 'parameters_of',
+           'names_covered', 'score_parts', 'docstring_score', 'sample_answers', 'greedy_answers',
+           'on_policy_pair', 'outcomes', 'win_rate', 'PairsConfig', 'pairs_dir', 'on_policy_rows',
+           'sample_rows', 'split_rows', 'pairs_run', 'write_pairs_card', 'JUDGE_QUESTION', 'judge_prompt',
+           'verdict_tokens', 'judge_pairs', 'judge_summary', 'JudgeConfig', 'judge_run', 'ARMS', 'RunsConfig',
+           'SweepConfig', 'SeedsConfig', 'VariantsConfig', 'train_arm', 'evaluate_model', 'run_arms',
+           'sweep_run', 'seeds_run', 'variants_run', 'best_learning_rate']

@@ -12,6 +12,7 @@ length-normalised log-probabilities.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Sequence
 
 import torch.nn.functional as F
@@ -56,7 +57,7 @@ def orpo_trainer(model, tokenizer, train: Sequence[dict], config: DPORunConfig, 
     cls = CompletionOnlyORPOTrainer if sft_term == "completion-only" else ORPOTrainer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the experimental-API notice
-        dpo_args = vars(config.to_dpo_config(output_dir, seed))
+        dpo_args = vars(replace(config, loss="dpo").to_dpo_config(output_dir, seed))  # the shared settings
         args = ORPOConfig(**{k: v for k, v in dpo_args.items()
                              if k in ORPOConfig.__dataclass_fields__ and k not in ("loss_type", "loss_weights")})
         return cls(model=model, args=args, processing_class=tokenizer,

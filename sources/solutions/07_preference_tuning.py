@@ -181,18 +181,42 @@ check.close("seed0_se", win_rate_with_error(seed0["outcomes"])[1], seed0["win_ra
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Part 5 · Decision: (to be written from the measured runs)
+# ## Part 5 · Decision: which run would you ship? (2 points)
+#
+# `course dpo-sweep` trained six arms (an objective at a learning rate, seed 0) and measured each on the
+# validation prompts (lesson 07, section 3). Suppose the behaviour you want from preference tuning is answers
+# that name the function's parameters (`run["after"]["names"]`: the share of them a run's answers name) — but
+# not at the price of answers the whole rule scores worse. Your rule, a *non-inferiority* test that takes the
+# noise of 24 prompts into account:
+#
+# - an arm is **admissible** when it is not measurably worse than lesson 06's answers: the upper end of the
+#   95 % interval of its win rate, `win_rate + 1.96 · se` (`run["after"]["win_rate"]`), is at least 0.5;
+# - among admissible arms, ship the one whose answers name the most parameters.
+#
+# Label each arm `f"{run['loss']}@{run['learning_rate']:g}"` (for example `"dpo@0.0001"`). Set `admissible`
+# (the sorted list of admissible labels) and `best_arm` (a label).
 
 # %%
-results = load_results("dpo_sweep")
+sweep = load_results("dpo_sweep")
+label = lambda run: f"{run['loss']}@{run['learning_rate']:g}"  # noqa: E731
+for run in sweep["runs"]:
+    a = run["after"]
+    print(f"{label(run):15s} names {a['names']:.3f}  win rate {a['win_rate']['win_rate']:.3f} ± {a['win_rate']['se']:.3f}")
 ### BEGIN SOLUTION
-best = results["best_learning_rate"]
+upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}
+admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)
+names = {label(r): r["after"]["names"] for r in sweep["runs"]}
+best_arm = max(admissible, key=names.get)
 ### END SOLUTION
 
-# %% course={"grade_id": "q5_decision", "points": 2}
-check.equal("type", type(best).__name__, "float")
+# %% course={"grade_id": "q5_ship_a_run", "points": 2}
+arms = [label(r) for r in sweep["runs"]]
+check.equal("admissible_type", type(admissible).__name__, "list", hint="a list of labels like 'dpo@0.0001'")
+check.equal("admissible_are_arms", all(a in arms for a in admissible), True, hint="labels of the arms in the file")
+check.equal("best_is_admissible", best_arm in admissible, True, hint="ship an admissible arm")
 ### BEGIN HIDDEN TESTS
-check.close("best", best, results["best_learning_rate"], rel_tol=1e-9)
+check.equal("admissible", admissible, ["dpo+sft@0.001", "dpo@1e-06"])
+check.equal("best_arm", best_arm, "dpo+sft@0.001")
 ### END HIDDEN TESTS
 
 # %% [markdown]
