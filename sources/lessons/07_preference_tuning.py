@@ -23,7 +23,7 @@
 #
 # **Runtime.** About a minute and a half on a 2-core CPU. The long runs are `course` commands that wrote
 # the results files this notebook reads (`course dpo-pairs`, `dpo-sweep`, `dpo`, `dpo-variants`, `judge`);
-# live, it samples a few answers, trains two DPO steps and checks the loss against TRL.
+# live, it samples a few answers, trains one DPO step and checks the loss against TRL.
 #
 # **Model.** `smollm2-135m-instruct` with lesson 06's adapter (`data/adapters/sft-docstring`) merged in.
 #
@@ -144,10 +144,11 @@ print(f"\na training pair: {example['prompt']!r}\n  chosen   ({example['chosen_s
 # Lesson 06's model ranks these pairs right about three times in four — 0.745 of the 47 held-out pairs
 # (on the first 12 hand-made ones above, 83 %: too few pairs to call the two apart). What differs is what
 # the pairs hold: two answers the model itself writes, of which the rule's better one is not always its
-# likelier one — the behaviour DPO can change, and an accuracy with room to move. Length is on the chosen answer's side here: it is the longer answer in only 30 %
-# of the held-out pairs, and a summed log-probability, which falls with every token, favours the shorter
-# answer whatever it says; per token, which a length difference cannot decide, the accuracy is 0.723. A few
-# prompts gave no pair (two of 64 in training, one of 48 held out): their four samples scored the same.
+# likelier one — the behaviour DPO can change, and an accuracy with room to move. Length is on the chosen
+# answer's side here: it is the longer answer in only 30 % of the held-out pairs, and a summed
+# log-probability, which falls with every token, favours the shorter answer whatever it says; per token,
+# which a length difference cannot decide, the accuracy is 0.723. A few prompts gave no pair (two of 64 in
+# training, one of 48 held out): their four samples scored the same.
 
 # %% [markdown]
 # ## 2 · The DPO loss, by hand
@@ -363,7 +364,7 @@ for i in range(3):
 # %% [markdown]
 # On the held-out prompts **DPO + SFT beats lesson 06's model**: over three seeds its answers win 0.604 of
 # the comparisons, with a standard error of 0.045, and the 95 % interval, [0.517, 0.692], excludes 0.5.
-# Each seed alone is above 0.5 too (0.573, 0.604, 0.635, each ± 0.056). What moved is what the pairs
+# Each seed alone is above 0.5 too (0.573, 0.604, 0.635, each ± about 0.056). What moved is what the pairs
 # carry: the answers name more of their function's parameters (0.59 to 0.67 of them, against 0.57),
 # every answer but one stays in the format, and ROUGE-L with the real docstrings stays where it was (0.26):
 # a preference between the model's own answers cannot teach it what the functions do. The held-out
@@ -431,15 +432,16 @@ print(f"training pairs whose answer ends with a full stop: chosen {sum(p['chosen
 # %% [markdown]
 # On the held-out pairs, plain DPO made the rejected answers 15.13 nats less likely and the chosen ones
 # 7.41 nats less likely: the margin grew (7.72 nats) while both fell, and the drift from lesson 06's model
-# is large and uneven between seeds (KL 0.660 ± 0.442 nats per token). With the SFT term the chosen answers became *more* likely (+1.09 ± 0.17 nats), the
-# rejected ones still fell (−5.67), the margin is about as large (6.77) and the drift is a third of DPO's
-# (0.225), alike in every seed.
+# is large and uneven between seeds (KL 0.660 ± 0.442 nats per token). With the SFT term the chosen
+# answers became *more* likely (+1.09 ± 0.17 nats), the rejected ones still fell (−5.67), the margin is
+# about as large (6.77) and the drift is a third of DPO's (0.225), alike in every seed.
 #
 # What the displacement cost here is concrete: the full stop. All 62 chosen training answers end with one,
 # and so do 51 of the 62 rejected ones, so the same token is pushed up by one side of most pairs and down
 # by the other; Razin et al. (2024) trace displacement to chosen and rejected answers that are alike. In
-# the sweep at 1e-3 and in seed 0 here, the full stop is what fell, and the docstring format with it. The
-# SFT term keeps the chosen answers' own tokens likely — the full stop among them.
+# the sweep at 1e-3 and in seed 0 here, most answers lost their full stop, and the docstring format with
+# it. With the SFT term, which keeps every token of the chosen answers likely, the full stop stayed: 0.99
+# of the answers are in the format.
 #
 # ## 6 · IPO and ORPO beside DPO
 #
@@ -485,12 +487,12 @@ print(f"(every arm at learning rate {variants['runs'][0]['learning_rate']:g}, β
 #   the answers in the format. Its bounded target only helps at a τ whose target the training can reach.
 # - **ORPO** made both answers *more* likely (+2.45 and +0.25 nats): at λ = 0.1 its SFT term dominates, so
 #   it acts mostly as more supervised training on the chosen answers. It drifted least (KL 0.1206), kept
-#   every answer in the format, and its odds-ratio term was too weak to separate the pairs: the held-out
-#   preference accuracy fell (0.702 against 0.745).
+#   every answer in the format, and its odds-ratio term, at this λ, did not separate the pairs better: the
+#   held-out preference accuracy fell (0.702 against 0.745).
 #
 # A fair ranking of the four would give each its own learning rate and three seeds, as DPO and DPO + SFT
-# had. What the table does show is the mechanism: the two objectives with a likelihood term on the chosen
-# answers (DPO + SFT, ORPO) kept them likely and kept the format; the two without it did not.
+# had. What the table is consistent with: the two objectives with a likelihood term on the chosen answers
+# (DPO + SFT, ORPO) kept them likely and kept the format; the two without it did neither.
 
 # %% [markdown]
 # ## 7 · Evaluation beyond the loss
@@ -545,8 +547,8 @@ print(f"P(A) higher with the rule's choice as A:  {s['leans_to_chosen']:.3f}  (t
 # as Zheng et al. (2023) do, leaves it at exactly 0.5 — a coin. Even the difference that cancels the
 # position preference carries nothing: P(A) is higher with the rule's choice shown as A on 0.532 of the
 # pairs, within one standard error of chance (√(0.5 · 0.5 / 47) ≈ 0.07). That is what a model of this size can
-# do as a judge of two docstrings: nothing measurable — it cannot hold a function's signature and two
-# answers in mind and compare them. A strong judge (GPT-4 in Zheng et al. 2023) agrees with people most of
+# do as a judge of two docstrings: nothing measurable — its answer does not depend on the two answers at
+# all. A strong judge (GPT-4 in Zheng et al. 2023) agrees with people most of
 # the time on open-ended chat, which is why AI feedback can replace human ranking (UltraFeedback, Cui et al.
 # 2023); it keeps its biases, so ask in both orders, report the flip rate beside the verdicts, and measure
 # its agreement on a sample labelled by people — or, for a task like ours, by the rule.
@@ -583,7 +585,7 @@ print(f"P(A) higher with the rule's choice as A:  {s['leans_to_chosen']:.3f}  (t
 # - TRL's default learning rate (1e-6) moves a fresh LoRA adapter nowhere in 32 steps; at 1e-3 DPO moves
 #   the model. Measure, don't assume, and choose on validation prompts, not on the test.
 # - Plain DPO displaced the chosen answers (−7.41 nats on average) and, in one seed of three, the final
-#   full stop; its win rate over three seeds is a tie (0.472 ± 0.043) with seeds from 0.198 to 0.667.
+#   full stop of most answers; its win rate over three seeds is a tie (0.472 ± 0.043) with seeds from 0.198 to 0.667.
 #   Adding an SFT term on the chosen answers (TRL 1.16: `loss_type=["sigmoid", "sft"]`; there is no
 #   `rpo_alpha`) keeps them likely, and **wins**: 0.604 of 48 held-out prompts over three seeds, 95 %
 #   interval [0.517, 0.692]. It learned what the pairs carry (naming the parameters), not what they cannot
