@@ -32,6 +32,8 @@ COMMAND_MODULES = ("course_lib.cli", "course_lib.commands.data", "course_lib.com
                    "course_lib.commands.vram", "course_lib.commands.training", "course_lib.experiments.learning_curve",
                    "course_lib.experiments.lr_sweep", "course_lib.experiments.lora_ablation",
                    "course_lib.experiments.forgetting", "course_lib.experiments.memory", "course_lib.commands.tuning",
+                   "course_lib.experiments.harness_runs", "course_lib.experiments.leakage",
+                   "course_lib.experiments.grpo",
                    "course_lib.grading.cli")
 
 Spec = tuple[str, tuple[type, ...], Callable[..., int]]

@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["DEPRECATED_ALIAS", "known_notices", "quiet_process", "quiet_notebook"]
+__all__ = ["DEPRECATED_ALIAS", "below", "known_notices", "quiet_process", "quiet_notebook"]
 
 # peft's prepare_model_for_kbit_training and TRL's trainers still ask a model for `is_gradient_checkpointing`,
 # an alias transformers 5.x deprecates (FutureWarning); harmless until transformers 6. One spelling, here.
@@ -63,3 +63,17 @@ def quiet_notebook() -> None:
     hf_logging.disable_progress_bar()  # no "Loading weights" bar, frozen at 0 % in the saved page
     hf_logging.set_verbosity_error()  # no notices about defaults the Trainer picks
     disable_progress_bars()  # nor the bars of TRL's dataset preparation (datasets.map)
+
+
+def below(value: float, bound: float) -> str:
+    """A rounding-level difference, printed so that a saved output reads the same on every CPU.
+
+    Two computations equal in exact arithmetic differ in float32 by rounding, and how much depends on the
+    CPU's kernels (an Intel Xeon printed 4.9e-07 where an AMD EPYC printed 3.3e-05 for the same run of
+    lesson 08), and bf16 products round differently with and without AVX512-BF16. So a notebook states the bound it checks:
+    "< 1e-04" when `value` is under `bound`; above it, the value itself, which then shows as a change.
+    """
+    if not value < bound:  # NaN included
+        return f"{value:.1e}"
+    return f"< {bound:.0e}"
+

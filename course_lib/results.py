@@ -52,6 +52,9 @@ RESULTS = {
     "dpo": "course dpo",  # lesson 07
     "dpo_variants": "course dpo-variants",  # lesson 07
     "judge": "course judge",  # lesson 07
+    "evaluation": "course evaluate",  # lesson 10: the harness on three models, zero- and few-shot
+    "leakage": "course leak",  # lesson 10: a fine-tune with test items leaked into its training rows
+    "grpo": "course grpo",  # lesson 09
 }
 
 

@@ -31,3 +31,12 @@ def test_quiet_notebook_names_the_cpu_accelerator_and_silences_bitsandbytes():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     accelerator, no_gpu, quiet = out.stdout.split()
     assert quiet == "True" and accelerator == ("cpu" if no_gpu == "True" else "None")
+
+
+def test_below_reads_the_same_for_every_rounding_level_value_under_its_bound():
+    from course_lib.notebook import below
+
+    assert below(4.9e-07, 1e-4) == below(3.3e-05, 1e-4) == "< 1e-04"
+    assert below(2.5e-04, 1e-4) == "2.5e-04"  # a real difference shows
+    assert below(float("nan"), 1e-4) == "nan"
+    assert below(0.0, 1e-6) == "< 1e-06"

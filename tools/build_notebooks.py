@@ -2,11 +2,14 @@
 
     python tools/build_notebooks.py sources/lessons/00_start_here.py [more sources ...]
     python tools/build_notebooks.py --all
+    python tools/build_notebooks.py --prose-only sources/lessons/06_instruction_tuning.py
 
 sources/lessons/NN_x.py -> lessons/NN_x.ipynb, sources/solutions/NN_x.py -> solutions/NN_x.ipynb.
 Each notebook is executed top to bottom in a fresh kernel (the course's .venv) and saved with
 its outputs, without execution timing metadata, so re-running it only changes what changed.
-Prints each notebook's wall time: the budget is 90 s on a 2-core CPU.
+Prints each notebook's wall time: the budget is 90 s on a 2-core CPU. --prose-only copies the Markdown
+cells of a source into its executed notebook without running it, when no code cell changed (a wording
+fix to a lesson that takes minutes to run); it refuses otherwise.
 """
 
 from __future__ import annotations
@@ -71,14 +74,33 @@ def build(source: Path, execute: bool = True, timeout: int = 600) -> float:
     return seconds
 
 
+def sync_prose(source: Path) -> None:
+    """Copy the Markdown cells of `source` into its executed notebook; every code cell must be unchanged."""
+    new, out = jupytext.read(source, fmt="py:percent"), target_of(source)
+    old = nbformat.read(out, as_version=4)
+    shape = [(c.cell_type, c.source if c.cell_type == "code" else None) for c in new.cells]
+    if shape != [(c.cell_type, c.source if c.cell_type == "code" else None) for c in old.cells]:
+        raise SystemExit(f"{source}: a code cell (or the cells' order) changed since {out.name} was executed; "
+                         f"build it without --prose-only")
+    for cell, fresh in zip(old.cells, new.cells):
+        if cell.cell_type == "markdown":
+            cell.source = fresh.source
+    nbformat.write(old, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sources", nargs="*", type=Path)
     p.add_argument("--all", action="store_true", help="every source under sources/")
     p.add_argument("--no-execute", action="store_true")
+    p.add_argument("--prose-only", action="store_true", help="only copy Markdown cells into the executed notebook")
     args = p.parse_args(argv)
     sources = sorted((ROOT / "sources").rglob("*.py")) if args.all else args.sources
     for src in sources:
+        if args.prose_only:
+            sync_prose(src)
+            print(f"{target_of(src).relative_to(ROOT)}: prose updated", flush=True)
+            continue
         seconds = build(src, execute=not args.no_execute)
         print(f"{target_of(src).relative_to(ROOT)}: {seconds:.1f} s", flush=True)
     return 0

@@ -1,7 +1,9 @@
 """`course build-data`: every dataset and data card under data/, cut from Python's own text (lesson 00).
 
 The build is seeded and splits by a hash of each source file, so it repeats exactly; lesson 07's
-preference pairs are cut last, from the chat set just written (course_lib.data.preferences).
+preference pairs and lesson 10's harness tasks are cut last, from the chat set just written
+(course_lib.data.preferences, course_lib.data.tasks), then lesson 09's verifiable tasks, whose
+signatures come from the alpaca set (course_lib.data.verifiable).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from course_lib.data.corpus import AREAS, Doc, area_of, pydoc_topics, python_version, split_of, stdlib_docstrings
 from course_lib.data.datasets import LABELS, data_dir, write_jsonl
 from course_lib.data.preferences import build_preferences
+from course_lib.data.tasks import build_tasks
+from course_lib.data.verifiable import build_verifiable
 
 __all__ = ["DataConfig", "build_all", "alpaca_to_chat"]
 
@@ -149,6 +153,8 @@ def build_all(config: DataConfig | None = None, out: Path | None = None) -> dict
 
     _write_cards(out, counts, config, Counter(r["area"] for r in cls_rows))
     counts["preferences"] = build_preferences(out, config.seed)  # lesson 07's pairs, cut from the chat set just written
+    counts["tasks"] = build_tasks(out, config.seed)  # lesson 10's harness tasks, from the same chat set
+    counts["verifiable"] = build_verifiable(out, config.seed)  # lesson 09's tasks; signatures from the alpaca set
     return counts
 
 

@@ -29,6 +29,12 @@ DATASETS: dict[str, tuple[str, dict[str, type], tuple[str, ...]]] = {
     "general": ("general", {"text": str, "source": str}, ("test",)),
     "preferences": ("preferences", {"prompt": str, "chosen": str, "rejected": str, "kind": str},
                     ("train", "validation", "test")),  # lesson 07, built by course_lib.data.preferences
+    # lesson 10: the course's tasks in lm-evaluation-harness's format, built by course_lib.data.tasks
+    "docstring_choice": ("tasks/docstring_choice", {"function": str, "signature": str, "choices": list, "label": int},
+                         ("validation", "test")),
+    "docstring_gen": ("tasks/docstring_gen", {"question": str, "answer": str}, ("validation", "test")),
+    "verifiable": ("verifiable", {"task": str, "prompt": str, "answer": str},
+                   ("train", "validation", "test")),  # lesson 09, built by course_lib.data.verifiable
 }
 
 

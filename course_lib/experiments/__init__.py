@@ -5,6 +5,7 @@
     lora_ablation    course lora-ablation   -> data/results/lora_rank_ablation.json  (lesson 03)
     memory           course memory          -> data/results/memory_smollm2.json      (lesson 04)
     forgetting       course forgetting      -> data/results/forgetting.json          (lesson 05)
+    grpo             course grpo            -> data/results/grpo.json                (lesson 09)
 
 A runner repeats the call its lesson makes live for one point (over sizes, seeds, ranks, ...), so a
 lesson can check a reduced live run against the file. Files are named (`results_name`: `<name>` for

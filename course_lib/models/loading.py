@@ -65,7 +65,7 @@ def _not_available(name: str, exc: Exception, offline: bool = False) -> ModelNot
     return ModelNotAvailable(
         f"Could not load the model {name!r}: it is not a folder here, not in the Hugging Face cache, "
         f"and {why}. Unset COURSE_MODEL to run each lesson on its own model, offline: {COURSE_TINY!r} in lessons "
-        f"00-05 and 08, 'smollm2-135m-instruct' in lessons 06-07 (converted once by `course get-model "
+        f"00-05 and 08, 'smollm2-135m-instruct' in lessons 06, 07 and 09 (converted once by `course get-model "
         f"smollm2-135m-instruct`). To use {name!r}, give a model folder, or download it once while online "
         f"(`hf download {name}`; gated models need `hf auth login` first) and try again. "
         f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]")

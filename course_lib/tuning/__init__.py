@@ -1,4 +1,4 @@
-"""Tuning a pretrained model (lessons 03, 06, 07): LoRA, supervised fine-tuning, preference tuning.
+"""Tuning a pretrained model (lessons 03, 06, 07, 09): LoRA, supervised fine-tuning, preference tuning.
 
     lora         LoRA from scratch (= peft)
     sft          chat prompt formats, the assistant-only label mask (= TRL), the run behind `course sft`
@@ -8,6 +8,12 @@
     pairs        on-policy pairs scored by the docstring rule, win rates with their uncertainty, `course dpo-pairs`
     judge        the local model as an LLM judge, asked in both orders, `course judge`
     dpo_runs     the runs behind `course dpo-sweep`, `course dpo`, `course dpo-variants`
+    grpo         lesson 09: verifiable rewards, group-relative advantages and the GRPO loss by hand (= TRL's
+                 GRPOTrainer), the run behind `course grpo`
+
+`pairs` (lesson 07) and `grpo` (lesson 09) each have a `greedy_answers` and a `sample_answers`, with different
+arguments (prompt strings vs task rows): neither is exported here; call them through their module
+(`pairs.greedy_answers`, `grpo.sample_answers`).
 """
 
 from course_lib.tuning.lora import (LoraConfig, LinearWithLoRA, add_lora, merge_lora, unmerge_lora,
@@ -24,13 +30,15 @@ from course_lib.tuning.dpo import (LOSSES, pair_batch, sequence_logps, DPOLoss, 
                                    dpo_trainer)
 from course_lib.tuning.orpo import ORPO_SFT_TERMS, orpo_trainer
 from course_lib.tuning.pairs import (PAIR_FIELDS, SAMPLE_FIELDS, parameters_of, names_covered, score_parts,
-                                     docstring_score, sample_answers, greedy_answers, on_policy_pair, outcomes,
-                                     win_rate, PairsConfig, pairs_dir, on_policy_rows, sample_rows, split_rows,
-                                     pairs_run, write_pairs_card)
+                                     docstring_score, on_policy_pair, outcomes, win_rate, PairsConfig, pairs_dir,
+                                     on_policy_rows, sample_rows, split_rows, pairs_run, write_pairs_card)
 from course_lib.tuning.judge import (JUDGE_QUESTION, judge_prompt, verdict_tokens, judge_pairs, judge_summary,
                                      JudgeConfig, judge_run)
 from course_lib.tuning.dpo_runs import (ARMS, RunsConfig, SweepConfig, SeedsConfig, VariantsConfig, train_arm,
                                         evaluate_model, run_arms, sweep_run, seeds_run, variants_run, best_learning_rate)
+from course_lib.tuning.grpo import (final_number, checked_reward, contains_reward, lenient_reward, REWARDS,
+                                    group_advantages, zero_std_fraction, zero_std_probability, completion_logps,
+                                    GRPOLoss, grpo_loss, LOSS_TYPES, GRPORunConfig, grpo_trainer, log_curve)
 
 __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lora', 'lora_parameter_count',
            'lora_state_dict', 'ATTENTION_TARGETS', 'ALL_LINEAR_TARGETS', 'DEFAULT_MODEL', 'lesson_model',
@@ -41,9 +49,12 @@ __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lo
            'LOSSES', 'pair_batch', 'sequence_logps', 'DPOLoss', 'dpo_loss', 'logged_rewards', 'token_kl',
            'reference_logps', 'pair_accuracy', 'evaluate_pairs', 'sft_reference', 'DPORunConfig',
            'dpo_trainer', 'ORPO_SFT_TERMS', 'orpo_trainer', 'PAIR_FIELDS', 'SAMPLE_FIELDS', 'parameters_of',
-           'names_covered', 'score_parts', 'docstring_score', 'sample_answers', 'greedy_answers',
+           'names_covered', 'score_parts', 'docstring_score',
            'on_policy_pair', 'outcomes', 'win_rate', 'PairsConfig', 'pairs_dir', 'on_policy_rows',
            'sample_rows', 'split_rows', 'pairs_run', 'write_pairs_card', 'JUDGE_QUESTION', 'judge_prompt',
            'verdict_tokens', 'judge_pairs', 'judge_summary', 'JudgeConfig', 'judge_run', 'ARMS', 'RunsConfig',
            'SweepConfig', 'SeedsConfig', 'VariantsConfig', 'train_arm', 'evaluate_model', 'run_arms',
-           'sweep_run', 'seeds_run', 'variants_run', 'best_learning_rate']
+           'sweep_run', 'seeds_run', 'variants_run', 'best_learning_rate', 'final_number',
+           'checked_reward', 'contains_reward', 'lenient_reward', 'REWARDS', 'group_advantages', 'zero_std_fraction',
+           'zero_std_probability', 'completion_logps', 'GRPOLoss', 'grpo_loss', 'LOSS_TYPES', 'GRPORunConfig',
+           'grpo_trainer', 'log_curve']

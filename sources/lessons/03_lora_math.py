@@ -19,7 +19,7 @@
 
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
-from course_lib.notebook import quiet_notebook
+from course_lib.notebook import below, quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
@@ -210,8 +210,9 @@ with torch.no_grad():
     y_merged = model(ids).logits
     unmerge_lora(model)
     y_again = model(ids).logits
-print(f"merged vs unmerged: max |difference| {(y_merged - y_unmerged).abs().max().item():.1e} (float32 rounding)")
-print(f"after unmerge:      max |difference| {(y_again - y_unmerged).abs().max().item():.1e}")
+# below(): the size of a float32 rounding difference depends on the CPU's kernels, so we print the bound it is under
+print(f"merged vs unmerged: max |difference| {below((y_merged - y_unmerged).abs().max().item(), 1e-4)} (float32 rounding)")
+print(f"after unmerge:      max |difference| {below((y_again - y_unmerged).abs().max().item(), 1e-4)}")
 
 # %% tags=["nbval-ignore-output"]
 import time

@@ -32,7 +32,7 @@
 # file, its `ORPOTrainer`), peft's LoRA.
 
 # %%
-from course_lib.notebook import quiet_notebook
+from course_lib.notebook import below, quiet_notebook
 
 quiet_notebook()  # first: peft, imported below, loads bitsandbytes, whose CPU notice this keeps out of the page
 
@@ -219,11 +219,11 @@ with torch.no_grad():
 n = len(check)
 mine = dpo.dpo_loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], beta=live.beta)
 print(f"{'':20s} {'by hand':>10s} {'TRL':>10s}")
-print(f"{'loss':20s} {mine.loss.item():10.6f} {trl_loss:10.6f}")
+print(f"{'loss':20s} {mine.loss.item():10.4f} {trl_loss:10.4f}")  # 4 decimals: the last float32 digits move with the CPU
 for key, value in dpo.logged_rewards(mine).items():
-    print(f"{key:20s} {value:10.6f} {trl_logged[key]:10.6f}")
+    print(f"{key:20s} {value:10.4f} {trl_logged[key]:10.4f}")
 diff = max([abs(mine.loss.item() - trl_loss)] + [abs(v - trl_logged[k]) for k, v in dpo.logged_rewards(mine).items()])
-print(f"max |by hand − TRL| = {diff:.1e}")
+print(f"max |by hand − TRL| {below(diff, 1e-5)}")
 assert diff < 1e-4
 
 # %% [markdown]

@@ -17,7 +17,7 @@
 # %%
 from course_lib.doctor import versions_line
 from course_lib.models import set_threads
-from course_lib.notebook import quiet_notebook
+from course_lib.notebook import below, quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
@@ -56,18 +56,20 @@ print(f"{'step':>4s} {'loss, 1 process':>16s} {'loss, 2 processes':>18s}")
 for step, (a, b) in enumerate(zip(one["losses"], two["losses"]), start=1):
     print(f"{step:4d} {a:16.6f} {b:18.6f}")
 diff = compare_runs(one, two)
-print(f"max |Δ loss| over 6 steps: {diff['max_abs_loss_diff']:.1e}")
-print(f"max |Δ weight| after 6 steps: {diff['max_abs_weight_diff']:.1e} (in {diff['worst_tensor']})")
+# below(): how large a rounding difference grows depends on the CPU's kernels; we print the bound it is under
+print(f"max |Δ loss| over 6 steps: {below(diff['max_abs_loss_diff'], 1e-5)}")
+print(f"max |Δ weight| after 6 steps: {below(diff['max_abs_weight_diff'], 1e-4)}")
 print(f"largest move AdamW can make in 6 steps: lr × steps = {config.learning_rate * config.max_steps:.0e}")
 
 # %% [markdown]
 # The two runs agree to float precision, but not bit for bit. With two processes the mean gradient is the
 # average of two half-batch means, summed in another order than the one-process mean: the last digits of
 # float32 differ. AdamW divides each update by √v, so where a gradient entry is close to zero a tiny
-# absolute difference in it becomes a large relative one, and a visible difference in the update. The
-# largest weight difference printed above sits in an MLP matrix (`model.layers.2.mlp.gate_proj.weight`),
-# not in an embedding row; where exactly it lands depends on which entries happen to have near-zero
-# gradients. It is still far below the size of a single update. Two conditions
+# absolute difference in it becomes a large relative one, and a visible difference in the update. Where
+# the largest weight difference lands depends on which entries happen to have near-zero gradients, and
+# on the CPU: its size and its tensor (`compare_runs(...)["worst_tensor"]`) change between an AVX2 and an
+# AVX-512 machine, which is why the cell prints the bound it stays under. It is still far below the size
+# of a single update. Two conditions
 # make the runs comparable at all: the *global* batch is the same (8 sequences, split 4 + 4), and every
 # sequence has the same number of tokens, so the average of the processes' mean losses is the mean over
 # the whole batch. With padding and uneven token counts per process, DDP's average of means is not the
@@ -131,8 +133,8 @@ sharded = launch(DistributedConfig(max_steps=6, global_batch_size=8, seq_len=64,
                                    fsdp=True), num_processes=2)
 print(sharded["log"].splitlines()[0])
 diff_fsdp = compare_runs(one, sharded)
-print(f"against 1 process: max |Δ loss| {diff_fsdp['max_abs_loss_diff']:.1e}, "
-      f"max |Δ weight| {diff_fsdp['max_abs_weight_diff']:.1e}")
+print(f"against 1 process: max |Δ loss| {below(diff_fsdp['max_abs_loss_diff'], 1e-5)}, "
+      f"max |Δ weight| {below(diff_fsdp['max_abs_weight_diff'], 1e-4)}")
 print(f"{'run':20s} {'':6s} {'params MB':>10s} {'grads MB':>10s} {'optimizer MB':>12s} {'total MB':>9s}")
 memory_rows(one, "1 process")
 memory_rows(two, "2 processes, DDP")

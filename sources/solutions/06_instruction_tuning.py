@@ -17,7 +17,7 @@ from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.metrics import rouge_l
 from course_lib.models import load_base_model, load_tokenizer, set_seed, set_threads
-from course_lib.notebook import quiet_notebook
+from course_lib.notebook import below, quiet_notebook
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
@@ -164,7 +164,7 @@ with torch.no_grad():
 merge_diff = merge_check(adapted, ids_probe)
 merge_ok = merge_diff < TOLERANCE
 ### END SOLUTION
-print(f"adapter moved the logits by up to {adapter_effect:.3f}; merged vs adapter: {merge_diff:.1e}; ok: {merge_ok}")
+print(f"adapter moved the logits by up to {adapter_effect:.3f}; merged vs adapter: {below(merge_diff, TOLERANCE)}; ok: {merge_ok}")
 
 # %% course={"grade_id": "q3_merge_check", "points": 2}
 a, b = tiny_adapted_model(), tiny_adapted_model()
