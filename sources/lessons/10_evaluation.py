@@ -437,11 +437,11 @@ print(f"{len(table)} claims: " + ", ".join(f"{v} {verdicts[v]}" for v in sorted(
 #   measured, not a significant gain; the format gain is the one that holds.
 # - **Lesson 06, reply-only against whole-text training:** not significant on 8 questions (p = 0.64 for
 #   ROUGE-L, 0.25 for the format); lesson 06 now says none of these gaps is significant.
-# - **The previous lesson 07, ORPO with the SFT term on the whole text "lowered" preference accuracy
-#   (0.917 → 0.833):** two pairs of 24 moved; even if both moved the same way and no other did, McNemar's
-#   p is 0.5 (its interval is the unpaired one: the file kept no per-pair outcomes). One seed and two pairs
-#   are no evidence of a fall. Lesson 07 is being rebuilt; this row reads its old results file while it
-#   lasts.
+# - **Lesson 07, DPO + SFT against plain DPO** (win rates against lesson 06's answers on 48 held-out
+#   prompts, three seeds each): lesson 07 finds DPO + SFT ahead of lesson 06's model and plain DPO level
+#   with it, but that does not make DPO + SFT the better of the two. Their gap, 0.472 → 0.604, has
+#   p = 0.449: plain DPO's three seeds disagree with each other by more than it. One arm significant and
+#   the other not is no evidence that the two differ; that takes a test of their difference, and more seeds.
 # - Lessons 03 (SmolLM2's single-seed rank curve) and 04 (QLoRA against 16-bit LoRA, one live run) kept no
 #   spread at all: their claims cannot be tested from what was recorded, only rerun with seeds.
 
