@@ -106,9 +106,14 @@ WRONG = {
                              "    logp = logits.float().log_softmax(-1)\n"
                              "    token = torch.gather(logp, 2, input_ids.unsqueeze(-1)).squeeze(-1)\n"
                              "    return (token * completion_mask).sum(1)"),
+    "07_mask_not_shifted": ("07_preference_tuning", "q2_completion_logps", "(token * completion_mask[:, 1:]).sum(1)",
+                            "(token * completion_mask[:, :-1]).sum(1)"),
     # the part's own warning: log(sigmoid(x)) is -inf for a large negative x
     "07_log_of_sigmoid": ("07_preference_tuning", "q3_dpo_loss", "    return -F.logsigmoid(logits).mean()",
                           "    return -torch.log(torch.sigmoid(logits)).mean()"),
+    "07_reference_ignored": ("07_preference_tuning", "q3_dpo_loss",
+                             "logits = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))",
+                             "logits = beta * (policy_chosen - policy_rejected)"),
     # with ties, sqrt(p(1-p)/n) is not the standard error of the outcomes' mean
     "07_binomial_se_with_ties": ("07_preference_tuning", "q4_win_rate_error",
                                  "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)",
