@@ -104,6 +104,14 @@ def test_the_sweep_picks_the_best_validation_win_rate_and_the_smaller_lr_on_a_ti
     assert dpo_runs.best_learning_rate(runs) == {"dpo": 1e-4, "ipo": 5e-3}
 
 
+def test_the_sweep_passes_over_a_learning_rate_that_changed_no_answer():
+    """All ties (0.5) beat every real change's win rate, but a run that changed nothing did not train."""
+    runs = [{"loss": "dpo", "learning_rate": lr, "after": {"win_rate": {"win_rate": w}, "changed": c}}
+            for lr, w, c in ((1e-6, 0.5, 0), (1e-4, 0.375, 6), (1e-3, 0.45, 24))]
+    assert dpo_runs.best_learning_rate(runs) == {"dpo": 1e-3}
+    assert dpo_runs.best_learning_rate(runs[:1]) == {"dpo": 1e-6}  # nothing else tried: say so, do not hide it
+
+
 @pytest.mark.parametrize("args, says", [(["dpo", "--beta", "0"], "must be positive"),
                                         (["dpo", "--arms", "kto@0.001"], "--arms must name"),
                                         (["dpo-sweep", "--arms", "dpo@0"], "--arms must name"),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from course_lib.data.datasets import format_ok
+from course_lib.evaluation.uncertainty import seeds_by_items, seeds_by_items_difference
 from course_lib.tuning import pairs, sft
 
 PROMPT = "Explain what the Python function `m.f` does.\n\ndef f(self, key, x, *args, default=None, **kwargs)"
@@ -55,8 +57,49 @@ def test_win_rate_standard_error_and_interval():
     assert (w["wins"], w["ties"], w["losses"], w["n"], w["seeds"]) == (2, 1, 1, 4, 1)
     pooled = pairs.win_rate([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # 3 seeds, 2 prompts: averaged per prompt first
     assert pooled["win_rate"] == pytest.approx(2 / 3) and pooled["n"] == 2 and pooled["seeds"] == 3
-    assert pooled["se"] == pytest.approx(0.0)  # both prompts won 2 of 3 times
+    assert pooled["se_prompts"] == pytest.approx(0.0)  # both prompts won 2 of 3 times
     assert pairs.outcomes([0.3, 0.2, 0.1], [0.2, 0.2, 0.5]) == [1.0, 0.5, 0.0]
+
+
+def test_the_pooled_win_rate_counts_the_seeds_noise():
+    """A seed that trained a better model wins every prompt: the per-prompt spread is 0, the seeds' is not."""
+    w = pairs.win_rate([[1.0] * 4, [0.0] * 4, [1.0] * 4])
+    assert w["se_prompts"] == pytest.approx(0.0)
+    assert w["se"] == pytest.approx(np.std([1, 0, 1], ddof=1) / math.sqrt(3))  # = the se of the 3 seed means
+    assert w["df"] == pytest.approx(2.0)
+    assert w["ci95"] == pytest.approx([2 / 3 - 4.302653 * w["se"], 2 / 3 + 4.302653 * w["se"]], rel=1e-5)  # t, 2 df
+
+
+def test_the_pooled_win_rates_interval_covers_as_it_says():
+    """Seeds × prompts with both effects, simulated: the se matches the spread of the mean over repeats, and
+    the 95 % interval holds the true mean about 95 % of the time (averaging per prompt alone: far less)."""
+    rng = np.random.default_rng(0)
+    seeds, prompts, repeats = 3, 48, 2000
+    means, ses, covered, covered_prompts_only = [], [], 0, 0
+    for _ in range(repeats):
+        y = 0.5 + rng.normal(0, 0.1, (seeds, 1)) + rng.normal(0, 0.2, (1, prompts)) + rng.normal(0, 0.3, (seeds, prompts))
+        w = seeds_by_items(y.tolist())
+        means.append(w["mean"])
+        ses.append(w["se"])
+        covered += w["ci95"][0] <= 0.5 <= w["ci95"][1]
+        covered_prompts_only += abs(w["mean"] - 0.5) <= 1.96 * w["se_items"]
+    true_se = math.sqrt(0.1 ** 2 / seeds + 0.2 ** 2 / prompts + 0.3 ** 2 / (seeds * prompts))
+    assert np.std(means) == pytest.approx(true_se, rel=0.1)
+    assert np.sqrt(np.mean(np.square(ses))) == pytest.approx(true_se, rel=0.15)
+    assert 0.92 <= covered / repeats <= 0.99
+    assert covered_prompts_only / repeats < 0.8
+
+
+def test_the_difference_of_two_arms_pairs_the_prompts_and_not_the_seeds():
+    a = [[0.0, 1.0, 0.5, 1.0], [0.0, 1.0, 0.5, 1.0]]
+    same = seeds_by_items_difference(a, a)
+    assert same["diff"] == 0 and same["se"] == 0  # the same answers: no noise at all
+    shifted = [[x + 0.25 for x in row] for row in a]  # each prompt up by the same amount, seeds agree
+    d = seeds_by_items_difference(a, shifted)
+    assert d["diff"] == pytest.approx(0.25) and d["se"] == pytest.approx(0.0, abs=1e-12)
+    lucky = [[x + 0.5 for x in a[0]], a[1]]  # one seed of b better on every prompt: only the seeds can say so
+    d = seeds_by_items_difference(a, lucky)
+    assert d["diff"] == pytest.approx(0.25) and d["se"] == pytest.approx(0.25) and d["df"] == pytest.approx(1.0)
 
 
 def test_batched_greedy_answers_equal_one_prompt_at_a_time(chat_tok, small_chat_model):

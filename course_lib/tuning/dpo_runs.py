@@ -190,9 +190,13 @@ def _pooled(runs: Sequence[dict]) -> dict:
 
 
 def best_learning_rate(runs: Sequence[dict]) -> dict[str, float]:
-    """Per objective, the learning rate with the highest validation win rate against lesson 06 (the smaller on a tie)."""
+    """Per objective, the learning rate with the highest validation win rate against lesson 06 (the smaller on a tie),
+    among those that changed at least one answer: one that changed none did not train (its 0.5 is lesson 06's own)."""
     best = {}
+    moved = {r["loss"] for r in runs if r["after"].get("changed", 1)}
     for r in sorted(runs, key=lambda r: r["learning_rate"]):
+        if r["loss"] in moved and not r["after"].get("changed", 1):
+            continue
         w = r["after"]["win_rate"]["win_rate"]
         if r["loss"] not in best or w > best[r["loss"]][1]:
             best[r["loss"]] = (r["learning_rate"], w)

@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 
 from course_lib.data.datasets import data_dir, format_ok, read_jsonl, write_jsonl
+from course_lib.evaluation.uncertainty import seeds_by_items
 from course_lib.metrics import rouge_l
 from course_lib.models.base import set_seed
 from course_lib.models.loading import load_tokenizer
@@ -131,11 +132,14 @@ def outcomes(after: Sequence[float], before: Sequence[float]) -> list[float]:
 
 
 def win_rate(per_prompt: Sequence[float] | Sequence[Sequence[float]]) -> dict:
-    """Win rate with its standard error and 95 % interval over the prompts.
+    """Win rate with its standard error and 95 % interval.
 
-    `per_prompt`: outcomes (1, ½, 0) per prompt, or one such list per seed, averaged per prompt first (the
-    prompts are the sample; seeds share them). se = sample std of the per-prompt values / √n; the interval
-    is win rate ± 1.96·se.
+    `per_prompt`: outcomes (1, ½, 0) per prompt, or one such list per seed on the same prompts. One seed:
+    se = sample std of the outcomes / √n, the interval win rate ± 1.96·se — the prompts' noise only (another
+    training run is not measured). Several seeds: averaged per prompt first (the seeds share the prompts),
+    and the seeds' own part added — a seed that trained a better model wins on every prompt at once, which
+    the per-prompt spread cannot see (`course_lib.evaluation.uncertainty.seeds_by_items`: se² = se_prompts²
+    + σ²_seed / seeds, the interval from Student's t with Satterthwaite's degrees of freedom).
     """
     rows = [list(per_prompt)] if per_prompt and not isinstance(per_prompt[0], (list, tuple)) else [list(r) for r in per_prompt]
     values = [sum(col) / len(col) for col in zip(*rows, strict=True)]
@@ -143,8 +147,12 @@ def win_rate(per_prompt: Sequence[float] | Sequence[Sequence[float]]) -> dict:
     mean = sum(values) / n
     se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else float("nan")
     flat = [x for r in rows for x in r]
-    return {"win_rate": mean, "se": se, "ci95": [mean - 1.96 * se, mean + 1.96 * se], "n": n, "seeds": len(rows),
-            "wins": flat.count(1.0), "ties": flat.count(0.5), "losses": flat.count(0.0)}
+    counts = {"n": n, "seeds": len(rows), "wins": flat.count(1.0), "ties": flat.count(0.5), "losses": flat.count(0.0)}
+    if len(rows) == 1 or n < 2:
+        return {"win_rate": mean, "se": se, "ci95": [mean - 1.96 * se, mean + 1.96 * se], **counts}
+    two_way = seeds_by_items(rows)
+    return {"win_rate": mean, "se": two_way["se"], "ci95": two_way["ci95"], "se_prompts": two_way["se_items"],
+            "se_seeds": two_way["se_seeds"], "df": two_way["df"], **counts}
 
 
 # ---------------------------------------------------------------- `course dpo-pairs`
