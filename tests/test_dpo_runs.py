@@ -91,6 +91,13 @@ def test_an_interrupted_dpo_keeps_its_runs_and_resumes(tiny_runs, monkeypatch):
     with pytest.raises(ValueError, match="other options"):
         commands.run_dpo(config(lora_alpha=4.0, resume=True))
     first = json.loads((tiny_runs / "checkpoints" / "dpo" / "runs.json").read_text())["runs"][0]
+    with monkeypatch.context() as m:  # fewer seeds than were asked: the kept run alone, nothing trained
+        m.setattr(dpo_runs, "train_arm", lambda *a, **k: pytest.fail("a kept run was trained again"))
+        assert commands.run_dpo(dataclasses.replace(config(resume=True), seeds=[0])) == 0
+    assert json.loads(out.read_text())["runs"] == [first]
+    (tiny_runs / "checkpoints" / "dpo").mkdir(parents=True)
+    (tiny_runs / "checkpoints" / "dpo" / "runs.json").write_text(json.dumps({"options": commands._options(config()) | {
+        "seeds": [0]}, "runs": [first]}))  # as an interrupted run with other seeds leaves it
     assert commands.run_dpo(config(resume=True)) == 0
     result = json.loads(out.read_text())
     assert [r["seed"] for r in result["runs"]] == [0, 1] and result["runs"][0] == first

@@ -62,12 +62,12 @@ def run_sft(config: SFTRunConfig) -> int:
 
 def _resumable(name: str, config, run: Callable[..., dict], total: int) -> dict:
     """Run `run(config, finished=..., on_run=...)`, keeping each finished run in data/checkpoints/<name>/runs.json
-    until the command ends. `--resume` with the same options runs only the rest; with no checkpoint, it starts
-    from the runs of the results file when that file's options other than --arms and --seeds are these."""
+    until the command ends. `--resume` with the same options other than --arms and --seeds runs only the runs
+    not kept; with no checkpoint, it starts from the runs of the results file."""
     folder, options = data_dir() / "checkpoints" / name, _options(config)
     saved = folder / "runs.json"
     done = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
-    if done is not None and done["options"] != options:
+    if done is not None and _differs(done["options"], options):  # runs are keyed by arm and seed: those may differ
         raise ValueError(f"the runs kept in {folder} are from `course {name}` with other options: give those options "
                          "with --resume, or leave out --resume to start again.")
     if done is None and config.resume:
@@ -96,8 +96,12 @@ def _from_results_file(name: str, config) -> dict | None:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    differs = {k for k, v in _options(config).items() if recorded.get("config", {}).get(k) != v} - {"arms", "seeds", "out"}
-    return None if differs else {"runs": recorded["runs"]}
+    return None if _differs(recorded.get("config", {}), _options(config)) else {"runs": recorded["runs"]}
+
+
+def _differs(kept: dict, options: dict) -> set[str]:
+    """The options that make kept runs unusable: all but --arms and --seeds (a run is keyed by its arm and seed)."""
+    return {k for k, v in options.items() if kept.get(k) != v} - {"arms", "seeds", "out"}
 
 
 def results_name(command: str) -> str:
