@@ -164,7 +164,7 @@ CLAIMS = [
           "whole text", "reply only", _sft("rouge", ("whole_text", "after", "chat"), ("after", "chat"))),
     Claim("06", "reply-only came out ahead of whole-text training (format; the lesson: a pointer)",
           "whole text", "reply only", _sft("format", ("whole_text", "after", "chat"), ("after", "chat"))),
-    Claim("07", "DPO + SFT wins where plain DPO ties (win rate against lesson 06's answers, held out)",
+    Claim("07", "DPO + SFT wins where plain DPO does not (win rate against lesson 06's answers, held out)",
           "DPO", "DPO + SFT", _dpo_win_rates("dpo@0.001", "dpo+sft@0.001")),
 ]
 
