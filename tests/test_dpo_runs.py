@@ -131,12 +131,17 @@ def test_nonsense_options_are_refused_before_anything_loads(args, says, capsys):
     assert says in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_course_dpo_runs_where_the_sweep_says():
-    """`course dpo`'s learning rate is the one data/results/dpo_sweep.json picked for DPO + SFT; the variants use it."""
+def test_the_sweep_brackets_each_pick_and_course_dpo_runs_at_a_swept_shared_learning_rate():
+    """Each objective's pick has a swept learning rate on both sides (a pick at the edge justifies nothing);
+    `course dpo` and the variants share one learning rate, which the sweep tried for both objectives."""
     sweep, main, variants = load_results("dpo_sweep"), load_results("dpo"), load_results("dpo_variants")
     assert sweep["best_learning_rate"] == dpo_runs.best_learning_rate(sweep["runs"])
-    picked = sweep["best_learning_rate"]["dpo+sft"]
-    assert {r["learning_rate"] for r in main["runs"] + variants["runs"]} == {picked}
+    for loss, picked in sweep["best_learning_rate"].items():
+        tried = sorted(r["learning_rate"] for r in sweep["runs"] if r["loss"] == loss)
+        assert tried[0] < picked < tried[-1], (loss, picked, tried)
+    shared = {r["learning_rate"] for r in main["runs"] + variants["runs"]}
+    assert len(shared) == 1 and all(shared <= {r["learning_rate"] for r in sweep["runs"] if r["loss"] == loss}
+                                    for loss in ("dpo", "dpo+sft"))
     assert main["config"]["arms"] == dpo_runs.SeedsConfig().arms and variants["config"]["arms"] == dpo_runs.VariantsConfig().arms
     for key in ("beta", "max_steps", "per_device_train_batch_size", "r", "lora_alpha"):
         assert sweep["config"][key] == main["config"][key] == variants["config"][key], key

@@ -85,17 +85,19 @@ class RunsConfig:
 class SweepConfig(RunsConfig):
     """`course dpo-sweep`: DPO, and DPO + SFT, at several learning rates, seed 0, on the validation split."""
 
-    arms: list[str] = field(default_factory=lambda: ["dpo@1e-06", "dpo@0.0001", "dpo@0.001", "dpo@0.005",
-                                                     "dpo+sft@0.001", "dpo+sft@0.005"], metadata={
+    arms: list[str] = field(default_factory=lambda: ["dpo@1e-06", "dpo@0.0001", "dpo@0.0003", "dpo@0.001", "dpo@0.005",
+                                                     "dpo+sft@0.0001", "dpo+sft@0.0003", "dpo+sft@0.001",
+                                                     "dpo+sft@0.005"], metadata={
         "help": "LOSS@LEARNING_RATE to try (1e-6 is TRL's DPOConfig default, set for full fine-tuning)"})
 
 
 @dataclass
 class SeedsConfig(RunsConfig):
-    """`course dpo`: DPO and DPO + SFT at one learning rate, 3 seeds, on the held-out split."""
+    """`course dpo`: DPO and DPO + SFT at one shared learning rate, 3 seeds, on the held-out split."""
 
     arms: list[str] = field(default_factory=lambda: ["dpo@0.001", "dpo+sft@0.001"], metadata={
-        "help": "LOSS@LEARNING_RATE: the learning rate `course dpo-sweep` picked for DPO + SFT, where DPO moves"})
+        "help": "LOSS@LEARNING_RATE: one learning rate shared by both objectives, so only the SFT term differs "
+                "(1e-3: DPO + SFT's pick before the sweep had 3e-4; lesson 07 says which runs are at which pick)"})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "LoRA init and batch order"})
 
 
