@@ -127,9 +127,12 @@ WRONG = {
                                        'upper = {label(r): r["after"]["win_rate"]["win_rate"] for r in sweep["runs"]}'),
     "07_no_guard": ("07_preference_tuning", "q5_ship_a_run", "admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)",
                     "admissible = sorted(upper)"),
-    "07_ship_the_best_win_rate": ("07_preference_tuning", "q5_ship_a_run", "best_arm = max(admissible, key=names.get)",
-                                  'best_arm = max(admissible, key=lambda a: next(r["after"]["win_rate"]["win_rate"] '
-                                  'for r in sweep["runs"] if label(r) == a))'),
+    "07_ship_the_least_drift": ("07_preference_tuning", "q5_ship_a_run",
+                                "best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                                "best_arm = min(admissible, key=kl.get)"),
+    "07_tie_to_the_larger_drift": ("07_preference_tuning", "q5_ship_a_run",
+                                   "best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                                   "best_arm = max(admissible, key=lambda arm: (names[arm], kl[arm]))"),
     # issue 26: `/` instead of `//` returns floats for every sharded stage
     "08_true_division": ("08_beyond_one_gpu", "q1_zero_by_hand", "    return 2 * n // num_gpus + 16 * n // num_gpus + 4",
                          "    return 2 * n / num_gpus + 16 * n / num_gpus + 4"),

@@ -194,7 +194,8 @@ check.close("seed0_se", win_rate_with_error(seed0["outcomes"])[1], seed0["win_ra
 #
 # - an arm is **admissible** when it is not measurably worse than lesson 06's answers: the upper end of the
 #   95 % interval of its win rate, `win_rate + 1.96 · se` (`run["after"]["win_rate"]`), is at least 0.5;
-# - among admissible arms, ship the one whose answers name the most parameters.
+# - among admissible arms, ship the one whose answers name the most parameters; if two name exactly as many,
+#   ship the one that drifted less from lesson 06's model (the lower `run["after"]["kl"]`).
 #
 # The share of parameters named is measured on the same 24 prompts and has noise of its own; the rule
 # ranks by its point estimate all the same, so a close second is a choice the rule makes, not a finding.
@@ -207,12 +208,14 @@ sweep = load_results("dpo_sweep")
 label = lambda run: f"{run['loss']}@{run['learning_rate']:g}"  # noqa: E731
 for run in sweep["runs"]:
     a = run["after"]
-    print(f"{label(run):15s} names {a['names']:.3f}  win rate {a['win_rate']['win_rate']:.3f} ± {a['win_rate']['se']:.3f}")
+    print(f"{label(run):15s} names {a['names']:.3f}  KL {a['kl']:.4f}  win rate {a['win_rate']['win_rate']:.3f} ± "
+          f"{a['win_rate']['se']:.3f}")
 ### BEGIN SOLUTION
 upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}
 admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)
 names = {label(r): r["after"]["names"] for r in sweep["runs"]}
-best_arm = max(admissible, key=names.get)
+kl = {label(r): r["after"]["kl"] for r in sweep["runs"]}
+best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))
 ### END SOLUTION
 
 # %% course={"grade_id": "q5_ship_a_run", "points": 2}
@@ -221,8 +224,8 @@ check.equal("admissible_type", type(admissible).__name__, "list", hint="a list o
 check.equal("admissible_are_arms", all(a in arms for a in admissible), True, hint="labels of the arms in the file")
 check.equal("best_is_admissible", best_arm in admissible, True, hint="ship an admissible arm")
 ### BEGIN HIDDEN TESTS
-check.equal("admissible", admissible, ["dpo+sft@0.001", "dpo@1e-06"])
-check.equal("best_arm", best_arm, "dpo+sft@0.001")
+check.equal("admissible", admissible, ["dpo+sft@0.0001", "dpo+sft@0.0003", "dpo+sft@0.001", "dpo@0.0003", "dpo@1e-06"])
+check.equal("best_arm", best_arm, "dpo+sft@0.0003")
 ### END HIDDEN TESTS
 
 # %% [markdown]
