@@ -155,8 +155,8 @@ print(f"\na training pair: {example['prompt']!r}\n  chosen   ({example['chosen_s
       f"  rejected ({example['rejected_score']:.3f}) {example['rejected']!r}")
 
 # %% [markdown]
-# Lesson 06's model ranks these pairs right about three times in four — 0.745 of the 47 held-out pairs
-# (on the first 12 hand-made ones above, 83 %: too few pairs to call the two apart). What differs is what
+# Lesson 06's model ranks these pairs right about three times in four — 0.745 of the 47 held-out pairs,
+# against 91 % of the 32 hand-made held-out pairs above. What differs is what
 # the pairs hold: two answers the model itself writes, of which the rule's better one is not always its
 # likelier one — the behaviour DPO can change, and an accuracy with room to move. Length is on the chosen
 # answer's side here: it is the longer answer in only 30 % of the held-out pairs, and a summed
@@ -438,7 +438,7 @@ for i in range(3):
 # (0.288 against 0.154 in training, the chosen higher in 57 of 62 pairs), as clearly as their names. In 32
 # steps of 2 pairs the model picked up the cheap feature — a word it can copy from the `def` line — and not
 # the one that needs knowing what the function does. The held-out preference accuracy hardly moves (0.723
-# to 0.766, against 0.745 before; one pair of 47 is 0.021): which of two sampled held-out answers the
+# to 0.766, against 0.745 before; one pair of 47 is 1/47 ≈ 0.021): which of two sampled held-out answers the
 # model finds likelier changed on a few pairs only. What changed is the greedy answer, the model's single
 # likeliest reply to each prompt, and that is what the win rate scores.
 #
@@ -559,18 +559,18 @@ print(f"held-out answers: {tokens['chosen']:.1f} tokens (chosen), {tokens['rejec
 # %% [markdown]
 # One seed each, so these rows are pointers, not a ranking: apart from DPO's, the win rates of seed 0 lie
 # within about one standard error of each other (0.542 to 0.583, ± 0.054 to 0.066). The preference
-# accuracies are ties too: on 47 pairs one pair is 0.021, and an accuracy near 0.75 has a standard error
+# accuracies are ties too: on 47 pairs one pair is 1/47 ≈ 0.021, and an accuracy near 0.75 has a standard error
 # of about √(0.75 · 0.25 / 47) ≈ 0.063. IPO and ORPO ran at 1e-3, section 4's shared learning rate, not
 # at one a sweep of their own picked.
 #
 # - **IPO** asks, at β = 0.1, for a margin of 1/(2 × 0.1) = 5 nats *per token*, far beyond what 32 steps
-#   reach (the last line above: a few tenths of a nat per token, on answers of 15 to 21 tokens), so its
-#   squared loss kept pushing as DPO's does. In this seed it displaced the chosen
+#   reach (the last line above: a few tenths of a nat per token, on answers of 13.3 and 19.3 tokens), so
+#   its squared loss kept pushing as DPO's does. In this seed it displaced the chosen
 #   answers less than DPO (−2.32 nats against −9.67) and left 83 % of the answers in the format; its
 #   held-out accuracy, 0.787, is two pairs above lesson 06's 0.745 — a tie. **This run does not test
-#   IPO's bounded target**: at this τ the target is out of reach, so IPO was in effect mis-set. A τ near 2
-#   (a target of 1/(2 × 2) = 0.25 nats per token) would put it where training can reach it; that run was
-#   not made.
+#   IPO's bounded target**: at this τ the target is out of reach, so IPO was in effect mis-set. A τ near
+#   1.5 (a target of 1/(2 × 1.5) ≈ 0.33 nats per token) would put it where training can reach it; that run
+#   was not made.
 # - **ORPO** made both answers *more* likely (+2.45 and +0.25 nats): at λ = 0.1 its SFT term dominates, so
 #   it acts mostly as more supervised training on the chosen answers. It drifted least (KL 0.1206) and
 #   kept every answer in the format. Its held-out accuracy, 0.702 against 0.745, is two pairs lower, a tie:
