@@ -22,6 +22,19 @@ def test_every_subcommand_is_listed(capsys):
         assert f"  {name} " in listing, f"`course {name}` is not listed"
 
 
+def test_each_command_is_declared_once_and_found_alone():
+    # `main` imports the command modules only up to the one that declares the name: a second declaration
+    # further down the list would never run
+    from collections import Counter
+    from importlib import import_module
+
+    from course_lib.cli import COMMAND_MODULES, _command
+
+    declared = Counter(n for m in COMMAND_MODULES for n in import_module(m).COMMANDS)
+    assert [n for n, k in declared.items() if k > 1] == []
+    assert all(_command(name) == commands()[name] for name in EXPECTED) and _command("no-such-command") is None
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_help_shows_every_field_with_its_true_default(name, capsys):
     help_, config_types, _ = commands()[name]
