@@ -10,7 +10,8 @@ import pytest
 from course_lib.cli import _parser, commands, main
 
 EXPECTED = {"doctor", "build-data", "pretrain", "get-model", "vram", "learning-curve", "lr-sweep", "lora-ablation",
-            "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo", "orpo", "evaluate", "leak", "grpo"}
+            "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo-pairs", "dpo-sweep",
+            "dpo", "dpo-variants", "judge", "evaluate", "leak", "grpo"}
 
 
 def test_every_subcommand_is_listed(capsys):
@@ -120,7 +121,7 @@ def test_commands_use_every_core_unless_told(monkeypatch):
 
 
 def test_threads_is_an_option_of_every_training_command_but_pretrains_own(capsys):
-    for name in ("sft", "dpo", "lr-sweep", "learning-curve", "lora-ablation", "forgetting"):
+    for name in ("sft", "dpo-pairs", "dpo-sweep", "dpo", "dpo-variants", "judge", "lr-sweep", "learning-curve", "lora-ablation", "forgetting"):
         with pytest.raises(SystemExit):
             main([name, "--help"])
         assert "--threads" in capsys.readouterr().out, name

@@ -33,7 +33,8 @@ TRAINED_ON_DEFAULT = {"06_instruction_tuning": "lesson 06 loads adapters `course
                                                "smollm2-135m-instruct (its default); another model needs its own "
                                                "`COURSE_MODEL=... course sft` first",
                      "07_preference_tuning": "lesson 07 merges lesson 06's adapter, trained on smollm2-135m-instruct; "
-                                             "another model needs its own `course sft` and `course dpo` first"}
+                                             "another model needs its own `course sft`, `course dpo-pairs` and the runs "
+                                             "after them first"}
 
 
 def _run_cells(sources: list[str]) -> int:

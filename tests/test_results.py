@@ -152,13 +152,17 @@ def test_staged_outputs_appear_together_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "results"]
 
 
+LONG_RUNS = {"sft": "sft", "dpo-pairs": "dpo_pairs", "dpo-sweep": "dpo_sweep", "dpo": "dpo",
+             "dpo-variants": "dpo_variants", "judge": "judge"}  # lessons 06-07's commands -> their results files
+
+
 def test_help_times_come_from_the_results_files():
     from course_lib.results import recorded_time
     from course_lib.commands.tuning import COMMANDS
 
-    for name, commands in (("sft", COMMANDS), ("dpo", COMMANDS), ("orpo", COMMANDS)):
+    for command, name in LONG_RUNS.items():
         seconds = load_results(name)["wall_seconds"]
-        assert recorded_time(name) in commands[name][0] and recorded_time(name).split()[0] in (
+        assert recorded_time(name) in COMMANDS[command][0] and recorded_time(name).split()[0] in (
             f"{seconds:.0f}", f"{seconds / 60:.0f}")
 
 
@@ -170,8 +174,8 @@ def test_readme_times_come_from_the_results_files():
     from course_lib.results import recorded_time
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    for name in ("sft", "dpo", "orpo"):
-        row = next(line for line in readme.splitlines() if line.startswith(f"| `course {name}"))
+    for command, name in LONG_RUNS.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `course {command}`"))
         assert re.search(r"the committed run took ([\d.]+ (?:min|s))", row).group(1) == recorded_time(name), row
 
 
