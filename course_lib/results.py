@@ -50,6 +50,7 @@ RESULTS = {
     "dpo_pairs": "course dpo-pairs",  # lesson 07: on-policy pairs (and data/preferences-on-policy)
     "dpo_sweep": "course dpo-sweep",  # lesson 07
     "dpo": "course dpo",  # lesson 07
+    "dpo_own_lr": "course dpo --arms dpo+sft@0.0003 --out data/results/dpo_own_lr.json",  # lesson 07: the sweep's pick
     "dpo_variants": "course dpo-variants",  # lesson 07
     "judge": "course judge",  # lesson 07
     "evaluation": "course evaluate",  # lesson 10: the harness on three models, zero- and few-shot
