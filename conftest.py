@@ -1,7 +1,23 @@
-"""Settings for the whole suite (unit tests and notebooks), and a per-notebook time summary."""
+"""Settings for the whole suite (unit tests and notebooks), a per-notebook time summary, and how `make test`
+spreads the work over the cores.
 
+Scheduling (pytest-xdist `--dist loadscope --no-loadscope-reorder`, as the Makefile runs it): a notebook's cells
+stay together on one worker (they share a kernel), and so do a test module's tests (they share module fixtures),
+except in SPLIT (and the tests of test_grading.py that do not use its graded class), whose tests are independent
+and go wherever a core is free. Groups start longest first, from
+tests/group_seconds.json (a fresh clone's run on a 2-core CPU; a group not listed counts as short), so no long
+group starts last while the other core idles. Order and grouping change only the wall time, never a result.
+Refresh the file after a lesson or a test changes much: `make test PYTEST_EXTRA=--group-seconds-out=tests/group_seconds.json`.
+"""
+
+import ast
+import functools
+import json
 import os
 from collections import defaultdict
+from pathlib import Path
+
+import pytest
 
 # Never touch the network: everything the course needs ships with it. Notebook kernels
 # started by nbval inherit these.
@@ -14,7 +30,7 @@ NOTEBOOK_BUDGET_S = 90.0  # each notebook, top to bottom, on a 2-core CPU
 _notebook_seconds: dict[str, float] = defaultdict(float)
 
 
-def pytest_runtest_logreport(report):
+def _notebook_seconds_add(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _notebook_seconds[path] += report.duration
@@ -27,3 +43,82 @@ def pytest_terminal_summary(terminalreporter):
     for path, seconds in sorted(_notebook_seconds.items()):
         flag = "  OVER BUDGET" if seconds > NOTEBOOK_BUDGET_S else ""
         terminalreporter.write_line(f"{seconds:7.1f} s  {path}{flag}")
+
+
+ROOT = Path(__file__).resolve().parent
+SPLIT = {"tests/test_lessons_other_model.py", "tests/test_exercise_wrong_answers.py"}
+SHARED_FIXTURES = {"tests/test_grading.py": "graded"}  # a module whose tests not using this fixture are independent
+_group_seconds: dict[str, float] = defaultdict(float)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--group-seconds-out", default=None,
+                     help="write each group's total seconds to this JSON file (tests/group_seconds.json)")
+
+
+@functools.lru_cache(maxsize=None)
+def _test_arguments(path: str) -> dict[str, set[str]]:
+    """Each test function of a test file, and the names of its arguments (the fixtures it uses)."""
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    return {f.name: {a.arg for a in f.args.args} for f in tree.body if isinstance(f, ast.FunctionDef)}
+
+
+def group_of(nodeid: str) -> str:
+    """The work unit a test or notebook cell belongs to: its file, or itself where it shares nothing."""
+    path, _, rest = nodeid.partition("::")
+    if path in SPLIT:
+        return nodeid
+    shared = SHARED_FIXTURES.get(path)
+    if shared and rest and shared not in _test_arguments(path).get(rest.split("[")[0], {shared}):
+        return nodeid
+    return path
+
+
+def _seconds() -> dict[str, float]:
+    known = ROOT / "tests" / "group_seconds.json"
+    return json.loads(known.read_text()) if known.exists() else {}
+
+
+def pytest_collectstart(collector):
+    """An exercise notebook runs as `--nbval-lax` would run it (its stubs raise; only tagged cells are checked)
+    even in a `--nbval` run, so `make test` checks lessons, solutions and exercises in one session."""
+    path = getattr(collector, "path", None)
+    if path is not None and path.suffix == ".ipynb" and path.parent.name == "exercises" and \
+            hasattr(collector, "compare_outputs"):
+        collector.compare_outputs = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest groups first, each group's items together and in their order (the scheduler follows it)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    seconds, first = _seconds(), {}
+    for index, item in enumerate(items):
+        first.setdefault(group_of(item.nodeid), index)
+    items.sort(key=lambda item: (-seconds.get(group_of(item.nodeid), 0.0), first[group_of(item.nodeid)]))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadscope` with conftest's groups for scopes (pytest-xdist's `loadgroup` marks rename node ids,
+    which pytest 9 no longer lets a plugin do)."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_runtest_logreport(report):
+    _notebook_seconds_add(report)
+    _group_seconds[group_of(report.nodeid)] += report.duration
+
+
+def pytest_sessionfinish(session):
+    out = session.config.getoption("group_seconds_out")
+    if out and _group_seconds and not hasattr(session.config, "workerinput"):  # the controller, once
+        rounded = {g: round(s, 1) for g, s in sorted(_group_seconds.items(), key=lambda kv: -kv[1])}
+        Path(out).write_text(json.dumps(rounded, indent=1) + "\n")

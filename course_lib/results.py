@@ -47,8 +47,12 @@ RESULTS = {
         "course forgetting --model smollm2-135m-instruct --probe_prompts 16 --curve_texts 0",
     "memory_smollm2": "course memory --model smollm2-135m-instruct",  # lesson 04
     "sft": "course sft",  # lesson 06
+    "dpo_pairs": "course dpo-pairs",  # lesson 07: on-policy pairs (and data/preferences-on-policy)
+    "dpo_sweep": "course dpo-sweep",  # lesson 07
     "dpo": "course dpo",  # lesson 07
-    "orpo": "course orpo",  # lesson 07 (its defaults: λ 0.1, seed 0)
+    "dpo_own_lr": "course dpo --arms dpo+sft@0.0003 --out data/results/dpo_own_lr.json",  # lesson 07: the sweep's pick
+    "dpo_variants": "course dpo-variants",  # lesson 07
+    "judge": "course judge",  # lesson 07
     "evaluation": "course evaluate",  # lesson 10: the harness on three models, zero- and few-shot
     "leakage": "course leak",  # lesson 10: a fine-tune with test items leaked into its training rows
     "grpo": "course grpo",  # lesson 09

@@ -10,7 +10,8 @@ import pytest
 from course_lib.cli import _parser, commands, main
 
 EXPECTED = {"doctor", "build-data", "pretrain", "get-model", "vram", "learning-curve", "lr-sweep", "lora-ablation",
-            "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo", "orpo", "evaluate", "leak", "grpo"}
+            "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo-pairs", "dpo-sweep",
+            "dpo", "dpo-variants", "judge", "evaluate", "leak", "grpo"}
 
 
 def test_every_subcommand_is_listed(capsys):
@@ -19,6 +20,19 @@ def test_every_subcommand_is_listed(capsys):
     assert set(commands()) == EXPECTED
     for name in EXPECTED:
         assert f"  {name} " in listing, f"`course {name}` is not listed"
+
+
+def test_each_command_is_declared_once_and_found_alone():
+    # `main` imports the command modules only up to the one that declares the name: a second declaration
+    # further down the list would never run
+    from collections import Counter
+    from importlib import import_module
+
+    from course_lib.cli import COMMAND_MODULES, _command
+
+    declared = Counter(n for m in COMMAND_MODULES for n in import_module(m).COMMANDS)
+    assert [n for n, k in declared.items() if k > 1] == []
+    assert all(_command(name) == commands()[name] for name in EXPECTED) and _command("no-such-command") is None
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -107,7 +121,7 @@ def test_commands_use_every_core_unless_told(monkeypatch):
 
 
 def test_threads_is_an_option_of_every_training_command_but_pretrains_own(capsys):
-    for name in ("sft", "dpo", "lr-sweep", "learning-curve", "lora-ablation", "forgetting"):
+    for name in ("sft", "dpo-pairs", "dpo-sweep", "dpo", "dpo-variants", "judge", "lr-sweep", "learning-curve", "lora-ablation", "forgetting"):
         with pytest.raises(SystemExit):
             main([name, "--help"])
         assert "--threads" in capsys.readouterr().out, name

@@ -97,3 +97,20 @@ def test_prompt_formats_put_the_answer_after_the_one_marker():
     assert "\n\n\n" not in text, "an empty input adds no blank section"
     area = area_text({"text": "Open a socket.", "area": "networking"})
     assert prompt_of(area) + "networking" == area
+
+
+def test_tokenized_on_demand_reads_as_tokenize_causal_and_gives_the_same_batches():
+    from course_lib.data.datasets import instruction_text
+    from course_lib.data.encoding import TokenizedOnDemand, tokenize_causal
+    from course_lib.models.loading import load_tokenizer
+    from course_lib.training.loop import shuffled_batches
+
+    tok = load_tokenizer()
+    rows = list(load_course_dataset("alpaca")["train"])[:40]
+    eager = tokenize_causal(tok, [instruction_text(r) for r in rows], 32)
+    lazy = TokenizedOnDemand(tok, rows, 32, text_of=instruction_text)
+    assert len(lazy) == len(eager) and lazy[3] == eager[3] and lazy[-1] == eager[-1] and not lazy._done.keys() - {3, 39}
+    with pytest.raises(IndexError):
+        lazy[40]
+    first = [next(shuffled_batches(d, 4, lambda b: [r["input_ids"] for r in b], seed=0)) for d in (eager, lazy)]
+    assert first[0] == first[1] and len(lazy._done) <= 6  # only the rows drawn (and the two read above) tokenized

@@ -90,33 +90,49 @@ WRONG = {
                           'if False:'),
     "06_header_trained": ("06_instruction_tuning", "q2_assistant_labels", "            inside = True\n            continue",
                           "            inside = True\n            labels[i] = tok\n            continue"),
-    "07_logits_not_shifted": ("07_preference_tuning", "q1_completion_logps",
-                              "torch.gather(logp, 2, input_ids[:, 1:].unsqueeze(-1))",
-                              "torch.gather(logits[:, 1:].float().log_softmax(-1), 2, input_ids[:, 1:].unsqueeze(-1))"),
-    "07_reference_ignored": ("07_preference_tuning", "q2_dpo_loss",
-                             "logits = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))",
-                             "logits = beta * (policy_chosen - policy_rejected)"),
-    "07_reward_without_beta": ("07_preference_tuning", "q3_implicit_reward",
-                               "chosen_rewards = beta * (policy_chosen - ref_chosen)",
-                               "chosen_rewards = policy_chosen - ref_chosen"),
     "08_first_step_counted": ("08_beyond_one_gpu", "q3_ddp_log", "for n, s, c in steps if int(n) > 1]",
                               "for n, s, c in steps]"),
     "08_mismatch_answer": ("08_beyond_one_gpu", "q5_mismatch", 'answer_q5 = "B"', 'answer_q5 = "A"'),
-    # issue 25, item 22: the logged margin is in β·nats
-    "07_margin_not_divided": ("07_preference_tuning", "q4_read_log",
-                              'final_margin_nats = log[-1]["rewards/margins"] / 0.1',
-                              'final_margin_nats = log[-1]["rewards/margins"]'),
-    "07_chosen_rose": ("07_preference_tuning", "q4_read_log",
-                       'answer_chosen = "A" if log[-1]["rewards/chosen"] > 0 else "B" if log[-1]["rewards/chosen"] < 0 else "C"',
-                       'answer_chosen = "A"'),
-    # issue 25, item 22: margins compared in β·nats favour the largest β
-    "07_margin_in_beta_nats": ("07_preference_tuning", "q5_choose_beta",
-                               'r["after"]["reward_margins"] / b for r', 'r["after"]["reward_margins"] for r'),
-    # issue 25, item 22: noise ignored — the β with the highest mean margin (0.05) is not the shipped one
-    "07_noise_ignored": ("07_preference_tuning", "q5_choose_beta", "best_beta = max(tied)", "best_beta = top"),
-    "07_budget_read_without_noise": ("07_preference_tuning", "q5_choose_beta",
-                                     "if mean_kl[b] - 2 * standard_error(kls[b]) <= KL_BUDGET]",
-                                     "if mean_kl[b] <= KL_BUDGET]"),
+    # issue 28: an on-policy pair is the best and the worst sample, and a prompt whose samples tie gives none
+    "07_rejected_is_the_last_sample": ("07_preference_tuning", "q1_on_policy_pair",
+                                       '"rejected": samples[scores.index(min(scores))]}', '"rejected": samples[-1]}'),
+    "07_ties_kept": ("07_preference_tuning", "q1_on_policy_pair",
+                     "    if max(scores) == min(scores):\n        return None\n", ""),
+    # token t is predicted at position t - 1, not t
+    "07_logps_not_shifted": ("07_preference_tuning", "q2_completion_logps",
+                             "    logp = logits[:, :-1].float().log_softmax(-1)\n"
+                             "    token = torch.gather(logp, 2, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)\n"
+                             "    return (token * completion_mask[:, 1:]).sum(1)",
+                             "    logp = logits.float().log_softmax(-1)\n"
+                             "    token = torch.gather(logp, 2, input_ids.unsqueeze(-1)).squeeze(-1)\n"
+                             "    return (token * completion_mask).sum(1)"),
+    "07_mask_not_shifted": ("07_preference_tuning", "q2_completion_logps", "(token * completion_mask[:, 1:]).sum(1)",
+                            "(token * completion_mask[:, :-1]).sum(1)"),
+    # the part's own warning: log(sigmoid(x)) is -inf for a large negative x
+    "07_log_of_sigmoid": ("07_preference_tuning", "q3_dpo_loss", "    return -F.logsigmoid(logits).mean()",
+                          "    return -torch.log(torch.sigmoid(logits)).mean()"),
+    "07_reference_ignored": ("07_preference_tuning", "q3_dpo_loss",
+                             "logits = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))",
+                             "logits = beta * (policy_chosen - policy_rejected)"),
+    # with ties, sqrt(p(1-p)/n) is not the standard error of the outcomes' mean
+    "07_binomial_se_with_ties": ("07_preference_tuning", "q4_win_rate_error",
+                                 "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)",
+                                 "    se = math.sqrt(rate * (1 - rate) / n)"),
+    "07_se_over_n": ("07_preference_tuning", "q4_win_rate_error",
+                     "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)",
+                     "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / n"),
+    # issue 28 (issue 25, item 22): a noise-aware decision with real alternatives
+    "07_point_estimate_not_interval": ("07_preference_tuning", "q5_ship_a_run",
+                                       'upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}',
+                                       'upper = {label(r): r["after"]["win_rate"]["win_rate"] for r in sweep["runs"]}'),
+    "07_no_guard": ("07_preference_tuning", "q5_ship_a_run", "admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)",
+                    "admissible = sorted(upper)"),
+    "07_ship_the_least_drift": ("07_preference_tuning", "q5_ship_a_run",
+                                "best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                                "best_arm = min(admissible, key=kl.get)"),
+    "07_tie_to_the_larger_drift": ("07_preference_tuning", "q5_ship_a_run",
+                                   "best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                                   "best_arm = max(admissible, key=lambda arm: (names[arm], kl[arm]))"),
     # issue 26: `/` instead of `//` returns floats for every sharded stage
     "08_true_division": ("08_beyond_one_gpu", "q1_zero_by_hand", "    return 2 * n // num_gpus + 16 * n // num_gpus + 4",
                          "    return 2 * n / num_gpus + 16 * n / num_gpus + 4"),
@@ -188,7 +204,8 @@ WRONG = {
                                 'r["kind"] == "method" and r["adapter_bytes"] <= 1e6 and r["tensor_peak_bytes"] <= 1e9]',
                                 'r["kind"] == "method" and r["tensor_peak_bytes"] <= 1e9]'),
 }
-NEEDS_SMOLLM2 = {"06_instruction_tuning", "07_preference_tuning", "11_which_method"}  # their solutions load it
+NEEDS_SMOLLM2 = {"06_instruction_tuning", "11_which_method"}  # their solutions load it or its config and tokenizer
+# (07's reads results files, the shipped pairs, a tiny Llama)
 
 
 # What a forked child reports with its exit code.

@@ -118,6 +118,19 @@ def test_answer_cap_and_cuts(chat_tok, small_chat_model):
     assert cut == [len(out) == 3 and chat_tok.eos_token_id not in out]
 
 
+def test_one_generation_serves_every_cap_and_a_padded_batch_changes_no_token(chat_tok, small_chat_model):
+    model = small_chat_model()
+    prompts = [sft.prompt_for(chat_tok, r) for r in sft.task_rows("test", 3)]
+    assert len({len(chat_tok(p)["input_ids"]) for p in prompts}) > 1  # different lengths: the batch is padded
+    one_at_a_time = sft.greedy_answer_ids(model, chat_tok, prompts, 6)
+    assert sft.greedy_answer_ids(model, chat_tok, prompts, 6, batch_size=3) == one_at_a_time
+    for cap in (2, 6):  # the first `cap` tokens of the longer answers are the answers at `cap`
+        assert sft.answers_and_cuts(chat_tok, one_at_a_time, cap) == sft.greedy_answers_and_cuts(model, chat_tok,
+                                                                                                 prompts, cap)
+    eos, word = chat_tok.eos_token_id, chat_tok("Return", add_special_tokens=False)["input_ids"]
+    assert sft.answers_and_cuts(chat_tok, [word + [eos], word * 3], 2) == (["Return", "ReturnReturn"], [False, True])
+
+
 @pytest.mark.slow
 def test_sft_command_writes_results_and_adapter(chat_tok, small_chat_model, tmp_path, monkeypatch):
     monkeypatch.setattr(sft, "load_base_model", lambda name=None, **kw: small_chat_model())

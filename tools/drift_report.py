@@ -1,6 +1,6 @@
 """After `make test-latest`: which packages moved past the lock, which notebook cells changed, which tests broke.
 
-    python tools/drift_report.py --lock requirements/lock.txt .venv-latest/main.xml .venv-latest/exercises.xml
+    python tools/drift_report.py --lock requirements/lock.txt .venv-latest/main.xml
 
 Run by `make test-latest` with the newest releases installed; read it before `make lock`.
 """

@@ -1,24 +1,26 @@
-"""`course sft`, `course dpo`, `course orpo` (lessons 06, 07): run, write the results file and the adapter card.
+"""`course sft` (lesson 06); `course dpo-pairs`, `dpo-sweep`, `dpo`, `dpo-variants`, `judge` (lesson 07).
 
-The runs are called through their modules (`sft.sft_run`, `dpo.dpo_run`), so a test can replace a step.
-A run's outputs appear together or not at all (`results.staged_outputs`); an interrupted run keeps its
-checkpoints (sft) or its finished β × seed runs (dpo), and `--resume` with the same options continues.
+The runs are called through their modules (`sft.sft_run`, `dpo_runs.seeds_run`, ...), so a test can replace
+a step. A run's outputs appear together or not at all (`results.staged_outputs`); an interrupted run keeps
+its checkpoints (sft) or its finished runs (dpo-sweep, dpo, dpo-variants), and `--resume` with the same
+options continues.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from course_lib.data.datasets import data_dir
 from course_lib.results import command_line, require_adapter, results_path, save_results, staged_outputs, took
-from course_lib.tuning import dpo, sft
-from course_lib.tuning.dpo import DPORunConfig, ORPORunConfig
+from course_lib.tuning import dpo_runs, judge, pairs, sft
 from course_lib.tuning.sft import SFTRunConfig
 
-__all__ = ["run_sft", "run_dpo", "run_orpo", "COMMANDS"]
+__all__ = ["run_sft", "run_dpo_pairs", "run_dpo_sweep", "run_dpo", "run_dpo_variants", "run_judge", "COMMANDS"]
 
 
 def _options(config) -> dict:
@@ -58,51 +60,124 @@ def run_sft(config: SFTRunConfig) -> int:
     return 0
 
 
-def run_dpo(config: DPORunConfig) -> int:
-    config.validate()
-    require_adapter("sft-docstring")  # the reference: checked before anything slow
-    sft.quiet_command()
-    folder, options = dpo.checkpoints_dir(), _options(config)
+def _resumable(name: str, config, run: Callable[..., dict], total: int) -> dict:
+    """Run `run(config, finished=..., on_run=...)`, keeping each finished run in data/checkpoints/<name>/runs.json
+    until the command ends. `--resume` with the same options other than --arms and --seeds runs only the runs
+    not kept; with no checkpoint, it starts from the runs of the results file."""
+    folder, options = data_dir() / "checkpoints" / name, _options(config)
     saved = folder / "runs.json"
     done = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
-    if done is not None and done["options"] != options:
-        raise ValueError(f"the runs kept in {folder} are from `course dpo` with other options: give those options "
+    if done is not None and _differs(done["options"], options):  # runs are keyed by arm and seed: those may differ
+        raise ValueError(f"the runs kept in {folder} are from `course {name}` with other options: give those options "
                          "with --resume, or leave out --resume to start again.")
+    if done is None and config.resume:
+        done = _from_results_file(name, config)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     runs = done["runs"] if done else []
 
-    def keep(run: dict) -> None:  # after each β × seed: what --resume starts from
-        runs.append(run)
+    def keep(one: dict) -> None:  # after each run: what --resume starts from
+        runs.append(one)
         saved.write_text(json.dumps({"options": options, "runs": runs}), encoding="utf-8")
     saved.write_text(json.dumps({"options": options, "runs": runs}), encoding="utf-8")
     try:
-        result = dpo.dpo_run(config, finished=list(runs), on_run=keep)
+        result = run(config, finished=list(runs), on_run=keep)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"data/results/dpo.json is unchanged; {len(runs)} of "
-                                f"{len(config.betas) * len(config.seeds)} β × seed runs are kept, and `course dpo "
-                                "--resume` (same options) runs the rest") from None
-    path = save_results("dpo", {"command": command_line("dpo", config), **result}, out=config.out or None)
+        raise KeyboardInterrupt(f"data/results/{results_name(name)}.json is unchanged; {len(runs)} of {total} runs are "
+                                f"kept, and `course {name} --resume` (same options) runs the rest") from None
     shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def _from_results_file(name: str, config) -> dict | None:
+    """The runs of the command's results file, if it was made with the same options apart from --arms and --seeds."""
+    path = Path(config.out) if config.out else results_path(results_name(name))
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return None if _differs(recorded.get("config", {}), _options(config)) else {"runs": recorded["runs"]}
+
+
+def _differs(kept: dict, options: dict) -> set[str]:
+    """The options that make kept runs unusable: all but --arms and --seeds (a run is keyed by its arm and seed)."""
+    return {k for k, v in options.items() if kept.get(k) != v} - {"arms", "seeds", "out"}
+
+
+def results_name(command: str) -> str:
+    """The results file a lesson-07 command writes."""
+    return {"dpo-sweep": "dpo_sweep", "dpo-variants": "dpo_variants", "dpo-pairs": "dpo_pairs"}.get(command, command)
+
+
+def _pairs_ready() -> None:
+    if not (pairs.pairs_dir() / "train.jsonl").exists():
+        raise ValueError("data/preferences-on-policy/ is missing: run `course dpo-pairs` first (lesson 07's pairs).")
+
+
+def _save(command: str, config, result: dict) -> int:
+    recorded = dataclasses.replace(config, resume=False) if hasattr(config, "resume") else config  # what it reproduces
+    path = save_results(results_name(command), {"command": command_line(command, recorded), **result},
+                        out=config.out or None)
     print(f"wrote {path}")
     return 0
 
 
-def run_orpo(config: ORPORunConfig) -> int:
-    config.validate()
-    if config.resume:
-        raise ValueError("`course orpo` has no --resume: its runs are short; run it again without it.")
+def run_dpo_pairs(config: pairs.PairsConfig) -> int:
+    if min(config.train_prompts, config.validation_prompts, config.test_prompts, config.samples - 1,
+           config.max_new_tokens) <= 0 or config.temperature <= 0:
+        raise ValueError("--samples must be at least 2 and the prompt counts, --max_new_tokens and --temperature "
+                         "positive.")
     require_adapter("sft-docstring")
-    path = save_results("orpo", {"command": command_line("orpo", config), **dpo.orpo_run(config)}, out=config.out or None)
-    print(f"wrote {path}")
+    sft.quiet_command()
+    out = Path(config.out) if config.out else results_path("dpo_pairs")
+    with staged_outputs([pairs.pairs_dir(), out]) as (folder, out_tmp):  # the pairs and their file, together
+        folder.mkdir()
+        result = pairs.pairs_run(config, out_dir=folder)
+        save_results("dpo_pairs", {"command": command_line("dpo-pairs", config), **result}, out=out_tmp)
+    print(f"wrote {out} and {pairs.pairs_dir()}")
     return 0
+
+
+def _runs(name: str, config: dpo_runs.RunsConfig, run: Callable[..., dict]) -> int:
+    config.validate()
+    require_adapter("sft-docstring")
+    _pairs_ready()
+    sft.quiet_command()
+    return _save(name, config, _resumable(name, config, run, len(config.arms) * len(config.seeds)))
+
+
+def run_dpo_sweep(config: dpo_runs.SweepConfig) -> int:
+    return _runs("dpo-sweep", config, dpo_runs.sweep_run)
+
+
+def run_dpo(config: dpo_runs.SeedsConfig) -> int:
+    return _runs("dpo", config, dpo_runs.seeds_run)
+
+
+def run_dpo_variants(config: dpo_runs.VariantsConfig) -> int:
+    return _runs("dpo-variants", config, dpo_runs.variants_run)
+
+
+def run_judge(config: judge.JudgeConfig) -> int:
+    _pairs_ready()
+    sft.quiet_command()
+    return _save("judge", config, judge.judge_run(config))
 
 
 COMMANDS = {"sft": ("lesson 06: LoRA instruction tuning of smollm2-135m-instruct with TRL's SFTTrainer -> "
                     f"data/results/sft.json and data/adapters/sft-docstring*, written together at the end{took('sft')}; "
                     "--resume continues an interrupted run", (SFTRunConfig,), run_sft),
-            "dpo": ("lesson 07: DPO of lesson 06's SFT model with TRL's DPOTrainer and a LoRA adapter, 3 β × 3 seeds "
-                    f"-> data/results/dpo.json{took('dpo')}; --resume keeps the runs an interrupted one finished",
-                    (DPORunConfig,), run_dpo),
-            "orpo": ("lesson 07: ORPO on the same pairs, beside DPO; its defaults (λ 0.1, seed 0) make "
-                     f"data/results/orpo.json{took('orpo')}", (ORPORunConfig,), run_orpo)}
+            "dpo-pairs": ("lesson 07: on-policy preference pairs, sampled from lesson 06's model and scored by the "
+                          "docstring rule -> data/preferences-on-policy/ (with its data card) and "
+                          f"data/results/dpo_pairs.json{took('dpo_pairs')}", (pairs.PairsConfig,), run_dpo_pairs),
+            "dpo-sweep": ("lesson 07: DPO and DPO + SFT (TRL's DPOTrainer, a LoRA adapter on lesson 06's model) at "
+                          "several learning rates, judged on the validation prompts -> "
+                          f"data/results/dpo_sweep.json{took('dpo_sweep')}", (dpo_runs.SweepConfig,), run_dpo_sweep),
+            "dpo": ("lesson 07: DPO and DPO + SFT at one learning rate, 3 seeds, before/after on the held-out prompts -> "
+                    f"data/results/dpo.json{took('dpo')}; --resume keeps the runs an interrupted one finished",
+                    (dpo_runs.SeedsConfig,), run_dpo),
+            "dpo-variants": ("lesson 07: IPO and ORPO with `course dpo`'s settings -> "
+                             f"data/results/dpo_variants.json{took('dpo_variants')}", (dpo_runs.VariantsConfig,),
+                             run_dpo_variants),
+            "judge": ("lesson 07: the untuned local model as an LLM judge of the held-out pairs, both orders -> "
+                      f"data/results/judge.json{took('judge')}", (judge.JudgeConfig,), run_judge)}

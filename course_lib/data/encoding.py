@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["tokenize_classification", "tokenize_causal", "collator_for"]
+__all__ = ["tokenize_classification", "tokenize_causal", "TokenizedOnDemand", "collator_for"]
 
 
 def tokenize_classification(tokenizer, rows, max_length: int = 64) -> list[dict]:
@@ -28,6 +28,33 @@ def tokenize_causal(tokenizer, texts: Sequence[str], max_length: int = 128) -> l
         enc = tokenizer(text + tokenizer.eos_token, truncation=True, max_length=max_length)
         out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     return out
+
+
+class TokenizedOnDemand:
+    """`tokenize_causal(tokenizer, texts, max_length)` as a sequence whose rows are tokenized when first read.
+
+    A short training run draws a few hundred of thousands of rows; the shuffled order (DataLoader's, or
+    `replay_mix`'s) depends only on the number of rows, so the batches are the same as with every row
+    tokenized up front. `text_of(row)` turns a row into its text (default: the row is the text).
+    """
+
+    def __init__(self, tokenizer, rows: Sequence, max_length: int = 128, text_of=None):
+        self.tokenizer, self.rows, self.max_length, self.text_of = tokenizer, rows, max_length, text_of
+        self._done: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        i = int(i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        if i not in self._done:
+            row = self.rows[i]
+            self._done[i] = tokenize_causal(self.tokenizer, [self.text_of(row) if self.text_of else row],
+                                            self.max_length)[0]
+        return self._done[i]
 
 
 def collator_for(tokenizer, task: str):

@@ -1,7 +1,9 @@
 """Preference pairs from the course's own text: the right one-line docstring, or a wrong one (lesson 07).
 
 `course build-data` calls `build_preferences`, which writes data/preferences/{train,validation,test}.jsonl
-and its data card from the chat instruction set's splits; `course_lib.tuning.dpo` trains on them.
+and its data card from the chat instruction set's splits. Lesson 07 measures lesson 06's model on them
+(it already prefers most chosen answers) before it builds on-policy pairs instead (course_lib.tuning.pairs);
+the tests of course_lib.tuning.dpo use them as small, fixed pairs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The headline comparisons of lessons 01-07, re-tested at 95 % from the files they rest on (lesson 10).
 
-Each claim names two arms and where their numbers are: per seed (three seeds: Welch's t), per item (one
+Each claim names two arms and where their numbers are: per seed (three seeds: Welch's t), per seed and
+item (lesson 07's win rates: `seeds_by_items_difference`, both noises at once), per item (one
 run: McNemar for 0/1 outcomes, the exact sign-flip permutation test otherwise, with the paired bootstrap's
 interval) or only as a proportion on n items (one run: a z-test of two proportions). A one-run comparison
 that passes is marked "items only (1 seed)": it tested the items' noise, not the training run's. Two sources of noise matter: the training run (seeds) and the test items
@@ -21,7 +22,8 @@ from statistics import NormalDist, mean
 from typing import Callable
 
 from course_lib.data.datasets import data_dir, format_ok, read_jsonl
-from course_lib.evaluation.uncertainty import mcnemar, paired_bootstrap, proportion_stderr, sign_flip, welch
+from course_lib.evaluation.uncertainty import (mcnemar, paired_bootstrap, proportion_stderr, seeds_by_items_difference,
+                                               sign_flip, welch)
 from course_lib.metrics import rouge_l
 from course_lib.results import load_results
 
@@ -36,7 +38,7 @@ class Claim:
     says: str  # the lesson's claim, in short
     a: str
     b: str
-    data: Callable[[], dict]  # -> {"kind": "seeds" | "items" | "proportions" | "none", ...}
+    data: Callable[[], dict]  # -> {"kind": "seeds" | "seeds_by_items" | "items" | "proportions" | "none", ...}
     tie: bool = False  # the lesson claims no difference (a tie), not a winner
     lower_is_better: bool = False
 
@@ -98,15 +100,14 @@ def _sft(metric: str, a: tuple, b: tuple) -> Callable[[], dict]:
     return data
 
 
-def _orpo_whole_text() -> dict:
-    """The previous lesson 07's ORPO run with the SFT term on the whole text (guarded: lesson 07 is being rebuilt)."""
-    try:
-        before = load_results("dpo")["before"]["accuracy"]
-        orpo = load_results("orpo")
-        after, n = orpo["whole_text_runs"][0]["after"]["accuracy"], orpo["config"]["test_pairs"]
-    except (FileNotFoundError, KeyError, IndexError, TypeError):
-        return {"kind": "none", "why": "orpo.json no longer holds the previous lesson 07's whole-text run"}
-    return {"kind": "bound", "items": n, "a": after, "b": before}
+def _dpo_win_rates(arm_a: str, arm_b: str) -> Callable[[], dict]:
+    """Lesson 07's `course dpo`: each seed's outcome (1, ½, 0 against lesson 06's answer) on each held-out prompt."""
+    def data() -> dict:
+        runs = load_results("dpo")["runs"]
+        outcomes = {arm: [r["after"]["outcomes"] for r in runs if f"{r['loss']}@{r['learning_rate']:g}" == arm]
+                    for arm in (arm_a, arm_b)}
+        return {"kind": "seeds_by_items", "a": outcomes[arm_a], "b": outcomes[arm_b]}
+    return data
 
 
 CLAIMS = [
@@ -163,8 +164,8 @@ CLAIMS = [
           "whole text", "reply only", _sft("rouge", ("whole_text", "after", "chat"), ("after", "chat"))),
     Claim("06", "reply-only came out ahead of whole-text training (format; the lesson: a pointer)",
           "whole text", "reply only", _sft("format", ("whole_text", "after", "chat"), ("after", "chat"))),
-    Claim("07", "the previous lesson 07: ORPO with the SFT term on the whole text lowered preference accuracy",
-          "ORPO, whole text", "before (SFT)", _orpo_whole_text),
+    Claim("07", "DPO + SFT wins where plain DPO does not (win rate against lesson 06's answers, held out)",
+          "DPO", "DPO + SFT", _dpo_win_rates("dpo@0.001", "dpo+sft@0.001")),
 ]
 
 
@@ -188,6 +189,12 @@ def retest(claim: Claim) -> dict:
                            + proportion_stderr(row["mean_b"], d["items"]) ** 2)
             row.update(p_with_items=_z_p(w["diff"] / se), low_with_items=w["diff"] - 1.96 * se,
                        high_with_items=w["diff"] + 1.96 * se)
+    elif d["kind"] == "seeds_by_items":  # each seed's outcome on each item: both noises, as lesson 07 counts them
+        w = seeds_by_items_difference(d["a"], d["b"])
+        row.update(diff=w["diff"], low=w["low"], high=w["high"], p=w["p"],
+                   mean_a=mean(mean(seed) for seed in d["a"]), mean_b=mean(mean(seed) for seed in d["b"]),
+                   n=f"{len(d['a'])} + {len(d['b'])} seeds × {len(d['a'][0])} items",
+                   test="seeds × items (t, Satterthwaite)")
     elif d["kind"] == "items":
         # p from an exact test (McNemar; sign flips for continuous scores): the bootstrap's percentile
         # interval is too narrow on a handful of items, so it gives the interval only
@@ -196,18 +203,11 @@ def retest(claim: Claim) -> dict:
         row.update(diff=boot["diff"], low=boot["low"], high=boot["high"], p=test["p"], mean_a=mean(d["a"]),
                    mean_b=mean(d["b"]), n=f"1 run × {len(d['a'])} items", one_run=True,
                    test="McNemar (exact)" if d["binary"] else "sign flips (exact)" if test["exact"] else "sign flips")
-    else:  # one run, a proportion per arm on n items; "bound": the most favourable pairing (McNemar)
+    else:  # one run, a proportion per arm on n items
         n, pa, pb = d["items"], d["a"], d["b"]
-        if d["kind"] == "bound":
-            moved = round(abs(pb - pa) * n)  # at least this many items disagree, all one way at best
-            p = mcnemar([0] * moved, [1] * moved)["p"]
-            test = f"McNemar, at best ({moved} of {n} items moved, all one way); interval unpaired"
-        else:
-            p, test = _z_p((pb - pa) / math.sqrt(proportion_stderr(pa, n) ** 2 + proportion_stderr(pb, n) ** 2)), \
-                "two proportions (z), unpaired"
         se = math.sqrt(proportion_stderr(pa, n) ** 2 + proportion_stderr(pb, n) ** 2)
-        row.update(diff=pb - pa, low=pb - pa - 1.96 * se, high=pb - pa + 1.96 * se, p=p, mean_a=pa, mean_b=pb,
-                   n=f"1 run × {n} items", test=test, one_run=True)
+        row.update(diff=pb - pa, low=pb - pa - 1.96 * se, high=pb - pa + 1.96 * se, p=_z_p((pb - pa) / se),
+                   mean_a=pa, mean_b=pb, n=f"1 run × {n} items", test="two proportions (z), unpaired", one_run=True)
     better = row["diff"] < 0 if claim.lower_is_better else row["diff"] > 0
     significant = row["p"] < 0.05
     if claim.tie:

@@ -5,6 +5,9 @@
     mcnemar(a, b)                        the exact test for two 0/1 outcomes per item (only disagreements count)
     sign_flip(a, b)                      the permutation test for paired scores: exact over every sign (n ≤ 16)
     welch(a, b)                          two sets of runs (seeds), unpaired: Welch's t
+    seeds_by_items(rows)                 a mean over seeds × items (each seed scored on the same items): its standard
+                                         error with both the items' and the seeds' noise, and its 95 % interval
+    seeds_by_items_difference(a, b)      the same for mean(b) − mean(a), two arms scored on the same items
     items_needed(sd, delta)              items for a difference delta at 95 % and 80 % power (normal approximation)
 
 All take plain sequences (one number per item or per run) and return small dicts of floats, so a results
@@ -19,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["mean_stderr", "proportion_stderr", "paired_bootstrap", "mcnemar", "sign_flip", "welch", "items_needed",
-           "detectable_difference", "Z95"]
+__all__ = ["mean_stderr", "proportion_stderr", "paired_bootstrap", "mcnemar", "sign_flip", "welch", "seeds_by_items",
+           "seeds_by_items_difference", "items_needed", "detectable_difference", "Z95"]
 
 Z95 = NormalDist().inv_cdf(0.975)  # 1.95996…: two-sided 95 %
 
@@ -117,6 +120,81 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     q = float(q)
     return {"diff": diff, "se": se, "df": df, "low": diff - q * se, "high": diff + q * se,
             "p": float(2 * student_t.sf(abs(diff) / se, df))}
+
+
+def _mean_squares(rows: Sequence[Sequence[float]]) -> dict:
+    """Two-way layout, one score per (seed, item): the item means and the seeds' and residual mean squares."""
+    y = np.asarray(rows, dtype=float)
+    s, n = y.shape
+    grand, seed_means, item_means = y.mean(), y.mean(axis=1), y.mean(axis=0)
+    ms_seed = n * ((seed_means - grand) ** 2).sum() / (s - 1)
+    resid = y - seed_means[:, None] - item_means[None, :] + grand
+    ms_err = (resid ** 2).sum() / ((s - 1) * (n - 1))
+    return {"seeds": s, "n": n, "item_means": item_means, "ms_seed": ms_seed, "ms_err": ms_err}
+
+
+def _seed_part(ms: dict) -> tuple[float, list[tuple[float, int]]]:
+    """σ²_seed / S, estimated as (MS_seed − MS_err) / (S·n), cut at 0; with its Satterthwaite terms."""
+    s, n = ms["seeds"], ms["n"]
+    part = (ms["ms_seed"] - ms["ms_err"]) / (s * n)
+    if part <= 0:
+        return 0.0, []
+    return part, [(ms["ms_seed"] / (s * n), s - 1), (-ms["ms_err"] / (s * n), (s - 1) * (n - 1))]
+
+
+def _interval(centre: float, terms: list[tuple[float, int]]) -> dict:
+    """se = √(Σ terms), Satterthwaite's degrees of freedom, and the t interval at 95 %."""
+    from scipy.stats import t as student_t
+
+    var = sum(v for v, _ in terms)
+    se = math.sqrt(max(var, 0.0))
+    if se == 0:
+        return {"se": 0.0, "df": float("inf"), "ci95": [centre, centre], "p_zero": 0.0 if centre else 1.0}
+    df = float(var ** 2 / sum(v ** 2 / d for v, d in terms))
+    q = float(student_t.ppf(0.975, df))
+    return {"se": se, "df": df, "ci95": [centre - q * se, centre + q * se],
+            "p_zero": float(2 * student_t.sf(abs(centre) / se, df))}
+
+
+def seeds_by_items(rows: Sequence[Sequence[float]]) -> dict:
+    """The mean of S ≥ 2 seeds' scores on the same n items, with two sources of noise (crossed random effects).
+
+    The items: another sample of items would give another mean; averaging each item over the seeds first
+    keeps the shared items from counting S times (se_items = sd of the item means / √n). The seeds: a seed
+    that trained a better or worse model moves every item at once, so that part cancels out of the items'
+    spread and must be added back: σ²_seed / S = (MS_seed − MS_err) / (S·n), cut at 0 (MS_seed: n × the
+    variance of the seed means; MS_err: the residual mean square). se² = se_items² + that. The 95 % interval
+    uses Student's t with Satterthwaite's degrees of freedom: with three seeds the seeds' part rests on 2.
+    Returns {"mean", "se", "se_items", "se_seeds", "df", "ci95", "seeds", "n"}.
+    """
+    ms = _mean_squares(rows)
+    if ms["seeds"] < 2 or ms["n"] < 2:
+        raise ValueError("seeds_by_items needs at least two seeds and two items (one seed: the items' se alone).")
+    s, n, items = ms["seeds"], ms["n"], ms["item_means"]
+    item_part = items.var(ddof=1) / n  # = MS_items / (S·n)
+    seed_part, seed_terms = _seed_part(ms)
+    out = _interval(float(items.mean()), [(item_part, n - 1)] + seed_terms)
+    return {"mean": float(items.mean()), "se": out["se"], "se_items": math.sqrt(item_part),
+            "se_seeds": math.sqrt(seed_part), "df": out["df"], "ci95": out["ci95"], "seeds": s, "n": n}
+
+
+def seeds_by_items_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> dict:
+    """mean(b) − mean(a) for two arms, each S ≥ 2 seeds × the same n items; the seeds are not paired.
+
+    The items are paired: the per-item difference of the seed means cancels what an item does to both arms,
+    so its spread gives the items' part (sd / √n). Each arm's seeds add their own part, as in `seeds_by_items`.
+    Returns {"diff", "se", "df", "low", "high" (95 %, t with Satterthwaite's df), "p"}.
+    """
+    ma, mb = _mean_squares(a), _mean_squares(b)
+    if ma["n"] != mb["n"] or min(ma["seeds"], mb["seeds"], ma["n"]) < 2:
+        raise ValueError("both arms need the same items, at least two, and at least two seeds each.")
+    d = mb["item_means"] - ma["item_means"]
+    n = len(d)
+    terms = [(d.var(ddof=1) / n, n - 1)] + _seed_part(ma)[1] + _seed_part(mb)[1]
+    diff = float(d.mean())
+    out = _interval(diff, terms)
+    return {"diff": diff, "se": out["se"], "df": out["df"], "low": out["ci95"][0], "high": out["ci95"][1],
+            "p": out["p_zero"]}
 
 
 def items_needed(sd: float, delta: float, power: float = 0.8, z_alpha: float = Z95) -> int:

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.data.encoding import TokenizedOnDemand, collator_for, tokenize_causal
 from course_lib.doctor import versions_line
 from course_lib.data.datasets import prompt_of
 from course_lib.forgetting.ewc import EWCPenalty, fisher_diagonal
@@ -185,14 +185,14 @@ def run_one(base_model, tokenizer, data: TaskData, spec: RunSpec, seed: int, con
     set_seed(seed)  # LoRA's A matrices are initialised here
     model = _prepare(copy.deepcopy(base_model), spec)
     collate = collator_for(tokenizer, "causal-lm")
-    rows = tokenize_causal(tokenizer, data.target_train, config.max_length)
+    rows = TokenizedOnDemand(tokenizer, data.target_train, config.max_length)  # only the rows drawn get tokenized
     point = (lambda m: curve_point(m, tokenizer, data, config)) if config.curve_texts else None  # noqa: E731
 
     tc = TrainConfig(learning_rate=spec.learning_rate, max_steps=config.max_steps, seed=seed, disable_tqdm=True,
                      per_device_train_batch_size=config.per_device_train_batch_size, eval_steps=config.eval_steps)
     batches = None
     if spec.replay_fraction:
-        old = tokenize_causal(tokenizer, data.replay, config.max_length)
+        old = TokenizedOnDemand(tokenizer, data.replay, config.max_length)
         batches = replay_batches(rows, old, spec.replay_fraction, config.per_device_train_batch_size, collate, seed)
     penalty = EWCPenalty(model, fisher, spec.ewc_lambda) if spec.ewc_lambda and fisher else None
     history = train(model, rows, tc, collate_fn=collate, evaluate=point, extra_loss=penalty, batches=batches)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from course_lib.data.datasets import instruction_text, load_course_dataset
-from course_lib.data.encoding import collator_for, tokenize_causal
+from course_lib.data.encoding import TokenizedOnDemand, collator_for
 from course_lib.tuning.lora import ALL_LINEAR_TARGETS, ATTENTION_TARGETS, LoraConfig, add_lora
 from course_lib.metrics import perplexity
 from course_lib.models.base import count_parameters, model_name, set_seed
@@ -84,8 +84,8 @@ def lora_run(config: AblationConfig, lora: LoraConfig, train_rows, eval_texts: l
     train_cfg = TrainConfig(learning_rate=config.learning_rate, max_steps=config.max_steps,
                             per_device_train_batch_size=config.per_device_train_batch_size, seed=seed,
                             disable_tqdm=True)
-    texts = [instruction_text(r) for r in train_rows]
-    train(model, tokenize_causal(tok, texts, config.max_length), train_cfg, collate_fn=collator_for(tok, "causal-lm"))
+    rows = TokenizedOnDemand(tok, train_rows, config.max_length, text_of=instruction_text)  # only the rows drawn
+    train(model, rows, train_cfg, collate_fn=collator_for(tok, "causal-lm"))
     return {"trainable_parameters": count_parameters(model, trainable_only=True),
             "perplexity": perplexity(model, tok, eval_texts, max_length=config.max_length)}
 

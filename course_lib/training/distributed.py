@@ -4,6 +4,7 @@
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
         --dynamo_backend no -m course_lib.cli train-distributed --output_json run.json       # two, DDP over gloo
     ... -m course_lib.cli train-distributed --fsdp --output_json run.json                   # two, each holding half
+    ... -m course_lib.cli train-distributed --then_fsdp --output_json run.json              # DDP, then FSDP2 (run_fsdp.json)
 
 The script is the same in every case: `accelerate.Accelerator` finds how many processes `accelerate launch`
 started and wraps the model in DistributedDataParallel when there are several. Each optimizer step takes the
@@ -16,6 +17,8 @@ On the CPU, accelerate 1.15 keeps DDP even when given an FSDP plugin (it switche
 backends: accelerate/state.py), so `--fsdp` calls torch's `fully_shard` (FSDP2) itself, as accelerate's
 `fsdp2_prepare_model` does on GPUs: one shard group per decoder layer, then the whole model.
 `launch(config, num_processes)` runs the script in a subprocess and returns its JSON (what lesson 08 does).
+Starting the processes (each imports torch and transformers) costs far more than a few steps of course-tiny,
+so `--then_fsdp` lets one launch run both the DDP and the sharded run, one after the other.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -37,7 +40,7 @@ from course_lib.models.base import set_seed, set_threads
 from course_lib.models.loading import load_base_model, load_tokenizer
 
 __all__ = ["DistributedConfig", "ProcessMemory", "process_memory", "training_batches", "train_distributed",
-           "launch", "compare_runs", "DistributedRunFailed"]
+           "fsdp_output", "launch", "compare_runs", "DistributedRunFailed"]
 
 
 @dataclass
@@ -53,6 +56,11 @@ class DistributedConfig:
     seed: int = field(default=0, metadata={"help": "seeds the model's data order and initial state"})
     fsdp: bool = field(default=False, metadata={"help": "shard parameters, gradients and optimizer states "
                                                         "(torch's fully_shard, FSDP2) instead of DDP"})
+    then_fsdp: bool = field(default=False, metadata={"help": "after this run, run it again sharded (as with --fsdp) "
+                                                             "in the same processes: one launch for both, since "
+                                                             "starting the processes costs more than the steps; "
+                                                             "rank 0 writes that run beside output_json, as "
+                                                             "NAME_fsdp.json and NAME_fsdp.pt"})
     output_json: str = field(default="", metadata={"help": "where rank 0 writes the results (and, beside it, "
                                                            "the final weights as .pt)"})
 
@@ -114,12 +122,31 @@ def _timed_allreduce_hook(timings: list[float]):
     return hook
 
 
+def fsdp_output(output_json: str) -> str:
+    """Where a `then_fsdp` run's sharded second run is written: NAME_fsdp.json beside NAME.json."""
+    out = Path(output_json)
+    return str(out.with_name(f"{out.stem}_fsdp{out.suffix}"))
+
+
 def train_distributed(config: DistributedConfig) -> dict:
-    """Train `config.max_steps` steps on as many processes as were launched; rank 0 returns (and writes) the results."""
+    """Train `config.max_steps` steps on as many processes as were launched; rank 0 returns (and writes) the results.
+
+    With `then_fsdp`, the same processes then repeat the run sharded (FSDP2), from the same seed, and write it
+    to `fsdp_output(config.output_json)`; the first run's results are returned."""
     from accelerate import Accelerator  # heavy, and only a training run needs it
 
     set_threads()
     accelerator = Accelerator(cpu=True)
+    result = _train(accelerator, config)
+    if config.then_fsdp and not config.fsdp:
+        _train(accelerator, replace(config, fsdp=True, then_fsdp=False,
+                                    output_json=fsdp_output(config.output_json) if config.output_json else ""))
+    accelerator.end_training()  # ends the process group too
+    return result
+
+
+def _train(accelerator, config: DistributedConfig) -> dict:
+    """One run of `train_distributed` on the processes `accelerator` knows: a fresh model from the seed."""
     world, rank = accelerator.num_processes, accelerator.process_index
     if config.global_batch_size % world:
         raise ValueError(f"global_batch_size {config.global_batch_size} does not split evenly over {world} processes")
@@ -173,7 +200,6 @@ def train_distributed(config: DistributedConfig) -> dict:
         out = Path(config.output_json)
         torch.save({k: v.detach().cpu() for k, v in state.items()}, out.with_suffix(".pt"))
         out.write_text(json.dumps(result, indent=1) + "\n")
-    accelerator.end_training()  # ends the process group too
     return result
 
 
@@ -189,10 +215,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 300) -> dict:
-    """Run the script in `num_processes` processes (`accelerate launch` when more than one) and return its JSON."""
-    args = [f"--{f.name}={getattr(config, f.name)}" for f in fields(config) if f.name not in ("output_json", "fsdp")]
-    args += ["--fsdp"] * config.fsdp
+def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 300) -> dict | tuple[dict, dict]:
+    """Run the script in `num_processes` processes (`accelerate launch` when more than one) and return its JSON.
+
+    With `config.then_fsdp`, the same launch also runs the sharded version: the result is (run, sharded run),
+    each with the lines of the log that its own run printed."""
+    args = [f"--{f.name}={getattr(config, f.name)}" for f in fields(config)
+            if f.name not in ("output_json", "fsdp", "then_fsdp")]
+    args += ["--fsdp"] * config.fsdp + ["--then_fsdp"] * config.then_fsdp
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
         script = ["-m", "course_lib.cli", "train-distributed", *args, f"--output_json={out}"]
@@ -205,17 +235,26 @@ def launch(config: DistributedConfig, num_processes: int = 1, timeout: float = 3
         env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        if proc.returncode != 0 or not out.exists():
+        outs = [out, Path(fsdp_output(str(out)))] if config.then_fsdp and not config.fsdp else [out]
+        if proc.returncode != 0 or not all(o.exists() for o in outs):
             lines = proc.stderr.strip().splitlines()
             said = list(dict.fromkeys(line for line in lines if "course train-distributed: error:" in line))  # one line
             ranked = [line for line in lines if line.startswith("[rank")]  # torchrun prefixes each rank's traceback
             tail = "\n".join((said or ranked or lines)[-12:])
             raise DistributedRunFailed(f"the {num_processes}-process run exited with code {proc.returncode}; "
                                        f"the end of its stderr:\n{tail}")
-        result = json.loads(out.read_text())
-        result["weights"] = torch.load(out.with_suffix(".pt"))
-        result["log"] = proc.stdout
-    return result
+        # each run's log starts at its "num_processes ..." line: split the launch's output there
+        printed = proc.stdout.splitlines(keepends=True)
+        starts = [i for i, line in enumerate(printed) if line.startswith("num_processes ")][:len(outs)] or [0]
+        starts[0] = 0  # anything printed before the first run belongs to it
+        logs = ["".join(printed[a:b]) for a, b in zip(starts, starts[1:] + [len(printed)])]
+        results = []
+        for o, log in zip(outs, logs + [""] * (len(outs) - len(logs))):
+            result = json.loads(o.read_text())
+            result["weights"] = torch.load(o.with_suffix(".pt"))
+            result["log"] = log
+            results.append(result)
+    return results[0] if len(results) == 1 else tuple(results)
 
 
 def compare_runs(a: dict, b: dict) -> dict:

@@ -244,14 +244,14 @@ print(f"forward unmerged {t_unmerged:.2f} ms, merged {t_merged:.2f} ms (timings 
 # rank) and rsLoRA (α = 4, α/√r: 2 at r = 4, so both scalings share that run) — with three seeds
 # each, 120 steps per run, 200 validation examples.
 #
-# First a small live version: r = 1 and r = 64 under both scalings, seed 0, 20 steps on course-tiny
+# First a small live version: r = 1 and r = 64 under both scalings, seed 0, 10 steps on course-tiny
 # (fewer on a larger model), 64 validation examples.
 
 # %%
 from course_lib.experiments.lora_ablation import AblationConfig, lora_config, lora_run
 
-# the cached sweep's settings, shortened: 20 steps instead of 120 on course-tiny, fewer on a larger model
-live = AblationConfig(max_steps=live_size(20, n_params))
+# the cached sweep's settings, shortened: 10 steps instead of 120 on course-tiny, fewer on a larger model
+live = AblationConfig(max_steps=live_size(10, n_params))
 live_eval = eval_texts[: live_size(64, n_params, minimum=16)]
 base_ppl = perplexity(load_base_model().to(device), tok, live_eval)
 print(f"{default_model_name()}: {live.max_steps} steps per run, {len(live_eval)} validation examples, "

@@ -219,10 +219,11 @@ for label, batch in (("masks padding by id (transformers)", by_id), ("pads label
 # `SFTTrainer` renders the prompt with the generation prompt, renders prompt + completion, and masks the
 # common prefix. (Its other switch, `assistant_only_loss`, needs `{% generation %}` markers that
 # SmolLM2's template does not have.) Built on the same 8 rows, the two batches must be equal, token for
-# token. The trainer also gives the model its LoRA adapter — the run we then make, live, for 4 steps.
+# token. The trainer also gives the model its LoRA adapter — the run we then make, live, for 2 steps (one pass over
+# the 8 rows).
 
 # %%
-live = sft.SFTRunConfig(max_steps=4, per_device_train_batch_size=4, eval_steps=2, logging_steps=1,
+live = sft.SFTRunConfig(max_steps=2, per_device_train_batch_size=4, eval_steps=2, logging_steps=1,
                         early_stopping_patience=0)
 trainer = sft.sft_trainer(model, tokenizer, train_rows[:8], val_rows[:8], live, tempfile.mkdtemp())
 trainer.remove_callback(PrinterCallback)  # the log is read from trainer.state below, rounded
@@ -236,7 +237,7 @@ print(f"target tokens in the batch: {int((ours['labels'] != -100).sum())} of {in
 # %%
 trainer.train()
 logged = trainer.state.log_history
-print("live run, 4 steps of 4 rows:")
+print(f"live run, {live.max_steps} steps of {live.per_device_train_batch_size} rows:")
 print("  training loss:", [round(e["loss"], 3) for e in logged if "loss" in e])
 print("  eval loss (8 validation rows):", [(e["step"], round(e["eval_loss"], 3)) for e in logged if "eval_loss" in e])
 
@@ -385,7 +386,11 @@ for q, ref, before_a, after_a in list(zip(results["questions"], results["referen
 # answer the cap cut mid-sentence fails the format whatever the model would have written. The cap must
 # be sized from the references: here they are in tokens, with whether each passes the format check
 # itself, and then the base model's answers regenerated live with a cap of half as much again as the longest reference
-# (`sft.answer_cap`), counting the answers the cap cut.
+# (`sft.answer_cap`), counting the answers the cap cut. One generation serves both caps: greedy decoding writes
+# the same tokens whatever the cap, so the first 24 tokens of an answer generated with the larger cap are the
+# answer at 24 (`sft.answers_and_cuts`). The 8 prompts go through in one left-padded batch, which is faster on
+# a CPU than one at a time; the comparison with the file's answers, generated one at a time, checks that the
+# padding changed none of them.
 
 # %%
 ref_tokens = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in results["references"]]
@@ -395,8 +400,9 @@ print(f"references that pass the format check themselves: {sum(map(format_ok, re
 cap = sft.answer_cap(tokenizer, results["references"])
 base_model = load_base_model(name).eval()
 prompts = [sft.prompt_for(tokenizer, r) for r in test]
+answer_ids = sft.greedy_answer_ids(base_model, tokenizer, prompts, cap, batch_size=len(prompts))  # the larger cap
 for max_new in (cfg["max_new_tokens"], cap):
-    answers, cut = sft.greedy_answers_and_cuts(base_model, tokenizer, prompts, max_new)
+    answers, cut = sft.answers_and_cuts(tokenizer, answer_ids, max_new)  # each answer's first max_new tokens
     same = f" (the file's answers: {answers == results['before']['chat']['answers']})" if max_new == cfg["max_new_tokens"] else ""
     print(f"base model, chat, cap {max_new:2d}: cut {sum(cut)} of {len(test)}; format rate "
           f"{sum(map(format_ok, answers)) / len(test):.0%}, ROUGE-L {rouge_l(answers, results['references']):.3f}{same}")

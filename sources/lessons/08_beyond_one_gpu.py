@@ -8,7 +8,7 @@
 # plain data parallel, ZeRO/FSDP stages, QLoRA on one card, or CPU offload.
 #
 # **Runtime.** About a minute on a 2-core CPU: three short runs of course-tiny (six steps each) in
-# subprocesses, and arithmetic.
+# two launches of subprocesses, and arithmetic.
 #
 # Sources: Rajbhandari et al., *ZeRO: Memory Optimizations Toward Training Trillion Parameter Models*, SC 2020
 # (arXiv 1910.02054); Li et al., *PyTorch Distributed: Experiences on Accelerating Data Parallel Training*,
@@ -26,6 +26,7 @@ print(versions_line())
 # %%
 import contextlib
 import io
+from dataclasses import replace
 
 from course_lib.training import DistributedConfig, compare_runs, launch
 from course_lib.memory import PRESETS, VramConfig, activation_bytes, estimate_memory
@@ -45,12 +46,14 @@ from course_lib.memory import (cards_needed, deepspeed_estimate, largest_layer_p
 # finds how many processes `accelerate launch` started and wraps the model in DDP when there are several;
 # the rest of the script does not change. Every step takes the same 8 sequences of 64 tokens: one process
 # takes all 8, each of two processes takes 4. `launch` runs it in a subprocess (the command is in its
-# docstring) and reads back the small JSON that rank 0 writes.
+# docstring) and reads back the small JSON that rank 0 writes. Starting a process (importing torch and
+# transformers) takes longer than six steps of course-tiny, so the two-process launch also runs section 2's
+# sharded version afterwards, in the same processes (`then_fsdp=True`): one launch instead of two.
 
 # %%
 config = DistributedConfig(max_steps=6, global_batch_size=8, seq_len=64, learning_rate=1e-3, seed=0)
 one = launch(config, num_processes=1)
-two = launch(config, num_processes=2)
+two, sharded = launch(replace(config, then_fsdp=True), num_processes=2)  # DDP, then FSDP2 (section 2)
 print(two["log"].splitlines()[0])
 print(f"{'step':>4s} {'loss, 1 process':>16s} {'loss, 2 processes':>18s}")
 for step, (a, b) in enumerate(zip(one["losses"], two["losses"]), start=1):
@@ -127,10 +130,10 @@ print(f"gradients averaged per step: {grad_bytes / 1e6:.1f} MB -> {grad_bytes * 
 # accelerate 1.15 keeps plain DDP even when given that plugin: it switches to FSDP only for GPU backends
 # (see `accelerate/state.py`). PyTorch's `fully_shard` itself runs on the CPU over gloo, so `--fsdp` makes
 # the script call it the way accelerate would: one shard group per decoder layer, then the whole model.
+# Section 1's two-process launch ran it after the DDP run (`then_fsdp`), from the same seed and with the same
+# settings, as `launch(replace(config, fsdp=True), num_processes=2)` would on its own:
 
 # %%
-sharded = launch(DistributedConfig(max_steps=6, global_batch_size=8, seq_len=64, learning_rate=1e-3, seed=0,
-                                   fsdp=True), num_processes=2)
 print(sharded["log"].splitlines()[0])
 diff_fsdp = compare_runs(one, sharded)
 print(f"against 1 process: max |Δ loss| {below(diff_fsdp['max_abs_loss_diff'], 1e-5)}, "

@@ -381,7 +381,9 @@ print(f"lesson 06 judged on 8 items: with the same per-item sd, it detects ±{de
 #
 # Lessons 01–07 compare methods on a few seeds or a few test items. `course_lib.evaluation.claims`
 # re-tests each headline comparison from the file it rests on, at 95 %: Welch's t over seeds where a file
-# kept one number per seed; McNemar or the exact sign-flip test where it kept each item (lesson 06's
+# kept one number per seed; both noises at once where it kept each seed's outcome on each item (lesson 07's
+# win rates: the items paired, each arm's seeds adding their own part, t with Satterthwaite's degrees of
+# freedom — the same standard error lesson 07 prints); McNemar or the exact sign-flip test where it kept each item (lesson 06's
 # answers; the interval shown is the paired bootstrap's); a two-proportion test where one run's accuracy
 # is all there is. Two noises are in play: the training
 # run (the seed) and the test items (another sample of items would give other scores). The files with
@@ -437,11 +439,11 @@ print(f"{len(table)} claims: " + ", ".join(f"{v} {verdicts[v]}" for v in sorted(
 #   measured, not a significant gain; the format gain is the one that holds.
 # - **Lesson 06, reply-only against whole-text training:** not significant on 8 questions (p = 0.64 for
 #   ROUGE-L, 0.25 for the format); lesson 06 now says none of these gaps is significant.
-# - **The previous lesson 07, ORPO with the SFT term on the whole text "lowered" preference accuracy
-#   (0.917 → 0.833):** two pairs of 24 moved; even if both moved the same way and no other did, McNemar's
-#   p is 0.5 (its interval is the unpaired one: the file kept no per-pair outcomes). One seed and two pairs
-#   are no evidence of a fall. Lesson 07 is being rebuilt; this row reads its old results file while it
-#   lasts.
+# - **Lesson 07, DPO + SFT against plain DPO** (win rates against lesson 06's answers on 48 held-out
+#   prompts, three seeds each): lesson 07 finds DPO + SFT ahead of lesson 06's model and cannot place
+#   plain DPO, but that does not make DPO + SFT the better of the two. Their gap, 0.472 → 0.604, has
+#   p = 0.450: plain DPO's three seeds disagree with each other by more than it. One arm significant and
+#   the other not is no evidence that the two differ; that takes a test of their difference, and more seeds.
 # - Lessons 03 (SmolLM2's single-seed rank curve) and 04 (QLoRA against 16-bit LoRA, one live run) kept no
 #   spread at all: their claims cannot be tested from what was recorded, only rerun with seeds.
 

@@ -1,32 +1,71 @@
 # %% [markdown]
 # # 07 · Exercises: preference tuning with DPO
 #
-# Five graded parts, after lesson 07 (11 points in all): sequence log-probabilities over the
-# completion, the DPO loss, the implicit reward, reading a training log, and choosing β from the
-# measurements of `course dpo`. Runtime: a few seconds on a CPU (a tiny random model and the results
-# file; nothing here trains SmolLM2). In each answer cell your code replaces the lines
-# `# YOUR CODE HERE` and `raise NotImplementedError()`; the test cell below it says what is wrong.
+# Five graded parts, after lesson 07 (11 points in all): an on-policy pair from sampled answers and a
+# scoring rule, sequence log-probabilities over the completion, the DPO loss, the win rate's standard error
+# and interval, and a decision read from the results of lesson 07's runs. Runtime: a few seconds on a CPU
+# (a tiny random model, the shipped pairs and the results files; nothing here trains SmolLM2). In each
+# answer cell your code replaces the lines `# YOUR CODE HERE` and `raise NotImplementedError()`; the test
+# cell below it says what is wrong.
 
 # %%
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.tuning import dpo
 from course_lib.doctor import versions_line
 from course_lib.grading import check
 from course_lib.models import set_seed, set_threads
 from course_lib.notebook import quiet_notebook
 from course_lib.results import load_results
+from course_lib.tuning import dpo, pairs
 
 set_threads()  # one CPU thread (COURSE_THREADS): the same numbers on every machine
 quiet_notebook()  # no progress bars, known notices or DeepSpeed's CPU warning in the saved outputs
 print(versions_line())
 
 # %% [markdown]
-# ## Part 1 · Sequence log-probabilities over the completion (2 points)
+# ## Part 1 · An on-policy pair (2 points)
+#
+# `course dpo-pairs` sampled several answers per prompt from lesson 06's model and kept the best and the
+# worst by a rule. Write `make_pair(prompt, reference, samples, score)`: score every sample with
+# `score(sample, prompt, reference)`, and return `{"prompt": prompt, "chosen": ..., "rejected": ...}` with
+# the best-scored sample as chosen and the worst as rejected (the first one in `samples` when several share
+# the best, or the worst, score) — or `None` when every sample scores the same, since such a prompt teaches
+# no preference.
+
+# %%
+def make_pair(prompt: str, reference: str, samples: list[str], score) -> dict | None:
+    """The best and the worst of `samples` by `score`, or None when they all tie."""
+    ### BEGIN SOLUTION
+    scores = [score(s, prompt, reference) for s in samples]
+    if max(scores) == min(scores):
+        return None
+    return {"prompt": prompt, "chosen": samples[scores.index(max(scores))],
+            "rejected": samples[scores.index(min(scores))]}
+    ### END SOLUTION
+
+
+# %% course={"grade_id": "q1_on_policy_pair", "points": 2}
+by_length = lambda answer, prompt, reference: -abs(len(answer) - len(reference))  # noqa: E731 - a toy rule
+pair = make_pair("p", "four", ["one", "three", "zero", "seventeen"], by_length)
+check.equal("type", type(pair).__name__, "dict", hint="return a dict with prompt, chosen and rejected")
+check.equal("keys", sorted(pair), ["chosen", "prompt", "rejected"])
+check.equal("tied", make_pair("p", "x", ["a.", "b."], lambda *args: 0.5), None,
+            hint="when every sample scores the same there is nothing to prefer: return None")
+### BEGIN HIDDEN TESTS
+check.equal("toy", (pair["chosen"], pair["rejected"]), ("zero", "seventeen"))
+check.equal("first_of_equals", make_pair("p", "ab", ["xy", "z", "uv", "q"], by_length),
+            {"prompt": "p", "chosen": "xy", "rejected": "z"})
+row = pairs.sample_rows("train")[0]
+shipped = pairs.on_policy_rows("train")[0]
+mine = make_pair(row["prompt"], row["reference"], row["samples"], pairs.docstring_score)
+check.equal("shipped_pair", (mine["chosen"], mine["rejected"]), (shipped["chosen"], shipped["rejected"]))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 2 · Sequence log-probabilities over the completion (2 points)
 #
 # DPO scores a whole answer by log π(y|x): the sum of the log-probabilities of the completion's tokens,
 # each predicted from the positions before it. Write `completion_logps(logits, input_ids,
@@ -44,17 +83,20 @@ def completion_logps(logits: torch.Tensor, input_ids: torch.Tensor, completion_m
     ### END SOLUTION
 
 
-# %% course={"grade_id": "q1_completion_logps", "points": 2}
+# %% course={"grade_id": "q2_completion_logps", "points": 2}
 g = torch.Generator().manual_seed(0)
 logits = torch.randn(2, 5, 7, generator=g)
 ids = torch.tensor([[1, 2, 3, 4, 0], [5, 6, 1, 2, 3]])
 mask = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 1, 1, 1]])
 out = completion_logps(logits, ids, mask)
 check.equal("shape", tuple(out.shape), (2,), hint="one log-probability per sequence: sum over positions")
-by_hand = logits[0, 1].log_softmax(-1)[3] + logits[0, 2].log_softmax(-1)[4]
-check.close("first_row", out[0].item(), by_hand.item(), rel_tol=1e-5,
-            hint="token t is scored by the logits at t − 1; prompt and padding positions (mask 0) count 0")
+last_changed = logits.clone()
+last_changed[:, -1] += 5 * torch.randn(2, 7, generator=g)
+check.close("last_position_unused", (completion_logps(last_changed, ids, mask) - out).abs().max().item(), 0.0,
+            abs_tol=1e-6, hint="the logits at the last position predict a token after the sequence: nothing to score")
 ### BEGIN HIDDEN TESTS
+by_hand = logits[0, 1].log_softmax(-1)[3] + logits[0, 2].log_softmax(-1)[4]
+check.close("first_row", out[0].item(), by_hand.item(), rel_tol=1e-5)
 from transformers import LlamaConfig, LlamaForCausalLM
 
 set_seed(0)
@@ -70,7 +112,7 @@ check.close("all_masked", completion_logps(logits, ids, torch.zeros_like(mask)).
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Part 2 · The DPO loss (3 points)
+# ## Part 3 · The DPO loss (3 points)
 #
 # Write `dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)`: the four arguments
 # are (B,) sequence log-probabilities; return the mean over the batch of
@@ -87,7 +129,7 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
     ### END SOLUTION
 
 
-# %% course={"grade_id": "q2_dpo_loss", "points": 3}
+# %% course={"grade_id": "q3_dpo_loss", "points": 3}
 same = torch.tensor([-12.0, -30.0])
 check.close("policy_is_reference", dpo_loss(same, same - 5, same, same - 5, 0.1).item(), math.log(2), rel_tol=1e-6,
             hint="when the policy equals the reference every log-ratio is 0, so the loss is −log σ(0) = log 2")
@@ -105,130 +147,91 @@ check.equal("scalar", tuple(dpo_loss(*args, 0.1).shape), ())
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Part 3 · The implicit reward (2 points)
+# ## Part 4 · A win rate and its uncertainty (2 points)
 #
-# The sequence log-probabilities of three pairs are below, under the policy after DPO and under the
-# reference. With β = 0.1, compute the implicit rewards β·log π/π_ref of the chosen and the rejected
-# answers (tensors of shape (3,)), then set `margins` (chosen − rejected, shape (3,)) and `accuracy`
-# (a float: the share of pairs whose chosen reward is strictly larger — TRL's `rewards/accuracies`).
+# Comparing two models' answers to n prompts gives one outcome per prompt: 1 (the new answer wins), ½ (a
+# tie), 0 (it loses). Write `win_rate_with_error(outcomes)`: return the win rate (the mean outcome), its
+# standard error (the sample standard deviation of the outcomes, with n − 1, divided by √n) and the 95 %
+# interval (win rate ± 1.96 standard errors) as a tuple `(rate, se, (low, high))` of floats. With ties,
+# √(p(1 − p)/n) is not the standard deviation of the outcomes.
 
 # %%
-beta = 0.1
-policy_chosen, policy_rejected = torch.tensor([-20.0, -35.0, -18.0]), torch.tensor([-60.0, -31.0, -40.0])
-ref_chosen, ref_rejected = torch.tensor([-21.0, -34.0, -18.0]), torch.tensor([-55.0, -33.0, -40.0])
-### BEGIN SOLUTION
-chosen_rewards = beta * (policy_chosen - ref_chosen)
-rejected_rewards = beta * (policy_rejected - ref_rejected)
-margins = chosen_rewards - rejected_rewards
-accuracy = (chosen_rewards > rejected_rewards).float().mean().item()
-### END SOLUTION
-print("chosen", chosen_rewards, "rejected", rejected_rewards, "margins", margins, "accuracy", accuracy)
+def win_rate_with_error(outcomes: list[float]) -> tuple[float, float, tuple[float, float]]:
+    """Mean outcome, its standard error over the prompts, and the 95 % interval."""
+    ### BEGIN SOLUTION
+    n = len(outcomes)
+    rate = sum(outcomes) / n
+    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / math.sqrt(n)
+    return rate, se, (rate - 1.96 * se, rate + 1.96 * se)
+    ### END SOLUTION
 
-# %% course={"grade_id": "q3_implicit_reward", "points": 2}
-check.equal("shapes", (tuple(chosen_rewards.shape), tuple(margins.shape)), ((3,), (3,)), hint="one reward per pair")
-check.close("first_chosen", chosen_rewards[0].item(), 0.1, rel_tol=1e-5, hint="β·(−20 − (−21)) = 0.1")
+
+# %% course={"grade_id": "q4_win_rate_error", "points": 2}
+rate, se, interval = win_rate_with_error([1.0, 0.0, 1.0, 1.0])
+check.equal("types", [type(rate).__name__, type(se).__name__, type(interval).__name__], ["float", "float", "tuple"])
+check.close("rate", rate, 0.75, rel_tol=1e-9, hint="the win rate is the mean outcome")
+check.equal("interval_around_rate", interval[0] < rate < interval[1], True, hint="rate ± 1.96·se")
 ### BEGIN HIDDEN TESTS
-out = dpo.dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
-logged = dpo.logged_rewards(out)
-check.close("margins", margins.mean().item(), logged["rewards/margins"], abs_tol=1e-6)
-check.close("rejected", rejected_rewards.mean().item(), logged["rewards/rejected"], abs_tol=1e-6)
-check.close("accuracy", float(accuracy), logged["rewards/accuracies"], abs_tol=1e-9)
-check.close("tie_is_not_a_win", float(accuracy), 1 / 3, abs_tol=1e-6)
+check.close("se_no_ties", se, 0.25, rel_tol=1e-9)
+ties = [1.0, 0.5, 0.5, 0.0, 1.0, 0.5, 1.0, 0.5]
+r, s, (lo, hi) = win_rate_with_error(ties)
+w = pairs.win_rate(ties)
+check.close("se_with_ties", s, w["se"], rel_tol=1e-9)
+check.close("low", lo, w["ci95"][0], rel_tol=1e-9)
+dpo_file = load_results("dpo")
+seed0 = dpo_file["runs"][0]["after"]
+check.close("seed0_se", win_rate_with_error(seed0["outcomes"])[1], seed0["win_rate"]["se"], rel_tol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Part 4 · Reading a training log (2 points)
+# ## Part 5 · Decision: which run would you ship? (2 points)
 #
-# `log` below is the validation part of one run of `course dpo` (β = 0.1, seed 0), as TRL logs it. Answer
-# from the numbers, not from what DPO is supposed to do:
+# `course dpo-sweep` trained several arms (an objective at a learning rate, seed 0) and measured each on
+# the validation prompts (lesson 07, section 3). Suppose the behaviour you want from preference tuning is answers
+# that name the function's parameters (`run["after"]["names"]`: the share of them a run's answers name) — but
+# not at the price of answers the whole rule scores worse. Your rule, a *non-inferiority* test that takes the
+# noise of 24 prompts into account:
 #
-# - `final_margin_nats`: the mean log-ratio margin at the last evaluation, in nats (the logged margin is
-#   in β·nats);
-# - `answer_chosen`: which is true of the chosen reward at the last evaluation? "A": it rose above 0, so
-#   the chosen answers became more likely than under the reference; "B": it fell below 0, so the chosen
-#   answers became *less* likely — the margin grew because the rejected ones fell further; "C": it stayed
-#   exactly 0.
+# - an arm is **admissible** when it is not measurably worse than lesson 06's answers: the upper end of the
+#   95 % interval of its win rate, `win_rate + 1.96 · se` (`run["after"]["win_rate"]`), is at least 0.5;
+# - among admissible arms, ship the one whose answers name the most parameters; if two name exactly as many,
+#   ship the one that drifted less from lesson 06's model (the lower `run["after"]["kl"]`).
+#
+# The share of parameters named is measured on the same 24 prompts and has noise of its own; the rule
+# ranks by its point estimate all the same, so a close second is a choice the rule makes, not a finding.
+#
+# Label each arm `f"{run['loss']}@{run['learning_rate']:g}"` (for example `"dpo@0.0001"`). Set `admissible`
+# (the sorted list of admissible labels) and `best_arm` (a label).
 
 # %%
-results = load_results("dpo")
-run = next(r for r in results["runs"] if r["beta"] == 0.1 and r["seed"] == 0)
-log = [{"step": s, **{k: run["curve"]["eval"][k][i] for k in ("rewards/chosen", "rewards/rejected",
-                                                              "rewards/margins", "rewards/accuracies")}}
-       for i, s in enumerate(run["curve"]["eval"]["step"])]
-for entry in log:
-    print({k: round(v, 4) for k, v in entry.items()})
+sweep = load_results("dpo_sweep")
+label = lambda run: f"{run['loss']}@{run['learning_rate']:g}"  # noqa: E731
+for run in sweep["runs"]:
+    a = run["after"]
+    print(f"{label(run):15s} names {a['names']:.3f}  KL {a['kl']:.4f}  win rate {a['win_rate']['win_rate']:.3f} ± "
+          f"{a['win_rate']['se']:.3f}")
 ### BEGIN SOLUTION
-final_margin_nats = log[-1]["rewards/margins"] / 0.1
-answer_chosen = "A" if log[-1]["rewards/chosen"] > 0 else "B" if log[-1]["rewards/chosen"] < 0 else "C"
+upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}
+admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)
+names = {label(r): r["after"]["names"] for r in sweep["runs"]}
+kl = {label(r): r["after"]["kl"] for r in sweep["runs"]}
+best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))
 ### END SOLUTION
 
-# %% course={"grade_id": "q4_read_log", "points": 2}
-check.equal("answer_type", isinstance(answer_chosen, str) and answer_chosen in ("A", "B", "C"), True,
-            hint='answer_chosen is one of "A", "B", "C"')
-check.equal("margin_type", type(final_margin_nats).__name__, "float", hint="a Python float")
-check.equal("margin_not_in_beta_nats", final_margin_nats > 2 * log[-1]["rewards/margins"], True,
-            hint="rewards are β·log π/π_ref, so the logged margin is in β·nats: how do you get nats?")
+# %% course={"grade_id": "q5_ship_a_run", "points": 2}
+arms = [label(r) for r in sweep["runs"]]
+check.equal("admissible_type", type(admissible).__name__, "list", hint="a list of labels like 'dpo@0.0001'")
+check.equal("admissible_are_arms", all(a in arms for a in admissible), True, hint="labels of the arms in the file")
+check.equal("best_is_admissible", best_arm in admissible, True, hint="ship an admissible arm")
 ### BEGIN HIDDEN TESTS
-check.close("margin_nats", final_margin_nats, 6.2775057554245, rel_tol=1e-6)
-check.equal("chosen", answer_chosen, "B")
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ## Part 5 · Decision: which β? (2 points)
-#
-# You will ship one of the β values `course dpo` tried. Held-out preference accuracy cannot decide: it is
-# the same for every β and seed (lesson 07, section 3). What β changes is how far the preference moved and
-# how far the model drifted, and three seeds measure both only up to their noise. Your rule, for each β
-# over its 3 seeds (standard error of a mean: the sample standard deviation, n − 1, over √3):
-#
-# 1. a β is over the drift budget only when its mean per-token KL to the reference (key `"kl"` of each
-#    run's `"after"`) exceeds `KL_BUDGET` by more than two standard errors;
-# 2. among the others, find the largest mean **log-ratio margin** on the held-out pairs, in nats (key
-#    `"reward_margins"` of each run's `"after"` is in β·nats); every β whose mean margin is below it by at
-#    most two standard errors of the difference (√(se₁² + se₂²)) ties with it;
-# 3. of the tied β, ship the largest: it keeps the model closest to the reference.
-#
-# Set `mean_margin_nats` and `mean_kl` (dicts β → mean over seeds), `tied` (the sorted list of tied β)
-# and `best_beta`.
-
-# %%
-KL_BUDGET = 0.068  # nats per token: how far from lesson 06's model we accept to drift
-### BEGIN SOLUTION
-betas = sorted({r["beta"] for r in results["runs"]})
-margins = {b: [r["after"]["reward_margins"] / b for r in results["runs"] if r["beta"] == b] for b in betas}
-kls = {b: [r["after"]["kl"] for r in results["runs"] if r["beta"] == b] for b in betas}
-
-
-def standard_error(xs) -> float:
-    return float(np.std(xs, ddof=1) / np.sqrt(len(xs)))
-
-
-mean_margin_nats = {b: float(np.mean(margins[b])) for b in betas}
-mean_kl = {b: float(np.mean(kls[b])) for b in betas}
-allowed = [b for b in betas if mean_kl[b] - 2 * standard_error(kls[b]) <= KL_BUDGET]
-top = max(allowed, key=lambda b: mean_margin_nats[b])
-tied = sorted(b for b in allowed if mean_margin_nats[top] - mean_margin_nats[b]
-              <= 2 * (standard_error(margins[top]) ** 2 + standard_error(margins[b]) ** 2) ** 0.5)
-best_beta = max(tied)
-### END SOLUTION
-print({b: (round(mean_margin_nats[b], 2), round(mean_kl[b], 4)) for b in mean_margin_nats}, "tied:", tied, "->", best_beta)
-
-# %% course={"grade_id": "q5_choose_beta", "points": 2}
-check.equal("betas", sorted(mean_margin_nats), sorted({r["beta"] for r in results["runs"]}),
-            hint="one entry per β in the results file")
-check.equal("same_keys", sorted(mean_kl), sorted(mean_margin_nats), hint="mean_kl has one entry per β too")
-check.equal("best_is_a_beta", best_beta in mean_kl, True, hint="best_beta is one of the β the run tried")
-check.equal("best_is_tied", best_beta in tied, True, hint="best_beta is one of the tied β")
-### BEGIN HIDDEN TESTS
-check.close("margin_nats_0.5", mean_margin_nats[0.5], 6.2712, abs_tol=5e-4)
-check.close("kl_0.1", mean_kl[0.1], 0.066644, abs_tol=5e-6)
-check.equal("tied", tied, [0.05, 0.1])
-check.equal("best_beta", best_beta, 0.1)
+check.equal("admissible", admissible, ["dpo+sft@0.0001", "dpo+sft@0.0003", "dpo+sft@0.001", "dpo@0.0003", "dpo@1e-06"])
+check.equal("best_arm", best_arm, "dpo+sft@0.0003")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Where this leads
 #
 # DPO is a classification loss on log-ratios to a reference: its rewards are relative, its margins scale
-# with β, and its accuracy can rise while the chosen answers themselves become less likely. Judge a run
-# by held-out pairs, the drift from the reference and the answers it generates, not by the training loss.
+# with β, and it moves the model only as far as its pairs and learning rate let it. Build pairs from the
+# model's own answers, judge a run by the answers it generates against the model it started from, with the
+# uncertainty of a few dozen prompts, and watch the chosen answers' likelihood as well as the margin.
