@@ -4,23 +4,16 @@ The stand-in is a different Llama, saved in a temp folder: narrower, another dep
 attention and untied embeddings. Its weights are random, so only "runs top to bottom without an
 error" is checked, not the numbers. `make test-real` sets LESSONS_REAL_MODEL=smollm2-135m-instruct
 to run the same check on a real pretrained model (slow: not part of `make test`).
-
-Each lesson runs in a forked copy of a process that has already imported torch, transformers, peft and
-the course (`warm`), through an IPython shell as a kernel would run it: a fresh kernel would pay those
-imports again, about ten seconds a lesson on a 2-core laptop, for a check that only needs the lesson's
-own code to run. nbval runs every lesson in a real kernel anyway (with course-tiny, outputs compared).
 """
 
 import os
 import re
-import signal
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from course_lib.models.base import COURSE_TINY, course_tiny_path
 
@@ -40,70 +33,18 @@ TRAINED_ON_DEFAULT = {"06_instruction_tuning": "lesson 06 loads adapters `course
                                         "--model ... --out ...` first"}
 
 
-def _run_cells(sources: list[str]) -> int:
-    """The child: run the cells in order in one IPython shell; 0, or 1 after printing the failing cell."""
-    from IPython.core.interactiveshell import InteractiveShell
+def execute(nb, path: Path, seconds: float) -> None:
+    """Run every cell in a fresh kernel; raises on an error, or when the whole notebook takes over `seconds`.
 
-    shell = InteractiveShell.instance(colors="NoColor")
-    for index, source in enumerate(sources):
-        result = shell.run_cell(source, store_history=False)
-        if not result.success:
-            print(f"\n--- code cell {index} failed:\n{source}", flush=True)
-            return 1
-    return 0
-
-
-def execute(nb, path: Path, seconds: float) -> str:
-    """Run every code cell in a forked child of this (warm) process, in `path`; raises on an error, or when
-    the whole lesson takes over `seconds`. Returns what the lesson printed."""
-    sources = [c.source for c in nb.cells if c.cell_type == "code"]
-    with tempfile.TemporaryFile("w+b") as log:
-        sys.stdout.flush(), sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into pytest
-            code = 2
-            try:
-                os.setpgid(0, 0)  # its own process group: a timeout stops what it launched too
-                os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
-                sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)
-                sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)
-                os.chdir(path)
-                import matplotlib
-                matplotlib.use("Agg")  # in this child only: figures are drawn, not shown
-                code = _run_cells(sources)
-            except BaseException:  # noqa: BLE001 - reported through the log and the exit code
-                import traceback
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush(), sys.stderr.flush()
-                os._exit(code)
-        deadline, status = time.monotonic() + seconds, None
-        while status is None and time.monotonic() < deadline:
-            done, raw = os.waitpid(pid, os.WNOHANG)
-            status = raw if done else None
-            time.sleep(0 if done else 0.2)
-        if status is None:
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        log.seek(0)
-        printed = log.read().decode("utf-8", "replace")
-    if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status):
-        why = "timed out" if status is None else f"exit status {status}"
-        raise AssertionError(f"{path.name}: the lesson failed ({why}):\n{printed[-6000:]}")
-    return printed
-
-
-@pytest.fixture(scope="module")
-def warm():
-    """This process with the lessons' heavy imports done once, so each forked lesson starts warm."""
-    import matplotlib.pyplot  # noqa: F401  (no MPLBACKEND here: nbval's kernels, started later, inherit it)
-    import peft  # noqa: F401
-    import transformers  # noqa: F401
-    import trl  # noqa: F401
-    from IPython.core.interactiveshell import InteractiveShell  # noqa: F401
-
-    import course_lib.experiments  # noqa: F401
-    import course_lib.tuning  # noqa: F401
+    A fresh kernel each time, not a fork of the warm pytest worker: a forked lesson once spun at full CPU
+    after its first cell and never finished (a fresh clone's run); a fork copies a process whose other
+    threads may hold state it cannot use (OpenMP's pool, locks)."""
+    client = NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(path)}})
+    deadline = time.monotonic() + seconds
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.timeout = max(1, int(deadline - time.monotonic()))  # what is left of the lesson's budget
+            client.execute_cell(cell, index)
 
 
 @pytest.fixture(scope="module")
@@ -124,13 +65,14 @@ def other_model(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_with_course_model(lesson, other_model, warm, monkeypatch):
+def test_lesson_runs_with_course_model(lesson, other_model, monkeypatch):
     if lesson.stem in TRAINED_ON_DEFAULT and not REAL_MODEL:
         pytest.skip(TRAINED_ON_DEFAULT[lesson.stem])
     monkeypatch.setenv("COURSE_MODEL", str(other_model))
     nb = nbformat.read(lesson, as_version=4)
-    printed = execute(nb, lesson.parent, LESSON_TIMEOUT_S)  # raises on any error
+    execute(nb, lesson.parent, LESSON_TIMEOUT_S)  # raises on any error
     if lesson.stem == "00_start_here":  # it prints which model it loaded: the stand-in, not course-tiny
+        printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         assert f"model: {other_model}" in printed
         assert not re.search(r"\bnan\b", printed)  # the random-init twin is built from this model's config
         assert "training tokens seen" not in printed  # course-tiny's pre-training facts are not this model's

@@ -390,7 +390,7 @@ print(f"a preference accuracy on {n_val} validation pairs: one pair is {1 / n_va
 #   those 48 averages over √48 — the 144 outcomes are not 144 independent draws;
 # - **the seeds**: a seed that trained a worse model loses on many prompts at once. That part is shared
 #   by every prompt, so it cancels out of the prompts' spread and must be added back: the variance of the
-#   seeds' own win rates, less what the prompts' noise alone would put there, over the number of seeds
+#   win rates of the seeds themselves, less what the prompts' noise alone would put there, over the number of seeds
 #   (a two-way random-effects decomposition, `course_lib.evaluation.uncertainty.seeds_by_items`).
 #
 # The 95 % interval uses Student's t with Satterthwaite's degrees of freedom rather than 1.96: where the
@@ -424,19 +424,21 @@ for i in range(3):
         print(f"  {loss + ', seed 0:':15s} {runs[0]['after']['answers'][i]!r}")
 
 # %%
-own = load_results("dpo_own_lr")  # DPO + SFT at the sweep's pick, 3e-4, the same three seeds
+own = load_results("dpo_own_lr")  # each objective at the sweep's pick, 3e-4, the same three seeds
+print(f"dpo_own_lr.json: made by `{own['command']}`")
 for arm, stored in own["win_rate"].items():
-    w = pairs.win_rate([r["after"]["outcomes"] for r in own["runs"]])
+    runs = [r for r in own["runs"] if f"{r['loss']}@{r['learning_rate']:g}" == arm]
+    w = pairs.win_rate([r["after"]["outcomes"] for r in runs])
     assert w == stored  # what `course dpo` wrote is what the outcomes give
-    print(f"`{own['command']}`: {arm} win rate over {w['seeds']} seeds and {w['n']} held-out prompts: "
+    print(f"{arm:16s} win rate over {w['seeds']} seeds and {w['n']} held-out prompts: "
           f"{w['win_rate']:.3f} ± {w['se']:.3f}, 95 % interval [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]; per seed "
-          + ", ".join(f"{sum(r['after']['outcomes']) / len(r['after']['outcomes']):.3f}" for r in own["runs"]))
+          + ", ".join(f"{sum(r['after']['outcomes']) / len(r['after']['outcomes']):.3f}" for r in runs))
 
 # %% [markdown]
 # At 1e-3, on the held-out prompts, **DPO + SFT beats lesson 06's model**: over three seeds its answers win 0.604 of
 # the comparisons, with a standard error of 0.045, and the 95 % interval, [0.515, 0.694], excludes 0.5.
 # Its three seeds agree (0.573, 0.604, 0.635): their spread is no larger than the prompts' noise alone
-# would make it, so the seeds' part is 0.000 and the interval is the prompts'. Each seed's point estimate
+# would make it, so the seed part is 0.000 and the interval is the prompts'. Each seed's point estimate
 # is above 0.5, though no single seed's would exclude it (each ± about 0.056). The win shows on the 48 test
 # prompts over three seeds; on the 24 validation prompts, with one seed, the same arm was a tie (0.479 ±
 # 0.082, section 3) — the two agree within their noise, and the test set is the larger measurement.
@@ -690,7 +692,7 @@ print(f"P(A) higher with the rule's choice as A:  {s['leans_to_chosen']:.3f}  (t
 #   objective's own pick; only DPO + SFT was rerun at 3e-4.
 # - Plain DPO displaced the chosen answers (−7.41 nats on average) and, in one seed of three, the final
 #   full stop of most answers. Its win rate over three seeds, 0.472, has seeds from 0.198 to 0.667: with
-#   the seeds' noise counted, ± 0.145 and a 95 % interval of [−0.095, 1.040] — three seeds cannot place it.
+#   the noise of the seeds counted, ± 0.145 and a 95 % interval of [−0.095, 1.040] — three seeds cannot place it.
 #   Adding an SFT term on the chosen answers (TRL 1.16: `loss_type=["sigmoid", "sft"]`; there is no
 #   `rpo_alpha`) keeps them likely, and at 1e-3 wins on the test prompts: 0.604 of 48 held-out prompts over
 #   three seeds, 95 % interval [0.515, 0.694], seeds in agreement (on the 24 validation prompts, one seed, it
