@@ -28,7 +28,7 @@ def build(monkeypatch, small_chat_model, chat_tok):
     return lambda name, **kw: methods.build_method(name, "tiny", spec, tokenizer_path=chat_tok.name_or_path, **kw)
 
 
-@pytest.mark.parametrize("name", ["lora", "rslora", "dora", "pissa", "adalora", "ia3", "prompt_tuning",
+@pytest.mark.parametrize("name", ["lora", "rslora", "dora", "pissa", "adalora", "glora", "ia3", "prompt_tuning",
                                   "prefix_tuning", "full"])
 def test_trainable_parameters_by_hand_equal_peft(build, small_chat_model, name):
     model = build(name)
@@ -38,6 +38,7 @@ def test_trainable_parameters_by_hand_equal_peft(build, small_chat_model, name):
                "pissa": methods.lora_family_parameters(shapes, 4),
                "dora": methods.lora_family_parameters(shapes, 4, dora=True),
                "adalora": methods.lora_family_parameters(shapes, 6) + LAYERS * 7 * 6,  # init_r = 1.5 r, E: r per layer
+               "glora": methods.glora_parameters(shapes, 4),  # A and B each rank r; no bias, so no C, D, E
                "ia3": methods.ia3_parameters(LAYERS, kv, 2 * HIDDEN),
                "prompt_tuning": methods.virtual_token_parameters(3, HIDDEN),
                "prefix_tuning": methods.virtual_token_parameters(3, HIDDEN, layers=LAYERS, kv_width=kv),
@@ -105,15 +106,36 @@ def test_configs_name_each_variant():
     assert type(methods.method_config("qlora")).__name__ == "LoraConfig"
     with pytest.raises(ValueError, match="unknown method"):
         methods.method_config("dylora")
-    assert set(methods.NO_IMPLEMENTATION) == {"DyLoRA", "GLoRA"}
+    assert set(methods.NO_IMPLEMENTATION) == {"DyLoRA"}  # GLoRA is peft's `glora` tuner, a method here
+    glora = methods.method_config("glora")
+    assert type(glora).__name__ == "GloraConfig" and glora.config_A_B == "lora"
 
 
-def test_prefix_generate_ignores_the_prefix_and_the_cacheless_decoder_does_not(build):
-    """peft 0.21 + transformers 5: `generate` on a prefix-tuned model answers as the base model does."""
-    model = build("prefix_tuning")
+def test_glora_starts_as_the_base_and_trains(build, small_chat_model, chat_tok):
+    model = build("glora")
+    ids = torch.tensor([[1, 5, 9, 30, 2]])
+    with torch.no_grad():  # Xd = 0: A = B = 0 at step 0, W_eff = W0
+        assert torch.allclose(model(input_ids=ids).logits, small_chat_model()(ids).logits, atol=1e-5)
+    batches = methods.training_batches(chat_tok, task_rows("train", 4), 2, 1, seed=0)
+    log = methods.train_steps(model, batches * 6, learning_rate=1e-2)
+    assert log["loss"][-1] < log["loss"][0]
+
+
+def _scrambled(model):
+    """Virtual tokens far from their start, so that they change what the model says."""
     for p in model.parameters():
         if p.requires_grad:
             p.data.normal_(0, 3, generator=torch.Generator().manual_seed(0))
+    model.get_base_model().generation_config.eos_token_id = None  # decode the full length
+    return model
+
+
+def test_prefix_generate_ignores_the_prefix_and_the_cacheless_decoder_does_not(build):
+    """peft 0.21 + transformers 5.24: `generate` on a prefix-tuned model answers as the base model does.
+
+    peft writes the prefix to `past_key_values`, generate passes its own (empty) `cache` too, and transformers'
+    `deprecate_kwarg` keeps `cache`, ignoring the prefix (methods.VirtualTokenGreedy's docstring)."""
+    model = _scrambled(build("prefix_tuning"))
     ids = torch.tensor([[5, 9, 13, 20]])
     with torch.no_grad():
         forward_next = int(model(input_ids=ids).logits[0, -1].argmax())
@@ -123,3 +145,38 @@ def test_prefix_generate_ignores_the_prefix_and_the_cacheless_decoder_does_not(b
     assert forward_next != base_next  # the prefix changes the next token...
     assert int(generated[0, -1]) == base_next  # ...which generate does not see (if this fails, peft fixed it)
     assert int(cacheless[0, -1]) == forward_next
+
+
+def test_prompt_tuning_generate_reinjects_the_virtual_tokens(build):
+    """peft 0.21 + transformers 5.24: `generate` on a prompt-tuned model puts the virtual tokens in front of every
+    new token again: peft looks for the cache under `past_key_values`, generate keeps it under `cache`, so peft's
+    `requires_prompt_injection` is true at each step (peft_model.py, prepare_inputs_for_generation)."""
+    model = _scrambled(build("prompt_tuning"))
+    seen = []
+    hook = model.get_base_model().model.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(kwargs["inputs_embeds"].shape[1] if kwargs.get("inputs_embeds")
+                                              is not None else kwargs["input_ids"].shape[1]), with_kwargs=True)
+    ids = torch.tensor([[5, 9, 13, 20]])
+    with torch.no_grad():
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
+    hook.remove()
+    # a correct cached decoder reads 3 + 4 positions, then 1 per new token; peft's path reads 3 + 1 per new token
+    # (if this fails, peft or transformers changed: then check the decoders below against peft's generate again)
+    assert seen == [3 + 4, 3 + 1, 3 + 1]
+
+
+@pytest.mark.parametrize("name", ["prompt_tuning", "prefix_tuning"])
+def test_virtual_token_decoder_is_greedy_decoding_by_forward(build, name):
+    """The decoder the course uses for prompt and prefix tuning (its cache filled by hand) writes, token for token,
+    what greedy decoding by peft's own `forward` writes. peft's `generate` does not (both tests above), so this
+    test fails if the course's decoding goes through peft's path while it is broken."""
+    model = _scrambled(build(name))
+    ids = torch.tensor([[5, 9, 13, 20, 7]])
+    by_forward = methods.CachelessGreedy(model).generate(input_ids=ids, max_new_tokens=12)
+    used = methods.TrimVirtualTokens(model) if name == "prompt_tuning" else methods.VirtualTokenGreedy(model)
+    assert torch.equal(used.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
+                                     do_sample=False), by_forward)
+    assert by_forward.shape[1] == 5 + 12
+    with torch.no_grad():
+        peft_path = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False)
+    assert not torch.equal(peft_path, by_forward)  # the broken path differs on this model (if not: see above)

@@ -42,8 +42,8 @@ from course_lib.tuning.grpo import (final_number, checked_reward, contains_rewar
                                     group_advantages, zero_std_fraction, zero_std_probability, completion_logps,
                                     GRPOLoss, grpo_loss, LOSS_TYPES, GRPORunConfig, grpo_trainer, log_curve)
 from course_lib.tuning.methods import (METHOD_NAMES, LORA_FAMILY, PROMPT_LEARNING, NO_IMPLEMENTATION, MethodSpec,
-                                       method_config, build_method, TrimVirtualTokens, trainable_parameters,
-                                       lora_family_parameters, ia3_parameters, virtual_token_parameters,
+                                       method_config, build_method, TrimVirtualTokens, VirtualTokenGreedy, trainable_parameters,
+                                       lora_family_parameters, glora_parameters, ia3_parameters, virtual_token_parameters,
                                        training_batches, train_steps)
 from course_lib.tuning.prompting import question, few_shot_row, Retriever, prompt_tokens
 
@@ -66,6 +66,6 @@ __all__ = ['LoraConfig', 'LinearWithLoRA', 'add_lora', 'merge_lora', 'unmerge_lo
            'zero_std_probability', 'completion_logps', 'GRPOLoss', 'grpo_loss', 'LOSS_TYPES', 'GRPORunConfig',
            'grpo_trainer', 'log_curve', 'METHOD_NAMES', 'LORA_FAMILY',
            'PROMPT_LEARNING', 'NO_IMPLEMENTATION', 'MethodSpec', 'method_config', 'build_method',
-           'TrimVirtualTokens', 'trainable_parameters', 'lora_family_parameters', 'ia3_parameters',
+           'TrimVirtualTokens', 'VirtualTokenGreedy', 'trainable_parameters', 'lora_family_parameters', 'glora_parameters', 'ia3_parameters',
            'virtual_token_parameters', 'training_batches', 'train_steps', 'question', 'few_shot_row', 'Retriever',
            'prompt_tokens']

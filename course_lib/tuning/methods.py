@@ -1,4 +1,4 @@
-"""Ten ways to adapt one model, each through peft's own implementation, trained the same way (lesson 11).
+"""Eleven ways to adapt one model, each through peft's own implementation, trained the same way (lesson 11).
 
     model = build_method("dora", "smollm2-135m-instruct")     # peft's DoRA on the base, fp32
     trainable_parameters(model) == model.get_nb_trainable_parameters()[0]
@@ -6,11 +6,16 @@
 
 `METHOD_NAMES` lists them: full fine-tuning (transformers), LoRA, rsLoRA (`use_rslora`), DoRA (`use_dora`),
 PiSSA (`init_lora_weights="pissa"`), QLoRA (an NF4 base from bitsandbytes + LoRA), AdaLoRA (its rank
-allocator called after every step), IA3, prompt tuning and prefix tuning. Every method trains the same
+allocator called after every step), GLoRA (peft's `GloraConfig`: W0 + W0·A + B, A and B low-rank), IA3, prompt
+tuning and prefix tuning. Every method trains the same
 rows in the same batches for the same number of steps with AdamW at a constant learning rate, its loss on
 the assistant's reply only (`sft.assistant_only_labels`). Prompt tuning's model returns logits for its
 virtual tokens too; `TrimVirtualTokens` cuts them off so lesson 06's `response_nll` and lesson 05's retention
 probe read every method the same way.
+
+Prompt and prefix tuning are decoded by `VirtualTokenGreedy`, not by peft's `generate`: with peft 0.21.2 and
+transformers 5.24 that path is broken for both (`VirtualTokenGreedy`'s docstring says how; tests/test_methods.py
+shows it and checks the replacement against greedy decoding by `forward`).
 """
 
 from __future__ import annotations
@@ -27,16 +32,17 @@ from course_lib.notebook import known_notices
 from course_lib.tuning.sft import assistant_only_labels, pad_batch
 
 __all__ = ["METHOD_NAMES", "LORA_FAMILY", "PROMPT_LEARNING", "MethodSpec", "method_config", "build_method",
-           "TrimVirtualTokens", "CachelessGreedy", "trainable_parameters", "lora_family_parameters", "ia3_parameters",
-           "virtual_token_parameters", "training_batches", "train_steps", "NO_IMPLEMENTATION"]
+           "TrimVirtualTokens", "CachelessGreedy", "VirtualTokenGreedy", "trainable_parameters",
+           "lora_family_parameters", "glora_parameters", "ia3_parameters", "virtual_token_parameters",
+           "training_batches", "train_steps", "NO_IMPLEMENTATION"]
 
-METHOD_NAMES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adalora", "ia3", "prompt_tuning",
+METHOD_NAMES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adalora", "glora", "ia3", "prompt_tuning",
                 "prefix_tuning")
-LORA_FAMILY = ("lora", "rslora", "dora", "pissa", "qlora", "adalora")
+LORA_FAMILY = ("lora", "rslora", "dora", "pissa", "qlora", "adalora", "glora")
 PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")
-# The seed's other LoRA variants: neither is in peft 0.21 (peft/tuners/ has no dylora or glora package)
-NO_IMPLEMENTATION = {"DyLoRA": "no maintained implementation (not in peft; only the authors' research code)",
-                     "GLoRA": "no maintained implementation (not in peft; only the authors' research code)"}
+# The seed's other LoRA variants: GLoRA is peft's `glora` tuner (peft/tuners/glora, a method here); DyLoRA is not
+# among peft 0.21's tuners (peft/tuners/ has no dylora package)
+NO_IMPLEMENTATION = {"DyLoRA": "not in peft (no peft/tuners/dylora); only the authors' research code"}
 IA3_TARGETS = ["k_proj", "v_proj", "down_proj"]  # peft's default for Llama (TRANSFORMERS_MODELS_TO_IA3_...)
 
 
@@ -54,7 +60,7 @@ class MethodSpec:
 def method_config(name: str, spec: MethodSpec | None = None, tokenizer_path: str = ""):
     """peft's config for `name` (None for full fine-tuning); prompt tuning embeds its init text with the
     tokenizer at `tokenizer_path` (peft loads it by name)."""
-    from peft import (AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig,
+    from peft import (AdaLoraConfig, GloraConfig, IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig,
                       PromptTuningInit)  # heavy: only when a model is built
 
     s = spec or MethodSpec()
@@ -76,6 +82,10 @@ def method_config(name: str, spec: MethodSpec | None = None, tokenizer_path: str
         return AdaLoraConfig(init_r=s.r * 3 // 2, target_r=s.r, lora_alpha=s.lora_alpha, lora_dropout=0.0,
                              target_modules=s.target_modules, tinit=max(1, t // 4), tfinal=max(1, t // 4),
                              deltaT=1, total_step=t, task_type="CAUSAL_LM")
+    if name == "glora":  # W_eff = W0 + W0·A + B with A and B each rank r (Xd·Xu, Xd = 0 at the start); the bias
+        # paths C, D, E exist only for layers with a bias, and Llama's linear layers have none
+        return GloraConfig(r=s.r, target_modules=s.target_modules, config_A_B="lora", config_C="lora",
+                           config_D_E="constant", task_type="CAUSAL_LM")
     if name == "ia3":
         return IA3Config(target_modules=IA3_TARGETS, feedforward_modules=["down_proj"], task_type="CAUSAL_LM")
     if name == "prompt_tuning":  # virtual tokens started from the embeddings of a task description
@@ -100,15 +110,20 @@ class TrimVirtualTokens(torch.nn.Module):
         return out
 
     def generate(self, **kwargs):
-        return self.model.generate(**kwargs)
+        return VirtualTokenGreedy(self.model).generate(**kwargs)
+
+
+def _stop_tokens(model) -> set[int]:
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
 
 class CachelessGreedy(torch.nn.Module):
-    """A prefix-tuned model whose `generate` decodes greedily with full forward passes, no key/value cache.
+    """Greedy decoding by full forward passes, no key/value cache: the reference the decoders are checked against.
 
-    With peft 0.21 and transformers 5, `generate` on a prefix-tuning model ignores the learned prefix
-    (its answers are the base model's, token for token) while `forward` applies it; tests/test_methods.py
-    shows both. Without a cache every new token reruns the whole sequence: slower, and correct.
+    Every new token reruns the whole sequence through the model's own `forward` (peft's, virtual tokens
+    included): slow, and correct by construction.
     """
 
     def __init__(self, model):
@@ -120,8 +135,7 @@ class CachelessGreedy(torch.nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 16, min_new_tokens: int = 0, **kwargs):
-        eos = self.model.generation_config.eos_token_id
-        stop = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        stop = _stop_tokens(self.model)
         ids = input_ids
         mask = attention_mask if attention_mask is not None else torch.ones_like(ids)
         for step in range(max_new_tokens):
@@ -130,6 +144,68 @@ class CachelessGreedy(torch.nn.Module):
             ids, mask = torch.cat([ids, token], 1), torch.cat([mask, torch.ones_like(token)], 1)
             if step + 1 >= min_new_tokens and int(token[0, 0]) in stop:
                 break
+        return ids
+
+
+class VirtualTokenGreedy(torch.nn.Module):
+    """Greedy decoding of a prompt- or prefix-tuned peft model with a key/value cache, bypassing peft's `generate`.
+
+    Why: with peft 0.21.2 and transformers 5.24 peft's `generate` is wrong for both methods. transformers 5.24
+    renamed the cache keyword `past_key_values` to `cache` (LlamaForCausalLM.forward carries
+    `@deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")`) and `generate` keeps its cache in
+    `model_kwargs["cache"]`, while `PeftModelForCausalLM.prepare_inputs_for_generation` (peft/peft_model.py)
+    still reads and writes `model_kwargs["past_key_values"]`:
+
+    - prompt tuning: peft finds no `past_key_values`, so `requires_prompt_injection` is true at every step and
+      the virtual tokens' embeddings are put in front of each new token again (the cache grows by n + 1 per
+      token): the answer drifts from greedy decoding after a few tokens;
+    - prefix tuning: peft writes the prefix to `past_key_values`; the model receives both names, and
+      `deprecate_kwarg` (transformers/utils/deprecation.py) keeps `cache`, the empty one, "ignoring deprecated
+      `past_key_values`": the prefix is never seen, the answers are the base model's.
+
+    Here the prefill is done by hand, as peft's `forward` does it: prompt tuning puts the virtual tokens'
+    embeddings (`get_prompt`) in front of the input's; prefix tuning starts the cache from the prefix's keys and
+    values (`get_prompt`, a cache of n positions). Each new token then reads the cache (one position per token).
+    Batch size 1 (the course decodes one prompt at a time). tests/test_methods.py checks it against
+    `CachelessGreedy`, token for token.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 16, min_new_tokens: int = 0, **kwargs):
+        from peft import PeftType
+
+        if input_ids.shape[0] != 1:
+            raise ValueError("VirtualTokenGreedy decodes one prompt at a time (batch size 1).")
+        peft_model, config = self.model, self.model.active_peft_config
+        base, n = peft_model.get_base_model(), config.num_virtual_tokens
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        mask = torch.cat([torch.ones(1, n, dtype=mask.dtype, device=mask.device), mask], 1)
+        if config.peft_type == PeftType.PROMPT_TUNING:
+            embeds = peft_model.word_embeddings(input_ids)
+            embeds = torch.cat([peft_model.get_prompt(batch_size=1).to(embeds.dtype), embeds], 1)
+            out = base(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        elif config.peft_type == PeftType.PREFIX_TUNING:
+            out = base(input_ids=input_ids, attention_mask=mask, cache=peft_model.get_prompt(batch_size=1),
+                       use_cache=True)
+        else:
+            raise ValueError(f"VirtualTokenGreedy decodes prompt or prefix tuning, not {config.peft_type}.")
+        stop, ids, cache = _stop_tokens(peft_model), input_ids, out.cache
+        logits = out.logits[:, -1]
+        for step in range(max_new_tokens):
+            token = logits.argmax(-1, keepdim=True)
+            ids = torch.cat([ids, token], 1)
+            if step + 1 >= max_new_tokens or (step + 1 >= min_new_tokens and int(token[0, 0]) in stop):
+                break
+            mask = torch.cat([mask, torch.ones_like(token)], 1)
+            out = base(input_ids=token, attention_mask=mask, cache=cache, use_cache=True)
+            cache, logits = out.cache, out.logits[:, -1]
         return ids
 
 
@@ -172,6 +248,12 @@ def trainable_parameters(model) -> int:
 def lora_family_parameters(linear_shapes: Sequence[tuple[int, int]], r: int, dora: bool = False) -> int:
     """By hand: r·(d_in + d_out) per adapted linear layer; DoRA adds one magnitude per output row."""
     return sum(r * (d_in + d_out) + (d_out if dora else 0) for d_in, d_out in linear_shapes)
+
+
+def glora_parameters(linear_shapes: Sequence[tuple[int, int]], r: int) -> int:
+    """By hand: GLoRA's A and B are each rank r (Xd: d_out × r, Xu: r × d_in) in every adapted layer without a bias
+    (its bias paths C, D and E exist only where the layer has a bias): 2·r·(d_in + d_out) per layer."""
+    return sum(2 * r * (d_in + d_out) for d_in, d_out in linear_shapes)
 
 
 def ia3_parameters(layers: int, kv_width: int, intermediate: int) -> int:
