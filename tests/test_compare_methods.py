@@ -1,4 +1,5 @@
-"""course_lib.experiments.compare_methods: the summary's interval, the resumable command, one real tiny run."""
+"""course_lib.experiments.compare_methods: the sweep that extends itself, item-by-item comparisons with Student's t,
+the resumable command and its provenance, the merge of parts, one real tiny run."""
 
 from __future__ import annotations
 
@@ -7,29 +8,89 @@ import math
 
 import pytest
 
+from course_lib.evaluation.uncertainty import seeds_by_items_difference
 from course_lib.experiments import compare_methods as cm
 from course_lib.tuning import methods
 
 
-def test_summary_is_mean_and_95_percent_half_width_over_the_chosen_seeds():
-    runs = [{"method": "lora", "chosen": True, "test": {"response_ppl": x}} for x in (10.0, 12.0, 14.0)]
-    runs.append({"method": "lora", "test": {"response_ppl": 99.0}})  # a sweep run at the other rate: left out
-    s = cm.summary(runs)["lora"]
-    assert s["mean"] == 12.0 and s["n"] == 3
-    assert s["ci95"] == pytest.approx(1.96 * 2.0 / math.sqrt(3))
+def test_sweep_starts_at_three_rungs_and_extends_past_an_edge():
+    assert cm.sweep_rates("lora") == [3e-4, 1e-3, 3e-3]
+    assert min(cm.sweep_rates("adalora")) <= 1e-2 <= max(cm.sweep_rates("adalora")) and max(cm.sweep_rates("adalora")) > 1e-2
+    assert cm.sweep_status({1e-4: 3.0, 3e-4: 2.9, 1e-3: 3.1}) == "interior"
+    assert cm.sweep_status({1e-4: 3.0, 3e-4: 2.9, 1e-3: 2.8}) == "edge"
+    assert cm._next_rate({1e-4: 3.0, 3e-4: 2.9, 1e-3: 2.8}, 1.0) == 3e-3  # best at the top: one rung up
+    assert cm._next_rate({1e-4: 2.0, 3e-4: 2.9, 1e-3: 2.8}, 1.0) == 3e-5  # best at the bottom: one rung down
+    assert cm._next_rate({1e-6: 2.0, 3e-6: 2.9}, 1.0) is None  # the ladder ends
+
+
+def test_versus_uses_students_t_and_the_items_pairing():
+    a = [[1.0, 2.0, 3.0, 4.0], [1.1, 2.2, 2.9, 4.1], [0.9, 2.1, 3.2, 3.9]]
+    b = [[x - 0.3 + 0.05 * i for i, x in enumerate(row)] for row in a]
+    v = cm.versus(a, b)
+    d = seeds_by_items_difference(a, b)
+    assert (v["diff"], v["low"], v["high"]) == (d["diff"], d["low"], d["high"]) and not v["items_only"]
+    assert v["verdict"] == "lower"
+    half = (v["high"] - v["low"]) / 2
+    se = d["se"]
+    assert half > 1.96 * se * 1.01  # t with few degrees of freedom, not the normal quantile
+    # a fixed arm (no training, one row) is that row at every seed: no seed noise of its own
+    fixed = cm.versus(a, [[x - 0.3 for x in a[0]]], b_fixed=True)
+    assert not fixed["items_only"] and fixed["diff"] < 0
+    # one seed of a method: the items' interval only, marked
+    one = cm.versus(a, b[:1])
+    assert one["items_only"]
+    same = cm.versus(a, a)
+    assert same["verdict"] == "not separated" and same["diff"] == 0
+
+
+def _result(methods_runs: dict[str, list[list[float]]], base_rows: list[float]) -> dict:
+    runs = []
+    for method, seeds in methods_runs.items():
+        for seed, nlls in enumerate(seeds):
+            runs.append({"method": method, "learning_rate": 1e-3, "seed": seed, "chosen": True,
+                         "val_response_nll": 2.5, "train_loss": [3.0, 2.9, 2.8, 2.7, 2.6], "train_tokens": 100,
+                         "test": {"nll_rows": nlls, "response_ppl": math.exp(sum(nlls) / len(nlls)),
+                                  "rouge_rows": [0.2, 0.4], "format_rows": [1, 0], "answers": ["a.", "b"]},
+                         "retention": {"kept_rows": [1, 0], "logprob_change_rows": [-0.1, -0.3]}})
+        runs.append({"method": method, "learning_rate": 3e-4, "seed": 0, "val_response_nll": 2.7,
+                     "train_loss": [3.0], "train_tokens": 100})
+        runs.append({"method": method, "learning_rate": 3e-3, "seed": 0, "val_response_nll": 2.6,
+                     "train_loss": [3.0], "train_tokens": 100})
+    base = {"zero_shot": {"test": {"nll_rows": base_rows, "response_ppl": 9.0, "rouge_rows": [0.1, 0.1],
+                                   "format_rows": [0, 0], "answers": ["x", "y"]},
+                          "prompt_tokens": 50.0, "extra_prompt_tokens": 0.0},
+            "untrained_val_nll": {"fp32": 3.0, "nf4": 3.1}}
+    return {"runs": runs, "baselines": base, "costs": {"sizes": {}, "rounds": []}}
+
+
+def test_method_table_reads_every_arm_against_the_reference():
+    lora = [[2.0, 3.0, 2.5, 2.2], [2.1, 3.1, 2.4, 2.3], [1.9, 2.9, 2.6, 2.1]]
+    worse = [[x + 0.5 for x in row] for row in lora]
+    table = cm.method_table(_result({"lora": lora, "ia3": worse, "glora": [worse[0]]}, [3.0, 4.0, 3.5, 3.2]))
+    assert table["lora"]["vs_reference"] is None and table["lora"]["seeds"] == 3
+    assert table["ia3"]["vs_reference"]["verdict"] == "higher" and not table["ia3"]["vs_reference"]["items_only"]
+    assert table["glora"]["vs_reference"]["items_only"] and table["glora"]["nll"]["items_only"]
+    assert table["zero_shot"]["kind"] == "baseline" and table["zero_shot"]["vs_reference"]["verdict"] == "higher"
+    assert table["lora"]["ppl"] == pytest.approx(math.exp(sum(map(sum, lora)) / 12))  # exp of the mean NLL
+    assert table["lora"]["sweep_status"] == "interior" and table["lora"]["left_start"]
+    assert table["lora"]["logprob_change"]["mean"] == pytest.approx(-0.2)
+    assert table["lora"]["rouge_l"]["mean"] == pytest.approx(0.3) and table["lora"]["format_rate"]["mean"] == 0.5
 
 
 def test_validate_names_the_unknown_method():
     with pytest.raises(ValueError, match="dylora"):
         cm.CompareConfig(methods=["lora", "dylora"]).validate()
+    assert "glora" in cm.CompareConfig().methods and cm.CompareConfig().seeded("lora")
+    assert not cm.CompareConfig().seeded("rslora") and cm.CompareConfig(seeded_methods=["all"]).seeded("rslora")
 
 
-def test_command_keeps_runs_and_refuses_a_resume_with_other_options(tmp_path, monkeypatch):
+def test_command_keeps_runs_records_its_processes_and_refuses_a_resume_with_other_options(tmp_path, monkeypatch):
     monkeypatch.setattr(cm, "checkpoints_dir", lambda out="": tmp_path / "ck")
 
-    def fake(config, finished=None, on_run=None, done_baselines=None, on_baselines=None):
-        on_baselines({"zero_shot": {}})
-        on_run({"method": "lora", "learning_rate": 1e-3, "seed": 0})
+    def fake(config, state=None, save=None):
+        state["baselines"] = {"zero_shot": {}}
+        state["runs"].append({"method": "lora", "learning_rate": 1e-3, "seed": 0})
+        save()
         raise KeyboardInterrupt
     monkeypatch.setattr(cm, "compare_methods", fake)
     config = cm.CompareConfig(methods=["lora"], out=str(tmp_path / "out.json"))
@@ -37,40 +98,98 @@ def test_command_keeps_runs_and_refuses_a_resume_with_other_options(tmp_path, mo
         cm._run(config)
     kept = json.loads((tmp_path / "ck" / "runs.json").read_text())
     assert kept["runs"][0]["method"] == "lora" and kept["baselines"] == {"zero_shot": {}}
+    assert len(kept["processes"]) == 1 and kept["processes"][0]["command"].startswith("course compare-methods")
     with pytest.raises(ValueError, match="other options"):
         cm._run(cm.CompareConfig(methods=["ia3"], out=str(tmp_path / "out.json"), resume=True))
 
     seen = {}
 
-    def finish(config, finished=None, on_run=None, done_baselines=None, on_baselines=None):
-        seen.update(finished=finished, baselines=done_baselines)
-        return {"model": "smollm2-135m-instruct", "runs": finished, "baselines": done_baselines}
+    def finish(config, state=None, save=None):
+        seen.update(runs=list(state["runs"]), baselines=state["baselines"])
+        return {"model": "smollm2-135m-instruct", "runs": state["runs"], "baselines": state["baselines"]}
     monkeypatch.setattr(cm, "compare_methods", finish)
     assert cm._run(cm.CompareConfig(methods=["lora"], out=str(tmp_path / "out.json"), resume=True)) == 0
-    assert seen["finished"][0]["seed"] == 0 and seen["baselines"] == {"zero_shot": {}}  # nothing rerun
+    assert seen["runs"][0]["seed"] == 0 and seen["baselines"] == {"zero_shot": {}}  # nothing rerun
     written = json.loads((tmp_path / "out.json").read_text())
-    assert written["command"] == "course compare-methods --methods lora --resume True" and written["wall_seconds"] >= 0
+    assert written["command"] == "course compare-methods --methods lora --resume True"
+    assert len(written["processes"]) == 2  # the interrupted process and the one that finished
+    assert written["wall_seconds"] == pytest.approx(sum(p["wall_seconds"] for p in written["processes"]), abs=0.2)
+    assert all("commit" in p and "cpu_seconds" in p for p in written["processes"])
     assert not (tmp_path / "ck").exists()
+
+
+def test_merge_puts_parts_together_and_refuses_a_mismatch(tmp_path):
+    def part(name, methods_, costs=None, **config):
+        body = {"model": "m", "command": f"course compare-methods --methods {' '.join(methods_)}",
+                "config": {"methods": methods_, "baselines": costs is not None, "costs": costs is not None,
+                           "max_steps": 24, **config},
+                "baselines": {"zero_shot": {}} if costs else {}, "costs": costs,
+                "runs": [{"method": m, "seed": 0} for m in methods_], "retention_questions": ["q"],
+                "test_references": ["r"], "processes": [{"command": "c", "commit": "abc", "wall_seconds": 5.0}]}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(body))
+        return str(path)
+    a, b = part("a", ["lora"], costs={"sizes": {}, "rounds": []}), part("b", ["ia3", "full"])
+    merged = cm.merge_results([a, b])
+    assert [r["method"] for r in merged["runs"]] == ["lora", "ia3", "full"]
+    assert merged["config"]["methods"] == ["lora", "ia3", "full"] and merged["costs"] == {"sizes": {}, "rounds": []}
+    assert [p["part"] for p in merged["processes"]] == [a, b]
+    with pytest.raises(ValueError, match="max_steps"):
+        cm.merge_results([a, part("c", ["dora"], max_steps=3)])
+    with pytest.raises(ValueError, match="two parts ran lora"):
+        cm.merge_results([a, part("d", ["lora"])])
+
+
+def test_pissa_is_servable_as_a_rank_2r_lora(monkeypatch, small_chat_model, chat_tok):
+    monkeypatch.setattr(methods, "load_base_model", lambda name=None, **kw: small_chat_model())
+    spec = methods.MethodSpec(r=4, lora_alpha=8.0)
+    pissa = methods.build_method("pissa", "tiny", spec, tokenizer_path=chat_tok.name_or_path)
+    lora = methods.build_method("lora", "tiny", spec, tokenizer_path=chat_tok.name_or_path)
+    sizes, plain = cm._adapter_bytes(pissa, "pissa"), cm._adapter_bytes(lora, "lora")
+    assert abs(sizes["adapter_bytes"] - plain["adapter_bytes"]) < 100  # the same tensors; the configs differ a little
+    tensors = 4 * methods.trainable_parameters(lora)  # fp32: the rank-r A and B; the folder adds a config and a card
+    assert sizes["servable_bytes"] - sizes["adapter_bytes"] == pytest.approx(tensors, rel=0.05)  # rank 2r: twice
 
 
 def test_one_method_end_to_end_on_a_tiny_model(monkeypatch, small_chat_model, chat_tok):
     monkeypatch.setattr(methods, "load_base_model", lambda name=None, **kw: small_chat_model())
     monkeypatch.setattr(cm, "load_base_model", lambda name=None, **kw: small_chat_model())
+    monkeypatch.setattr(cm, "nf4_base", lambda name=None: small_chat_model(seed=1))  # a stand-in: no real checkpoint
     monkeypatch.setattr(cm, "load_tokenizer", lambda name: chat_tok)
     monkeypatch.setattr(cm, "build_method", lambda name, model, spec, seed=0: methods.build_method(
         name, model, spec, seed=seed, tokenizer_path=chat_tok.name_or_path))
-    config = cm.CompareConfig(methods=["ia3"], train_rows=2, eval_rows=2, test_rows=2, generate_rows=1,
-                              max_steps=2, per_device_train_batch_size=1, max_new_tokens=3, retention_prompts=1,
-                              few_shot_k=1)
-    kept = []
-    out = cm.compare_methods(config, on_run=kept.append)
-    chosen = [r for r in out["runs"] if r.get("chosen")]
+    config = cm.CompareConfig(methods=["ia3", "prompt_tuning"], seeded_methods=["ia3"], train_rows=2, eval_rows=2,
+                              test_rows=3, generate_rows=2, max_steps=2, per_device_train_batch_size=1,
+                              max_new_tokens=3, retention_prompts=2, few_shot_k=1, max_extend=1, timing_rounds=2,
+                              timing_steps=1, latency_tokens=2)
+    state, saves = {}, []
+    out = cm.compare_methods(config, state, lambda: saves.append(len(state.get("runs", []))))
+    ia3 = [r for r in out["runs"] if r["method"] == "ia3"]
+    chosen = [r for r in ia3 if r.get("chosen")]
     assert [r["seed"] for r in chosen] == [0, 1, 2]
-    assert {r["learning_rate"] for r in out["runs"]} == set(cm.LR_GRID["ia3"])
+    swept = sorted(r["learning_rate"] for r in ia3 if r["seed"] == 0)
+    assert swept[:3] == sorted(cm.sweep_rates("ia3")) or len(swept) == 4  # three rungs, one more past an edge
+    assert len(swept) in (3, 4)
     first = chosen[0]
-    assert first["trainable_parameters"] == first["peft_trainable_parameters"] > 0
-    assert first["adapter_bytes"] > 0 and first["tensor_peak_bytes"] > 0 and "vram_estimate_bytes" not in first
-    assert "rouge_l" in first["test"] and "rouge_l" not in chosen[1]["test"]  # answers at the first seed only
-    assert set(out["baselines"]) == {"zero_shot", "few_shot", "retrieval_few_shot"}
-    assert out["baselines"]["few_shot"]["extra_prompt_tokens"] > 0
-    assert len(kept) == 2 + 3  # the sweep's two runs, then the three seeds at the chosen rate (seed 0 again)
+    assert len(first["test"]["nll_rows"]) == 3 and len(first["test"]["rouge_rows"]) == 2
+    assert len(first["retention"]["logprob_change_rows"]) == 2 and "rouge_rows" in chosen[1]["test"]
+    prompt = [r for r in out["runs"] if r["method"] == "prompt_tuning" and r.get("chosen")]
+    assert [r["seed"] for r in prompt] == [0]  # not seeded: the first seed only
+    sizes = out["costs"]["sizes"]
+    assert sizes["ia3"]["trainable_parameters"] == sizes["ia3"]["peft_trainable_parameters"] > 0
+    assert sizes["ia3"]["adapter_bytes"] > 0 and sizes["ia3"]["tensor_peak_bytes"] > 0
+    assert "vram_estimate_bytes" not in sizes["ia3"] and sizes["prompt_tuning"]["extra_positions"] == 8
+    assert len(out["costs"]["rounds"]) == 2 and set(cm.BASELINES) <= set(out["costs"]["rounds"][0])
+    assert out["costs"]["rounds"][0]["ia3"]["latency_merged_seconds"] is not None
+    assert "latency_merged_seconds" not in out["costs"]["rounds"][0]["prompt_tuning"]
+    assert set(cm.BASELINES) <= set(out["baselines"]) and "retention" in out["baselines"]["zero_shot_nf4"]
+    assert out["baselines"]["retrieval_few_shot"]["extra_prompt_tokens"] > 0
+    table = cm.method_table(out, reference="ia3")
+    assert table["prompt_tuning"]["vs_reference"]["items_only"] and table["ia3"]["seeds"] == 3
+    assert saves  # every piece was saved as it finished
+
+    # resuming with everything kept runs nothing again
+    calls = []
+    monkeypatch.setattr(cm, "_one_run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    again = cm.compare_methods(config, state, lambda: None)
+    assert not calls and len(again["runs"]) == len(out["runs"])

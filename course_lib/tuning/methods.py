@@ -26,13 +26,13 @@ from typing import Sequence
 
 import torch
 
-from course_lib.models.base import count_parameters, set_seed
+from course_lib.models.base import count_parameters, get_device, set_seed
 from course_lib.models.loading import load_base_model, resolve_model
 from course_lib.notebook import known_notices
 from course_lib.tuning.sft import assistant_only_labels, pad_batch
 
 __all__ = ["METHOD_NAMES", "LORA_FAMILY", "PROMPT_LEARNING", "MethodSpec", "method_config", "build_method",
-           "TrimVirtualTokens", "CachelessGreedy", "VirtualTokenGreedy", "trainable_parameters",
+           "TrimVirtualTokens", "CachelessGreedy", "VirtualTokenGreedy", "nf4_base", "place", "trainable_parameters",
            "lora_family_parameters", "glora_parameters", "ia3_parameters", "virtual_token_parameters",
            "training_batches", "train_steps", "NO_IMPLEMENTATION"]
 
@@ -209,10 +209,22 @@ class VirtualTokenGreedy(torch.nn.Module):
         return ids
 
 
+def nf4_base(model_name: str):
+    """The base with every linear layer in NF4 (double quantization, fp32 compute): QLoRA's base, and on its own
+    the control that tells quantization's cost from training's (bitsandbytes quantizes at load time; on a GPU the
+    model is loaded onto it)."""
+    from transformers import BitsAndBytesConfig
+
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                             bnb_4bit_compute_dtype=torch.float32)
+    placed = {"device_map": {"": 0}} if torch.cuda.is_available() else {}
+    return load_base_model(model_name, quantization_config=bnb, dtype=torch.float32, **placed)
+
+
 def build_method(name: str, model_name: str, spec: MethodSpec | None = None, seed: int = 0,
                  tokenizer_path: str = ""):
     """The base model (fp32; QLoRA: NF4 with fp32 compute, peft's `prepare_model_for_kbit_training`) with
-    `name`'s trainable parts, seeded.
+    `name`'s trainable parts, seeded, on the CPU (QLoRA's: on the GPU if there is one); `place` moves it.
 
     Prompt tuning's virtual tokens start as the embeddings of a task description, which peft tokenizes
     with the tokenizer it loads from `tokenizer_path` (default: the model's own folder)."""
@@ -221,16 +233,9 @@ def build_method(name: str, model_name: str, spec: MethodSpec | None = None, see
     config = method_config(name, spec, tokenizer_path=tokenizer_path or str(resolve_model(model_name)))
     set_seed(seed)
     if name == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                 bnb_4bit_compute_dtype=torch.float32)
-        placed = {"device_map": {"": 0}} if torch.cuda.is_available() else {}  # bitsandbytes quantizes on load
-        base = load_base_model(model_name, quantization_config=bnb, dtype=torch.float32, **placed)
+        base = nf4_base(model_name)
         with known_notices():
             base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-        # on a CPU, call course_lib.memory.keep_cpu_4bit_trainable(model) before the model first runs in
-        # evaluation mode (lesson 04); `course compare-methods` does
     else:
         base = load_base_model(model_name, dtype=torch.float32)
     if config is None:
@@ -238,6 +243,18 @@ def build_method(name: str, model_name: str, spec: MethodSpec | None = None, see
     set_seed(seed)
     with known_notices():
         return get_peft_model(base, config)
+
+
+def place(model, name: str = ""):
+    """`model` on `get_device()` (the GPU if there is one). A 4-bit model was placed when it was loaded; on a CPU
+    its layers are kept off bitsandbytes' inference-only kernel, which would drop their gradients (lesson 04)."""
+    from course_lib.memory.quant import keep_cpu_4bit_trainable
+
+    if getattr(model, "is_loaded_in_4bit", False) or name == "qlora":
+        if not torch.cuda.is_available():
+            keep_cpu_4bit_trainable(model)
+        return model
+    return model.to(get_device())
 
 
 def trainable_parameters(model) -> int:
