@@ -73,6 +73,9 @@ START_LR = {"full": 3e-5, "lora": 1e-3, "rslora": 3e-4, "dora": 1e-3, "pissa": 1
 REFERENCE = "lora"  # every arm is compared with this one, item by item
 VRAM_METHOD = {"full": "full", "lora": "lora", "rslora": "lora", "pissa": "lora", "qlora": "qlora"}  # the rest:
 # DoRA's magnitude, AdaLoRA's SVD form, GLoRA's effective weight, IA3 and virtual tokens are outside the estimator
+# the reference and the seeded methods first: a run cut short has what the comparison needs most
+RUN_ORDER = ("lora", "full", "dora", "qlora", "ia3", "prompt_tuning", "pissa", "rslora", "adalora", "glora",
+             "prefix_tuning")
 BASELINES = ("zero_shot", "few_shot", "retrieval_few_shot", "zero_shot_nf4")
 
 
@@ -81,7 +84,8 @@ class CompareConfig:
     """What `course compare-methods` runs."""
 
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "a chat model (lesson 06's task)"})
-    methods: list[str] = field(default_factory=lambda: list(METHOD_NAMES), metadata={"help": "which methods"})
+    methods: list[str] = field(default_factory=lambda: list(RUN_ORDER), metadata={"help": "which methods, in the "
+                                                                                   "order they run"})
     seeded_methods: list[str] = field(default_factory=lambda: ["full", "lora", "dora", "qlora", "ia3",
                                                                "prompt_tuning"],
                                       metadata={"help": "the methods run at every seed; the others run the first "
@@ -470,7 +474,7 @@ def method_runs(config: CompareConfig, method: str, tokenizer, train, val, test,
 
 
 def compare_methods(config: CompareConfig, state: dict | None = None, save=None) -> dict:
-    """The baselines, the costs, then every method's runs: the results file's payload (without its command).
+    """The baselines, every method's runs, then the costs: the results file's payload (without its command).
 
     `state` holds what an interrupted run finished ("runs", "baselines", "costs", "reference"); `save()` is
     called after each piece, so that a later `--resume` keeps it."""
@@ -493,6 +497,13 @@ def compare_methods(config: CompareConfig, state: dict | None = None, save=None)
     if config.baselines and not state.get("baselines"):
         state["baselines"] = baselines(config, tok, train, val, test, reference)
         save()
+
+    def on_run(run: dict) -> None:
+        state["runs"] = [r for r in state["runs"] if (r["method"], r["learning_rate"], r["seed"]) !=
+                         (run["method"], run["learning_rate"], run["seed"])] + [run]
+        save()
+    for method in config.methods:
+        method_runs(config, method, tok, train, val, test, reference, state["runs"], on_run)
     if config.costs and (not state.get("costs") or len(state["costs"]["rounds"]) < config.timing_rounds
                          or set(config.methods) - set(state["costs"]["sizes"])):
         batches = training_batches(tok, train, config.per_device_train_batch_size, config.timing_steps + 1, 0,
@@ -508,13 +519,6 @@ def compare_methods(config: CompareConfig, state: dict | None = None, save=None)
             save()
         state["costs"] = costs(config, tok, batches, prompts, state.get("costs"), progress)
         save()
-
-    def on_run(run: dict) -> None:
-        state["runs"] = [r for r in state["runs"] if (r["method"], r["learning_rate"], r["seed"]) !=
-                         (run["method"], run["learning_rate"], run["seed"])] + [run]
-        save()
-    for method in config.methods:
-        method_runs(config, method, tok, train, val, test, reference, state["runs"], on_run)
     return {"model": name, "config": {k: v for k, v in asdict(config).items() if k not in ("resume", "out", "merge")},
             "device": str(get_device()), "baselines": state.get("baselines", {}), "costs": state.get("costs"),
             "runs": state["runs"], "retention_questions": reference.questions,
