@@ -193,3 +193,34 @@ def test_one_method_end_to_end_on_a_tiny_model(monkeypatch, small_chat_model, ch
     monkeypatch.setattr(cm, "_one_run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
     again = cm.compare_methods(config, state, lambda: None)
     assert not calls and len(again["runs"]) == len(out["runs"])
+
+
+def test_exercise_decision_is_a_real_choice():
+    """Exercise 11 part 6 (its limits read from the solution): at least two methods pass both limits, each limit
+    excludes a method that would otherwise change the answer, and the measurement separates the answer from at
+    least one admissible method (EXERCISES.md: a decision with real alternatives)."""
+    import re
+    from pathlib import Path
+
+    from course_lib.results import load_results
+
+    source = (Path(__file__).resolve().parents[1] / "sources" / "solutions" / "11_which_method.py").read_text()
+    file_limit = float(re.search(r'r\["adapter_bytes"\] <= ([0-9.e]+)', source).group(1))
+    peak_limit = float(re.search(r'r\["tensor_peak_bytes"\] <= ([0-9.e]+)', source).group(1))
+    results = load_results("compare_methods")
+    if "costs" not in results:
+        pytest.skip("data/results/compare_methods.json predates the redesigned command (no per-row NLLs, no costs)")
+    table = cm.method_table(results)
+
+    def rows(m):
+        return [r["test"]["nll_rows"] for r in sorted((r for r in results["runs"] if r["method"] == m and r.get("chosen")),
+                                                      key=lambda r: r["seed"])]
+
+    def answer(files=file_limit, peak=peak_limit):
+        ok = sorted(m for m, r in table.items() if r["kind"] == "method" and r["seeds"] >= 2
+                    and r["adapter_bytes"] <= files and r["tensor_peak_bytes"] <= peak)
+        best = min(ok, key=lambda m: table[m]["nll"]["mean"])
+        return ok, sorted(m for m in ok if m == best or cm.versus(rows(best), rows(m))["verdict"] == "not separated")
+    admissible, chosen = answer()
+    assert len(admissible) >= 2 and set(chosen) < set(admissible)
+    assert answer(files=math.inf)[1] != chosen and answer(peak=math.inf)[1] != chosen

@@ -188,7 +188,7 @@ WRONG = {
                             'answer_q5 = "tie" if test5["p"] >= 0.05 else ("B" if test5["diff"] > 0 else "A")',
                             'answer_q5 = "B" if sum(b5) > sum(a5) else "A"'),
     "10_total_not_more": ("10_evaluation", "q5_decision", "items_needed(sd5, mean5) - len(d5)", "items_needed(sd5, mean5)"),
-    # issue 31: lesson 11's counts, virtual-token cache, memory budget, retrieval and decision
+    # issue 31: lesson 11's counts, virtual-token cache, memory budget, BM25, retrieval and decision
     "11_kv_is_hidden": ("11_which_method", "q1_lora_params", "kv = config.num_key_value_heads * (h // config.num_attention_heads)",
                         "kv = h"),
     "11_dora_magnitude_per_input": ("11_which_method", "q1_lora_params", "+ (d_out if dora else 0)", "+ (d_in if dora else 0)"),
@@ -198,11 +198,22 @@ WRONG = {
                              "return n * config.num_hidden_layers * 2 * config.hidden_size * bytes_per_value"),
     "11_disk_not_peak": ("11_which_method", "q3_budget", 'row["tensor_peak_bytes"] <= budget_bytes',
                          'row["adapter_bytes"] <= budget_bytes'),
-    "11_least_similar_first": ("11_which_method", "q4_retrieval", "key=lambda i: (-scores[i], i))[:k]",
+    "11_strictly_below": ("11_which_method", "q3_budget", 'row["tensor_peak_bytes"] <= budget_bytes',
+                          'row["tensor_peak_bytes"] < budget_bytes'),
+    "11_classic_idf": ("11_which_method", "q4_bm25", "idf = math.log(1 + (n - df + 0.5) / (df + 0.5))",
+                       "idf = math.log((n - df + 0.5) / (df + 0.5))"),
+    "11_query_words_once": ("11_which_method", "q4_bm25", "for w in query:", "for w in set(query):"),
+    "11_no_length_normalisation": ("11_which_method", "q4_bm25", "tf + k1 * (1 - b + b * len(doc) / avgdl)", "tf + k1"),
+    "11_least_similar_first": ("11_which_method", "q5_retrieval", "key=lambda i: (-scores[i], i))[:k]",
                                "key=lambda i: (scores[i], i))[:k]"),
-    "11_file_limit_forgotten": ("11_which_method", "q5_decision",
-                                'r["kind"] == "method" and r["adapter_bytes"] <= 1e6 and r["tensor_peak_bytes"] <= 1e9]',
-                                'r["kind"] == "method" and r["tensor_peak_bytes"] <= 1e9]'),
+    "11_tie_to_the_later_row": ("11_which_method", "q5_retrieval", "key=lambda i: (-scores[i], i))[:k]",
+                                "key=lambda i: (-scores[i], -i))[:k]"),
+    "11_memory_limit_forgotten": ("11_which_method", "q6_decision", ' and r["tensor_peak_bytes"] <= 1.2e9)', ")"),
+    "11_file_limit_forgotten": ("11_which_method", "q6_decision", 'and r["adapter_bytes"] <= 20e6 and ', "and "),
+    "11_pointers_compared": ("11_which_method", "q6_decision", 'r["kind"] == "method" and r["seeds"] >= 2',
+                             'r["kind"] == "method"'),
+    "11_lowest_mean_only": ("11_which_method", "q6_decision", 'if m == best or cm.versus(nll_rows(best), nll_rows(m))'
+                            '["verdict"] == "not separated")', "if m == best)"),
 }
 NEEDS_SMOLLM2 = {"06_instruction_tuning", "11_which_method"}  # their solutions load it or its config and tokenizer
 # (07's reads results files, the shipped pairs, a tiny Llama)
