@@ -192,16 +192,17 @@ def versus_cell(row):
     return f"{v['diff']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] {v['verdict']}"
 
 
-print(f"{'method':<16}{'LR':>7}{'seeds':>6}{'test ppl [95%]':>22}{'Δ NLL vs LoRA [95%]':>36}{'ROUGE-L':>8}"
-      f"{'format':>7}{'Δlogp [95%]':>26}")
+print(f"{'method':<20}{'LR':>7}{'seeds':>6}{'test ppl [95%]':>24}  {'Δ NLL vs LoRA [95%]':<38}{'ROUGE-L':>8}"
+      f"{'format':>7}  {'Δlogp [95%]':<22}")
 for m in method_names + baseline_names:
     row = table[m]
     mark = "¹" if row["kind"] == "method" and row["seeds"] == 1 else " "
     lr = f"{row['learning_rate']:.0e}" if row["kind"] == "method" else "—"
     seeds = row["seeds"] if row["kind"] == "method" else "—"
     logp = cell(row["logprob_change"], "{:+.2f}") if "logprob_change" in row else "— (nothing trained)"
-    print(f"{m + mark:<16}{lr:>7}{seeds:>6}{row['ppl']:>8.2f} [{row['ppl_low']:.2f}, {row['ppl_high']:.2f}]"
-          f"{versus_cell(row):>36}{row['rouge_l']['mean']:>8.3f}{row['format_rate']['mean']:>7.2f}{logp:>26}")
+    ppl = f"{row['ppl']:.2f} [{row['ppl_low']:.2f}, {row['ppl_high']:.2f}]"
+    print(f"{m + mark:<20}{lr:>7}{seeds:>6}{ppl:>24}  {versus_cell(row):<38}{row['rouge_l']['mean']:>8.3f}"
+          f"{row['format_rate']['mean']:>7.2f}  {logp:<22}")
 
 # %%
 MB = 1e6
@@ -494,7 +495,8 @@ def weighted_ppl(nll_rows):  # lesson 06's response perplexity: the NLL per toke
 
 
 lora_runs = [r for r in results["runs"] if r["method"] == "lora" and r.get("chosen")]
-print(f"this table on the same first {n} rows: LoRA {', '.join(f'{weighted_ppl(r['test']['nll_rows']):.2f}' for r in lora_runs)} "
+by_seed = ", ".join(f"{weighted_ppl(r['test']['nll_rows']):.2f}" for r in lora_runs)
+print(f"this table on the same first {n} rows: LoRA {by_seed} "
       f"(by seed); retrieval few-shot {weighted_ppl(results['baselines']['retrieval_few_shot']['test']['nll_rows']):.2f}; "
       f"zero-shot {weighted_ppl(results['baselines']['zero_shot']['test']['nll_rows']):.2f}")
 print(f"retrieval few-shot vs LoRA on all {c['test_rows']} test rows: {versus_cell(table['retrieval_few_shot'])}")
