@@ -224,3 +224,23 @@ def test_exercise_decision_is_a_real_choice():
     admissible, chosen = answer()
     assert len(admissible) >= 2 and set(chosen) < set(admissible)
     assert answer(files=math.inf)[1] != chosen and answer(peak=math.inf)[1] != chosen
+
+
+def test_sigterm_stops_the_command_like_ctrl_c_and_keeps_what_finished(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    monkeypatch.setattr(cm, "checkpoints_dir", lambda out="": tmp_path / "ck")
+
+    def fake(config, state=None, save=None):
+        state["runs"].append({"method": "lora", "learning_rate": 1e-3, "seed": 0})
+        save()
+        os.kill(os.getpid(), signal.SIGTERM)  # `kill PID` from another shell
+        raise AssertionError("not reached")
+    monkeypatch.setattr(cm, "compare_methods", fake)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="1 runs are kept"):
+        cm._run(cm.CompareConfig(methods=["lora"], out=str(tmp_path / "out.json")))
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
+    kept = json.loads((tmp_path / "ck" / "runs.json").read_text())
+    assert kept["runs"] and kept["processes"][0]["commit"] == cm.git_commit()["commit"]

@@ -34,9 +34,11 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -642,8 +644,8 @@ def method_table(result: dict, reference: str = REFERENCE) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- the command
 
-def _process(config: CompareConfig, seconds: float, cpu_seconds: float, started: str) -> dict:
-    return {"command": command_line("compare-methods", config), **git_commit(), "threads": torch.get_num_threads(),
+def _process(config: CompareConfig, seconds: float, cpu_seconds: float, started: str, commit: dict) -> dict:
+    return {"command": command_line("compare-methods", config), **commit, "threads": torch.get_num_threads(),
             "device": str(get_device()), "started": started, "wall_seconds": round(seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1)}
 
@@ -706,22 +708,30 @@ def _run(config: CompareConfig) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     start, cpu_start = time.perf_counter(), time.process_time()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    commit = git_commit()  # the code this process runs: read once, at its start
     earlier = list(state["processes"])
 
     def write() -> None:  # this process's record is rewritten each time: an interruption keeps its seconds
         state["processes"] = earlier + [_process(config, time.perf_counter() - start, time.process_time() - cpu_start,
-                                                 started)]
+                                                 started, commit)]
         tmp = saved.with_suffix(".tmp")
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, saved)
     write()
     quiet_command()
+
+    def stop(signum, frame):  # `kill PID` (SIGTERM) stops it as Ctrl-C does: what finished is kept, seconds included
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     try:
         result = compare_methods(config, state, write)
     except KeyboardInterrupt:
         write()
         raise KeyboardInterrupt(f"{len(state['runs'])} runs are kept in {folder}; `course compare-methods --resume` "
                                 "(same options) runs the rest") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     write()
     result["processes"] = state["processes"]
     result["wall_seconds"] = round(sum(p["wall_seconds"] for p in state["processes"]), 1)
