@@ -72,9 +72,10 @@ sft.require_chat_template(sft.lesson_model())
 #   and leaves the rest in the frozen base, so the model is unchanged at step 0 but the adapter starts
 #   large. **QLoRA** (Dettmers et al. 2023) is LoRA on an NF4 base (lesson 04). **AdaLoRA** (Zhang et al.
 #   2023) writes ΔW = P·Λ·Q and prunes singular values during training, moving rank to where it matters.
-#   **GLoRA** (Chavan et al. 2023; peft's `glora` tuner) makes the weight W0 + W0·A + B, with A and B both of
-#   rank r: a multiplicative and an additive correction (the bias paths it also has need a bias, and
-#   Llama's linear layers have none).
+#   **GLoRA** (Chavan et al. 2023; peft's `glora` tuner) makes the weight W0 + W0 ⊙ A + B, with A and B both
+#   of rank r and ⊙ the product element by element (`weight_eff = self.weight + self.weight * A + B` in
+#   `GloraLinear.forward`, `peft/tuners/glora/layer.py`): a multiplicative and an additive correction (the
+#   bias paths it also has need a bias, and Llama's linear layers have none).
 # - **IA3** (Liu et al. 2022) learns one scale per channel of the keys, the values and the feed-forward
 #   input: nothing is added to the weights' shapes, only vectors.
 # - **Prompt tuning** (Lester et al. 2021) learns the embeddings of a few virtual tokens placed before
@@ -135,7 +136,7 @@ del built, base
 # runs before its seeds.
 #
 # The budget of a 2-core CPU then decides how many methods get three seeds. Six do: the rule-of-thumb
-# table's rows (full fine-tuning, LoRA, QLoRA, prompt tuning; IA3 stands for its "adapters", see section 6)
+# table's rows (full fine-tuning, LoRA, QLoRA, prompt tuning; IA3 stands for its "adapters", see section 7)
 # and DoRA, the variant peft's own method comparison singles out (docs/references.md). The other five —
 # rsLoRA, PiSSA, AdaLoRA, GLoRA, prefix tuning — ran their sweep and the first seed only: their rows are
 # pointers, their intervals cover the test items' noise but not the seeds', and they are marked so.
@@ -159,6 +160,8 @@ for p in results["processes"]:
     changed = " + uncommitted changes" if p.get("course_lib_changed") else ""
     print(f"  process: {p['command']}  [commit {(p.get('commit') or '?')[:7]}{changed}]  "
           f"{p['wall_seconds'] / 60:.0f} min wall, {p['cpu_seconds'] / 60:.0f} min CPU, {p.get('threads', '?')} thread(s)")
+    if p.get("commit_note"):
+        print(f"    note: {p['commit_note']}")
 print(f"in all: {results['wall_seconds'] / 3600:.1f} h wall, {results['cpu_seconds'] / 3600:.1f} CPU-hours, "
       f"{len(results['processes'])} process(es)")
 seeded = [m for m in method_names if table[m]["seeds"] > 1]
@@ -172,13 +175,15 @@ print(f"test: response NLL of {c['test_rows']} rows, greedy answers to {c['gener
 # %% [markdown]
 # ## 3 · The measured table
 #
-# *test ppl* is exp of the mean response NLL over seeds × test rows, with its 95 % interval (lesson 10's
-# `seeds_by_items`: the items' and the seeds' noise, Student's t). *vs LoRA* is the difference of mean
-# NLL against LoRA, test row by test row (`seeds_by_items_difference`): negative is better, and a
-# difference whose interval contains 0 is *not separated*. A row marked `¹` ran one seed: its interval has
-# the items' noise only and is too narrow by the seeds' part. ROUGE-L and format are means over seeds × the
-# answered rows; *Δlogp* is lesson 05's probe, the change of log-probability of the general questions' old
-# answers (nats per token, < 0: they became less likely), with its interval.
+# *test ppl* is exp of the mean response NLL over seeds × test rows (each row's NLL per token, then a plain
+# mean over rows, so that rows can be paired; lesson 06 weights the rows by their tokens, see section 9),
+# with its 95 % interval (lesson 10's `seeds_by_items`: the noise of the items and from seed to seed,
+# Student's t). *vs LoRA* is the difference of mean NLL against LoRA, test row by test row
+# (`seeds_by_items_difference`): negative is better, and a difference whose interval contains 0 is *not
+# separated*. A row marked `¹` ran one seed: its interval has the items' noise only and is too narrow by
+# the seed-to-seed part. ROUGE-L and format are means over seeds × the answered rows; *Δlogp* is
+# lesson 05's probe, the change of log-probability of the general questions' old answers (nats per token,
+# < 0: they became less likely), with its interval.
 
 # %%
 def cell(iv, fmt="{:.3f}"):
@@ -219,6 +224,18 @@ for m in method_names:
 print(f"\nPiSSA's file needs the residual base PiSSA rewrote; as a plain LoRA for the original base it is rank 2r: "
       f"{table['pissa']['servable_bytes'] / MB:.2f} MB")
 print("the estimate for LoRA is what this prints:", table["lora"]["vram_command"])
+
+
+def spread(values):
+    return f"{min(values):.2f} to {max(values):.2f}" if values else "—"
+
+
+print("\nround to round (lowest to highest of the timing rounds): s/step; answer unmerged; merged")
+for m in method_names:
+    rs = [rnd[m] for rnd in results["costs"]["rounds"] if m in rnd]
+    print(f"  {m:<16}{spread([statistics.median(r['step_seconds']) for r in rs]):>14}"
+          f"{spread([r['latency_unmerged_seconds'] for r in rs]):>14}"
+          f"{spread([r['latency_merged_seconds'] for r in rs if r.get('latency_merged_seconds') is not None]):>14}")
 loads = [x for rnd in results["costs"]["rounds"] for x in rnd["load_average"] if x is not None]
 print(f"timing: medians of {len(results['costs']['rounds'])} rounds, each timing every method in turn "
       f"({c['timing_steps']} steps; answers of {c['latency_tokens']} new tokens); the machine's load average "
@@ -256,19 +273,22 @@ print(f"AdaLoRA's allocator: ranks from {ada.init_r} to {ada.target_r} on averag
       f"and step {ada.total_step - ada.tfinal} of {ada.total_step}")
 
 # %% [markdown]
-# AdaLoRA's training loss is not comparable with the others': peft adds its orthogonality penalty on P and
-# Q to the loss it returns (`orth_reg_weight=0.5` by default, `peft/tuners/adalora/model.py`), and the
-# sweep therefore chooses on the validation NLL, which has no penalty. AdaLoRA's rate had to be larger than
-# LoRA's for another reason: peft starts its singular values Λ at zero and P, Q small
-# (`nn.init.zeros_(lora_E)`, `nn.init.normal_(lora_A, std=0.02)` in `peft/tuners/adalora/layer.py`), so under
-# AdamW ΔW = P·Λ·Q grows in proportion to the rate, and a sweep that stops at LoRA's rates never trains it.
-# Its allocator prunes between the steps printed above (a quarter of the run at each end is left alone), so
-# rank does move here.
+# AdaLoRA's training loss is not comparable with the others': `AdaLoraModel.forward`
+# (`peft/tuners/adalora/model.py`) adds its orthogonality penalty on P and Q to the loss it returns
+# (`orth_reg_weight=0.5`, its default in `peft/tuners/adalora/config.py`), so AdaLoRA also trains under a
+# regularizer the others do not have; like every sweep, its sweep chooses on the validation NLL, which has
+# no penalty. AdaLoRA's sweep starts higher than LoRA's for another reason: peft starts its singular values
+# Λ at zero and P, Q small (`nn.init.zeros_(lora_E)`, `nn.init.normal_(lora_A, std=0.02)` in
+# `peft/tuners/adalora/layer.py`), so early on ΔW = P·Λ·Q is a product of small factors, and a sweep at
+# LoRA's rates risks measuring the initialisation (the check above says whether the chosen runs left it).
+# Its allocator (`RankAllocator.budget_schedule`) keeps every rank up to the first step printed above,
+# prunes on a cubic schedule until the second, and keeps the final ranks fixed after it; which ranks it
+# kept is not recorded in the results file.
 #
-# rsLoRA is LoRA with the scale α/√r instead of α/r. At one rank, with each method at its own rate, the
-# scale is absorbed by the rate (AdamW's step is set by the rate, not by the gradient's size), so the two
-# should tie: Kalajdzievski 2023 shows the difference across ranks, which this run, at one rank, does not
-# test.
+# rsLoRA is LoRA with the scale α/√r instead of α/r. At one rank, with each method at its own rate, the scale
+# is largely absorbed by the rate (AdamW's step is set by the rate, not by the gradient's size, so a larger
+# scale acts, to first order, like a larger rate), so the two should tie: Kalajdzievski 2023 shows the
+# difference across ranks, which this run, at one rank, does not test.
 #
 # Every method against LoRA, with its interval:
 
@@ -335,18 +355,18 @@ print(f"NF4 base minus fp32 base, zero-shot test NLL: {nf4['diff']:+.3f} [{nf4['
 # ## 6 · Two of the runs again, live and shortened
 #
 # The same functions the command used — `build_method`, `place` (the model on the GPU if there is one),
-# `training_batches`, `train_steps`, `response_nll` — on two methods at the rates the sweep chose, cut to
-# two steps on two rows and scored on two validation rows. The numbers are smaller than the table's
-# (fewer steps); the point is that the table's runs are this code, nothing else.
+# `training_batches`, `train_steps`, and its validation score, the mean of `row_nlls` — on two methods at the
+# rates the sweep chose, cut to two steps on two rows and scored on two validation rows. The numbers are
+# smaller than the table's (fewer steps); the point is that the table's runs are this code, nothing else.
 
 # %%
 val_rows = sft.task_rows("validation", 2)
 batches = methods.training_batches(tokenizer, train_rows[:2], 1, 2, seed=0, max_length=c["max_length"])
 for m in ("lora", "ia3"):
     model = methods.place(methods.build_method(m, name, run_spec), m)
-    before = sft.response_nll(model, tokenizer, val_rows)
+    before = statistics.fmean(cm.row_nlls(cm.prepared(model, m), tokenizer, val_rows))
     log = methods.train_steps(model, batches, table[m]["learning_rate"])
-    after = sft.response_nll(model, tokenizer, val_rows)
+    after = statistics.fmean(cm.row_nlls(cm.prepared(model, m), tokenizer, val_rows))
     print(f"{m:<6} lr {table[m]['learning_rate']:.0e} on {get_device()}: training loss "
           f"{' → '.join(f'{x:.2f}' for x in log['loss'])}; validation response NLL {before:.2f} → {after:.2f}")
     del model
@@ -362,7 +382,9 @@ print("seconds per one-row step, this machine, now:", [round(s, 1) for s in log[
 # tuning "very low memory, fastest, lower quality, limited portability"; and PEFT as a whole "90 %+ memory
 # reduction". The cell below checks each cell of it against the measurement with one rule: quality is
 # *held* or *did not hold* only when the item-by-item interval against LoRA excludes zero, else *not
-# separated*; speed is *held* only when every timing round agrees.
+# separated* ("good" is read as "not below LoRA": a tie is not separated, not held); speed is *held* or
+# *did not hold* only when every timing round agrees, and a claim over several methods ("slowest") holds
+# only when each of its comparisons does. "Adapters" are read on IA3 (see *Adapters* below).
 
 # %%
 def rounds(m):
@@ -375,6 +397,12 @@ def faster(a, b):
     return "held" if all(x < y for x, y in pairs) else "did not hold" if all(x > y for x, y in pairs) else "not separated"
 
 
+def every(verdicts):
+    """One verdict from several: 'held' if all held, 'did not hold' if one did not, else 'not separated'."""
+    return "held" if all(v == "held" for v in verdicts) else "did not hold" if "did not hold" in verdicts \
+        else "not separated"
+
+
 def quality(m, claim_lower_is_worse=False):
     v = table[m]["vs_reference"]["verdict"]
     if v == "not separated":
@@ -383,60 +411,83 @@ def quality(m, claim_lower_is_worse=False):
     return "held" if worse == claim_lower_is_worse else "did not hold"
 
 
+def speeds(*ms):
+    return " vs ".join(f"{m} {table[m]['seconds_per_step']:.2f}" for m in ms) + " s/step"
+
+
 peak = {m: table[m]["tensor_peak_bytes"] for m in method_names}
 by_peak = sorted(method_names, key=peak.get)
 cut = {m: 1 - peak[m] / peak["full"] for m in method_names if m != "full"}
+share = {m: table[m]["trainable_parameters"] / table["full"]["trainable_parameters"] for m in method_names if m != "full"}
+others = [m for m in method_names if m != "full"]
 claims = [
     ("full: highest memory", "held" if by_peak[-1] == "full" else "did not hold", f"highest: {by_peak[-1]}"),
-    ("full: slowest", "held" if all(faster(m, "full") == "held" for m in method_names if m != "full")
-     else "did not hold", "every method faster than full in every round?"),
+    ("full: slowest", every([faster(m, "full") for m in others]),
+     f"slowest other: {speeds(max(others, key=lambda m: table[m]['seconds_per_step']), 'full')}"),
     ("full: best quality (vs LoRA)", quality("full"), versus_cell(table["full"])),
-    ("LoRA: lower memory than full", "held" if peak["lora"] < peak["full"] else "did not hold",
+    ("LoRA: low memory (below full)", "held" if peak["lora"] < peak["full"] else "did not hold",
      f"{cut['lora']:.0%} below full"),
-    ("LoRA: faster than full", faster("lora", "full"), ""),
+    ("LoRA: fast (faster than full)", faster("lora", "full"), speeds("lora", "full")),
     ("QLoRA: lowest memory", "held" if by_peak[0] == "qlora" else "did not hold", f"lowest: {by_peak[0]}"),
-    ("QLoRA: medium speed (slower than LoRA)", faster("lora", "qlora"), ""),
-    ("QLoRA: good quality (not below LoRA)", "did not hold" if table["qlora"]["vs_reference"]["verdict"] == "higher"
-     else "held", versus_cell(table["qlora"])),
-    ("prompt tuning: very low memory (lowest 3)", "held" if "prompt_tuning" in by_peak[:3] else "did not hold",
-     f"rank {by_peak.index('prompt_tuning') + 1} of {len(by_peak)}"),
-    ("prompt tuning: fastest", "held" if all(faster("prompt_tuning", m) == "held" for m in method_names
-                                             if m != "prompt_tuning") else "did not hold", ""),
+    ("QLoRA: medium speed (slower than LoRA)", faster("lora", "qlora"), speeds("lora", "qlora")),
+    ("QLoRA: good quality (not below LoRA)", quality("qlora"), versus_cell(table["qlora"])),
+    ("adapters (IA3): low memory (below full)", "held" if peak["ia3"] < peak["full"] else "did not hold",
+     f"{cut['ia3']:.0%} below full"),
+    ("adapters (IA3): medium speed (LoRA to full)", every([faster("ia3", "full"), faster("lora", "ia3")]),
+     speeds("lora", "ia3", "full")),
+    ("adapters (IA3): good quality (not below LoRA)", quality("ia3"), versus_cell(table["ia3"])),
+    ("prompt tuning: very low memory (below LoRA)", "held" if peak["prompt_tuning"] < peak["lora"] else "did not hold",
+     f"rank {by_peak.index('prompt_tuning') + 1} of {len(by_peak)} from the lowest"),
+    ("prompt tuning: fastest", every([faster("prompt_tuning", m) for m in method_names if m != "prompt_tuning"]),
+     f"fastest: {min(method_names, key=lambda m: table[m]['seconds_per_step'])}"),
     ("prompt tuning: lower quality than LoRA", quality("prompt_tuning", claim_lower_is_worse=True),
      versus_cell(table["prompt_tuning"])),
-    ("PEFT: 90 %+ memory reduction", "held" if min(cut.values()) >= 0.9 else "did not hold",
+    ("PEFT: 90 %+ memory reduction (tensor peak)", "held" if min(cut.values()) >= 0.9 else "did not hold",
      f"cuts of the tensor peak vs full: {min(cut.values()):.0%} to {max(cut.values()):.0%}"),
+    ("PEFT: 90 %+ fewer trained parameters", "held" if max(share.values()) <= 0.1 else "did not hold",
+     f"trained share of full's: {min(share.values()):.4%} to {max(share.values()):.2%}"),
 ]
 for claim, verdict, why in claims:
-    print(f"  {claim:<44} {verdict:<15} {why}")
+    print(f"  {claim:<47} {verdict:<15} {why}")
+print("\nthe tensor peak's parts at its moment (MemTracker):")
+for m in ("full", "lora", "qlora", "prompt_tuning"):
+    parts = results["costs"]["sizes"][m]["by_category"]
+    print(f"  {m:<15}" + ", ".join(f"{k} {v / MB:.0f}" for k, v in parts.items() if v >= 1e6) + " MB")
 
 # %% [markdown]
 # Why, cell by cell (the numbers are the ones printed above):
 #
-# - **Memory.** Full fine-tuning keeps a gradient and two AdamW moments for every weight (lesson 04);
-#   every PEFT method keeps them only for its few parameters, so its peak is the frozen weights plus the
-#   activations. At 135M parameters the fp32 weights and the activations of a 4-row batch are most of
-#   that peak, which is why no PEFT method here cuts it by "90 %": that figure holds where the optimizer
-#   states of billions of weights dominate (peft's own comparison on Llama-3.2-3B, docs/references.md).
-#   QLoRA stores its frozen linear layers in 4 bits and dequantizes one at a time to compute. DoRA's
-#   peak is above LoRA's for a reason its code shows (`DoraLinearLayer.forward`, `peft/tuners/lora/dora.py`):
-#   the norm of W + ΔW is computed per layer but detached (DoRA §4.3), so it is a temporary; what stays is
+# - **Memory.** Full fine-tuning keeps a gradient and two AdamW moments for every weight (lesson 04); every
+#   PEFT method keeps them only for its few parameters, so its peak is the frozen weights plus the activations
+#   (the peak's parts are printed below the claims). What PEFT cuts by "90 %" and more is what it trains and
+#   ships — the trainable-parameter and on-disk columns of section 3 —, not the peak: the frozen weights and
+#   the activations stay. Larger models do not change that by much: Hu et al. 2022 (§4.2) report GPT-3's
+#   training memory falling by two thirds with LoRA, not by nine tenths, and peft's own method comparison on
+#   Llama-3.2-3B (docs/references.md) measures LoRA's peak at more than half of full fine-tuning's. QLoRA
+#   stores its frozen linear layers in 4 bits and dequantizes one at a time to compute. DoRA's peak is above
+#   LoRA's for a reason its code shows (`DoraLinearLayer.forward`, `peft/tuners/lora/dora.py`): the norm
+#   of W + ΔW is computed per layer but detached (DoRA §4.3), so it is a temporary; what stays is
 #   `(mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result * scaling`, which makes autograd keep
-#   each adapted layer's base output and LoRA output for the magnitude's gradient: two extra
-#   activations of every adapted layer. GLoRA's effective weight W0 + W0·A + B is a full-size matrix per
-#   layer, built at every forward and kept for the backward pass.
+#   each adapted layer's base output and LoRA output for the magnitude's gradient: two extra activations of
+#   every adapted layer. GLoRA's effective weight W0 + W0 ⊙ A + B is a full-size matrix per layer, built at
+#   every forward and kept for the backward pass.
 # - **Speed.** Seconds per step are medians of interleaved rounds in one process, and a claim holds only if
 #   every round agrees. QLoRA pays for dequantizing each layer at every pass; full fine-tuning for its
 #   weight gradients and the update of every weight. Unmerged DoRA pays at inference too: every forward
-#   rebuilds B·A and the norm of every adapted weight, for each new token; merging removes that.
+#   rebuilds B·A and the norm of every adapted weight, for each new token (peft caches neither by default:
+#   `ENABLE_DORA_CACHING = False`, `peft/tuners/lora/dora.py`); merging removes that.
 #   bitsandbytes' 4-bit kernels are made for GPUs: on a CPU QLoRA's dequantization is slow (lesson 04),
-#   and the "medium speed" of the table is a GPU's.
+#   and the "medium speed" of the table is a GPU's. Two things the latency columns do not control: within
+#   a round the unmerged answer is timed first and the merged one second, on the same model, so the merged
+#   one runs warm; and prompt and prefix tuning answer through the course's greedy loop
+#   (`VirtualTokenGreedy`, the end of section 10 says why), the others through transformers' `generate`.
+#   Read a latency difference inside the round-to-round spread printed in section 3 as a tie.
 # - **Quality.** Read from the plot: a method is better or worse than LoRA only where its interval
 #   excludes zero. Lester et al. 2021 (Figure 1) find prompt tuning matches full fine-tuning only at
 #   billions of parameters; at 135M this table tests the small end of that curve.
-# - **Adapters** ("low, medium, good") were not measured: peft has no bottleneck adapter (Houlsby et al.
-#   2019) among its tuners; IA3, which rescales activations instead of adding layers, is the nearest
-#   method here, and its row is the table's evidence for that line.
+# - **Adapters** ("low, medium, good") in their original sense were not measured: peft has no bottleneck
+#   adapter (Houlsby et al. 2019) among its tuners. IA3, which rescales activations instead of adding
+#   layers, is the nearest method here, and the table's adapter rows are IA3's: a stand-in, not the method.
 # - **Portability** (prompt tuning's "limited") is not a number this run measures: its file, like every
 #   adapter's, works only with the base model and tokenizer it was trained on.
 #
@@ -445,7 +496,9 @@ for claim, verdict, why in claims:
 # Biderman et al. 2024 ("LoRA Learns Less and Forgets Less") find the two go together: the methods that
 # change the model less also learn less. Each method's gain on the task (test NLL below the untouched
 # model's) against its change on general questions (Δlogp; `kept`, the share of greedy answers still the
-# same, is printed too: on so few short answers it moves in steps of a sixteenth).
+# same, is printed too: on so few short answers it moves, per seed, in steps of a sixteenth). Both are
+# measured against the fp32 base's old answers, so QLoRA's Δlogp includes what quantizing alone does: read
+# it against the NF4 base's point, not against zero.
 
 # %%
 zero = table["zero_shot"]["nll"]["mean"]
@@ -520,20 +573,28 @@ def tie_set(names):
 
 best_all, top = tie_set(seeded)
 small_files = sorted((m for m in seeded if table[m]["adapter_bytes"] < 1e6), key=lambda m: table[m]["adapter_bytes"])
+rf_vs_fs = cm.versus([fs["nll_rows"]], [rf["nll_rows"]], a_fixed=True, b_fixed=True)  # section 5's comparison
+shots_choice = {"lower": "retrieval few-shot", "higher": "few-shot, the first rows"}.get(
+    rf_vs_fs["verdict"], "few-shot (retrieval not separated from the first rows), then measure")
+lean = min((m for m in seeded if m == cm.REFERENCE or table[m]["vs_reference"]["verdict"] != "higher"), key=peak.get)
 decisions = [
     ("the best quality at this budget", " = ".join(top),
      f"lowest mean test NLL: {best_all}; not separated from it: {', '.join(m for m in top if m != best_all) or 'none'} "
      f"(3-seed methods; item-by-item 95 % intervals)"),
-    ("a handful of examples, no training budget", "retrieval few-shot, then measure",
-     f"vs LoRA: {versus_cell(table['retrieval_few_shot'])}; costs +{table['retrieval_few_shot']['extra_prompt_tokens']:.0f} "
-     f"prompt tokens on every query"),
-    ("training memory is the limit", f"QLoRA (tensor peak {table['qlora']['tensor_peak_bytes'] / MB:.0f} MB)",
-     f"full {table['full']['tensor_peak_bytes'] / MB:.0f} MB, LoRA {table['lora']['tensor_peak_bytes'] / MB:.0f} MB; "
-     f"quality vs LoRA {versus_cell(table['qlora'])}"),
+    ("a handful of examples, no training budget", shots_choice,
+     f"retrieval minus the first rows: {rf_vs_fs['diff']:+.3f} [{rf_vs_fs['low']:+.3f}, {rf_vs_fs['high']:+.3f}] "
+     f"({rf_vs_fs['verdict']}); retrieval vs LoRA: {versus_cell(table['retrieval_few_shot'])}; costs "
+     f"+{table['retrieval_few_shot']['extra_prompt_tokens']:.0f} prompt tokens on every query"),
+    ("thousands of rows, quality first", "full fine-tuning or LoRA at a higher rank, then measure",
+     f"not measured here ({c['train_rows']} training rows); Biderman et al. 2024: on large code and math data full "
+     f"fine-tuning learns more than LoRA, and forgets more"),
+    ("training memory is the limit", f"{lean} (tensor peak {peak[lean] / MB:.0f} MB)",
+     f"the lowest peak among the 3-seed methods not worse than LoRA; full {peak['full'] / MB:.0f} MB, LoRA "
+     f"{peak['lora'] / MB:.0f} MB, QLoRA {peak['qlora'] / MB:.0f} MB, quality vs LoRA {versus_cell(table['qlora'])}"),
     ("many tasks from one base: file per task", f"files below 1 MB: {', '.join(small_files) or 'none'}",
-     ", ".join(f"{m} {table[m]['adapter_bytes'] / 1e3:.0f} kB ({versus_cell(table[m])})" for m in small_files)
-     + f"; LoRA {table['lora']['adapter_bytes'] / MB:.1f} MB; full fine-tuning ships the model, "
-     f"{table['full']['adapter_bytes'] / MB:.0f} MB"),
+     "; ".join([f"{m} {table[m]['adapter_bytes'] / 1e3:.0f} kB ({versus_cell(table[m])})" for m in small_files]
+               + [f"LoRA {table['lora']['adapter_bytes'] / MB:.1f} MB", "full fine-tuning ships the model, "
+                  f"{table['full']['adapter_bytes'] / MB:.0f} MB"])),
     ("general answers must not change", "trade-off: see section 8",
      "; ".join(f"{m} Δlogp {table[m]['logprob_change']['mean']:+.2f}" for m in seeded)
      + " — Biderman et al. 2024: LoRA forgets less than full fine-tuning, and learns less"),
@@ -565,7 +626,7 @@ for job, choice, why in decisions:
 #
 # - Eleven methods, each through peft (full fine-tuning through transformers), trained on the same rows,
 #   steps and tokens at lesson 06's budget, each at its own learning rate from a sweep that extends until
-#   its best rate is interior; six at three seeds, five as one-seed pointers.
+#   its best rate is interior (or says that it is not); six at three seeds, five as one-seed pointers.
 # - Quality is read item by item against LoRA with Student's t intervals; a difference inside the interval
 #   is a tie, and the table prints it as one.
 # - Memory, seconds and latency are measured in one process, in interleaved rounds; the rule-of-thumb
