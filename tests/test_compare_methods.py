@@ -244,3 +244,34 @@ def test_sigterm_stops_the_command_like_ctrl_c_and_keeps_what_finished(tmp_path,
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
     kept = json.loads((tmp_path / "ck" / "runs.json").read_text())
     assert kept["runs"] and kept["processes"][0]["commit"] == cm.git_commit()["commit"]
+
+
+def test_a_resume_may_seed_more_methods_but_not_fewer(tmp_path, monkeypatch):
+    monkeypatch.setattr(cm, "checkpoints_dir", lambda out="": tmp_path / "ck")
+    seen = {}
+
+    def interrupted(config, state=None, save=None):
+        state["runs"].append({"method": "rslora", "learning_rate": 1e-3, "seed": 0, "chosen": True, "test": {}})
+        save()
+        raise KeyboardInterrupt
+
+    def finish(config, state=None, save=None):
+        seen.update(runs=list(state["runs"]), seeded=config.seeded("rslora"))
+        return {"model": "smollm2-135m-instruct", "runs": state["runs"], "baselines": {}}
+    out = str(tmp_path / "out.json")
+    monkeypatch.setattr(cm, "compare_methods", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cm._run(cm.CompareConfig(methods=["lora", "rslora"], seeded_methods=["lora"], out=out))
+    with pytest.raises(ValueError, match="other options"):  # fewer seeded methods: the kept runs would not fit
+        cm._run(cm.CompareConfig(methods=["lora", "rslora"], seeded_methods=[], out=out, resume=True))
+    with pytest.raises(ValueError, match="other options"):  # another option: refused as before
+        cm._run(cm.CompareConfig(methods=["lora", "rslora"], seeded_methods=["all"], max_steps=5, out=out,
+                                 resume=True))
+    monkeypatch.setattr(cm, "compare_methods", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # more seeded methods: the kept runs stay, the options are the new ones
+        cm._run(cm.CompareConfig(methods=["lora", "rslora"], seeded_methods=["all"], out=out, resume=True))
+    kept = json.loads((tmp_path / "ck" / "runs.json").read_text())
+    assert kept["options"]["seeded_methods"] == ["all"] and len(kept["runs"]) == 2
+    monkeypatch.setattr(cm, "compare_methods", finish)
+    assert cm._run(cm.CompareConfig(methods=["lora", "rslora"], seeded_methods=["all"], out=out, resume=True)) == 0
+    assert seen["seeded"] and seen["runs"][0]["method"] == "rslora"

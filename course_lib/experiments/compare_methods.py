@@ -682,6 +682,15 @@ def merge_results(paths: list[str]) -> dict:
             "parts": [p["command"] for p in parts]}
 
 
+def _may_resume(kept: dict, options: dict) -> bool:
+    """Whether runs kept with options `kept` belong to a run with `options`: the same options, except that more
+    methods may be seeded (a method's sweep and first seed do not depend on it; its other seeds are added)."""
+    def seeded(o: dict) -> set[str]:
+        return set(o["methods"]) if "all" in o["seeded_methods"] else set(o["seeded_methods"])
+    rest = ({k: v for k, v in o.items() if k != "seeded_methods"} for o in (kept, options))
+    return next(rest) == next(rest) and seeded(kept) <= seeded(options)
+
+
 def _run(config: CompareConfig) -> int:
     if config.merge:
         result = merge_results(config.merge)
@@ -698,10 +707,12 @@ def _run(config: CompareConfig) -> int:
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "merge")}
     saved = folder / "runs.json"
     kept = json.loads(saved.read_text(encoding="utf-8")) if config.resume and saved.exists() else None
-    if kept is not None and kept["options"] != options:
+    if kept is not None and not _may_resume(kept["options"], options):
         raise ValueError(f"the runs kept in {folder} are from `course compare-methods` with other options: give "
-                         "those options with --resume, or leave out --resume to start again.")
+                         "those options with --resume (--seeded_methods may name more methods), or leave out "
+                         "--resume to start again.")
     state = kept or {"options": options, "runs": [], "baselines": None, "processes": []}
+    state["options"] = options  # the same, or more methods seeded: what a later --resume must give
     state.setdefault("processes", [])
     if not config.resume:
         shutil.rmtree(folder, ignore_errors=True)
