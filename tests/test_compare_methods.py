@@ -195,35 +195,108 @@ def test_one_method_end_to_end_on_a_tiny_model(monkeypatch, small_chat_model, ch
     assert not calls and len(again["runs"]) == len(out["runs"])
 
 
+def _decision(table: dict, rows: dict, files: float, peak: float, file_key=None, tie=None) -> tuple[list[str], str]:
+    """Exercise 11 part 6's rule, written apart from the solution: the methods within both limits (the file that runs
+    on the shared base: PiSSA's servable one), the lowest mean test NLL among them, the methods not separated from it
+    item by item, and of those the highest mean Δlogp (then the first name)."""
+    file_key = file_key or (lambda r: r["adapter_bytes"] if r.get("servable_bytes") is None else r["servable_bytes"])
+    ok = sorted(m for m, r in table.items() if r["kind"] == "method" and file_key(r) <= files
+                and r["tensor_peak_bytes"] <= peak)
+    if not ok:
+        return ok, ""
+    best = min(ok, key=lambda m: table[m]["nll"]["mean"])
+    tied = [best] + [m for m in ok if m != best and cm.versus(rows[best], rows[m])["verdict"] == "not separated"]
+    return ok, (tie or (lambda ms: sorted(ms, key=lambda m: (-table[m]["logprob_change"]["mean"], m))[0]))(tied)
+
+
+def _round_between(low: float, high: float) -> float | None:
+    """The roundest number v with low <= v < high (a limit that admits `low` and excludes `high`)."""
+    for digits in range(1, 5):
+        step = 10 ** (math.floor(math.log10(high)) - digits + 1)
+        v = math.ceil(low / step) * step
+        if v < high:
+            return float(f"{v:.{digits + 2}g}")
+    return None
+
+
+def _limits_that_work(table: dict, rows: dict) -> list[tuple[float, float, list[str], str]]:
+    """Every pair of round limits, one in each gap of the measured files and peaks, under which the decision is real."""
+    methods = [r for r in table.values() if r["kind"] == "method"]
+    def cuts(values):
+        v = sorted(set(values))
+        return [c for a, b in zip(v, v[1:]) if (c := _round_between(a, b)) is not None]
+    out = []
+    for files in cuts([r["servable_bytes"] or r["adapter_bytes"] for r in methods]):
+        for peak in cuts([r["tensor_peak_bytes"] for r in methods]):
+            ok, chosen = _decision(table, rows, files, peak)
+            if len(ok) >= 2 and chosen not in (_decision(table, rows, math.inf, peak)[1],
+                                               _decision(table, rows, files, math.inf)[1]):
+                out.append((files, peak, ok, chosen))
+    return out
+
+
 def test_exercise_decision_is_a_real_choice():
-    """Exercise 11 part 6 (its limits read from the solution): at least two methods pass both limits, each limit
-    excludes a method that would otherwise change the answer, and the measurement separates the answer from at
-    least one admissible method (EXERCISES.md: a decision with real alternatives)."""
+    """Exercise 11 part 6 on the real results (its limits read from the solution): at least two methods pass both
+    limits, each limit alone changes the answer (a method it excludes would otherwise be chosen), the job's words
+    give the same limits as `LIMITS`, and the solution's hidden values are this decision's (EXERCISES.md: a decision
+    with real alternatives). A failure prints the values to put in the solution, or the limits that would work."""
+    import ast
     import re
     from pathlib import Path
 
     from course_lib.results import load_results
 
     source = (Path(__file__).resolve().parents[1] / "sources" / "solutions" / "11_which_method.py").read_text()
-    file_limit = float(re.search(r'r\["adapter_bytes"\] <= ([0-9.e]+)', source).group(1))
-    peak_limit = float(re.search(r'r\["tensor_peak_bytes"\] <= ([0-9.e]+)', source).group(1))
+    limits = ast.literal_eval(re.search(r"^LIMITS = (\{.*?\})", source, re.M).group(1))
+    files, peak = limits["file_bytes"], limits["peak_bytes"]
+    assert f"at most {files / 1e6:g} MB" in source and f"{peak / 1e9:g} GB for tensors" in source, \
+        "part 6's words must state LIMITS: 'at most N MB' and 'N GB for tensors'"
     results = load_results("compare_methods")
     if "costs" not in results:
         pytest.skip("data/results/compare_methods.json predates the redesigned command (no per-row NLLs, no costs)")
     table = cm.method_table(results)
+    rows = {m: [r["test"]["nll_rows"] for r in sorted((r for r in results["runs"] if r["method"] == m
+                                                       and r.get("chosen")), key=lambda r: r["seed"])]
+            for m, row in table.items() if row["kind"] == "method"}
+    admissible, chosen = _decision(table, rows, files, peak)
+    real = len(admissible) >= 2 and chosen not in (_decision(table, rows, math.inf, peak)[1],
+                                                   _decision(table, rows, files, math.inf)[1])
+    assert real, ("part 6 is no real decision under LIMITS " + repr(limits) + ": admissible " + repr(admissible)
+                  + ", chosen " + repr(chosen) + ", without the file limit " + repr(_decision(table, rows, math.inf, peak)[1])
+                  + ", without the memory limit " + repr(_decision(table, rows, files, math.inf)[1])
+                  + ". Limits that would work (file bytes, peak bytes, admissible, chosen): "
+                  + repr(_limits_that_work(table, rows)[:12]))
+    hidden = {name: ast.literal_eval(value) for name, value in
+              re.findall(r'check\.equal\("(real_admissible|real_choice)", \w+, (.+)\)$', source, re.M)}
+    assert hidden == {"real_admissible": admissible, "real_choice": chosen}, (
+        f'put the real results\' values in the solution\'s hidden tests: check.equal("real_admissible", ok, '
+        f'{admissible!r}) and check.equal("real_choice", choice, {chosen!r})')
 
-    def rows(m):
-        return [r["test"]["nll_rows"] for r in sorted((r for r in results["runs"] if r["method"] == m and r.get("chosen")),
-                                                      key=lambda r: r["seed"])]
 
-    def answer(files=file_limit, peak=peak_limit):
-        ok = sorted(m for m, r in table.items() if r["kind"] == "method" and r["seeds"] >= 2
-                    and r["adapter_bytes"] <= files and r["tensor_peak_bytes"] <= peak)
-        best = min(ok, key=lambda m: table[m]["nll"]["mean"])
-        return ok, sorted(m for m in ok if m == best or cm.versus(rows(best), rows(m))["verdict"] == "not separated")
-    admissible, chosen = answer()
-    assert len(admissible) >= 2 and set(chosen) < set(admissible)
-    assert answer(files=math.inf)[1] != chosen and answer(peak=math.inf)[1] != chosen
+def test_exercise_decision_rule_on_made_up_rows():
+    """The reference rule above on a tiny made-up comparison: the servable file, both limits (equal is within), the
+    item-by-item tie and the least-forgetting tie rule each decide a case."""
+    def run(method, k, shift, alt, logp, seed):
+        nlls = [2.0 + 0.5 * (i % 4) + shift + alt * (-1) ** i + 0.01 * ((k + seed) % 3 - 1) for i in range(8)]
+        return {"method": method, "learning_rate": 1e-3, "seed": seed, "chosen": True, "val_response_nll": 2.5,
+                "train_loss": [3.0, 2.9], "train_tokens": 10,
+                "test": {"nll_rows": nlls, "response_ppl": 9.0, "rouge_rows": [0.2, 0.3], "format_rows": [1, 0],
+                         "answers": ["a", "b"]},
+                "retention": {"kept_rows": [1, 0], "logprob_change_rows": [logp - 0.01, logp + 0.01]}}
+    spec = {"x": (0.0, 0.0, -0.5), "y": (0.003, 0.05, -0.1), "z": (0.2, 0.01, 0.0), "pissa": (-0.2, 0.01, -0.2)}
+    result = {"runs": [run(m, k, *v, s) for k, (m, v) in enumerate(spec.items()) for s in range(3)], "baselines": {},
+              "costs": {"sizes": {"x": {"adapter_bytes": 5, "tensor_peak_bytes": 5},
+                                  "y": {"adapter_bytes": 10, "tensor_peak_bytes": 10},
+                                  "z": {"adapter_bytes": 1, "tensor_peak_bytes": 1},
+                                  "pissa": {"adapter_bytes": 5, "servable_bytes": 20, "tensor_peak_bytes": 5}},
+                        "rounds": []}}
+    table = cm.method_table(result)
+    rows = {m: [r["test"]["nll_rows"] for r in result["runs"] if r["method"] == m] for m in spec}
+    assert _decision(table, rows, 10, 10) == (["x", "y", "z"], "y")
+    assert _decision(table, rows, 9, 10) == (["x", "z"], "x") and _decision(table, rows, 10, 9)[1] == "x"
+    assert _decision(table, rows, 20, 10)[1] == "pissa"
+    assert _decision(table, rows, 10, 10, file_key=lambda r: r["adapter_bytes"])[1] == "pissa"
+    assert _round_between(9.77e6, 14.7e6) == 1e7 and _round_between(2.312e9, 2.32e9) == 2.312e9
 
 
 def test_sigterm_stops_the_command_like_ctrl_c_and_keeps_what_finished(tmp_path, monkeypatch):

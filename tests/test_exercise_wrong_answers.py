@@ -208,12 +208,25 @@ WRONG = {
                                "key=lambda i: (scores[i], i))[:k]"),
     "11_tie_to_the_later_row": ("11_which_method", "q5_retrieval", "key=lambda i: (-scores[i], i))[:k]",
                                 "key=lambda i: (-scores[i], -i))[:k]"),
-    "11_memory_limit_forgotten": ("11_which_method", "q6_decision", ' and r["tensor_peak_bytes"] <= 1.2e9)', ")"),
-    "11_file_limit_forgotten": ("11_which_method", "q6_decision", 'and r["adapter_bytes"] <= 20e6 and ', "and "),
-    "11_pointers_compared": ("11_which_method", "q6_decision", 'r["kind"] == "method" and r["seeds"] >= 2',
-                             'r["kind"] == "method"'),
-    "11_lowest_mean_only": ("11_which_method", "q6_decision", 'if m == best or cm.versus(nll_rows(best), nll_rows(m))'
-                            '["verdict"] == "not separated")', "if m == best)"),
+    # part 6: each limit, PiSSA's servable file, equality at a limit, the item-by-item tie and the tie rule
+    "11_file_limit_forgotten": ("11_which_method", "q6_decision", 'and (r["servable_bytes"] or r["adapter_bytes"]) <= limits["file_bytes"]',
+                                "and True"),
+    "11_memory_limit_forgotten": ("11_which_method", "q6_decision", 'and r["tensor_peak_bytes"] <= limits["peak_bytes"])', ")"),
+    "11_pissa_file_not_servable": ("11_which_method", "q6_decision", '(r["servable_bytes"] or r["adapter_bytes"]) <=',
+                                   'r["adapter_bytes"] <='),
+    "11_file_strictly_below": ("11_which_method", "q6_decision", '<= limits["file_bytes"]', '< limits["file_bytes"]'),
+    "11_peak_strictly_below": ("11_which_method", "q6_decision", '<= limits["peak_bytes"]', '< limits["peak_bytes"]'),
+    "11_lowest_mean_only": ("11_which_method", "q6_decision", 'if m == best or cm.versus(rows[best], rows[m])["verdict"] == "not separated"]',
+                            "if m == best]"),
+    "11_intervals_overlap": ("11_which_method", "q6_decision", 'cm.versus(rows[best], rows[m])["verdict"] == "not separated"',
+                             'table[m]["nll"]["low"] <= table[best]["nll"]["high"]'),
+    "11_tie_to_the_smallest_file": ("11_which_method", "q6_decision", '(-table[m]["logprob_change"]["mean"], m)',
+                                    '(table[m]["servable_bytes"] or table[m]["adapter_bytes"], m)'),
+    "11_tie_to_the_most_forgetting": ("11_which_method", "q6_decision", '(-table[m]["logprob_change"]["mean"], m)',
+                                      '(table[m]["logprob_change"]["mean"], m)'),
+    "11_forgetting_decides_alone": ("11_which_method", "q6_decision", "return min(tied, ", "return min(ok, "),
+    "11_quality_by_rouge": ("11_which_method", "q6_decision", 'best = min(ok, key=lambda m: table[m]["nll"]["mean"])',
+                            'best = max(ok, key=lambda m: table[m]["rouge_l"]["mean"])'),
 }
 NEEDS_SMOLLM2 = {"06_instruction_tuning", "11_which_method"}  # their solutions load it or its config and tokenizer
 # (07's reads results files, the shipped pairs, a tiny Llama)
