@@ -22,7 +22,7 @@
 # forgetting, and the cost of answering. Then read a common rule-of-thumb table against it, and turn the
 # numbers into a decision table for your own job.
 #
-# **Runtime.** About a minute and a half on a 2-core CPU. The measurements come from
+# **Runtime.** About half a minute on a 2-core CPU. The measurements come from
 # `course compare-methods`, which wrote `data/results/compare_methods.json` (what it ran and what it cost
 # are printed in section 2); this notebook reads it, builds six of the methods on the real model to count
 # their parameters, and repeats two of the runs live, shortened.
@@ -135,11 +135,8 @@ del built, base
 # that the chosen rate is interior to its sweep or printed as not. That costs every method three to six
 # runs before its seeds.
 #
-# The budget of a 2-core CPU then decides how many methods get three seeds. Six do: the rule-of-thumb
-# table's rows (full fine-tuning, LoRA, QLoRA, prompt tuning; IA3 stands for its "adapters", see section 7)
-# and DoRA, the variant peft's own method comparison singles out (docs/references.md). The other five —
-# rsLoRA, PiSSA, AdaLoRA, GLoRA, prefix tuning — ran their sweep and the first seed only: their rows are
-# pointers, their intervals cover the test items' noise but not the seeds', and they are marked so.
+# Every method then runs three seeds at its chosen rate (the cell below prints which): its interval counts
+# the seeds' noise as well as the test items'.
 #
 # Every run at the chosen rate is scored on 32 test rows (the response NLL of each row, so that two
 # methods are compared item by item), answers greedily the first 8 (lesson 06's cap of 24 tokens:
@@ -158,6 +155,8 @@ baseline_names = [b for b in cm.BASELINES if b in table]
 print(results["command"], f"({results['model']}, {results['device']})")
 for p in results["processes"]:
     changed = " + uncommitted changes" if p.get("course_lib_changed") else ""
+    if not p["wall_seconds"]:
+        continue  # a process that stopped before it ran anything
     print(f"  process: {p['command']}  [commit {(p.get('commit') or '?')[:7]}{changed}]  "
           f"{p['wall_seconds'] / 60:.0f} min wall, {p['cpu_seconds'] / 60:.0f} min CPU, {p.get('threads', '?')} thread(s)")
     if p.get("commit_note"):
@@ -165,9 +164,10 @@ for p in results["processes"]:
 print(f"in all: {results['wall_seconds'] / 3600:.1f} h wall, {results['cpu_seconds'] / 3600:.1f} CPU-hours, "
       f"{len(results['processes'])} process(es)")
 seeded = [m for m in method_names if table[m]["seeds"] > 1]
+one_seed = [m for m in method_names if m not in seeded]
 print(f"every method: {c['train_rows']} training rows, {c['max_steps']} steps of {c['per_device_train_batch_size']} "
-      f"rows (≤ {c['max_length']} tokens); seeds {c['seeds']} for {', '.join(seeded)}; the first seed for "
-      f"{', '.join(m for m in method_names if m not in seeded)}")
+      f"rows (≤ {c['max_length']} tokens); seeds {c['seeds']} for {', '.join(seeded)}"
+      + (f"; the first seed for {', '.join(one_seed)}" if one_seed else ""))
 print(f"test: response NLL of {c['test_rows']} rows, greedy answers to {c['generate_rows']} (≤ {c['max_new_tokens']} "
       f"tokens); forgetting: {c['retention_prompts']} general questions; reference for the comparisons: {cm.REFERENCE}")
 
