@@ -180,8 +180,7 @@ print(f"test: response NLL of {c['test_rows']} rows, greedy answers to {c['gener
 # with its 95 % interval (lesson 10's `seeds_by_items`: the noise of the items and from seed to seed,
 # Student's t). *vs LoRA* is the difference of mean NLL against LoRA, test row by test row
 # (`seeds_by_items_difference`): negative is better, and a difference whose interval contains 0 is *not
-# separated*. A row marked `¹` ran one seed: its interval has the items' noise only and is too narrow by
-# the seed-to-seed part. ROUGE-L and format are means over seeds × the answered rows; *Δlogp* is
+# separated*. (A row marked `¹` would be one seed, its interval the items' noise only; this run has none.) ROUGE-L and format are means over seeds × the answered rows; *Δlogp* is
 # lesson 05's probe, the change of log-probability of the general questions' old answers (nats per token,
 # < 0: they became less likely), with its interval.
 
@@ -610,7 +609,8 @@ for job, choice, why in decisions:
 #
 # - one task, one small model, 32 training rows: the papers and peft's method comparison (MetaMathQA on a
 #   GPU, docs/references.md) train on thousands of examples and billions of parameters;
-# - five methods at one seed (pointers); one rank and one count of virtual tokens for all;
+# - three seeds per method, and each rate chosen on the first seed alone; one rank and one count of virtual
+#   tokens for all;
 # - 8 answered test rows for ROUGE-L and format, 16 general questions for forgetting;
 # - PiSSA uses peft's fast randomized SVD (`pissa_niter_4`), not the exact one.
 #
@@ -626,7 +626,7 @@ for job, choice, why in decisions:
 #
 # - Eleven methods, each through peft (full fine-tuning through transformers), trained on the same rows,
 #   steps and tokens at lesson 06's budget, each at its own learning rate from a sweep that extends until
-#   its best rate is interior (or says that it is not); six at three seeds, five as one-seed pointers.
+#   its best rate is interior (or says that it is not); three seeds each.
 # - Quality is read item by item against LoRA with Student's t intervals; a difference inside the interval
 #   is a tie, and the table prints it as one.
 # - Memory, seconds and latency are measured in one process, in interleaved rounds; the rule-of-thumb
