@@ -136,7 +136,7 @@ del built, base
 # runs before its seeds.
 #
 # Every method then runs three seeds at its chosen rate (the cell below prints which): its interval counts
-# the seeds' noise as well as the test items'.
+# the noise from one seed to the next as well as the test items'.
 #
 # Every run at the chosen rate is scored on 32 test rows (the response NLL of each row, so that two
 # methods are compared item by item), answers greedily the first 8 (lesson 06's cap of 24 tokens:
