@@ -40,7 +40,19 @@ def test_versus_uses_students_t_and_the_items_pairing():
     one = cm.versus(a, b[:1])
     assert one["items_only"]
     same = cm.versus(a, a)
-    assert same["verdict"] == "not separated" and same["diff"] == 0
+    assert same["verdict"] == "not separated" and same["diff"] == 0 and same["tie"] and not v["tie"]
+
+
+def test_a_tie_needs_a_narrow_interval_not_only_an_unseparated_one():
+    """Not separated is "not shown different"; a tie also needs the whole interval inside ±TIE_MARGIN."""
+    a = [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]] * 3
+    narrow = [[x + 0.01 * (-1) ** (i + s) for i, x in enumerate(a[0])] for s in range(3)]
+    wide = [[x + 0.6 * (-1) ** (i + s) for i, x in enumerate(a[0])] for s in range(3)]
+    small_but_real = [[x + 0.02 + 0.001 * (-1) ** i for i, x in enumerate(a[0])] for _ in range(3)]
+    n, w, r = cm.versus(a, narrow), cm.versus(a, wide), cm.versus(a, small_but_real)
+    assert n["verdict"] == "not separated" and n["tie"]
+    assert w["verdict"] == "not separated" and w["high"] > cm.TIE_MARGIN and not w["tie"]  # unresolved
+    assert r["verdict"] == "higher" and r["high"] < cm.TIE_MARGIN and not r["tie"]  # separated, however small
 
 
 def _result(methods_runs: dict[str, list[list[float]]], base_rows: list[float]) -> dict:

@@ -62,7 +62,7 @@ from course_lib.tuning.methods import (METHOD_NAMES, PROMPT_LEARNING, CachelessG
 from course_lib.tuning.prompting import Retriever, few_shot_row, prompt_tokens, question
 from course_lib.tuning.sft import dir_bytes, greedy_answer_ids, answers_and_cuts, pad_batch, prompt_for, quiet_command, task_rows
 
-__all__ = ["LR_LADDER", "START_LR", "REFERENCE", "CompareConfig", "VRAM_METHOD", "prepared", "row_nlls",
+__all__ = ["LR_LADDER", "START_LR", "REFERENCE", "TIE_MARGIN", "CompareConfig", "VRAM_METHOD", "prepared", "row_nlls",
            "sweep_rates", "sweep_status", "baselines", "costs", "method_runs", "compare_methods", "method_table",
            "versus", "checkpoints_dir", "merge_results", "git_commit", "COMMANDS"]
 
@@ -73,6 +73,7 @@ START_LR = {"full": 3e-5, "lora": 1e-3, "rslora": 3e-4, "dora": 1e-3, "pissa": 1
             "adalora": 1e-2,  # E starts at 0 and A, B at std 0.02 (peft): ΔW grows ∝ lr, so it needs ≥ 1e-2 when short
             "glora": 1e-3, "ia3": 1e-2, "prompt_tuning": 3e-2, "prefix_tuning": 1e-2}
 REFERENCE = "lora"  # every arm is compared with this one, item by item
+TIE_MARGIN = 0.05  # nats per response token (5 % perplexity): a difference whose whole interval lies inside ±this is a tie
 VRAM_METHOD = {"full": "full", "lora": "lora", "rslora": "lora", "pissa": "lora", "qlora": "qlora"}  # the rest:
 # DoRA's magnitude, AdaLoRA's SVD form, GLoRA's effective weight, IA3 and virtual tokens are outside the estimator
 # the reference and the seeded methods first: a run cut short has what the comparison needs most
@@ -548,7 +549,9 @@ def versus(a: list[list[float]], b: list[list[float]], a_fixed: bool = False, b_
     A fixed arm (a no-training baseline: one row, no seed-to-seed noise) counts as that row at every seed. An arm
     run at one seed only has no estimate of its seed noise: the interval is then the items' alone (a paired t on
     the per-item differences of the seed means), too narrow by that unknown part, and marked `items_only`.
-    "verdict": "lower" or "higher" when the 95 % interval excludes 0, else "not separated"."""
+    "verdict": "lower" or "higher" when the 95 % interval excludes 0, else "not separated". "tie": not separated *and*
+    the whole interval inside ±`TIE_MARGIN`; a wide interval that is not separated only failed to show a difference
+    (it is not a tie: "unresolved")."""
     if a_fixed and len(b) > 1:
         a = a * len(b)
     if b_fixed and len(a) > 1:
@@ -562,6 +565,7 @@ def versus(a: list[list[float]], b: list[list[float]], a_fixed: bool = False, b_
         iv = _interval([[y - x for x, y in zip(ma, mb)]])
         out = {"diff": iv["mean"], "low": iv["low"], "high": iv["high"], "items_only": not (a_fixed and b_fixed)}
     out["verdict"] = "lower" if out["high"] < 0 else "higher" if out["low"] > 0 else "not separated"
+    out["tie"] = out["verdict"] == "not separated" and -TIE_MARGIN < out["low"] and out["high"] < TIE_MARGIN
     return out
 
 
