@@ -85,8 +85,13 @@ def test_method_table_reads_every_arm_against_the_reference():
     assert table["zero_shot"]["kind"] == "baseline" and table["zero_shot"]["vs_reference"]["verdict"] == "higher"
     assert table["lora"]["ppl"] == pytest.approx(math.exp(sum(map(sum, lora)) / 12))  # exp of the mean NLL
     assert table["lora"]["sweep_status"] == "interior" and table["lora"]["left_start"]
+    assert table["lora"]["start_by_seed"] == ["left"] * len(table["lora"]["val_nll_by_seed"])
     assert table["lora"]["logprob_change"]["mean"] == pytest.approx(-0.2)
     assert table["lora"]["rouge_l"]["mean"] == pytest.approx(0.3) and table["lora"]["format_rate"]["mean"] == 0.5
+
+
+def test_a_run_that_ended_above_the_untrained_model_is_not_read_as_staying():
+    assert [cm._from_start(v, 3.8) for v in (3.25, 3.79, 3.8, 4.27)] == ["left", "stayed", "stayed", "worse"]
 
 
 def test_validate_names_the_unknown_method():

@@ -574,13 +574,20 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _from_start(val_nll: float, start: float) -> str:
+    """Where a run ended against the untrained model's validation NLL: "left" (≥ TIE_MARGIN below), "worse" (above
+    it: the run made the model worse than no training) or "stayed" (within TIE_MARGIN below)."""
+    return "left" if val_nll <= start - TIE_MARGIN else "worse" if val_nll > start else "stayed"
+
+
 def method_table(result: dict, reference: str = REFERENCE) -> dict[str, dict]:
     """One row per method and baseline of a compare_methods results file: every column the lesson shows.
 
     Test response NLL (mean over seeds × test rows, 95 % interval, its perplexity exp(NLL)), and the same
     against `reference` item by item (`versus`); ROUGE-L, format rate and the change of log-probability of the
     general questions' old answers, each with its interval over seeds × items; the sweep and whether the chosen
-    rate is interior; whether the runs left their start (validation NLL below the untrained model's); the costs
+    rate is interior; where each seed's run ended against its start (`_from_start`: left it, stayed, or ended worse
+    than the untrained model); the costs
     (medians over the timing rounds).
     """
     rows: dict[str, dict] = {}
@@ -623,10 +630,14 @@ def method_table(result: dict, reference: str = REFERENCE) -> dict[str, dict]:
             row.update({"learning_rate": first["learning_rate"], "sweep": dict(sorted(sweep.items())),
                         "sweep_status": sweep_status(sweep), "untrained_val_nll": start,
                         "val_nll_by_seed": [r["val_response_nll"] for r in chosen],
-                        # left its start: every seed's validation NLL ≥ 0.05 nats (5 % perplexity) below the start
-                        "left_start": None if start is None else all(r["val_response_nll"] <= start - 0.05
+                        # per seed: "left" its start (validation NLL ≥ TIE_MARGIN below the untrained model's),
+                        # "stayed" within it, or ended "worse" than the untrained model (a run that diverged)
+                        "start_by_seed": None if start is None else [_from_start(r["val_response_nll"], start)
+                                                                     for r in chosen],
+                        "left_start": None if start is None else all(_from_start(r["val_response_nll"], start) == "left"
                                                                      for r in chosen),
                         "first_loss": first["train_loss"][0], "last_losses": statistics.fmean(first["train_loss"][-4:]),
+                        "first_loss_by_seed": [r["train_loss"][0] for r in chosen],
                         "train_tokens": first["train_tokens"]})
             size = costs_["sizes"].get(arm, {})
             row.update({k: size.get(k) for k in ("trainable_parameters", "adapter_bytes", "servable_bytes",
