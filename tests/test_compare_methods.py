@@ -212,18 +212,25 @@ def test_one_method_end_to_end_on_a_tiny_model(monkeypatch, small_chat_model, ch
     assert not calls and len(again["runs"]) == len(out["runs"])
 
 
-def _decision(table: dict, rows: dict, files: float, peak: float, file_key=None, tie=None) -> tuple[list[str], str]:
-    """Exercise 11 part 6's rule, written apart from the solution: the methods within both limits (the file that runs
-    on the shared base: PiSSA's servable one), the lowest mean test NLL among them, the methods not separated from it
-    item by item, and of those the highest mean Δlogp (then the first name)."""
-    file_key = file_key or (lambda r: r["adapter_bytes"] if r.get("servable_bytes") is None else r["servable_bytes"])
+def _shipped_file(r: dict) -> float:
+    """The file that runs on the shared, unmodified base: PiSSA's servable rank-2r LoRA, any other's adapter."""
+    return r["adapter_bytes"] if r.get("servable_bytes") is None else r["servable_bytes"]
+
+
+def _decision(table: dict, rows: dict, files: float, forgetting: float, file_key=None,
+              tied=None) -> tuple[list[str], str]:
+    """Exercise 11 part 6's rule, written apart from the solution: the methods within both limits (the shipped file
+    at most `files` bytes, the mean Δlogp at least `forgetting`), the lowest mean test NLL among them, the methods
+    tied with it (`cm.versus(...)["tie"]`: not separated and the whole interval inside ±TIE_MARGIN), and of those
+    the smallest tensor peak (then the first name)."""
+    file_key, tied = file_key or _shipped_file, tied or (lambda v: v["tie"])
     ok = sorted(m for m, r in table.items() if r["kind"] == "method" and file_key(r) <= files
-                and r["tensor_peak_bytes"] <= peak)
+                and r["logprob_change"]["mean"] >= forgetting)
     if not ok:
         return ok, ""
     best = min(ok, key=lambda m: table[m]["nll"]["mean"])
-    tied = [best] + [m for m in ok if m != best and cm.versus(rows[best], rows[m])["verdict"] == "not separated"]
-    return ok, (tie or (lambda ms: sorted(ms, key=lambda m: (-table[m]["logprob_change"]["mean"], m))[0]))(tied)
+    ties = [best] + [m for m in ok if m != best and tied(cm.versus(rows[best], rows[m]))]
+    return ok, min(ties, key=lambda m: (table[m]["tensor_peak_bytes"], m))
 
 
 def _round_between(low: float, high: float) -> float | None:
@@ -236,20 +243,25 @@ def _round_between(low: float, high: float) -> float | None:
     return None
 
 
+def _is_real(table: dict, rows: dict, files: float, forgetting: float) -> bool:
+    """At least two methods admissible, and dropping either limit changes the choice (each one excludes a winner)."""
+    ok, chosen = _decision(table, rows, files, forgetting)
+    return len(ok) >= 2 and chosen not in (_decision(table, rows, math.inf, forgetting)[1],
+                                           _decision(table, rows, files, -math.inf)[1])
+
+
 def _limits_that_work(table: dict, rows: dict) -> list[tuple[float, float, list[str], str]]:
-    """Every pair of round limits, one in each gap of the measured files and peaks, under which the decision is real."""
+    """Every pair of round limits, one in each gap of the measured files and of the mean Δlogp, under which the
+    decision is real."""
     methods = [r for r in table.values() if r["kind"] == "method"]
-    def cuts(values):
+    def gaps(values):
         v = sorted(set(values))
-        return [c for a, b in zip(v, v[1:]) if (c := _round_between(a, b)) is not None]
-    out = []
-    for files in cuts([r["servable_bytes"] or r["adapter_bytes"] for r in methods]):
-        for peak in cuts([r["tensor_peak_bytes"] for r in methods]):
-            ok, chosen = _decision(table, rows, files, peak)
-            if len(ok) >= 2 and chosen not in (_decision(table, rows, math.inf, peak)[1],
-                                               _decision(table, rows, files, math.inf)[1]):
-                out.append((files, peak, ok, chosen))
-    return out
+        return list(zip(v, v[1:]))
+    files = [c for a, b in gaps([_shipped_file(r) for r in methods]) if (c := _round_between(a, b)) is not None]
+    # a bound admits Δlogp ≥ it: between a < b it lies in (a, b], the negative of a cut in [−b, −a)
+    bounds = [-c for a, b in gaps([r["logprob_change"]["mean"] for r in methods])
+              if a < 0 and (c := _round_between(max(-b, 0.0), -a)) is not None]
+    return [(f, g, *_decision(table, rows, f, g)) for f in files for g in bounds if _is_real(table, rows, f, g)]
 
 
 def test_exercise_decision_is_a_real_choice():
@@ -265,9 +277,10 @@ def test_exercise_decision_is_a_real_choice():
 
     source = (Path(__file__).resolve().parents[1] / "sources" / "solutions" / "11_which_method.py").read_text()
     limits = ast.literal_eval(re.search(r"^LIMITS = (\{.*?\})", source, re.M).group(1))
-    files, peak = limits["file_bytes"], limits["peak_bytes"]
-    assert f"at most {files / 1e6:g} MB" in source and f"{peak / 1e9:g} GB for tensors" in source, \
-        "part 6's words must state LIMITS: 'at most N MB' and 'N GB for tensors'"
+    files, forgetting = limits["file_bytes"], limits["logprob_change"]
+    assert f"at most {files / 1e6:g} MB" in source and f"lose at most {-forgetting:g} nats per token" in source \
+        and f"at least −{-forgetting:g}" in source, \
+        "part 6's words must state LIMITS: 'at most N MB', 'lose at most X nats per token' and 'at least −X'"
     results = load_results("compare_methods")
     if "costs" not in results:
         pytest.skip("data/results/compare_methods.json predates the redesigned command (no per-row NLLs, no costs)")
@@ -275,14 +288,14 @@ def test_exercise_decision_is_a_real_choice():
     rows = {m: [r["test"]["nll_rows"] for r in sorted((r for r in results["runs"] if r["method"] == m
                                                        and r.get("chosen")), key=lambda r: r["seed"])]
             for m, row in table.items() if row["kind"] == "method"}
-    admissible, chosen = _decision(table, rows, files, peak)
-    real = len(admissible) >= 2 and chosen not in (_decision(table, rows, math.inf, peak)[1],
-                                                   _decision(table, rows, files, math.inf)[1])
-    assert real, ("part 6 is no real decision under LIMITS " + repr(limits) + ": admissible " + repr(admissible)
-                  + ", chosen " + repr(chosen) + ", without the file limit " + repr(_decision(table, rows, math.inf, peak)[1])
-                  + ", without the memory limit " + repr(_decision(table, rows, files, math.inf)[1])
-                  + ". Limits that would work (file bytes, peak bytes, admissible, chosen): "
-                  + repr(_limits_that_work(table, rows)[:12]))
+    admissible, chosen = _decision(table, rows, files, forgetting)
+    assert _is_real(table, rows, files, forgetting), (
+        "part 6 is no real decision under LIMITS " + repr(limits) + ": admissible " + repr(admissible)
+        + ", chosen " + repr(chosen)
+        + ", without the file limit " + repr(_decision(table, rows, math.inf, forgetting)[1])
+        + ", without the forgetting bound " + repr(_decision(table, rows, files, -math.inf)[1])
+        + ". Limits that would work (file bytes, Δlogp bound, admissible, chosen): "
+        + repr(_limits_that_work(table, rows)[:12]))
     hidden = {name: ast.literal_eval(value) for name, value in
               re.findall(r'check\.equal\("(real_admissible|real_choice)", \w+, (.+)\)$', source, re.M)}
     assert hidden == {"real_admissible": admissible, "real_choice": chosen}, (
@@ -292,7 +305,7 @@ def test_exercise_decision_is_a_real_choice():
 
 def test_exercise_decision_rule_on_made_up_rows():
     """The reference rule above on a tiny made-up comparison: the servable file, both limits (equal is within), the
-    item-by-item tie and the least-forgetting tie rule each decide a case."""
+    narrow item-by-item tie (a wide unseparated interval is none) and the smallest-peak tie rule each decide a case."""
     def run(method, k, shift, alt, logp, seed):
         nlls = [2.0 + 0.5 * (i % 4) + shift + alt * (-1) ** i + 0.01 * ((k + seed) % 3 - 1) for i in range(8)]
         return {"method": method, "learning_rate": 1e-3, "seed": seed, "chosen": True, "val_response_nll": 2.5,
@@ -300,19 +313,26 @@ def test_exercise_decision_rule_on_made_up_rows():
                 "test": {"nll_rows": nlls, "response_ppl": 9.0, "rouge_rows": [0.2, 0.3], "format_rows": [1, 0],
                          "answers": ["a", "b"]},
                 "retention": {"kept_rows": [1, 0], "logprob_change_rows": [logp - 0.01, logp + 0.01]}}
-    spec = {"x": (0.0, 0.0, -0.5), "y": (0.003, 0.05, -0.1), "z": (0.2, 0.01, 0.0), "pissa": (-0.2, 0.01, -0.2)}
+    spec = {"x": (0.0, 0.0, -0.2), "y": (0.003, 0.01, -0.3), "u": (0.02, 0.3, -0.1), "z": (0.2, 0.01, 0.0),
+            "b": (-0.1, 0.01, -0.6), "pissa": (-0.2, 0.01, -0.2)}
     result = {"runs": [run(m, k, *v, s) for k, (m, v) in enumerate(spec.items()) for s in range(3)], "baselines": {},
               "costs": {"sizes": {"x": {"adapter_bytes": 5, "tensor_peak_bytes": 5},
-                                  "y": {"adapter_bytes": 10, "tensor_peak_bytes": 10},
+                                  "y": {"adapter_bytes": 10, "tensor_peak_bytes": 4},
+                                  "u": {"adapter_bytes": 2, "tensor_peak_bytes": 2},
                                   "z": {"adapter_bytes": 1, "tensor_peak_bytes": 1},
+                                  "b": {"adapter_bytes": 3, "tensor_peak_bytes": 3},
                                   "pissa": {"adapter_bytes": 5, "servable_bytes": 20, "tensor_peak_bytes": 5}},
                         "rounds": []}}
     table = cm.method_table(result)
     rows = {m: [r["test"]["nll_rows"] for r in result["runs"] if r["method"] == m] for m in spec}
-    assert _decision(table, rows, 10, 10) == (["x", "y", "z"], "y")
-    assert _decision(table, rows, 9, 10) == (["x", "z"], "x") and _decision(table, rows, 10, 9)[1] == "x"
-    assert _decision(table, rows, 20, 10)[1] == "pissa"
-    assert _decision(table, rows, 10, 10, file_key=lambda r: r["adapter_bytes"])[1] == "pissa"
+    assert table["y"]["logprob_change"]["mean"] == -0.3  # y sits exactly at both limits below
+    assert _decision(table, rows, 10, -0.3) == (["u", "x", "y", "z"], "y")
+    assert _decision(table, rows, 9, -0.3) == (["u", "x", "z"], "x") and _decision(table, rows, 10, -0.29)[1] == "x"
+    assert _decision(table, rows, 20, -0.3)[1] == "pissa" and _decision(table, rows, 10, -1)[1] == "b"
+    assert _decision(table, rows, 10, -0.3, file_key=lambda r: r["adapter_bytes"])[1] == "pissa"
+    u = cm.versus(rows["x"], rows["u"])
+    assert u["verdict"] == "not separated" and u["high"] > cm.TIE_MARGIN  # wide: not shown different, yet no tie
+    assert _decision(table, rows, 10, -0.3, tied=lambda v: v["verdict"] == "not separated")[1] == "u"
     assert _round_between(9.77e6, 14.7e6) == 1e7 and _round_between(2.312e9, 2.32e9) == 2.312e9
 
 
