@@ -112,6 +112,47 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
+# Notebook kernels forked from a server that has imported torch, transformers and peft once per worker
+# (tests/warm_kernels.py, checked against fresh kernels by tests/test_warm_kernels.py): about 10 s of one core
+# less per notebook. COURSE_COLD_KERNELS=1 starts every kernel fresh, as before.
+_warm_server = None
+
+
+def pytest_collection_finish(session):
+    global _warm_server
+    if os.environ.get("COURSE_COLD_KERNELS") == "1" or _warm_server is not None:
+        return
+    if not hasattr(session.config, "workerinput") and session.config.getoption("dist", "no") != "no":
+        return  # the xdist controller runs no test
+    if not any(str(item.path).endswith(".ipynb") or item.path.name == "test_lessons_other_model.py"
+               for item in session.items):
+        return
+    import sys
+    import tempfile
+
+    from nbval import kernel
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import warm_kernels
+
+    _warm_server = server = warm_kernels.Server(Path(tempfile.mkdtemp(prefix="warm-kernels-")))
+    plain = kernel.NbvalKernelspecManager.get_kernel_spec
+
+    def get_kernel_spec(self, kernel_name):
+        spec = plain(self, kernel_name)
+        if kernel_name == kernel.CURRENT_ENV_KERNEL_NAME:
+            server.wait_ready()
+            spec.argv = server.argv()
+        return spec
+
+    kernel.NbvalKernelspecManager.get_kernel_spec = get_kernel_spec
+
+
+def pytest_unconfigure(config):
+    if _warm_server is not None:
+        _warm_server.stop()
+
+
 def pytest_runtest_logreport(report):
     _notebook_seconds_add(report)
     _group_seconds[group_of(report.nodeid)] += report.duration
