@@ -37,8 +37,11 @@ _model_wait_seconds: dict[str, float] = defaultdict(float)
 
 
 def _converted_at(name: str) -> float | None:
-    """When the model's conversion finished (its README.md is written last), or None if it has not."""
-    readme = Path(__file__).resolve().parent / "data" / "models" / name / "README.md"
+    """When the model's conversion finished (its README.md is written last), or None if it has not.
+    The folder is zoo.named_model_path's, found without importing torch into the controller: data/ of this
+    checkout, or $COURSE_DATA (course_lib.data.datasets.data_dir's rule)."""
+    data = Path(os.environ.get("COURSE_DATA") or Path(__file__).resolve().parent / "data")
+    readme = data / "models" / name / "README.md"
     return readme.stat().st_mtime if readme.exists() else None
 
 

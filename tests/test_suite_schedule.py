@@ -58,3 +58,13 @@ def test_a_model_wait_is_counted_only_in_the_cell_during_which_the_conversion_fi
         conftest._notebook_seconds_add(SimpleNamespace(nodeid=f"{lesson}::Cell 0", when="call", start=start,
                                                        stop=stop, duration=stop - start))
     assert conftest._model_wait_seconds[lesson] == 100.0 and conftest._notebook_seconds[lesson] == 110.0
+
+
+def test_the_summary_looks_for_the_model_where_the_zoo_puts_it(tmp_path, monkeypatch):
+    from course_lib.models.zoo import named_model_path
+
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    assert conftest._converted_at("smollm2-135m-instruct") is None
+    (named_model_path("smollm2-135m-instruct")).mkdir(parents=True)
+    (named_model_path("smollm2-135m-instruct") / "README.md").write_text("done")
+    assert conftest._converted_at("smollm2-135m-instruct") is not None
