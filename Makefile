@@ -112,11 +112,15 @@ suite-main = time $(1) -m pytest -q $(XDIST) --durations=0 --durations-min=1.0 $
 	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg lessons solutions exercises \
 	  -o addopts="-p no:cacheprovider"
 
-# Lessons 06 and 07 run on SmolLM2-135M-Instruct: converted once, before the workers start (a notebook
-# that converted it itself would show the conversion's progress bar, and two workers would convert at once).
+# Lessons 06, 07, 09 and 10 run on SmolLM2-135M-Instruct, converted once by `course get-model`. It converts in
+# the background while the suite starts (its log: $(VENV)/get-model.log): whatever needs the model first waits
+# for it (course_lib.models.zoo.conversion_lock), silently, so no notebook shows a conversion and no two
+# processes convert at once. A failed conversion fails `make test` and prints its log.
 test: install
-	$(VENV)/bin/course get-model $(REAL_MODEL)
-	$(call suite-main,$(PY),$(PYTEST_EXTRA))
+	@$(VENV)/bin/course get-model $(REAL_MODEL) > $(VENV)/get-model.log 2>&1 & converting=$$!; \
+	$(call suite-main,$(PY),$(PYTEST_EXTRA)); status=$$?; \
+	if ! wait $$converting; then echo "course get-model $(REAL_MODEL) failed:"; cat $(VENV)/get-model.log; status=1; fi; \
+	tail -n 1 $(VENV)/get-model.log; exit $$status
 
 # Drift lane for maintainers (not CI): a separate venv with the newest releases pyproject.toml allows
 # (torch stays at requirements/torch.in), the whole suite, then which notebooks and tests changed.

@@ -50,7 +50,8 @@ RESULTS = {
     "dpo_pairs": "course dpo-pairs",  # lesson 07: on-policy pairs (and data/preferences-on-policy)
     "dpo_sweep": "course dpo-sweep",  # lesson 07
     "dpo": "course dpo",  # lesson 07
-    "dpo_own_lr": "course dpo --arms dpo+sft@0.0003 --out data/results/dpo_own_lr.json",  # lesson 07: the sweep's pick
+    "dpo_own_lr": "course dpo --arms dpo+sft@0.0003 dpo@0.0003 --out data/results/dpo_own_lr.json",  # lesson 07: the sweep's pick
+    "ipo_tau": "course dpo-variants --arms ipo@0.001 --beta 1.5 --out data/results/ipo_tau.json",  # lesson 07: IPO's target in reach
     "dpo_variants": "course dpo-variants",  # lesson 07
     "judge": "course judge",  # lesson 07
     "evaluation": "course evaluate",  # lesson 10: the harness on three models, zero- and few-shot

@@ -41,7 +41,8 @@ def test_each_command_writes_a_file_its_recorded_command_reproduces(tiny_runs):
         out = tiny_runs / f"{name}.json"
         assert run(dataclasses.replace(config, out=str(out))) == 0
         result = json.loads(out.read_text())
-        assert cli.parse(shlex.split(result["command"])[1:]) == (name, (config,))
+        # its --out too: rerun without it, a second file of the same command would overwrite the first
+        assert cli.parse(shlex.split(result["command"])[1:]) == (name, (dataclasses.replace(config, out=str(out)),))
         after = result["runs"][0]["after"]
         assert len(after["answers"]) == 3 and len(after["outcomes"]) == 3 and 0 <= after["win_rate"]["win_rate"] <= 1
         assert result["runs"][0]["curve"]["step"] == [1, 2] and "logps/chosen" in result["runs"][0]["curve"]

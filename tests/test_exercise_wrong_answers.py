@@ -123,16 +123,20 @@ WRONG = {
                      "    se = math.sqrt(sum((x - rate) ** 2 for x in outcomes) / (n - 1)) / n"),
     # issue 28 (issue 25, item 22): a noise-aware decision with real alternatives
     "07_point_estimate_not_interval": ("07_preference_tuning", "q5_ship_a_run",
-                                       'upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}',
-                                       'upper = {label(r): r["after"]["win_rate"]["win_rate"] for r in sweep["runs"]}'),
-    "07_no_guard": ("07_preference_tuning", "q5_ship_a_run", "admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)",
-                    "admissible = sorted(upper)"),
+                                       '    upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in runs}',
+                                       '    upper = {label(r): r["after"]["win_rate"]["win_rate"] for r in runs}'),
+    "07_no_guard": ("07_preference_tuning", "q5_ship_a_run", "    admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)",
+                    "    admissible = sorted(upper)"),
     "07_ship_the_least_drift": ("07_preference_tuning", "q5_ship_a_run",
-                                "best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
-                                "best_arm = min(admissible, key=kl.get)"),
+                                "    best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                                "    best_arm = min(admissible, key=kl.get)"),
     "07_tie_to_the_larger_drift": ("07_preference_tuning", "q5_ship_a_run",
-                                   "best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
-                                   "best_arm = max(admissible, key=lambda arm: (names[arm], kl[arm]))"),
+                                   "    best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                                   "    best_arm = max(admissible, key=lambda arm: (names[arm], kl[arm]))"),
+    # the tie left to the sort order: right on the sweep by luck, wrong when the tied arms' drifts swap
+    "07_no_tie_break": ("07_preference_tuning", "q5_ship_a_run",
+                        "    best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))",
+                        "    best_arm = max(admissible, key=names.get)"),
     # issue 26: `/` instead of `//` returns floats for every sharded stage
     "08_true_division": ("08_beyond_one_gpu", "q1_zero_by_hand", "    return 2 * n // num_gpus + 16 * n // num_gpus + 4",
                          "    return 2 * n / num_gpus + 16 * n / num_gpus + 4"),
@@ -293,6 +297,10 @@ NOTEBOOKS = sorted({nb for nb, *_ in WRONG.values()})
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_each_wrong_answer_fails_its_part(notebook, monkeypatch):
+    if notebook in NEEDS_SMOLLM2:
+        from course_lib.models import zoo
+        with zoo.conversion_lock("smollm2-135m-instruct"):  # `make test` converts it while the suite starts
+            pass
     if notebook in NEEDS_SMOLLM2 and not (REPO / "data" / "models" / "smollm2-135m-instruct").exists():
         pytest.skip("needs SmolLM2 (`course get-model smollm2-135m-instruct`)")
     monkeypatch.chdir(REPO)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
+from traitlets import default
 
 from course_lib.models.base import COURSE_TINY, course_tiny_path
 
@@ -33,13 +36,23 @@ TRAINED_ON_DEFAULT = {"06_instruction_tuning": "lesson 06 loads adapters `course
                                         "--model ... --out ...` first"}
 
 
-def execute(nb, path: Path, seconds: float) -> None:
-    """Run every cell in a fresh kernel; raises on an error, or when the whole notebook takes over `seconds`.
+class _KernelManager(AsyncKernelManager):
+    """nbval's kernel: this environment's Python."""
 
-    A fresh kernel each time, not a fork of the warm pytest worker: a forked lesson once spun at full CPU
-    after its first cell and never finished (a fresh clone's run); a fork copies a process whose other
-    threads may hold state it cannot use (OpenMP's pool, locks)."""
-    client = NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(path)}})
+    @default("kernel_spec_manager")
+    def _nbval_specs(self):
+        return NbvalKernelspecManager(data_dir=self.data_dir)
+
+
+def execute(nb, path: Path, seconds: float) -> None:
+    """Run every cell in a new kernel; raises on an error, or when the whole notebook takes over `seconds`.
+
+    The kernel is nbval's (this environment's Python), so under pytest it is forked from conftest.py's warm
+    server like every notebook's; never a fork of the pytest worker itself: a lesson forked from a worker
+    that had trained models once spun at full CPU after its first cell (OpenMP's pool does not survive a
+    fork)."""
+    client = NotebookClient(nb, kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_manager_class=_KernelManager,
+                            resources={"metadata": {"path": str(path)}})  # it owns the kernel: shut down after
     deadline = time.monotonic() + seconds
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):

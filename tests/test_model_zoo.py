@@ -88,13 +88,39 @@ def test_course_model_names_the_converted_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
     monkeypatch.setenv("COURSE_MODEL", NAME)
     calls = []
-    monkeypatch.setattr(zoo, "convert", lambda config: calls.append(config.name))
+    monkeypatch.setattr(zoo, "convert", lambda config, locked=False: calls.append(config.name))
     assert resolve_model(None) == str(tmp_path / "models" / NAME)
     assert calls == [NAME]  # incomplete folder: converted on first use
     for f in zoo._FOLDER_FILES:
         (tmp_path / "models" / NAME).mkdir(parents=True, exist_ok=True)
         (tmp_path / "models" / NAME / f).touch()
     assert resolve_model(None) == str(tmp_path / "models" / NAME) and calls == [NAME]  # complete: not again
+
+
+def test_a_second_process_waits_for_the_conversion_under_way(monkeypatch, tmp_path):
+    """A lesson started while `course get-model` converts waits for it, then uses its folder."""
+    import threading
+    import time
+
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    monkeypatch.setattr(zoo, "convert", lambda config, locked=False: pytest.fail("converted a second time"))
+    holding, folder = threading.Event(), tmp_path / "models" / NAME
+
+    def first_process():
+        with zoo.conversion_lock(NAME):
+            holding.set()
+            time.sleep(0.5)
+            folder.mkdir(parents=True)
+            for f in zoo._FOLDER_FILES:
+                (folder / f).touch()
+
+    converter = threading.Thread(target=first_process)
+    converter.start()
+    holding.wait()
+    start = time.monotonic()
+    assert zoo.ensure_model(NAME) == folder
+    assert time.monotonic() - start > 0.3  # it waited for the lock
+    converter.join()
 
 
 def test_get_model_rejects_an_unknown_name(capsys):

@@ -35,3 +35,36 @@ def test_the_recorded_groups_are_groups_of_this_suite():
         path = group.split("::")[0]
         assert (ROOT / path).exists(), f"tests/group_seconds.json names {path}, which is gone: refresh it"
         assert conftest.group_of(group) == group, group
+
+
+def test_a_real_model_lesson_is_held_to_three_minutes_without_its_wait_for_the_model():
+    lesson_06 = "lessons/06_instruction_tuning.ipynb"
+    waited = conftest.budget_line(lesson_06, 230.7, waited=103.0)
+    assert waited.split()[0] == "127.7" and "103.0 s waiting" in waited and "OVER BUDGET" not in waited
+    assert "OVER BUDGET" in conftest.budget_line(lesson_06, 181.0)
+    assert "OVER BUDGET" in conftest.budget_line("lessons/01_transfer_learning.ipynb", 91.0)
+    assert "OVER BUDGET" not in conftest.budget_line("lessons/01_transfer_learning.ipynb", 89.0)
+    assert all((ROOT / path).exists() for path in conftest.REAL_MODEL_NOTEBOOKS)
+
+
+def test_a_model_wait_is_counted_only_in_the_cell_during_which_the_conversion_finished(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    lesson = "lessons/07_preference_tuning.ipynb"
+    monkeypatch.setattr(conftest, "_converted_at", lambda name: 1000.0)
+    monkeypatch.setattr(conftest, "_notebook_seconds", conftest.defaultdict(float))
+    monkeypatch.setattr(conftest, "_model_wait_seconds", conftest.defaultdict(float))
+    for start, stop in [(900.0, 1005.0), (1005.0, 1010.0)]:  # the first cell waited 100 s, the next did not
+        conftest._notebook_seconds_add(SimpleNamespace(nodeid=f"{lesson}::Cell 0", when="call", start=start,
+                                                       stop=stop, duration=stop - start))
+    assert conftest._model_wait_seconds[lesson] == 100.0 and conftest._notebook_seconds[lesson] == 110.0
+
+
+def test_the_summary_looks_for_the_model_where_the_zoo_puts_it(tmp_path, monkeypatch):
+    from course_lib.models.zoo import named_model_path
+
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    assert conftest._converted_at("smollm2-135m-instruct") is None
+    (named_model_path("smollm2-135m-instruct")).mkdir(parents=True)
+    (named_model_path("smollm2-135m-instruct") / "README.md").write_text("done")
+    assert conftest._converted_at("smollm2-135m-instruct") is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -116,8 +117,10 @@ def _pairs_ready() -> None:
 
 def _save(command: str, config, result: dict) -> int:
     recorded = dataclasses.replace(config, resume=False) if hasattr(config, "resume") else config  # what it reproduces
-    path = save_results(results_name(command), {"command": command_line(command, recorded), **result},
-                        out=config.out or None)
+    line = command_line(command, recorded)
+    if config.out:  # a second file of the same command: without its --out, rerunning the line would overwrite the first
+        line += " --out " + shlex.quote(config.out)
+    path = save_results(results_name(command), {"command": line, **result}, out=config.out or None)
     print(f"wrote {path}")
     return 0
 

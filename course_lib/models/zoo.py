@@ -11,6 +11,7 @@ float32) and saves an ordinary folder under data/models/ with a model card and `
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -21,6 +22,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -119,10 +121,26 @@ def is_converted(name: str) -> bool:
     return all((named_model_path(name) / f).exists() for f in _FOLDER_FILES)
 
 
+@contextmanager
+def conversion_lock(name: str):
+    """Held while a process converts `name`: a second process (two notebooks opened at once, or a lesson
+    started while `course get-model` runs) waits for the first instead of converting over it."""
+    path = named_model_path(name).with_name(f".{name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_model(name: str) -> Path:
     """The converted folder of a named model, converting it first if it is not complete (course_lib.models.loading resolves named models through it)."""
     if not is_converted(name):
-        convert(GetModelConfig(name=name))
+        with conversion_lock(name):
+            if not is_converted(name):  # not converted meanwhile by the process we waited for
+                convert(GetModelConfig(name=name), locked=True)
     return named_model_path(name)
 
 
@@ -177,9 +195,14 @@ def save_as_folder(from_gguf, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def convert(config: GetModelConfig | None = None) -> dict:
-    """GGUF -> Hugging Face folder (safetensors, tokenizer, chat template, generation config), card and figures."""
+def convert(config: GetModelConfig | None = None, locked: bool = False) -> dict:
+    """GGUF -> Hugging Face folder (safetensors, tokenizer, chat template, generation config), card and figures.
+
+    Under `conversion_lock` (`locked`: the caller holds it already)."""
     config = config or GetModelConfig()
+    if not locked:
+        with conversion_lock(config.name):
+            return convert(config, locked=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads or len(os.sched_getaffinity(0)))
     try:

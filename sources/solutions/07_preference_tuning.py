@@ -9,6 +9,7 @@
 # cell below it says what is wrong.
 
 # %%
+import copy
 import math
 
 import torch
@@ -200,8 +201,9 @@ check.close("seed0_se", win_rate_with_error(seed0["outcomes"])[1], seed0["win_ra
 # The share of parameters named is measured on the same 24 prompts and has noise of its own; the rule
 # ranks by its point estimate all the same, so a close second is a choice the rule makes, not a finding.
 #
-# Label each arm `f"{run['loss']}@{run['learning_rate']:g}"` (for example `"dpo@0.0001"`). Set `admissible`
-# (the sorted list of admissible labels) and `best_arm` (a label).
+# Label each arm `f"{run['loss']}@{run['learning_rate']:g}"` (for example `"dpo@0.0001"`). Write
+# `ship(runs)`: from a list of runs shaped like `sweep["runs"]`, return `(admissible, best_arm)` — the sorted
+# list of admissible labels, and the label to ship. The tests also call it on other tables.
 
 # %%
 sweep = load_results("dpo_sweep")
@@ -210,13 +212,21 @@ for run in sweep["runs"]:
     a = run["after"]
     print(f"{label(run):15s} names {a['names']:.3f}  KL {a['kl']:.4f}  win rate {a['win_rate']['win_rate']:.3f} ± "
           f"{a['win_rate']['se']:.3f}")
-### BEGIN SOLUTION
-upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in sweep["runs"]}
-admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)
-names = {label(r): r["after"]["names"] for r in sweep["runs"]}
-kl = {label(r): r["after"]["kl"] for r in sweep["runs"]}
-best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))
-### END SOLUTION
+
+
+def ship(runs: list[dict]) -> tuple[list[str], str]:
+    """The admissible arms (sorted) and the one to ship, by the rule above."""
+    ### BEGIN SOLUTION
+    upper = {label(r): r["after"]["win_rate"]["win_rate"] + 1.96 * r["after"]["win_rate"]["se"] for r in runs}
+    admissible = sorted(arm for arm, u in upper.items() if u >= 0.5)
+    names = {label(r): r["after"]["names"] for r in runs}
+    kl = {label(r): r["after"]["kl"] for r in runs}
+    best_arm = max(admissible, key=lambda arm: (names[arm], -kl[arm]))
+    return admissible, best_arm
+    ### END SOLUTION
+
+
+admissible, best_arm = ship(sweep["runs"])
 
 # %% course={"grade_id": "q5_ship_a_run", "points": 2}
 arms = [label(r) for r in sweep["runs"]]
@@ -226,6 +236,13 @@ check.equal("best_is_admissible", best_arm in admissible, True, hint="ship an ad
 ### BEGIN HIDDEN TESTS
 check.equal("admissible", admissible, ["dpo+sft@0.0001", "dpo+sft@0.0003", "dpo+sft@0.001", "dpo@0.0003", "dpo@1e-06"])
 check.equal("best_arm", best_arm, "dpo+sft@0.0003")
+# the two arms that name the most parameters, with their drifts swapped: the tie now goes to the other one
+swapped = copy.deepcopy(sweep["runs"])
+tied = {label(r): r for r in swapped if label(r) in ("dpo+sft@0.0003", "dpo+sft@0.001")}
+tied["dpo+sft@0.0003"]["after"]["kl"], tied["dpo+sft@0.001"]["after"]["kl"] = (
+    tied["dpo+sft@0.001"]["after"]["kl"], tied["dpo+sft@0.0003"]["after"]["kl"])
+check.equal("best_arm_when_the_drifts_swap", ship(swapped)[1], "dpo+sft@0.001")
+check.equal("best_arm_in_any_order", ship(swapped[::-1]), ship(swapped))
 ### END HIDDEN TESTS
 
 # %% [markdown]
