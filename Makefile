@@ -112,7 +112,7 @@ suite-main = time $(1) -m pytest -q $(XDIST) --durations=0 --durations-min=1.0 $
 	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg lessons solutions exercises \
 	  -o addopts="-p no:cacheprovider"
 
-# Lessons 06, 07, 09 and 10 run on SmolLM2-135M-Instruct, converted once by `course get-model`. It converts in
+# Lessons 06, 07, 09, 10 and 11 run on SmolLM2-135M-Instruct, converted once by `course get-model`. It converts in
 # the background while the suite starts (its log: $(VENV)/get-model.log): whatever needs the model first waits
 # for it (course_lib.models.zoo.conversion_lock), silently, so no notebook shows a conversion and no two
 # processes convert at once. A failed conversion fails `make test` and prints its log.

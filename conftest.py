@@ -30,7 +30,8 @@ NOTEBOOK_BUDGET_S = 90.0  # each course-tiny notebook, top to bottom, on a 2-cor
 # Lessons that run SmolLM2-135M-Instruct by default (the Makefile's list): 3 minutes each. Their first cell may wait for the
 # model's conversion (`make test` runs `course get-model` beside the tests); that wait is reported apart.
 REAL_MODEL_NOTEBOOKS = {f"lessons/{stem}.ipynb": "smollm2-135m-instruct" for stem in
-                        ("06_instruction_tuning", "07_preference_tuning", "09_rl_verifiable_rewards", "10_evaluation")}
+                        ("06_instruction_tuning", "07_preference_tuning", "09_rl_verifiable_rewards", "10_evaluation",
+                         "11_which_method")}
 REAL_MODEL_BUDGET_S = 180.0
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _model_wait_seconds: dict[str, float] = defaultdict(float)

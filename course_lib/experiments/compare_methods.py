@@ -46,6 +46,7 @@ from pathlib import Path
 
 import torch
 
+from course_lib.commands.vram import VramArgs
 from course_lib.data.datasets import data_dir, format_ok
 from course_lib.evaluation.uncertainty import seeds_by_items, seeds_by_items_difference
 from course_lib.forgetting.generation import (GENERAL_PROMPTS, RetentionReference, answer_logprob, greedy_ids,
@@ -311,7 +312,6 @@ def memory_columns(model, method: str, input_ids: torch.Tensor, config: CompareC
                           seq_len=int(input_ids.shape[1]), lora_r=config.r, foreach=False,
                           prepare_model_for_kbit_training=True)
         out["vram_estimate_bytes"] = estimate_memory(shape_of(base.config), vram).peak
-        from course_lib.commands.vram import VramArgs
         out["vram_command"] = command_line("vram", VramArgs(model=f"data/models/{Path(config.model).name}"), vram)
     return out
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from course_lib.models.loading import keep_cpu_4bit_trainable  # where 4-bit models are loaded
+
 __all__ = ["nf4_table", "int4_table", "fp4_table", "dynamic_map_8bit", "quantize_blockwise",
            "dequantize_blockwise", "quantize_nf4", "dequantize_nf4", "DoubleQuantized",
            "double_quantize", "double_dequantize", "bits_per_parameter", "keep_cpu_4bit_trainable"]
@@ -114,21 +116,3 @@ def bits_per_parameter(blocksize: int = 64, double_quant: bool = False, dq_block
     if not double_quant:
         return 4 + 32 / blocksize
     return 4 + 8 / blocksize + 32 / (blocksize * dq_blocksize)
-
-
-def keep_cpu_4bit_trainable(model: torch.nn.Module) -> int:
-    """Stop bitsandbytes repacking 4-bit weights for its CPU inference kernel, which has no backward (lesson 04).
-
-    On a CPU with AVX512-BF16, a bitsandbytes `Linear4bit` (≥ 0.49) repacks its weight for a fast
-    inference kernel the first time it runs in eval mode without gradients (e.g. during an
-    evaluation), and keeps that layout. That kernel has no autograd formula: training afterwards
-    only warns ("an autograd kernel was not registered") and silently drops the gradient through
-    every frozen 4-bit layer, so QLoRA learns far less. CUDA is unaffected. Returns how many
-    layers were changed.
-    """
-    import bitsandbytes as bnb
-
-    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
-    for m in layers:
-        m.support_avx512bf16_for_cpu = False
-    return len(layers)

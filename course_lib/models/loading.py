@@ -15,7 +15,7 @@ from typing import Literal
 from course_lib.models.base import COURSE_TINY, ModelNotAvailable, course_tiny_path, model_name
 from course_lib.models.zoo import NAMED_MODELS, ensure_model
 
-__all__ = ["resolve_model", "load_base_model", "load_tokenizer"]
+__all__ = ["resolve_model", "load_base_model", "load_tokenizer", "keep_cpu_4bit_trainable"]
 
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
@@ -123,3 +123,21 @@ def load_base_model(name: str | None = None,
         # The classifier pools the last non-padding token, so it must know the pad id.
         model.config.pad_token_id = model.config.eos_token_id
     return model
+
+
+def keep_cpu_4bit_trainable(model: torch.nn.Module) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for its CPU inference kernel, which has no backward (lesson 04).
+
+    On a CPU with AVX512-BF16, a bitsandbytes `Linear4bit` (≥ 0.49) repacks its weight for a fast
+    inference kernel the first time it runs in eval mode without gradients (e.g. during an
+    evaluation), and keeps that layout. That kernel has no autograd formula: training afterwards
+    only warns ("an autograd kernel was not registered") and silently drops the gradient through
+    every frozen 4-bit layer, so QLoRA learns far less. CUDA is unaffected. Returns how many
+    layers were changed.
+    """
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for m in layers:
+        m.support_avx512bf16_for_cpu = False
+    return len(layers)

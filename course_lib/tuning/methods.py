@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from course_lib.models.base import count_parameters, get_device, set_seed
-from course_lib.models.loading import load_base_model, resolve_model
+from course_lib.models.loading import keep_cpu_4bit_trainable, load_base_model, resolve_model
 from course_lib.notebook import known_notices
 from course_lib.tuning.sft import assistant_only_labels, pad_batch
 
@@ -248,8 +248,6 @@ def build_method(name: str, model_name: str, spec: MethodSpec | None = None, see
 def place(model, name: str = ""):
     """`model` on `get_device()` (the GPU if there is one). A 4-bit model was placed when it was loaded; on a CPU
     its layers are kept off bitsandbytes' inference-only kernel, which would drop their gradients (lesson 04)."""
-    from course_lib.memory.quant import keep_cpu_4bit_trainable
-
     if getattr(model, "is_loaded_in_4bit", False) or name == "qlora":
         if not torch.cuda.is_available():
             keep_cpu_4bit_trainable(model)
