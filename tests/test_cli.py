@@ -11,7 +11,7 @@ from course_lib.cli import _parser, commands, main
 
 EXPECTED = {"doctor", "build-data", "pretrain", "get-model", "vram", "learning-curve", "lr-sweep", "lora-ablation",
             "forgetting", "release", "grade", "check", "train-distributed", "memory", "sft", "dpo-pairs", "dpo-sweep",
-            "dpo", "dpo-variants", "judge", "evaluate", "leak", "grpo"}
+            "dpo", "dpo-variants", "judge", "evaluate", "leak", "grpo", "compare-methods"}
 
 
 def test_every_subcommand_is_listed(capsys):
