@@ -119,12 +119,8 @@ def _stop_tokens(model) -> set[int]:
     return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
 
-class CachelessGreedy(torch.nn.Module):
-    """Greedy decoding by full forward passes, no key/value cache: the reference the decoders are checked against.
-
-    Every new token reruns the whole sequence through the model's own `forward` (peft's, virtual tokens
-    included): slow, and correct by construction.
-    """
+class _Decoder(torch.nn.Module):
+    """A peft model behind its own greedy `generate`; the forward pass is the model's."""
 
     def __init__(self, model):
         super().__init__()
@@ -132,6 +128,14 @@ class CachelessGreedy(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.model(*args, **kwargs)
+
+
+class CachelessGreedy(_Decoder):
+    """Greedy decoding by full forward passes, no key/value cache: the reference the decoders are checked against.
+
+    Every new token reruns the whole sequence through the model's own `forward` (peft's, virtual tokens
+    included): slow, and correct by construction.
+    """
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 16, min_new_tokens: int = 0, **kwargs):
@@ -147,7 +151,7 @@ class CachelessGreedy(torch.nn.Module):
         return ids
 
 
-class VirtualTokenGreedy(torch.nn.Module):
+class VirtualTokenGreedy(_Decoder):
     """Greedy decoding of a prompt- or prefix-tuned peft model with a key/value cache, bypassing peft's `generate`.
 
     Why: with peft 0.21.2 and transformers 5.24 peft's `generate` is wrong for both methods. transformers 5.24
@@ -169,13 +173,6 @@ class VirtualTokenGreedy(torch.nn.Module):
     Batch size 1 (the course decodes one prompt at a time). tests/test_methods.py checks it against
     `CachelessGreedy`, token for token.
     """
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 16, min_new_tokens: int = 0, **kwargs):
